@@ -1,0 +1,116 @@
+"""Entry point of the `shardwork` console script."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+app = typer.Typer(
+    help="Shardwork: a marketplace for volunteer training of ML models, paid on-chain after spot-checked replay.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+chain_app = typer.Typer(help="Local EVM chains and contract deployment.", no_args_is_help=True)
+contracts_app = typer.Typer(help="The marketplace contracts: verify deployed code against sources.", no_args_is_help=True)
+app.add_typer(chain_app, name="chain")
+app.add_typer(contracts_app, name="contracts")
+
+DEFAULT_DEPLOYMENT = Path(".shardwork/deployment.json")
+F = TypeVar("F", bound=Callable[..., Any])
+
+RpcUrl = Annotated[str | None, typer.Option("--rpc-url", help="JSON-RPC URL of an EVM node, e.g. http://127.0.0.1:8545.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+
+
+def user_errors(fn: F) -> F:
+    """Turns the project's errors into a one-line message and exit code 1 (no traceback)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ledger.errors import ShardworkError
+
+        try:
+            return fn(*args, **kwargs)
+        except ShardworkError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@user_errors
+def demo(as_json: JsonFlag = False) -> None:
+    """Run the marketplace on an embedded chain (no servers): deploy, post a bounty, train-commit-verify-pay."""
+    from cli.demo import run_demo
+
+    run_demo(as_json=as_json)
+
+
+@chain_app.command("deploy")
+@user_errors
+def chain_deploy(
+    rpc_url: Annotated[str, typer.Option("--rpc-url", help="JSON-RPC URL of a local EVM node (anvil, Hardhat node).")],
+    out: Annotated[Path, typer.Option(help="Where to write the deployment manifest.")] = DEFAULT_DEPLOYMENT,
+    unbonding_delay: Annotated[int, typer.Option(help="Seconds unstaked tokens stay slashable.", min=0)] = 7 * 24 * 3600,
+    as_json: JsonFlag = False,
+) -> None:
+    """Deploy Token + BountyMarket to a local chain and write the deployment manifest other commands read."""
+    from ledger.chain import connect, dev_accounts
+    from ledger.deploy import deploy
+    from ledger.tx import Transactor
+
+    w3 = connect(rpc_url)
+    deployer = Transactor(w3, dev_accounts(w3, 1)[0])
+    deployment = deploy(w3, deployer, unbonding_delay_s=unbonding_delay)
+    deployment.save(out)
+    if as_json:
+        typer.echo(deployment.model_dump_json())
+    else:
+        typer.echo(f"chain {deployment.chain_id}: Token {deployment.token}, BountyMarket {deployment.market}")
+        typer.echo(f"manifest written to {out}")
+
+
+@contracts_app.command("verify")
+@user_errors
+def contracts_verify(
+    deployment_path: Annotated[Path, typer.Option("--deployment", help="Deployment manifest to check.")] = DEFAULT_DEPLOYMENT,
+    rpc_url: RpcUrl = None,
+    sources: Annotated[Path, typer.Option(help="Repository holding contracts/ and node_modules/.")] = Path("."),
+    as_json: JsonFlag = False,
+) -> None:
+    """Recompile contracts/ with py-solc-x (driving solc-js) and check the runtime bytecode at each address."""
+    from ledger.chain import connect
+    from ledger.deploy import Deployment
+    from ledger.errors import ShardworkError
+    from ledger.verify import verify_deployment
+
+    if not deployment_path.is_file():
+        raise ShardworkError(f"no deployment manifest at {deployment_path}: run `shardwork chain deploy` or pass --deployment")
+    deployment = Deployment.load(deployment_path)
+    w3 = connect(rpc_url or "http://127.0.0.1:8545")
+    if w3.eth.chain_id != deployment.chain_id:
+        raise ShardworkError(f"the node is chain {w3.eth.chain_id} but the manifest is for chain {deployment.chain_id}")
+    checks = verify_deployment(w3, deployment, sources)
+    if as_json:
+        typer.echo(json.dumps({"verified": all(c.matches for c in checks), "contracts": [c.model_dump() for c in checks]}))
+    else:
+        for c in checks:
+            mark = "OK  " if c.matches else "FAIL"
+            typer.echo(f"{mark} {c.contract:<13} {c.address}  {c.detail} ({c.onchain_bytes} bytes)")
+    if not all(c.matches for c in checks):
+        raise typer.Exit(1)
+
+
+def main() -> None:  # pragma: no cover - console script shim
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,508 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {IBountyMarket} from "./interfaces/IBountyMarket.sol";
+import {Staking} from "./Staking.sol";
+
+/// @title Shardwork bounty market
+/// @notice Escrowed training bounties split into tasks (shard × round). Volunteers claim with a stake
+///         lock, commit a proof-of-learning trace root, are spot-checked with randomness drawn after the
+///         commit, and pull rewards once accepted. Cheaters lose their lock. The coordinator can only
+///         open and close rounds; no one can move escrow or stake outside these rules.
+contract BountyMarket is IBountyMarket, Staking {
+    uint256 public constant MAX_SHARDS = 256;
+    uint256 public constant MAX_SEGMENTS = 256;
+    uint256 public constant MAX_QUORUM = 15;
+    uint256 private constant BPS = 10_000;
+
+    struct Verification {
+        uint8 passVotes;
+        uint8 failVotes;
+        uint16 disputedSegment;
+        address challenger;
+    }
+
+    uint256 public nextBountyId = 1;
+    mapping(uint256 bountyId => Bounty) internal _bounties;
+    mapping(uint256 bountyId => string) public specCidOf;
+    mapping(uint256 taskId => Task) internal _tasks;
+    mapping(uint256 taskId => bytes32) public commitmentOf; // keccak(traceRoot, updateHash)
+    mapping(uint256 taskId => bytes32) internal _drawnSeeds;
+    mapping(uint256 taskId => Verification) internal _verifications;
+    mapping(uint256 taskId => address[]) internal _passVoters;
+    mapping(uint256 taskId => address[]) internal _failVoters;
+    mapping(uint256 taskId => mapping(uint256 attempt => mapping(address verifier => bool))) internal _attested;
+    mapping(address account => uint256) public claimable;
+
+    constructor(IERC20 token_, uint256 unbondingDelay_) Staking(token_, unbondingDelay_) {}
+
+    // ---------------------------------------------------------------- bounties and rounds
+
+    /// @inheritdoc IBountyMarket
+    function postBounty(BountyParams calldata p) external nonReentrant returns (uint256 bountyId) {
+        _checkParams(p);
+        uint256 escrow = uint256(p.shards) * p.rounds * (uint256(p.rewardPerTask) + uint256(p.quorum) * p.verifierFee);
+        if (escrow > type(uint128).max) revert MarketInvalidParams("escrow");
+
+        bountyId = nextBountyId++;
+        _bounties[bountyId] = Bounty({
+            poster: msg.sender,
+            shards: p.shards,
+            rounds: p.rounds,
+            currentRound: 0,
+            coordinator: p.coordinator,
+            deadline: p.deadline,
+            leaseDuration: p.leaseDuration,
+            status: BountyStatus.Active,
+            roundOpen: false,
+            quorum: p.quorum,
+            rewardPerTask: p.rewardPerTask,
+            stakePerTask: p.stakePerTask,
+            challengeWindow: p.challengeWindow,
+            verifyWindow: p.verifyWindow,
+            verifierFee: p.verifierFee,
+            challengeBond: p.challengeBond,
+            checkBps: p.checkBps,
+            minCheckBps: p.minCheckBps,
+            reputationHalfLife: p.reputationHalfLife,
+            segmentsPerTask: p.segmentsPerTask,
+            leasePenalty: p.leasePenalty,
+            segmentsPerCheck: p.segmentsPerCheck,
+            escrow: uint128(escrow),
+            refunded: 0
+        });
+        specCidOf[bountyId] = p.specCid;
+        emit BountyPosted(bountyId, msg.sender, p.coordinator, p.specCid, p.shards, p.rounds, escrow);
+        _pullTokens(msg.sender, escrow);
+    }
+
+    /// @inheritdoc IBountyMarket
+    function openRound(uint256 bountyId, string calldata modelCid) external {
+        Bounty storage b = _activeBountyOf(bountyId);
+        if (msg.sender != b.coordinator) revert MarketNotCoordinator(bountyId, msg.sender);
+        if (b.roundOpen || b.currentRound != 0) revert MarketRoundAlreadyOpen(bountyId, b.currentRound);
+        b.roundOpen = true;
+        emit RoundOpened(bountyId, 0, modelCid);
+    }
+
+    /// @inheritdoc IBountyMarket
+    function closeRound(uint256 bountyId, string calldata aggregateCid) external {
+        Bounty storage b = _activeBountyOf(bountyId);
+        if (msg.sender != b.coordinator) revert MarketNotCoordinator(bountyId, msg.sender);
+        if (!b.roundOpen) revert MarketRoundNotOpen(bountyId);
+        uint256 round = b.currentRound;
+        for (uint256 shard = 0; shard < b.shards; ++shard) {
+            if (_tasks[_taskId(bountyId, round, shard)].status != TaskStatus.Accepted) {
+                revert MarketRoundIncomplete(bountyId, round, shard);
+            }
+        }
+        emit RoundClosed(bountyId, round, aggregateCid);
+        if (round + 1 == b.rounds) {
+            b.roundOpen = false;
+            b.status = BountyStatus.Finalized;
+            emit BountyFinalized(bountyId, aggregateCid);
+        } else {
+            b.currentRound = uint32(round + 1);
+            emit RoundOpened(bountyId, round + 1, aggregateCid);
+        }
+    }
+
+    /// @inheritdoc IBountyMarket
+    function refund(uint256 bountyId) external nonReentrant returns (uint256 amount) {
+        Bounty storage b = _bountyOf(bountyId);
+        if (msg.sender != b.poster) revert MarketNotPoster(bountyId, msg.sender);
+        if (b.status != BountyStatus.Finalized && block.timestamp <= b.deadline) {
+            revert MarketRefundNotYetAllowed(bountyId, b.deadline);
+        }
+        amount = b.escrow - _reservedForPendingTasks(bountyId, b);
+        if (amount == 0) revert MarketNothingToRefund(bountyId);
+        b.escrow -= uint128(amount);
+        b.refunded += uint128(amount);
+        emit EscrowRefunded(bountyId, msg.sender, amount);
+        _sendTokens(msg.sender, amount);
+    }
+
+    // ---------------------------------------------------------------- task lifecycle
+
+    /// @inheritdoc IBountyMarket
+    function claim(uint256 taskId) external {
+        (uint256 bountyId, uint256 round, uint256 shard) = _splitTaskId(taskId);
+        Bounty storage b = _activeBountyOf(bountyId);
+        if (!b.roundOpen || round != b.currentRound || shard >= b.shards) revert MarketNotCurrentTask(taskId);
+        if (block.timestamp > b.deadline) revert MarketBountyExpired(bountyId, b.deadline);
+
+        Task storage t = _tasks[taskId];
+        if (t.status == TaskStatus.Claimed && block.timestamp > t.deadline) _expire(taskId, bountyId, b, t);
+        if (t.status != TaskStatus.Open) revert MarketTaskNotInStatus(taskId, t.status);
+
+        uint256 stakePerTask = b.stakePerTask;
+        _lockStake(msg.sender, stakePerTask);
+        uint256 leaseDeadline = block.timestamp + b.leaseDuration;
+        if (leaseDeadline > b.deadline) leaseDeadline = b.deadline;
+        t.volunteer = msg.sender;
+        t.status = TaskStatus.Claimed;
+        t.deadline = uint32(leaseDeadline);
+        emit TaskClaimed(taskId, bountyId, msg.sender, t.attempt, leaseDeadline);
+    }
+
+    /// @inheritdoc IBountyMarket
+    function expireLease(uint256 taskId) external {
+        Task storage t = _tasks[taskId];
+        if (t.status != TaskStatus.Claimed) revert MarketTaskNotInStatus(taskId, t.status);
+        if (block.timestamp <= t.deadline) revert MarketLeaseActive(taskId, t.deadline);
+        (uint256 bountyId,,) = _splitTaskId(taskId);
+        _expire(taskId, bountyId, _bounties[bountyId], t);
+    }
+
+    /// @inheritdoc IBountyMarket
+    function commit(
+        uint256 taskId,
+        bytes32 traceRoot,
+        bytes32 updateHash,
+        string calldata traceCid,
+        string calldata updateCid
+    ) external {
+        Task storage t = _tasks[taskId];
+        if (t.status != TaskStatus.Claimed) revert MarketTaskNotInStatus(taskId, t.status);
+        if (t.volunteer != msg.sender) revert MarketNotLeaseHolder(taskId, msg.sender);
+        if (block.timestamp > t.deadline) revert MarketLeaseExpired(taskId, t.deadline);
+        if (traceRoot == 0 || updateHash == 0) revert MarketEmptyCommitment(taskId);
+
+        (uint256 bountyId,,) = _splitTaskId(taskId);
+        Bounty storage b = _bounties[bountyId];
+        t.status = TaskStatus.Committed;
+        t.deadline = uint32(block.timestamp);
+        t.commitBlock = uint32(block.number);
+        t.checkBps = uint16(_checkProbabilityBps(b, _stakes[msg.sender].acceptedTasks));
+        commitmentOf[taskId] = keccak256(abi.encode(traceRoot, updateHash));
+        emit TaskCommitted(taskId, bountyId, msg.sender, traceRoot, updateHash, traceCid, updateCid);
+    }
+
+    /// @inheritdoc IBountyMarket
+    function drawChallenge(uint256 taskId) external {
+        Task storage t = _committedTask(taskId);
+        if (_drawnSeeds[taskId] != 0) return;
+        bytes32 seed = _blockSeed(taskId, t);
+        if (seed == 0) revert MarketChallengeNotDrawnYet(taskId, uint256(t.commitBlock) + 1);
+        _drawnSeeds[taskId] = seed;
+        emit ChallengeDrawn(taskId, t.attempt, seed);
+    }
+
+    /// @inheritdoc IBountyMarket
+    function dispute(uint256 taskId, uint256 segment) external nonReentrant {
+        Task storage t = _tasks[taskId];
+        if (t.status != TaskStatus.Committed) revert MarketTaskNotInStatus(taskId, t.status);
+        (uint256 bountyId,,) = _splitTaskId(taskId);
+        Bounty storage b = _bounties[bountyId];
+        uint256 closesAt = uint256(t.deadline) + b.challengeWindow;
+        if (block.timestamp > closesAt) revert MarketChallengeWindowClosed(taskId, closesAt);
+        if (segment >= b.segmentsPerTask) revert MarketSegmentOutOfRange(taskId, segment, b.segmentsPerTask);
+        _requireFreeStake(taskId, msg.sender, b.stakePerTask);
+
+        uint256 bond = b.challengeBond;
+        t.status = TaskStatus.Challenged;
+        Verification storage v = _verifications[taskId];
+        v.challenger = msg.sender;
+        v.disputedSegment = uint16(segment);
+        emit TaskDisputed(taskId, msg.sender, segment, bond);
+        _pullTokens(msg.sender, bond);
+    }
+
+    /// @inheritdoc IBountyMarket
+    function attest(uint256 taskId, bool passed) external {
+        Task storage t = _tasks[taskId];
+        if (t.status != TaskStatus.Committed && t.status != TaskStatus.Challenged) {
+            revert MarketTaskNotInStatus(taskId, t.status);
+        }
+        (uint256 bountyId,,) = _splitTaskId(taskId);
+        Bounty storage b = _bounties[bountyId];
+        if (t.status == TaskStatus.Committed) {
+            (bool checked,) = _draw(taskId, t, b);
+            if (!checked) revert MarketNotChecked(taskId);
+        }
+        uint256 verifyDeadline = uint256(t.deadline) + b.challengeWindow + b.verifyWindow;
+        if (block.timestamp > verifyDeadline) revert MarketVerifyWindowClosed(taskId, verifyDeadline);
+        if (msg.sender == t.volunteer) revert MarketVerifierIneligible(taskId, msg.sender, 0, b.stakePerTask);
+        _requireFreeStake(taskId, msg.sender, b.stakePerTask);
+        mapping(address => bool) storage attested = _attested[taskId][t.attempt];
+        if (attested[msg.sender]) revert MarketAlreadyAttested(taskId, msg.sender);
+
+        attested[msg.sender] = true;
+        Verification storage v = _verifications[taskId];
+        uint256 votes = passed ? ++v.passVotes : ++v.failVotes;
+        emit VerdictAttested(taskId, msg.sender, passed);
+        (passed ? _passVoters : _failVoters)[taskId].push(msg.sender);
+        if (votes < b.quorum) return;
+        if (passed) {
+            _payVerifiers(taskId, bountyId, b, true);
+            _accept(taskId, bountyId, b, t);
+        } else {
+            _slash(taskId, bountyId, b, t);
+        }
+    }
+
+    /// @inheritdoc IBountyMarket
+    function settle(uint256 taskId) external {
+        Task storage t = _tasks[taskId];
+        if (t.status != TaskStatus.Committed && t.status != TaskStatus.Challenged) {
+            revert MarketTaskNotInStatus(taskId, t.status);
+        }
+        (uint256 bountyId,,) = _splitTaskId(taskId);
+        Bounty storage b = _bounties[bountyId];
+        uint256 windowClosesAt = uint256(t.deadline) + b.challengeWindow;
+        if (block.timestamp <= windowClosesAt) revert MarketChallengeWindowOpen(taskId, windowClosesAt);
+        bool checked = t.status == TaskStatus.Challenged;
+        if (!checked) (checked,) = _draw(taskId, t, b);
+        if (checked) {
+            // A check no quorum answered in time does not punish the volunteer for the verifiers' absence.
+            uint256 verifyDeadline = windowClosesAt + b.verifyWindow;
+            if (block.timestamp <= verifyDeadline) revert MarketVerdictPending(taskId, verifyDeadline);
+        }
+        _accept(taskId, bountyId, b, t);
+    }
+
+    /// @inheritdoc IBountyMarket
+    function claimRewards() external nonReentrant returns (uint256 amount) {
+        amount = claimable[msg.sender];
+        if (amount == 0) revert MarketNothingToClaim(msg.sender);
+        claimable[msg.sender] = 0;
+        emit RewardsClaimed(msg.sender, amount);
+        _sendTokens(msg.sender, amount);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @notice Everything fixed about a bounty plus its live escrow and round.
+    function bountyOf(uint256 bountyId) external view returns (Bounty memory) {
+        return _bountyOf(bountyId);
+    }
+
+    /// @notice The stored state of a task (status Open with a zero volunteer if never claimed).
+    function taskOf(uint256 taskId) external view returns (Task memory) {
+        return _tasks[taskId];
+    }
+
+    /// @notice Task id of `shard` in `round` of `bountyId`.
+    function taskIdOf(uint256 bountyId, uint256 round, uint256 shard) external pure returns (uint256) {
+        return _taskId(bountyId, round, shard);
+    }
+
+    /// @notice Whether a committed task is spot-checked and which segments (bit i = segment i).
+    /// @dev Reverts with MarketChallengeNotDrawnYet until the block after the commit exists.
+    function challengeOf(uint256 taskId) external view returns (bool checked, uint256 segmentMask) {
+        Task storage t = _committedTask(taskId);
+        (uint256 bountyId,,) = _splitTaskId(taskId);
+        Bounty storage b = _bounties[bountyId];
+        (checked, segmentMask) = _draw(taskId, t, b);
+        Verification storage v = _verifications[taskId];
+        if (v.challenger != address(0)) {
+            checked = true;
+            segmentMask |= uint256(1) << v.disputedSegment;
+        }
+    }
+
+    /// @notice Attestation tallies and challenger of the task's current attempt.
+    function verificationOf(uint256 taskId) external view returns (Verification memory) {
+        return _verifications[taskId];
+    }
+
+    /// @notice Checks a proof-of-learning leaf against the task's commitment with OpenZeppelin's MerkleProof.
+    function verifyTraceLeaf(
+        uint256 taskId,
+        bytes32 traceRoot,
+        bytes32 updateHash,
+        bytes32 leaf,
+        bytes32[] calldata proof
+    ) external view returns (bool) {
+        if (commitmentOf[taskId] != keccak256(abi.encode(traceRoot, updateHash))) return false;
+        return MerkleProof.verifyCalldata(proof, traceRoot, leaf);
+    }
+
+    /// @notice Spot-check probability (basis points) a volunteer with `acceptedTasks` gets on `bountyId`.
+    function checkProbabilityBps(uint256 bountyId, uint256 acceptedTasks) external view returns (uint256) {
+        return _checkProbabilityBps(_bountyOf(bountyId), acceptedTasks);
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    function _checkParams(BountyParams calldata p) private view {
+        if (p.coordinator == address(0)) revert MarketInvalidParams("coordinator");
+        if (bytes(p.specCid).length == 0) revert MarketInvalidParams("specCid");
+        if (p.shards == 0 || p.shards > MAX_SHARDS) revert MarketInvalidParams("shards");
+        if (p.rounds == 0) revert MarketInvalidParams("rounds");
+        if (p.segmentsPerTask == 0 || p.segmentsPerTask > MAX_SEGMENTS) revert MarketInvalidParams("segmentsPerTask");
+        if (p.segmentsPerCheck == 0 || p.segmentsPerCheck > p.segmentsPerTask) {
+            revert MarketInvalidParams("segmentsPerCheck");
+        }
+        if (p.checkBps > BPS || p.minCheckBps > p.checkBps) revert MarketInvalidParams("checkBps");
+        if (p.reputationHalfLife == 0) revert MarketInvalidParams("reputationHalfLife");
+        if (p.quorum == 0 || p.quorum > MAX_QUORUM) revert MarketInvalidParams("quorum");
+        if (p.rewardPerTask == 0) revert MarketInvalidParams("rewardPerTask");
+        if (uint256(p.stakePerTask) < uint256(p.quorum) * p.verifierFee) revert MarketInvalidParams("verifierFee");
+        if (p.leasePenalty > p.stakePerTask) revert MarketInvalidParams("leasePenalty");
+        if (p.leaseDuration == 0) revert MarketInvalidParams("leaseDuration");
+        if (p.deadline <= block.timestamp) revert MarketInvalidParams("deadline");
+        if (uint256(p.stakePerTask) * p.minCheckBps < uint256(p.rewardPerTask) * BPS) {
+            revert MarketEconomicallyUnsound(p.stakePerTask, p.minCheckBps, p.rewardPerTask);
+        }
+    }
+
+    function _bountyOf(uint256 bountyId) private view returns (Bounty storage b) {
+        b = _bounties[bountyId];
+        if (b.status == BountyStatus.None) revert MarketUnknownBounty(bountyId);
+    }
+
+    function _activeBountyOf(uint256 bountyId) private view returns (Bounty storage b) {
+        b = _bountyOf(bountyId);
+        if (b.status != BountyStatus.Active) revert MarketBountyNotActive(bountyId);
+    }
+
+    function _committedTask(uint256 taskId) private view returns (Task storage t) {
+        t = _tasks[taskId];
+        if (t.status != TaskStatus.Committed && t.status != TaskStatus.Challenged) {
+            revert MarketTaskNotInStatus(taskId, t.status);
+        }
+    }
+
+    function _requireFreeStake(uint256 taskId, address account, uint256 needed) private view {
+        StakeAccount storage s = _stakes[account];
+        uint256 free = s.bonded > s.locked ? s.bonded - s.locked : 0;
+        if (free < needed) revert MarketVerifierIneligible(taskId, account, free, needed);
+    }
+
+    /// @dev BOINC-style adaptive checking: the probability halves every `reputationHalfLife` accepted
+    ///      tasks (harmonically) but never drops below `minCheckBps`, which the economics check uses.
+    function _checkProbabilityBps(Bounty storage b, uint256 acceptedTasks) private view returns (uint256 bps) {
+        uint256 halfLife = b.reputationHalfLife;
+        bps = (uint256(b.checkBps) * halfLife) / (halfLife + acceptedTasks);
+        if (bps < b.minCheckBps) bps = b.minCheckBps;
+    }
+
+    /// @dev The seed comes from the hash of the first block after the commit, which the volunteer could not
+    ///      know when committing. Zero when that block does not exist yet or has left the 256-block horizon.
+    function _blockSeed(uint256 taskId, Task storage t) private view returns (bytes32) {
+        bytes32 h = blockhash(uint256(t.commitBlock) + 1);
+        if (h == 0) return 0;
+        return keccak256(abi.encode(h, taskId, t.attempt));
+    }
+
+    function _draw(uint256 taskId, Task storage t, Bounty storage b)
+        private
+        view
+        returns (bool checked, uint256 segmentMask)
+    {
+        uint256 drawBlock = uint256(t.commitBlock) + 1;
+        if (block.number <= drawBlock) revert MarketChallengeNotDrawnYet(taskId, drawBlock);
+        bytes32 seed = _drawnSeeds[taskId];
+        if (seed == 0) seed = _blockSeed(taskId, t);
+        uint256 segments = b.segmentsPerTask;
+        if (seed == 0) {
+            // Nobody recorded the draw within 256 blocks: check every segment rather than let the lost
+            // randomness favour the volunteer.
+            return (true, segments == 256 ? type(uint256).max : (uint256(1) << segments) - 1);
+        }
+        checked = uint256(seed) % BPS < t.checkBps;
+        uint256 picks = b.segmentsPerCheck;
+        for (uint256 j = 0; j < picks; ++j) {
+            uint256 index = uint256(keccak256(abi.encode(seed, j))) % segments;
+            while (segmentMask & (uint256(1) << index) != 0) {
+                index = (index + 1) % segments;
+            }
+            segmentMask |= uint256(1) << index;
+        }
+    }
+
+    function _accept(uint256 taskId, uint256 bountyId, Bounty storage b, Task storage t) private {
+        address volunteer = t.volunteer;
+        uint256 reward = b.rewardPerTask;
+        t.status = TaskStatus.Accepted;
+        b.escrow -= uint128(reward);
+        _unlockStake(volunteer, b.stakePerTask, true);
+        uint256 credit = reward;
+        // A dispute that ended in PASS compensates the volunteer with the challenger's bond.
+        if (_verifications[taskId].challenger != address(0)) credit += b.challengeBond;
+        claimable[volunteer] += credit;
+        emit TaskAccepted(taskId, bountyId, volunteer, credit);
+    }
+
+    function _slash(uint256 taskId, uint256 bountyId, Bounty storage b, Task storage t) private {
+        address volunteer = t.volunteer;
+        uint256 taken = _slashStake(volunteer, b.stakePerTask);
+        emit TaskSlashed(taskId, bountyId, volunteer, taken);
+        uint256 remainder = taken - _payVerifiers(taskId, bountyId, b, false);
+        Verification storage v = _verifications[taskId];
+        address challenger = v.challenger;
+        if (challenger != address(0)) {
+            uint256 share = remainder / 2;
+            remainder -= share;
+            _credit(challenger, taskId, b.challengeBond + share);
+        }
+        // The rest of the slashed stake funds the redo of this task.
+        b.escrow += uint128(remainder);
+        _reopen(taskId, t);
+    }
+
+    /// @dev Credits `verifierFee` to each attester on the winning side; PASS fees come from escrow,
+    ///      FAIL fees from the slashed stake (the caller accounts for the returned total).
+    function _payVerifiers(uint256 taskId, uint256, Bounty storage b, bool passed) private returns (uint256 total) {
+        address[] storage winners = passed ? _passVoters[taskId] : _failVoters[taskId];
+        uint256 fee = b.verifierFee;
+        for (uint256 i = 0; i < winners.length; ++i) {
+            _credit(winners[i], taskId, fee);
+        }
+        total = fee * winners.length;
+        if (passed) b.escrow -= uint128(total);
+    }
+
+    function _expire(uint256 taskId, uint256 bountyId, Bounty storage b, Task storage t) private {
+        address volunteer = t.volunteer;
+        uint256 penalty = b.leasePenalty;
+        uint256 lock = b.stakePerTask;
+        if (penalty > 0) {
+            _slashStake(volunteer, penalty);
+            b.escrow += uint128(penalty);
+        }
+        _unlockStake(volunteer, lock - penalty, false);
+        emit LeaseExpired(taskId, bountyId, volunteer, penalty);
+        _reopen(taskId, t);
+    }
+
+    function _reopen(uint256 taskId, Task storage t) private {
+        if (t.attempt == type(uint8).max) revert MarketTaskAttemptsExhausted(taskId);
+        uint8 nextAttempt = t.attempt + 1;
+        delete _tasks[taskId];
+        t.attempt = nextAttempt;
+        delete commitmentOf[taskId];
+        delete _drawnSeeds[taskId];
+        delete _verifications[taskId];
+        delete _passVoters[taskId];
+        delete _failVoters[taskId];
+    }
+
+    function _credit(address account, uint256 taskId, uint256 amount) private {
+        claimable[account] += amount;
+        emit RewardCredited(account, taskId, amount);
+    }
+
+    /// @dev Rewards and verifier fees still owed to committed tasks of the current round; only the
+    ///      current round can have them because a round closes only when all its tasks are accepted.
+    function _reservedForPendingTasks(uint256 bountyId, Bounty storage b) private view returns (uint256 reserved) {
+        if (b.status == BountyStatus.Finalized) return 0;
+        uint256 perTask = uint256(b.rewardPerTask) + uint256(b.quorum) * b.verifierFee;
+        uint256 round = b.currentRound;
+        for (uint256 shard = 0; shard < b.shards; ++shard) {
+            TaskStatus status = _tasks[_taskId(bountyId, round, shard)].status;
+            if (status == TaskStatus.Committed || status == TaskStatus.Challenged) reserved += perTask;
+        }
+    }
+
+    function _taskId(uint256 bountyId, uint256 round, uint256 shard) private pure returns (uint256) {
+        return (bountyId << 64) | (round << 32) | shard;
+    }
+
+    function _splitTaskId(uint256 taskId) private pure returns (uint256 bountyId, uint256 round, uint256 shard) {
+        return (taskId >> 64, (taskId >> 32) & type(uint32).max, taskId & type(uint32).max);
+    }
+}

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+/// @title Bounty market: escrowed training bounties, the task state machine, verification, rewards
+/// @notice Task id = bountyId << 64 | round << 32 | shard. One task = one shard of one round.
+interface IBountyMarket {
+    enum TaskStatus {
+        Open,
+        Claimed,
+        Committed,
+        Challenged, // a permissionless dispute was raised; a drawn spot-check keeps the task Committed
+        Accepted
+    }
+
+    enum BountyStatus {
+        None,
+        Active,
+        Finalized
+    }
+
+    /// @notice What a poster fixes when posting; every amount is in token base units.
+    struct BountyParams {
+        string specCid; // training spec in the content store
+        address coordinator; // may open/close rounds, nothing else
+        uint32 shards; // tasks per round (at most MAX_SHARDS)
+        uint32 rounds;
+        uint16 segmentsPerTask; // checkpoints per task minus one (at most 256)
+        uint16 segmentsPerCheck; // segments replayed when a task is checked
+        uint16 checkBps; // spot-check probability for a volunteer with no record, basis points
+        uint16 minCheckBps; // floor the probability decays to as accepted tasks accumulate
+        uint16 reputationHalfLife; // accepted tasks after which the probability has halved
+        uint8 quorum; // matching verifier attestations that settle a check
+        uint96 rewardPerTask;
+        uint96 stakePerTask; // locked at claim; the whole lock is slashed on a failed check
+        uint96 verifierFee; // per attestation on the winning side
+        uint96 challengeBond; // posted by a permissionless challenger
+        uint96 leasePenalty; // taken from the lock when a lease expires without a commit
+        uint32 leaseDuration; // seconds to commit after claiming
+        uint32 challengeWindow; // seconds after a commit during which disputes may be raised
+        uint32 verifyWindow; // further seconds verifiers have to reach a quorum
+        uint40 deadline; // no claims or commits after; unspent escrow refundable after
+    }
+
+    struct Bounty {
+        address poster;
+        uint32 shards;
+        uint32 rounds;
+        uint32 currentRound;
+        address coordinator;
+        uint40 deadline;
+        uint32 leaseDuration;
+        BountyStatus status;
+        bool roundOpen;
+        uint8 quorum;
+        uint96 rewardPerTask;
+        uint96 stakePerTask;
+        uint32 challengeWindow;
+        uint32 verifyWindow;
+        uint96 verifierFee;
+        uint96 challengeBond;
+        uint16 checkBps;
+        uint16 minCheckBps;
+        uint16 reputationHalfLife;
+        uint16 segmentsPerTask;
+        uint96 leasePenalty;
+        uint16 segmentsPerCheck;
+        uint128 escrow; // tokens this bounty still holds
+        uint128 refunded;
+    }
+
+    struct Task {
+        address volunteer;
+        TaskStatus status;
+        uint8 attempt; // increments each time the task reopens
+        uint32 deadline; // lease deadline while Claimed; commit time once Committed
+        uint32 commitBlock;
+        uint16 checkBps; // the volunteer's check probability, fixed at commit
+    }
+
+    error MarketUnknownBounty(uint256 bountyId);
+    error MarketInvalidParams(string field);
+    error MarketEconomicallyUnsound(uint256 stakePerTask, uint256 minCheckBps, uint256 rewardPerTask);
+    error MarketNotCoordinator(uint256 bountyId, address caller);
+    error MarketNotPoster(uint256 bountyId, address caller);
+    error MarketBountyNotActive(uint256 bountyId);
+    error MarketBountyExpired(uint256 bountyId, uint256 deadline);
+    error MarketRoundAlreadyOpen(uint256 bountyId, uint256 round);
+    error MarketRoundNotOpen(uint256 bountyId);
+    error MarketRoundIncomplete(uint256 bountyId, uint256 round, uint256 shard);
+    error MarketNotCurrentTask(uint256 taskId);
+    error MarketTaskNotInStatus(uint256 taskId, TaskStatus status);
+    error MarketLeaseActive(uint256 taskId, uint256 leaseDeadline);
+    error MarketLeaseExpired(uint256 taskId, uint256 leaseDeadline);
+    error MarketNotLeaseHolder(uint256 taskId, address caller);
+    error MarketEmptyCommitment(uint256 taskId);
+    error MarketTaskAttemptsExhausted(uint256 taskId);
+    error MarketChallengeNotDrawnYet(uint256 taskId, uint256 drawBlock);
+    error MarketChallengeWindowOpen(uint256 taskId, uint256 closesAt);
+    error MarketChallengeWindowClosed(uint256 taskId, uint256 closedAt);
+    error MarketAlreadyDisputed(uint256 taskId, address challenger);
+    error MarketSegmentOutOfRange(uint256 taskId, uint256 segment, uint256 segments);
+    error MarketNotChecked(uint256 taskId);
+    error MarketVerdictPending(uint256 taskId, uint256 verifyDeadline);
+    error MarketVerifyWindowClosed(uint256 taskId, uint256 verifyDeadline);
+    error MarketVerifierIneligible(uint256 taskId, address verifier, uint256 freeStake, uint256 needed);
+    error MarketAlreadyAttested(uint256 taskId, address verifier);
+    error MarketNothingToRefund(uint256 bountyId);
+    error MarketRefundNotYetAllowed(uint256 bountyId, uint256 deadline);
+    error MarketNothingToClaim(address account);
+
+    event BountyPosted(
+        uint256 indexed bountyId,
+        address indexed poster,
+        address indexed coordinator,
+        string specCid,
+        uint256 shards,
+        uint256 rounds,
+        uint256 escrow
+    );
+    event RoundOpened(uint256 indexed bountyId, uint256 indexed round, string modelCid);
+    event RoundClosed(uint256 indexed bountyId, uint256 indexed round, string aggregateCid);
+    event BountyFinalized(uint256 indexed bountyId, string finalModelCid);
+    event EscrowRefunded(uint256 indexed bountyId, address indexed poster, uint256 amount);
+    event TaskClaimed(
+        uint256 indexed taskId, uint256 indexed bountyId, address indexed volunteer, uint256 attempt, uint256 leaseDeadline
+    );
+    event LeaseExpired(uint256 indexed taskId, uint256 indexed bountyId, address indexed volunteer, uint256 penalty);
+    event TaskCommitted(
+        uint256 indexed taskId,
+        uint256 indexed bountyId,
+        address indexed volunteer,
+        bytes32 traceRoot,
+        bytes32 updateHash,
+        string traceCid,
+        string updateCid
+    );
+    event ChallengeDrawn(uint256 indexed taskId, uint256 attempt, bytes32 seed);
+    event TaskDisputed(uint256 indexed taskId, address indexed challenger, uint256 segment, uint256 bond);
+    event VerdictAttested(uint256 indexed taskId, address indexed verifier, bool passed);
+    event TaskAccepted(uint256 indexed taskId, uint256 indexed bountyId, address indexed volunteer, uint256 reward);
+    event TaskSlashed(uint256 indexed taskId, uint256 indexed bountyId, address indexed volunteer, uint256 amount);
+    event RewardCredited(address indexed account, uint256 indexed taskId, uint256 amount);
+    event RewardsClaimed(address indexed account, uint256 amount);
+
+    /// @notice Posts a bounty and escrows `shards × rounds × (rewardPerTask + quorum × verifierFee)`.
+    /// @dev Refuses parameters where `stakePerTask × minCheckBps < rewardPerTask × 10000`: cheating
+    ///      must have negative expected value even for the most trusted volunteer.
+    function postBounty(BountyParams calldata params) external returns (uint256 bountyId);
+
+    /// @notice Coordinator opens the bounty's first round on `modelCid`.
+    function openRound(uint256 bountyId, string calldata modelCid) external;
+
+    /// @notice Coordinator closes the current round (every task Accepted) with the aggregated model;
+    ///         opens the next round on it, or finalizes the bounty after the last round.
+    function closeRound(uint256 bountyId, string calldata aggregateCid) external;
+
+    /// @notice Poster takes back escrow not owed to pending tasks, once finalized or past the deadline.
+    function refund(uint256 bountyId) external returns (uint256 amount);
+
+    /// @notice Claims an open task of the current round, locking `stakePerTask` of the caller's stake.
+    function claim(uint256 taskId) external;
+
+    /// @notice Reopens a task whose lease ran out; the lease holder loses `leasePenalty`.
+    function expireLease(uint256 taskId) external;
+
+    /// @notice The lease holder commits its proof-of-learning trace root and update hash.
+    function commit(
+        uint256 taskId,
+        bytes32 traceRoot,
+        bytes32 updateHash,
+        string calldata traceCid,
+        string calldata updateCid
+    ) external;
+
+    /// @notice Records a committed task's challenge seed before its block hash leaves the 256-block horizon.
+    function drawChallenge(uint256 taskId) external;
+
+    /// @notice Any staked account may force a check of `segment` during the challenge window by posting the bond.
+    function dispute(uint256 taskId, uint256 segment) external;
+
+    /// @notice A staked verifier attests the replay result of a checked task; a quorum settles it.
+    function attest(uint256 taskId, bool passed) external;
+
+    /// @notice Accepts a committed task once its window has passed and no check is pending.
+    function settle(uint256 taskId) external;
+
+    /// @notice Pays the caller everything credited to it.
+    function claimRewards() external returns (uint256 amount);
+}

@@ -1,0 +1,1 @@
+"""Everything that touches the chain: compiled artifacts, deployment, typed errors, verification."""

@@ -1,0 +1,56 @@
+"""Connections to a chain: the embedded py-evm chain (zero set-up default) or any JSON-RPC URL."""
+
+from __future__ import annotations
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import EthereumTesterProvider, HTTPProvider, Web3
+
+from ledger.errors import ChainError
+
+EMBEDDED_CHAIN_ID = 131277322940537
+# anvil's and Hardhat's well-known development mnemonic; its keys are public, for local chains only.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+LOCAL_CHAIN_IDS = frozenset({31337, 1337, EMBEDDED_CHAIN_ID})
+
+
+def connect(rpc_url: str | None = None, *, timeout: float = 10.0) -> Web3:
+    """Connects to `rpc_url`, or starts an embedded in-process chain when it is None."""
+    if rpc_url is None:
+        return Web3(EthereumTesterProvider())
+    w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+    try:
+        w3.eth.chain_id  # noqa: B018 - the cheapest call that proves the node answers
+    except Exception as exc:  # requests' and web3's connection errors share no useful base class
+        raise ChainError(f"cannot reach an EVM node at {rpc_url}: {exc.__class__.__name__}") from exc
+    return w3
+
+
+def dev_accounts(w3: Web3, count: int = 10) -> list[LocalAccount]:
+    """Funded development accounts of a local chain, with their keys (never for a public network)."""
+    chain_id = w3.eth.chain_id
+    if chain_id == EMBEDDED_CHAIN_ID:
+        # eth-tester funds the keys 1..10.
+        return [Account.from_key(i.to_bytes(32, "big")) for i in range(1, count + 1)]
+    if chain_id in LOCAL_CHAIN_IDS:
+        Account.enable_unaudited_hdwallet_features()
+        return [
+            Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(count)
+        ]
+    raise ChainError(f"chain {chain_id} is not a local development chain; it has no development accounts")
+
+
+def mine(w3: Web3, blocks: int = 1) -> None:
+    for _ in range(blocks):
+        w3.provider.make_request("evm_mine", [])
+
+
+def advance_time(w3: Web3, seconds: int) -> None:
+    """Moves the chain's clock forward and mines a block stamped with the new time (local chains only)."""
+    if w3.eth.chain_id == EMBEDDED_CHAIN_ID:
+        target = w3.eth.get_block("latest")["timestamp"] + seconds
+        w3.provider.make_request("testing_timeTravel", [target])  # type: ignore[arg-type]
+        mine(w3)
+    else:
+        w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+        mine(w3)

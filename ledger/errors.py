@@ -1,0 +1,95 @@
+"""One exception root; every contract custom error becomes a typed Python exception with its fields.
+
+The classes are generated from the ABI (so a new Solidity error needs no Python edit) and registered
+here by name: ``errors.MarketLeaseExpired`` is a subclass of :class:`ContractRevert` whose instances
+carry ``fields = {"taskId": ..., "leaseDeadline": ...}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_utils import keccak
+
+from ledger.artifacts import all_error_abis
+
+
+class ShardworkError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class ChainError(ShardworkError):
+    """The chain could not be reached or answered something unusable."""
+
+
+class TransactionFailed(ShardworkError):
+    """A mined transaction reverted without a decodable reason."""
+
+
+class ContractRevert(ShardworkError):
+    """A contract reverted with one of its custom errors."""
+
+    error_name = "ContractRevert"
+    field_names: tuple[str, ...] = ()
+
+    def __init__(self, **fields: Any) -> None:
+        self.fields = fields
+        rendered = ", ".join(f"{k}={_render(v)}" for k, v in fields.items())
+        super().__init__(f"{self.error_name}({rendered})")
+
+
+class UnknownRevert(ContractRevert):
+    """Revert data that matches no known custom error (e.g. a panic or a foreign contract)."""
+
+    error_name = "UnknownRevert"
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return str(value)
+
+
+_BY_SELECTOR: dict[bytes, tuple[type[ContractRevert], list[str], list[str]]] = {}
+_BY_NAME: dict[str, type[ContractRevert]] = {}
+
+
+def _register() -> None:
+    for item in all_error_abis():
+        types = [i["type"] for i in item["inputs"]]
+        names = [i["name"] for i in item["inputs"]]
+        selector = keccak(text=f"{item['name']}({','.join(types)})")[:4]
+        cls = _BY_NAME.get(item["name"])
+        if cls is None:
+            cls = type(item["name"], (ContractRevert,), {"error_name": item["name"], "field_names": tuple(names)})
+            _BY_NAME[item["name"]] = cls
+        _BY_SELECTOR[selector] = (cls, names, types)
+
+
+_register()
+
+
+def __getattr__(name: str) -> type[ContractRevert]:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise AttributeError(name) from None
+
+
+def error_class(name: str) -> type[ContractRevert]:
+    return _BY_NAME[name]
+
+
+def decode_revert(data: bytes | str | None) -> ContractRevert:
+    """Turns raw revert data into the matching typed exception."""
+    if isinstance(data, str):
+        data = bytes.fromhex(data.removeprefix("0x"))
+    if not data or len(data) < 4:
+        return UnknownRevert(data=data or b"")
+    entry = _BY_SELECTOR.get(data[:4])
+    if entry is None:
+        return UnknownRevert(data=data)
+    cls, names, types = entry
+    values = abi_decode(types, data[4:])
+    return cls(**dict(zip(names, values, strict=True)))

@@ -1,0 +1,63 @@
+"""The one place that signs, picks nonces, estimates gas, sends, waits and checks receipts.
+
+A revert found while estimating is raised as the contract's typed error before anything is sent;
+a transaction that reverts once mined is replayed to recover its reason. Nothing is fire-and-forget.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract.contract import ContractConstructor, ContractFunction
+from web3.exceptions import ContractLogicError
+from web3.types import TxReceipt
+
+from ledger.errors import TransactionFailed, decode_revert
+
+RECEIPT_TIMEOUT_S = 120
+
+
+def call(fn: ContractFunction, block: int | str = "latest") -> Any:
+    """Calls a view function, raising the contract's typed error if it reverts."""
+    try:
+        return fn.call(block_identifier=block)
+    except ContractLogicError as exc:
+        raise decode_revert(exc.data if isinstance(exc.data, (str, bytes)) else None) from None
+
+
+class Transactor:
+    def __init__(self, w3: Web3, account: LocalAccount) -> None:
+        self.w3 = w3
+        self.account = account
+        self.address = account.address
+
+    def send(self, call: ContractFunction | ContractConstructor, *, gas: int | None = None) -> TxReceipt:
+        params: dict[str, Any] = {
+            "from": self.address,
+            "nonce": self.w3.eth.get_transaction_count(self.address, "pending"),
+            "chainId": self.w3.eth.chain_id,
+        }
+        if gas is not None:
+            params["gas"] = gas
+        try:
+            tx = call.build_transaction(params)  # type: ignore[arg-type]
+        except ContractLogicError as exc:
+            raise decode_revert(exc.data if isinstance(exc.data, (str, bytes)) else None) from None
+        signed = self.account.sign_transaction(tx)
+        tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
+        if receipt["status"] != 1:
+            self._raise_mined_revert(tx, receipt)
+        return receipt
+
+    def _raise_mined_revert(self, tx: dict[str, Any], receipt: TxReceipt) -> None:
+        replay = {k: tx[k] for k in ("from", "to", "data", "value", "gas") if k in tx}
+        try:
+            self.w3.eth.call(replay, receipt["blockNumber"] - 1)  # type: ignore[arg-type]
+        except ContractLogicError as exc:
+            raise decode_revert(exc.data if isinstance(exc.data, (str, bytes)) else None) from None
+        raise TransactionFailed(
+            f"transaction {receipt['transactionHash'].hex()} reverted (gas used {receipt['gasUsed']})"
+        )

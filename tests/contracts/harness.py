@@ -1,0 +1,176 @@
+"""A small driver for the market on a real EVM: named actors, typed reverts, time travel, snapshots."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from web3 import Web3
+from web3.contract import Contract
+from web3.types import TxReceipt
+
+from ledger import errors
+from ledger.chain import advance_time, dev_accounts, mine
+from ledger.deploy import Deployment, contract_at, deploy
+from ledger.tx import Transactor, call
+
+TOKEN = 10**18
+UNBONDING_DELAY = 3 * 24 * 3600
+ACTORS = ("deployer", "poster", "coordinator", "alice", "bob", "carol", "dave", "vera", "victor", "mallory")
+STARTING_BALANCE = 10_000 * TOKEN
+
+
+def default_params(**overrides: Any) -> dict[str, Any]:
+    """A sound bounty: 2 shards × 2 rounds, spot-check p = 50% floor 20%, reward 10, stake 100."""
+    params: dict[str, Any] = {
+        "specCid": "bafkreispecspecspecspecspecspecspecspecspecspecspecspec",
+        "coordinator": None,  # filled with the coordinator actor
+        "shards": 2,
+        "rounds": 2,
+        "segmentsPerTask": 8,
+        "segmentsPerCheck": 2,
+        "checkBps": 5000,
+        "minCheckBps": 2000,
+        "reputationHalfLife": 4,
+        "quorum": 2,
+        "rewardPerTask": 10 * TOKEN,
+        "stakePerTask": 100 * TOKEN,
+        "verifierFee": 1 * TOKEN,
+        "challengeBond": 20 * TOKEN,
+        "leasePenalty": 5 * TOKEN,
+        "leaseDuration": 3600,
+        "challengeWindow": 600,
+        "verifyWindow": 1200,
+        "deadline": None,  # filled as now + 30 days
+    }
+    params.update(overrides)
+    return params
+
+
+@dataclass
+class Chain:
+    w3: Web3
+    deployment: Deployment
+    token: Contract
+    market: Contract
+    actors: dict[str, Transactor] = field(default_factory=dict)
+
+    @classmethod
+    def deploy_fresh(cls, w3: Web3) -> Chain:
+        accounts = dev_accounts(w3, len(ACTORS))
+        actors = {name: Transactor(w3, acct) for name, acct in zip(ACTORS, accounts, strict=True)}
+        deployment = deploy(w3, actors["deployer"], unbonding_delay_s=UNBONDING_DELAY, initial_supply=10**30)
+        chain = cls(
+            w3,
+            deployment,
+            contract_at(w3, "Token", deployment.token),
+            contract_at(w3, "BountyMarket", deployment.market),
+            actors,
+        )
+        for name in ACTORS[1:]:
+            chain.send("deployer", chain.token.functions.transfer(chain.addr(name), STARTING_BALANCE))
+            chain.send(name, chain.token.functions.approve(deployment.market, 2**256 - 1))
+        return chain
+
+    # -- plumbing
+    def addr(self, name: str) -> str:
+        return self.actors[name].address
+
+    def send(self, actor: str, call: Any) -> TxReceipt:
+        return self.actors[actor].send(call)
+
+    def tx(self, actor: str, fn: str, *args: Any) -> TxReceipt:
+        return self.send(actor, getattr(self.market.functions, fn)(*args))
+
+    def view(self, fn: str, *args: Any) -> Any:
+        return call(getattr(self.market.functions, fn)(*args))
+
+    def now(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def advance(self, seconds: int) -> None:
+        advance_time(self.w3, seconds)
+
+    def mine(self, blocks: int = 1) -> None:
+        mine(self.w3, blocks)
+
+    def snapshot(self) -> Any:
+        return self.w3.provider.make_request("evm_snapshot", [])["result"]
+
+    def revert_to(self, snap: Any) -> None:
+        assert self.w3.provider.make_request("evm_revert", [snap])["result"] is True
+
+    def events(self, receipt: TxReceipt, name: str) -> list[dict[str, Any]]:
+        event = getattr(self.market.events, name)()
+        return [dict(e["args"]) for e in event.process_receipt(receipt, errors=_DISCARD)]
+
+    def balance(self, actor_or_address: str) -> int:
+        address = self.addr(actor_or_address) if actor_or_address in self.actors else actor_or_address
+        return int(self.token.functions.balanceOf(address).call())
+
+    # -- market vocabulary
+    def post(self, poster: str = "poster", **overrides: Any) -> int:
+        params = default_params(**overrides)
+        if params["coordinator"] is None:
+            params["coordinator"] = self.addr("coordinator")
+        if params["deadline"] is None:
+            params["deadline"] = self.now() + 30 * 24 * 3600
+        receipt = self.tx(poster, "postBounty", params)
+        return int(self.events(receipt, "BountyPosted")[0]["bountyId"])
+
+    def post_and_open(self, **overrides: Any) -> int:
+        bounty_id = self.post(**overrides)
+        self.tx("coordinator", "openRound", bounty_id, "bafyround0model")
+        return bounty_id
+
+    def task_id(self, bounty_id: int, round_: int = 0, shard: int = 0) -> int:
+        return (bounty_id << 64) | (round_ << 32) | shard
+
+    def stake(self, actor: str, amount: int = 500 * TOKEN) -> None:
+        self.tx(actor, "stake", amount)
+
+    def commit(self, actor: str, task_id: int, root: bytes = b"\x11" * 32, update: bytes = b"\x22" * 32) -> TxReceipt:
+        return self.tx(actor, "commit", task_id, root, update, "bafytrace", "bafyupdate")
+
+    def claim_and_commit(self, actor: str, task_id: int) -> TxReceipt:
+        self.tx(actor, "claim", task_id)
+        return self.commit(actor, task_id)
+
+    def task(self, task_id: int) -> dict[str, Any]:
+        t = self.view("taskOf", task_id)
+        return {"volunteer": t[0], "status": t[1], "attempt": t[2], "deadline": t[3], "commitBlock": t[4], "checkBps": t[5]}
+
+    def bounty(self, bounty_id: int) -> dict[str, Any]:
+        names = [o["name"] for o in _abi_outputs(self.market, "bountyOf")]
+        return dict(zip(names, self.view("bountyOf", bounty_id), strict=True))
+
+    def stake_of(self, actor: str) -> tuple[int, int, int, int]:
+        return tuple(self.view("stakeOf", self.addr(actor)))  # type: ignore[return-value]
+
+
+# Spot-check probability 0.01%: a commit goes unchecked except once in 10,000 draws.
+RARE_CHECKS = {"checkBps": 1, "minCheckBps": 1, "rewardPerTask": TOKEN // 10, "stakePerTask": 1_000 * TOKEN}
+ALWAYS_CHECKED = {"checkBps": 10_000, "minCheckBps": 10_000}
+
+# TaskStatus
+OPEN, CLAIMED, COMMITTED, CHALLENGED, ACCEPTED = range(5)
+
+
+def _abi_outputs(contract: Contract, fn: str) -> list[dict[str, Any]]:
+    item = next(i for i in contract.abi if i.get("type") == "function" and i["name"] == fn)
+    return item["outputs"][0]["components"]
+
+
+from web3.logs import DISCARD as _DISCARD  # noqa: E402
+
+
+@contextlib.contextmanager
+def reverts(error_name: str, **fields: Any) -> Iterator[None]:
+    """Asserts the block raises the contract's custom error `error_name` with the given field values."""
+    with pytest.raises(errors.error_class(error_name)) as info:
+        yield
+    for key, want in fields.items():
+        assert info.value.fields[key] == want, f"{error_name}.{key}: {info.value.fields[key]!r} != {want!r}"
