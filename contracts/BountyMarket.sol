@@ -219,8 +219,7 @@ contract BountyMarket is IBountyMarket, Staking {
         (uint256 bountyId,,) = _splitTaskId(taskId);
         Bounty storage b = _bounties[bountyId];
         if (t.status == TaskStatus.Committed) {
-            (bool checked,) = _draw(taskId, t, b);
-            if (!checked) revert MarketNotChecked(taskId);
+            if (!_isChecked(taskId, t, b)) revert MarketNotChecked(taskId);
         }
         uint256 verifyDeadline = uint256(t.deadline) + b.challengeWindow + b.verifyWindow;
         if (block.timestamp > verifyDeadline) revert MarketVerifyWindowClosed(taskId, verifyDeadline);
@@ -253,9 +252,7 @@ contract BountyMarket is IBountyMarket, Staking {
         Bounty storage b = _bounties[bountyId];
         uint256 windowClosesAt = uint256(t.deadline) + b.challengeWindow;
         if (block.timestamp <= windowClosesAt) revert MarketChallengeWindowOpen(taskId, windowClosesAt);
-        bool checked = t.status == TaskStatus.Challenged;
-        if (!checked) (checked,) = _draw(taskId, t, b);
-        if (checked) {
+        if (t.status == TaskStatus.Challenged || _isChecked(taskId, t, b)) {
             // A check no quorum answered in time does not punish the volunteer for the verifiers' absence.
             uint256 verifyDeadline = windowClosesAt + b.verifyWindow;
             if (block.timestamp <= verifyDeadline) revert MarketVerdictPending(taskId, verifyDeadline);
@@ -388,19 +385,29 @@ contract BountyMarket is IBountyMarket, Staking {
         return keccak256(abi.encode(h, taskId, t.attempt));
     }
 
+    /// @dev The recorded seed, else the live one; zero once the draw block left the 256-block horizon.
+    function _seed(uint256 taskId, Task storage t) private view returns (bytes32 seed) {
+        uint256 drawBlock = uint256(t.commitBlock) + 1;
+        if (block.number <= drawBlock) revert MarketChallengeNotDrawnYet(taskId, drawBlock);
+        seed = _drawnSeeds[taskId];
+        if (seed == 0) seed = _blockSeed(taskId, t);
+    }
+
+    /// @dev A lost seed counts as checked: lost randomness must never favour the volunteer.
+    function _isChecked(uint256 taskId, Task storage t, Bounty storage) private view returns (bool) {
+        bytes32 seed = _seed(taskId, t);
+        return seed == 0 || uint256(seed) % BPS < t.checkBps;
+    }
+
     function _draw(uint256 taskId, Task storage t, Bounty storage b)
         private
         view
         returns (bool checked, uint256 segmentMask)
     {
-        uint256 drawBlock = uint256(t.commitBlock) + 1;
-        if (block.number <= drawBlock) revert MarketChallengeNotDrawnYet(taskId, drawBlock);
-        bytes32 seed = _drawnSeeds[taskId];
-        if (seed == 0) seed = _blockSeed(taskId, t);
+        bytes32 seed = _seed(taskId, t);
         uint256 segments = b.segmentsPerTask;
         if (seed == 0) {
-            // Nobody recorded the draw within 256 blocks: check every segment rather than let the lost
-            // randomness favour the volunteer.
+            // Nobody recorded the draw within 256 blocks: every segment is checked.
             return (true, segments == 256 ? type(uint256).max : (uint256(1) << segments) - 1);
         }
         checked = uint256(seed) % BPS < t.checkBps;
@@ -417,12 +424,12 @@ contract BountyMarket is IBountyMarket, Staking {
     function _accept(uint256 taskId, uint256 bountyId, Bounty storage b, Task storage t) private {
         address volunteer = t.volunteer;
         uint256 reward = b.rewardPerTask;
+        uint256 credit = reward;
+        // A dispute that ended in PASS compensates the volunteer with the challenger's bond.
+        if (t.status == TaskStatus.Challenged) credit += b.challengeBond;
         t.status = TaskStatus.Accepted;
         b.escrow -= uint128(reward);
         _unlockStake(volunteer, b.stakePerTask, true);
-        uint256 credit = reward;
-        // A dispute that ended in PASS compensates the volunteer with the challenger's bond.
-        if (_verifications[taskId].challenger != address(0)) credit += b.challengeBond;
         claimable[volunteer] += credit;
         emit TaskAccepted(taskId, bountyId, volunteer, credit);
     }

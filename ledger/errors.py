@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 from ledger.artifacts import all_error_abis
 
@@ -91,5 +91,7 @@ def decode_revert(data: bytes | str | None) -> ContractRevert:
     if entry is None:
         return UnknownRevert(data=data)
     cls, names, types = entry
-    values = abi_decode(types, data[4:])
+    values = [
+        to_checksum_address(v) if t == "address" else v for t, v in zip(types, abi_decode(types, data[4:]), strict=True)
+    ]
     return cls(**dict(zip(names, values, strict=True)))

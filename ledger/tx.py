@@ -39,10 +39,15 @@ class Transactor:
             "nonce": self.w3.eth.get_transaction_count(self.address, "pending"),
             "chainId": self.w3.eth.chain_id,
         }
-        if gas is not None:
-            params["gas"] = gas
         try:
-            tx = call.build_transaction(params)  # type: ignore[arg-type]
+            if gas is None:
+                # Estimated against the pending block, where the transaction will actually run: some
+                # calls (a challenge draw) are valid only from the block after the latest one.
+                probe = call.build_transaction({**params, "gas": 0})  # type: ignore[arg-type]
+                probe.pop("gas")
+                gas = self.w3.eth.estimate_gas(probe, "pending")  # type: ignore[arg-type]
+                gas = gas + gas // 5 + 10_000
+            tx = call.build_transaction({**params, "gas": gas})  # type: ignore[arg-type]
         except ContractLogicError as exc:
             raise decode_revert(exc.data if isinstance(exc.data, (str, bytes)) else None) from None
         signed = self.account.sign_transaction(tx)

@@ -97,7 +97,6 @@ interface IBountyMarket {
     error MarketChallengeNotDrawnYet(uint256 taskId, uint256 drawBlock);
     error MarketChallengeWindowOpen(uint256 taskId, uint256 closesAt);
     error MarketChallengeWindowClosed(uint256 taskId, uint256 closedAt);
-    error MarketAlreadyDisputed(uint256 taskId, address challenger);
     error MarketSegmentOutOfRange(uint256 taskId, uint256 segment, uint256 segments);
     error MarketNotChecked(uint256 taskId);
     error MarketVerdictPending(uint256 taskId, uint256 verifyDeadline);

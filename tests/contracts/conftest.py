@@ -6,7 +6,7 @@ import pytest
 from web3 import HTTPProvider, Web3
 
 from tests.contracts.harness import Chain
-from tests.servers import Anvil
+from ledger.localnode import Anvil
 
 
 @pytest.fixture(scope="session")

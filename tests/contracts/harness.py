@@ -20,7 +20,7 @@ from ledger.tx import Transactor, call
 TOKEN = 10**18
 UNBONDING_DELAY = 3 * 24 * 3600
 ACTORS = ("deployer", "poster", "coordinator", "alice", "bob", "carol", "dave", "vera", "victor", "mallory")
-STARTING_BALANCE = 10_000 * TOKEN
+STARTING_BALANCE = 100_000 * TOKEN
 
 
 def default_params(**overrides: Any) -> dict[str, Any]:

@@ -1,4 +1,6 @@
-"""Real servers for tests: started on a free loopback port, stopped by PID."""
+"""Local EVM nodes (anvil from npm) on a free loopback port, owned and stopped by PID.
+
+Used by tests, benchmarks and `shardwork chain up`."""
 
 from __future__ import annotations
 
@@ -9,8 +11,11 @@ import subprocess
 import time
 from pathlib import Path
 
+from ledger.errors import ChainError
+
 ROOT = Path(__file__).resolve().parent.parent
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
+
 
 
 def free_port() -> int:
@@ -35,13 +40,14 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.
 class Anvil:
     """An anvil node (chain id 31337, the well-known dev mnemonic) owned by this test session."""
 
-    def __init__(self) -> None:
+    def __init__(self, chain_id: int = 31337) -> None:
         if not ANVIL.exists():
-            raise RuntimeError("anvil missing: run ./scripts/test (it installs node_modules)")
+            raise ChainError(f"anvil not found at {ANVIL}: run `npm ci` in the repository")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [str(ANVIL), "--host", "127.0.0.1", "--port", str(self.port), "--silent", "--hardfork", "cancun"],
+            [str(ANVIL), "--host", "127.0.0.1", "--port", str(self.port), "--silent", "--hardfork", "cancun",
+             "--chain-id", str(chain_id)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,

@@ -1,0 +1,145 @@
+from tests.contracts.harness import (
+    ACCEPTED,
+    ALWAYS_CHECKED,
+    CHALLENGED,
+    COMMITTED,
+    OPEN,
+    RARE_CHECKS,
+    TOKEN,
+    Chain,
+    reverts,
+)
+
+
+def _committed(chain: Chain, **overrides: object) -> tuple[int, int]:
+    bounty = chain.post_and_open(**overrides)
+    for actor in ("alice", "bob", "vera", "victor", "dave"):
+        chain.stake(actor, 5_000 * TOKEN)
+    task = chain.task_id(bounty)
+    chain.claim_and_commit("alice", task)
+    chain.mine()
+    return bounty, task
+
+
+def test_pass_quorum_accepts_and_pays_verifier_fees_from_escrow(chain: Chain) -> None:
+    bounty, task = _committed(chain, **ALWAYS_CHECKED)
+    escrow = chain.bounty(bounty)["escrow"]
+    receipt = chain.tx("vera", "attest", task, True)
+    assert chain.events(receipt, "VerdictAttested")[0] == {"taskId": task, "verifier": chain.addr("vera"), "passed": True}
+    assert chain.task(task)["status"] == COMMITTED
+    chain.tx("victor", "attest", task, True)
+    assert chain.task(task)["status"] == ACCEPTED
+    assert chain.bounty(bounty)["escrow"] == escrow - 10 * TOKEN - 2 * TOKEN
+    for actor, owed in (("alice", 10 * TOKEN), ("vera", TOKEN), ("victor", TOKEN)):
+        assert chain.view("claimable", chain.addr(actor)) == owed
+
+
+def test_fail_quorum_slashes_lock_pays_verifiers_and_reopens(chain: Chain) -> None:
+    bounty, task = _committed(chain, **ALWAYS_CHECKED)
+    escrow = chain.bounty(bounty)["escrow"]
+    chain.tx("vera", "attest", task, False)
+    chain.tx("bob", "attest", task, True)  # a dissenting verifier is outvoted, not paid
+    receipt = chain.tx("victor", "attest", task, False)
+    assert chain.events(receipt, "TaskSlashed")[0]["amount"] == 100 * TOKEN
+    assert chain.stake_of("alice") == (4_900 * TOKEN, 0, 0, 0)
+    assert chain.view("claimable", chain.addr("bob")) == 0
+    assert chain.view("claimable", chain.addr("vera")) == TOKEN
+    assert chain.bounty(bounty)["escrow"] == escrow + 98 * TOKEN
+    reopened = chain.task(task)
+    assert reopened["status"] == OPEN and reopened["attempt"] == 1 and reopened["volunteer"] == "0x" + "0" * 40
+    assert chain.view("commitmentOf", task) == b"\x00" * 32
+    chain.claim_and_commit("bob", task)  # the redo starts fresh: earlier votes do not carry over
+    chain.mine()
+    chain.tx("vera", "attest", task, True)
+
+
+def test_attest_reverts_on_unchecked_task(chain: Chain) -> None:
+    _, task = _committed(chain, **RARE_CHECKS)
+    with reverts("MarketNotChecked", taskId=task):
+        chain.tx("vera", "attest", task, True)
+
+
+def test_attest_reverts_for_volunteer_unstaked_and_repeat(chain: Chain) -> None:
+    _, task = _committed(chain, **ALWAYS_CHECKED)
+    with reverts("MarketVerifierIneligible", verifier=chain.addr("alice")):
+        chain.tx("alice", "attest", task, True)
+    with reverts("MarketVerifierIneligible", verifier=chain.addr("mallory"), freeStake=0, needed=100 * TOKEN):
+        chain.tx("mallory", "attest", task, True)
+    chain.tx("vera", "attest", task, True)
+    with reverts("MarketAlreadyAttested", taskId=task, verifier=chain.addr("vera")):
+        chain.tx("vera", "attest", task, False)
+
+
+def test_attest_reverts_after_verify_window_and_on_open_task(chain: Chain) -> None:
+    bounty, task = _committed(chain, **ALWAYS_CHECKED)
+    chain.advance(1801)
+    with reverts("MarketVerifyWindowClosed", taskId=task):
+        chain.tx("vera", "attest", task, False)
+    with reverts("MarketTaskNotInStatus", status=OPEN):
+        chain.tx("vera", "attest", chain.task_id(bounty, 0, 1), False)
+
+
+def test_dispute_forces_check_and_false_claim_loses_bond_to_volunteer(chain: Chain) -> None:
+    _, task = _committed(chain, **RARE_CHECKS)
+    with reverts("MarketNotChecked"):
+        chain.tx("vera", "attest", task, True)
+    before = chain.balance("dave")
+    receipt = chain.tx("dave", "dispute", task, 5)
+    assert chain.events(receipt, "TaskDisputed")[0] == {
+        "taskId": task, "challenger": chain.addr("dave"), "segment": 5, "bond": 20 * TOKEN
+    }
+    assert before - chain.balance("dave") == 20 * TOKEN
+    assert chain.task(task)["status"] == CHALLENGED
+    checked, mask = chain.view("challengeOf", task)
+    assert checked and mask & (1 << 5)
+    with reverts("MarketTaskNotInStatus", status=CHALLENGED):
+        chain.tx("bob", "dispute", task, 1)
+    chain.tx("vera", "attest", task, True)
+    chain.tx("victor", "attest", task, True)
+    assert chain.view("claimable", chain.addr("alice")) == TOKEN // 10 + 20 * TOKEN
+
+
+def test_dispute_proven_right_rewards_challenger(chain: Chain) -> None:
+    _, task = _committed(chain, **RARE_CHECKS)
+    chain.tx("dave", "dispute", task, 0)
+    chain.tx("vera", "attest", task, False)
+    chain.tx("victor", "attest", task, False)
+    # slashed 1,000; 2 × 1 to verifiers; challenger gets its bond back + half of the remaining 998.
+    assert chain.view("claimable", chain.addr("dave")) == 20 * TOKEN + 499 * TOKEN
+
+
+def test_dispute_reverts_outside_window_bad_segment_or_unstaked(chain: Chain) -> None:
+    _, task = _committed(chain, **RARE_CHECKS)
+    with reverts("MarketSegmentOutOfRange", taskId=task, segment=8, segments=8):
+        chain.tx("dave", "dispute", task, 8)
+    with reverts("MarketVerifierIneligible", verifier=chain.addr("mallory")):
+        chain.tx("mallory", "dispute", task, 1)
+    chain.advance(601)
+    with reverts("MarketChallengeWindowClosed", taskId=task):
+        chain.tx("dave", "dispute", task, 1)
+
+
+def test_disputed_task_without_quorum_is_accepted_after_verify_window(chain: Chain) -> None:
+    _, task = _committed(chain, **RARE_CHECKS)
+    chain.tx("dave", "dispute", task, 2)
+    chain.advance(601)
+    with reverts("MarketVerdictPending"):
+        chain.tx("bob", "settle", task)
+    chain.advance(1200)
+    chain.tx("bob", "settle", task)
+    assert chain.task(task)["status"] == ACCEPTED
+
+
+def test_trace_leaf_verifies_against_commitment_with_openzeppelin_merkle_proof(chain: Chain) -> None:
+    from eth_utils import keccak
+
+    bounty = chain.post_and_open()
+    chain.stake("alice", 500 * TOKEN)
+    task = chain.task_id(bounty)
+    leaves = [keccak(bytes([i])) for i in range(2)]
+    root = keccak(b"".join(sorted(leaves)))  # OpenZeppelin's commutative (sorted-pair) hashing
+    chain.tx("alice", "claim", task)
+    chain.commit("alice", task, root, b"\x02" * 32)
+    assert chain.view("verifyTraceLeaf", task, root, b"\x02" * 32, leaves[0], [leaves[1]]) is True
+    assert chain.view("verifyTraceLeaf", task, root, b"\x02" * 32, leaves[0], [leaves[0]]) is False
+    assert chain.view("verifyTraceLeaf", task, root, b"\x03" * 32, leaves[0], [leaves[1]]) is False
