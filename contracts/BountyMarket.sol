@@ -394,8 +394,12 @@ contract BountyMarket is IBountyMarket, Staking {
     }
 
     /// @dev A lost seed counts as checked: lost randomness must never favour the volunteer.
+    ///      Slither's weak-prng is by design here (docs/contracts.md, "Randomness"): the seed is the hash
+    ///      of a block mined after the commit, unknown to the volunteer when it committed; only that
+    ///      block's proposer could bias it, by discarding a block, and only between two draws.
     function _isChecked(uint256 taskId, Task storage t, Bounty storage) private view returns (bool) {
         bytes32 seed = _seed(taskId, t);
+        // slither-disable-next-line weak-prng
         return seed == 0 || uint256(seed) % BPS < t.checkBps;
     }
 
@@ -410,11 +414,14 @@ contract BountyMarket is IBountyMarket, Staking {
             // Nobody recorded the draw within 256 blocks: every segment is checked.
             return (true, segments == 256 ? type(uint256).max : (uint256(1) << segments) - 1);
         }
+        // slither-disable-next-line weak-prng
         checked = uint256(seed) % BPS < t.checkBps;
         uint256 picks = b.segmentsPerCheck;
         for (uint256 j = 0; j < picks; ++j) {
+            // slither-disable-next-line weak-prng
             uint256 index = uint256(keccak256(abi.encode(seed, j))) % segments;
             while (segmentMask & (uint256(1) << index) != 0) {
+                // slither-disable-next-line weak-prng
                 index = (index + 1) % segments;
             }
             segmentMask |= uint256(1) << index;

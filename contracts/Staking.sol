@@ -33,6 +33,8 @@ abstract contract Staking is IStaking, ReentrancyGuardTransient {
     uint256 public immutable unbondingDelay;
 
     mapping(address account => StakeAccount) internal _stakes;
+    // Filled by push in requestUnstake; slither's uninitialized-state misreads array-valued mappings.
+    // slither-disable-next-line uninitialized-state
     mapping(address account => UnbondingRequest[]) internal _unbonding;
 
     constructor(IERC20 token_, uint256 unbondingDelay_) {
