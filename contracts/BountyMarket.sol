@@ -144,6 +144,9 @@ contract BountyMarket is IBountyMarket, Staking {
         t.volunteer = msg.sender;
         t.status = TaskStatus.Claimed;
         t.deadline = uint32(leaseDeadline);
+        // Fixed now, from the record the volunteer brings to this task, so later acceptances of its
+        // other tasks cannot change this task's draw.
+        t.checkBps = uint16(_checkProbabilityBps(b, _stakes[msg.sender].acceptedTasks));
         emit TaskClaimed(taskId, bountyId, msg.sender, t.attempt, leaseDeadline);
     }
 
@@ -171,11 +174,9 @@ contract BountyMarket is IBountyMarket, Staking {
         if (traceRoot == 0 || updateHash == 0) revert MarketEmptyCommitment(taskId);
 
         (uint256 bountyId,,) = _splitTaskId(taskId);
-        Bounty storage b = _bounties[bountyId];
         t.status = TaskStatus.Committed;
         t.deadline = uint32(block.timestamp);
         t.commitBlock = uint32(block.number);
-        t.checkBps = uint16(_checkProbabilityBps(b, _stakes[msg.sender].acceptedTasks));
         commitmentOf[taskId] = keccak256(abi.encode(traceRoot, updateHash));
         emit TaskCommitted(taskId, bountyId, msg.sender, traceRoot, updateHash, traceCid, updateCid);
     }

@@ -74,7 +74,7 @@ interface IBountyMarket {
         uint8 attempt; // increments each time the task reopens
         uint32 deadline; // lease deadline while Claimed; commit time once Committed
         uint32 commitBlock;
-        uint16 checkBps; // the volunteer's check probability, fixed at commit
+        uint16 checkBps; // the volunteer's check probability, fixed at claim
     }
 
     error MarketUnknownBounty(uint256 bountyId);
