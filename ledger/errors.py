@@ -95,3 +95,30 @@ def decode_revert(data: bytes | str | None) -> ContractRevert:
         to_checksum_address(v) if t == "address" else v for t, v in zip(types, abi_decode(types, data[4:]), strict=True)
     ]
     return cls(**dict(zip(names, values, strict=True)))
+
+
+def revert_data_of(exc: BaseException) -> bytes | None:
+    """Revert bytes carried by a web3 ContractLogicError or by eth-tester's TransactionFailed
+    (the embedded chain raises its own exception, with the raw bytes somewhere in its chain)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        data = getattr(seen, "data", None)
+        if isinstance(data, (bytes, str)) and data:
+            return bytes.fromhex(data.removeprefix("0x")) if isinstance(data, str) else data
+        for arg in getattr(seen, "args", ()):
+            if isinstance(arg, bytes):
+                return arg
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def is_revert(exc: BaseException) -> bool:
+    from web3.exceptions import ContractLogicError
+
+    if isinstance(exc, ContractLogicError):
+        return True
+    try:
+        from eth_tester.exceptions import TransactionFailed as TesterTransactionFailed
+    except ImportError:  # pragma: no cover - eth-tester is a dependency, but only the embedded chain needs it
+        return False
+    return isinstance(exc, TesterTransactionFailed)

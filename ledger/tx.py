@@ -11,10 +11,10 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract.contract import ContractConstructor, ContractFunction
-from web3.exceptions import ContractLogicError
+from web3.exceptions import MethodUnavailable
 from web3.types import TxReceipt
 
-from ledger.errors import TransactionFailed, decode_revert
+from ledger.errors import TransactionFailed, decode_revert, is_revert, revert_data_of
 
 RECEIPT_TIMEOUT_S = 120
 
@@ -23,8 +23,10 @@ def call(fn: ContractFunction, block: int | str = "latest") -> Any:
     """Calls a view function, raising the contract's typed error if it reverts."""
     try:
         return fn.call(block_identifier=block)
-    except ContractLogicError as exc:
-        raise decode_revert(exc.data if isinstance(exc.data, (str, bytes)) else None) from None
+    except Exception as exc:
+        if is_revert(exc):
+            raise decode_revert(revert_data_of(exc)) from None
+        raise
 
 
 class Transactor:
@@ -45,11 +47,13 @@ class Transactor:
                 # calls (a challenge draw) are valid only from the block after the latest one.
                 probe = call.build_transaction({**params, "gas": 0})  # type: ignore[arg-type]
                 probe.pop("gas")
-                gas = self.w3.eth.estimate_gas(probe, "pending")  # type: ignore[arg-type]
+                gas = self._estimate(probe)
                 gas = gas + gas // 5 + 10_000
             tx = call.build_transaction({**params, "gas": gas})  # type: ignore[arg-type]
-        except ContractLogicError as exc:
-            raise decode_revert(exc.data if isinstance(exc.data, (str, bytes)) else None) from None
+        except Exception as exc:
+            if is_revert(exc):
+                raise decode_revert(revert_data_of(exc)) from None
+            raise
         signed = self.account.sign_transaction(tx)
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
@@ -57,12 +61,21 @@ class Transactor:
             self._raise_mined_revert(tx, receipt)
         return receipt
 
+    def _estimate(self, tx: dict[str, Any]) -> int:
+        try:
+            return int(self.w3.eth.estimate_gas(tx, "pending"))  # type: ignore[arg-type]
+        except MethodUnavailable:
+            # eth-tester estimates only against the latest block.
+            return int(self.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
+
     def _raise_mined_revert(self, tx: dict[str, Any], receipt: TxReceipt) -> None:
         replay = {k: tx[k] for k in ("from", "to", "data", "value", "gas") if k in tx}
         try:
             self.w3.eth.call(replay, receipt["blockNumber"] - 1)  # type: ignore[arg-type]
-        except ContractLogicError as exc:
-            raise decode_revert(exc.data if isinstance(exc.data, (str, bytes)) else None) from None
+        except Exception as exc:
+            if is_revert(exc):
+                raise decode_revert(revert_data_of(exc)) from None
+            raise
         raise TransactionFailed(
             f"transaction {receipt['transactionHash'].hex()} reverted (gas used {receipt['gasUsed']})"
         )
