@@ -6,6 +6,8 @@ a transaction that reverts once mined is replayed to recover its reason. Nothing
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -19,14 +21,21 @@ from ledger.errors import TransactionFailed, decode_revert, is_revert, revert_da
 RECEIPT_TIMEOUT_S = 120
 
 
-def call(fn: ContractFunction, block: int | str = "latest") -> Any:
-    """Calls a view function, raising the contract's typed error if it reverts."""
+@contextlib.contextmanager
+def typed_reverts() -> Iterator[None]:
+    """Re-raises a revert (from a node or the embedded chain) as the contract's typed error."""
     try:
-        return fn.call(block_identifier=block)
+        yield
     except Exception as exc:
         if is_revert(exc):
             raise decode_revert(revert_data_of(exc)) from None
         raise
+
+
+def call(fn: ContractFunction, block: int | str = "latest") -> Any:
+    """Calls a view function, raising the contract's typed error if it reverts."""
+    with typed_reverts():
+        return fn.call(block_identifier=block)
 
 
 class Transactor:
@@ -41,7 +50,7 @@ class Transactor:
             "nonce": self.w3.eth.get_transaction_count(self.address, "pending"),
             "chainId": self.w3.eth.chain_id,
         }
-        try:
+        with typed_reverts():
             if gas is None:
                 # Estimated against the pending block, where the transaction will actually run: some
                 # calls (a challenge draw) are valid only from the block after the latest one.
@@ -50,10 +59,6 @@ class Transactor:
                 gas = self._estimate(probe)
                 gas = gas + gas // 5 + 10_000
             tx = call.build_transaction({**params, "gas": gas})  # type: ignore[arg-type]
-        except Exception as exc:
-            if is_revert(exc):
-                raise decode_revert(revert_data_of(exc)) from None
-            raise
         signed = self.account.sign_transaction(tx)
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
@@ -70,12 +75,8 @@ class Transactor:
 
     def _raise_mined_revert(self, tx: dict[str, Any], receipt: TxReceipt) -> None:
         replay = {k: tx[k] for k in ("from", "to", "data", "value", "gas") if k in tx}
-        try:
+        with typed_reverts():
             self.w3.eth.call(replay, receipt["blockNumber"] - 1)  # type: ignore[arg-type]
-        except Exception as exc:
-            if is_revert(exc):
-                raise decode_revert(revert_data_of(exc)) from None
-            raise
         raise TransactionFailed(
             f"transaction {receipt['transactionHash'].hex()} reverted (gas used {receipt['gasUsed']})"
         )
