@@ -198,6 +198,7 @@ def test_market_properties_hold_over_random_operation_sequences(chain: Chain) ->
         max_examples=25,
         stateful_step_count=35,
         deadline=None,
+        derandomize=True,  # the same sequences every run: CI must not depend on a lucky draw
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
     runner().runTest()
