@@ -31,9 +31,9 @@ def measure(chain: Chain) -> tuple[dict[str, int], dict[str, int]]:
     chain.stake("bob", 5_000 * TOKEN)
     chain.stake("vera", 5_000 * TOKEN)
     chain.stake("victor", 5_000 * TOKEN)
-    params = chain_params(chain, shards=12, rounds=1, **RARE_CHECKS)
-    samples["postBounty"] = [chain.tx("poster", "postBounty", params)["gasUsed"]]
-    bounty = 1
+    posted = chain.tx("poster", "postBounty", chain.bounty_params(shards=12, rounds=1, **RARE_CHECKS))
+    samples["postBounty"] = [posted["gasUsed"]]
+    bounty = chain.events(posted, "BountyPosted")[0]["bountyId"]
     gas("openRound", "coordinator", "openRound", bounty, "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG")
     root, update = b"\x5a" * 32, b"\xa5" * 32
     trace_cid = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"
@@ -69,15 +69,6 @@ def measure(chain: Chain) -> tuple[dict[str, int], dict[str, int]]:
     return {name: round(sum(v) / len(v)) for name, v in samples.items()}, {
         name: v[0] for name, v in samples.items() if len(v) > 1
     }
-
-
-def chain_params(chain: Chain, **overrides: object) -> dict[str, object]:
-    from tests.contracts.harness import default_params
-
-    params = default_params(**overrides)
-    params["coordinator"] = chain.addr("coordinator")
-    params["deadline"] = chain.now() + 30 * 24 * 3600
-    return params
 
 
 def main(argv: list[str]) -> int:

@@ -220,7 +220,7 @@ contract BountyMarket is IBountyMarket, Staking {
         (uint256 bountyId,,) = _splitTaskId(taskId);
         Bounty storage b = _bounties[bountyId];
         if (t.status == TaskStatus.Committed) {
-            if (!_isChecked(taskId, t, b)) revert MarketNotChecked(taskId);
+            if (!_isChecked(taskId, t)) revert MarketNotChecked(taskId);
         }
         uint256 verifyDeadline = uint256(t.deadline) + b.challengeWindow + b.verifyWindow;
         if (block.timestamp > verifyDeadline) revert MarketVerifyWindowClosed(taskId, verifyDeadline);
@@ -236,7 +236,7 @@ contract BountyMarket is IBountyMarket, Staking {
         (passed ? _passVoters : _failVoters)[taskId].push(msg.sender);
         if (votes < b.quorum) return;
         if (passed) {
-            _payVerifiers(taskId, bountyId, b, true);
+            _payVerifiers(taskId, b, true);
             _accept(taskId, bountyId, b, t);
         } else {
             _slash(taskId, bountyId, b, t);
@@ -253,7 +253,7 @@ contract BountyMarket is IBountyMarket, Staking {
         Bounty storage b = _bounties[bountyId];
         uint256 windowClosesAt = uint256(t.deadline) + b.challengeWindow;
         if (block.timestamp <= windowClosesAt) revert MarketChallengeWindowOpen(taskId, windowClosesAt);
-        if (t.status == TaskStatus.Challenged || _isChecked(taskId, t, b)) {
+        if (t.status == TaskStatus.Challenged || _isChecked(taskId, t)) {
             // A check no quorum answered in time does not punish the volunteer for the verifiers' absence.
             uint256 verifyDeadline = windowClosesAt + b.verifyWindow;
             if (block.timestamp <= verifyDeadline) revert MarketVerdictPending(taskId, verifyDeadline);
@@ -398,7 +398,7 @@ contract BountyMarket is IBountyMarket, Staking {
     ///      Slither's weak-prng is by design here (docs/contracts.md, "Randomness"): the seed is the hash
     ///      of a block mined after the commit, unknown to the volunteer when it committed; only that
     ///      block's proposer could bias it, by discarding a block, and only between two draws.
-    function _isChecked(uint256 taskId, Task storage t, Bounty storage) private view returns (bool) {
+    function _isChecked(uint256 taskId, Task storage t) private view returns (bool) {
         bytes32 seed = _seed(taskId, t);
         // slither-disable-next-line weak-prng
         return seed == 0 || uint256(seed) % BPS < t.checkBps;
@@ -416,7 +416,7 @@ contract BountyMarket is IBountyMarket, Staking {
             return (true, segments == 256 ? type(uint256).max : (uint256(1) << segments) - 1);
         }
         // slither-disable-next-line weak-prng
-        checked = uint256(seed) % BPS < t.checkBps;
+        checked = uint256(seed) % BPS < t.checkBps; // the same rule as _isChecked, inlined: settle is hot
         uint256 picks = b.segmentsPerCheck;
         for (uint256 j = 0; j < picks; ++j) {
             // slither-disable-next-line weak-prng
@@ -446,7 +446,7 @@ contract BountyMarket is IBountyMarket, Staking {
         address volunteer = t.volunteer;
         uint256 taken = _slashStake(volunteer, b.stakePerTask);
         emit TaskSlashed(taskId, bountyId, volunteer, taken);
-        uint256 remainder = taken - _payVerifiers(taskId, bountyId, b, false);
+        uint256 remainder = taken - _payVerifiers(taskId, b, false);
         Verification storage v = _verifications[taskId];
         address challenger = v.challenger;
         if (challenger != address(0)) {
@@ -461,7 +461,7 @@ contract BountyMarket is IBountyMarket, Staking {
 
     /// @dev Credits `verifierFee` to each attester on the winning side; PASS fees come from escrow,
     ///      FAIL fees from the slashed stake (the caller accounts for the returned total).
-    function _payVerifiers(uint256 taskId, uint256, Bounty storage b, bool passed) private returns (uint256 total) {
+    function _payVerifiers(uint256 taskId, Bounty storage b, bool passed) private returns (uint256 total) {
         address[] storage winners = passed ? _passVoters[taskId] : _failVoters[taskId];
         uint256 fee = b.verifierFee;
         for (uint256 i = 0; i < winners.length; ++i) {

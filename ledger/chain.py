@@ -33,11 +33,14 @@ def dev_accounts(w3: Web3, count: int = 10) -> list[LocalAccount]:
         # eth-tester funds the keys 1..10.
         return [Account.from_key(i.to_bytes(32, "big")) for i in range(1, count + 1)]
     if chain_id in LOCAL_CHAIN_IDS:
-        Account.enable_unaudited_hdwallet_features()
-        return [
-            Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(count)
-        ]
+        return mnemonic_accounts(count)
     raise ChainError(f"chain {chain_id} is not a local development chain; it has no development accounts")
+
+
+def mnemonic_accounts(count: int) -> list[LocalAccount]:
+    """The first `count` keys of anvil's and Hardhat's public development mnemonic."""
+    Account.enable_unaudited_hdwallet_features()
+    return [Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(count)]
 
 
 def mine(w3: Web3, blocks: int = 1) -> None:

@@ -113,12 +113,8 @@ def revert_data_of(exc: BaseException) -> bytes | None:
 
 
 def is_revert(exc: BaseException) -> bool:
+    # Imported here, not at module top, so that the CLI's error handling does not load web3 at start-up.
+    from eth_tester.exceptions import TransactionFailed as TesterTransactionFailed
     from web3.exceptions import ContractLogicError
 
-    if isinstance(exc, ContractLogicError):
-        return True
-    try:
-        from eth_tester.exceptions import TransactionFailed as TesterTransactionFailed
-    except ImportError:  # pragma: no cover - eth-tester is a dependency, but only the embedded chain needs it
-        return False
-    return isinstance(exc, TesterTransactionFailed)
+    return isinstance(exc, (ContractLogicError, TesterTransactionFailed))

@@ -17,7 +17,6 @@ ROOT = Path(__file__).resolve().parent.parent
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
 
 
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -28,17 +27,17 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
+            raise ChainError(f"server exited with {proc.returncode} before listening on {port}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
         except OSError:
             time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+    raise ChainError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
 class Anvil:
-    """An anvil node (chain id 31337, the well-known dev mnemonic) owned by this test session."""
+    """An anvil node (chain id 31337 unless told, the well-known dev mnemonic) owned by its creator."""
 
     def __init__(self, chain_id: int = 31337) -> None:
         if not ANVIL.exists():

@@ -112,13 +112,17 @@ class Chain:
         return int(self.token.functions.balanceOf(address).call())
 
     # -- market vocabulary
-    def post(self, poster: str = "poster", **overrides: Any) -> int:
+    def bounty_params(self, **overrides: Any) -> dict[str, Any]:
+        """default_params with the coordinator actor and a deadline 30 days from the chain's now."""
         params = default_params(**overrides)
         if params["coordinator"] is None:
             params["coordinator"] = self.addr("coordinator")
         if params["deadline"] is None:
             params["deadline"] = self.now() + 30 * 24 * 3600
-        receipt = self.tx(poster, "postBounty", params)
+        return params
+
+    def post(self, poster: str = "poster", **overrides: Any) -> int:
+        receipt = self.tx(poster, "postBounty", self.bounty_params(**overrides))
         return int(self.events(receipt, "BountyPosted")[0]["bountyId"])
 
     def post_and_open(self, **overrides: Any) -> int:

@@ -40,8 +40,6 @@ def test_post_bounty_escrows_rewards_and_verifier_fees(chain: Chain) -> None:
     ],
 )
 def test_post_bounty_reverts_on_invalid_params(chain: Chain, field: str, override: dict) -> None:
-    if override.get("coordinator") == ZERO:
-        override = dict(override)
     with reverts("MarketInvalidParams", field=field):
         chain.post(**override)
 
