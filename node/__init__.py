@@ -1,0 +1,1 @@
+"""The volunteer: trains its shard into a proof-of-learning trace (trainer) and runs the daemon loop."""

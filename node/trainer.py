@@ -1,0 +1,150 @@
+"""Trains one task into a proof-of-learning trace.
+
+Checkpoints are hashed, serialized and stored on a background thread while training goes on: the
+training thread only pays for a copy of the tensors (torch runs the step on its pinned intra-op threads;
+sha256 and file writes release the GIL). Progress is journaled per checkpoint, so a killed node resumes at
+its last checkpoint and, because every step is seeded by its step number, ends with the same trace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from protocol.manifests import CheckpointRef, TraceManifest
+from protocol.spec import TrainingSpec
+from protocol.store import ContentStore
+from protocol.tensors import Tensors, canonical_hash, to_bytes
+from protocol.training import MODEL_PREFIX, TrainState, deterministic, load_state, new_state, run_steps
+from protocol.workloads import Workload
+
+
+class TrainingInterrupted(Exception):
+    """Stopped on request between steps; the journal holds every finished checkpoint."""
+
+
+@dataclass(frozen=True)
+class TaskInput:
+    spec: TrainingSpec
+    workload: Workload
+    task_id: int
+    volunteer: str
+    seed: bytes
+    round_cid: str
+    round_weights: Tensors
+    shard: Tensors
+
+
+@dataclass(frozen=True)
+class TraceResult:
+    manifest: TraceManifest
+    manifest_cid: str
+    trace_root: bytes
+    update_hash: bytes
+
+
+class CheckpointWriter:
+    """Hashes and stores checkpoints on its own thread; `close` waits for all and re-raises any failure."""
+
+    def __init__(self, store: ContentStore, journal: Path) -> None:
+        self.store, self.journal = store, journal
+        self.refs: dict[int, CheckpointRef] = {}
+        if journal.exists():
+            for ref in json.loads(journal.read_text())["checkpoints"]:
+                self.refs[ref["step"]] = CheckpointRef.model_validate(ref)
+        self._queue: queue.Queue[tuple[int, Tensors] | None] = queue.Queue(maxsize=4)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="checkpoint-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, step: int, tensors: Tensors) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((step, tensors))
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is not None:
+                continue
+            step, tensors = item
+            try:
+                digest = canonical_hash(tensors)
+                cid = self.store.put(to_bytes(tensors))
+                self.refs[step] = CheckpointRef(step=step, cid=cid, hash="0x" + digest.hex())
+                self._save_journal()
+            except BaseException as exc:  # surfaced to the training thread by submit/close
+                self._error = exc
+
+    def _save_journal(self) -> None:
+        tmp = self.journal.with_suffix(".tmp")
+        refs = [r.model_dump() for _, r in sorted(self.refs.items())]
+        tmp.write_text(json.dumps({"checkpoints": refs}))
+        os.replace(tmp, self.journal)
+
+    def close(self) -> list[CheckpointRef]:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return [r for _, r in sorted(self.refs.items())]
+
+
+def _resume_point(task: TaskInput, store: ContentStore, refs: dict[int, CheckpointRef]) -> tuple[TrainState, int]:
+    from protocol.verify import parse_checkpoint  # checks the layout: our own journal is not trusted blindly
+
+    if refs:
+        last = max(refs)
+        tensors = parse_checkpoint(store.get(refs[last].cid), task.spec, task.workload, last)
+        return load_state(task.spec, tensors, task.workload), last
+    return load_state(task.spec, task.round_weights, task.workload), 0
+
+
+def train_task(
+    task: TaskInput,
+    store: ContentStore,
+    workdir: Path,
+    on_step: Callable[[int, float], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> TraceResult:
+    """Trains the task (resuming from `workdir` if a journal is there) and stores its whole trace."""
+    spec = task.spec
+    workdir.mkdir(parents=True, exist_ok=True)
+    journal = workdir / f"task-{task.task_id}.journal.json"
+    writer = CheckpointWriter(store, journal)
+    losses_path = workdir / f"task-{task.task_id}.losses.json"
+    losses: list[float] = json.loads(losses_path.read_text()) if losses_path.exists() else []
+    try:
+        with deterministic(spec.replay):
+            state, step = _resume_point(task, store, writer.refs)
+            del losses[step:]
+            if step == 0 and 0 not in writer.refs:
+                writer.submit(0, state.tensors())
+            while step < spec.steps_per_task:
+                if should_stop():
+                    raise TrainingInterrupted(f"stopped at step {step} of task {task.task_id}")
+                losses += run_steps(state, task.workload, task.shard, task.seed, step, spec.checkpoint_interval,
+                                    spec.batch_size, on_step)  # fmt: skip
+                step += spec.checkpoint_interval
+                writer.submit(step, state.tensors())
+    finally:
+        refs = writer.close()
+        losses_path.write_text(json.dumps(losses))
+    final = state.tensors(copy=False)
+    update = {name: final[MODEL_PREFIX + name] - task.round_weights[name] for name in task.round_weights}
+    update_hash = canonical_hash(update)
+    manifest = TraceManifest(
+        task_id=task.task_id,
+        volunteer=task.volunteer,
+        round_cid=task.round_cid,
+        checkpoints=refs,
+        update_cid=store.put(to_bytes(update)),
+        update_hash="0x" + update_hash.hex(),
+        losses=losses,
+    )
+    manifest_cid = store.put(manifest.canonical_bytes())
+    return TraceResult(manifest, manifest_cid, manifest.trace_root(), update_hash)

@@ -1,0 +1,75 @@
+"""JSON documents published to the content store: what a round offers and what a volunteer did."""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from protocol.cid import InvalidCid, check_cid
+from protocol.merkle import merkle_root, trace_leaf
+from protocol.store import ContentError
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def canonical_bytes(self) -> bytes:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def parse(cls, data: bytes):  # type: ignore[no-untyped-def]
+        try:
+            doc = cls.model_validate_json(data)
+        except ValidationError as exc:
+            raise ContentError(f"malformed {cls.__name__}: {exc.errors()[0]['msg']}") from None
+        try:
+            for cid in doc.cids():
+                check_cid(cid)
+        except InvalidCid as exc:
+            raise ContentError(f"malformed {cls.__name__}: {exc}") from None
+        return doc
+
+    def cids(self) -> list[str]:
+        return []
+
+
+class RoundManifest(_Doc):
+    """Published by the coordinator; its CID is the `modelCid` of RoundOpened."""
+
+    bounty_id: int = Field(ge=0)
+    round: int = Field(ge=0)
+    spec_cid: str
+    model_cid: str  # weights the round's tasks start from (safetensors, parameter names)
+    shard_cids: list[str] = Field(min_length=1)
+    holdout_cid: str
+
+    def cids(self) -> list[str]:
+        return [self.spec_cid, self.model_cid, self.holdout_cid, *self.shard_cids]
+
+
+class CheckpointRef(_Doc):
+    step: int = Field(ge=0)
+    cid: str
+    hash: str = Field(pattern=r"^0x[0-9a-f]{64}$", description="canonical tensor hash (sha256)")
+
+
+class TraceManifest(_Doc):
+    """Published by the volunteer; its CID is the `traceCid` of TaskCommitted."""
+
+    task_id: int = Field(ge=0)
+    volunteer: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
+    round_cid: str
+    checkpoints: list[CheckpointRef] = Field(min_length=2, max_length=257)
+    update_cid: str
+    update_hash: str = Field(pattern=r"^0x[0-9a-f]{64}$")
+    losses: list[float] = Field(default_factory=list, description="training loss per step, for explorers")
+
+    def cids(self) -> list[str]:
+        return [self.round_cid, self.update_cid, *(c.cid for c in self.checkpoints)]
+
+    def leaves(self) -> list[bytes]:
+        return [trace_leaf(self.task_id, self.volunteer, c.step, bytes.fromhex(c.hash[2:])) for c in self.checkpoints]
+
+    def trace_root(self) -> bytes:
+        return merkle_root(self.leaves())

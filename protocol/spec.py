@@ -1,0 +1,119 @@
+"""The training spec a poster publishes: what to train, on what data, and how it is checked.
+
+The spec's CID is recorded on-chain with the bounty, so every volunteer and verifier reads the same bytes.
+Model families validate their own parameters (protocol.workloads), so this module stays torch-free.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class SpecError(ValueError):
+    """A spec file that cannot be read or does not describe a sound training job."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    family: str = Field(description="registered model family, e.g. mnist-mlp, mnist-cnn, char-transformer")
+    params: dict[str, Any] = Field(default_factory=dict, description="the family's hyperparameters")
+
+
+class OptimizerSpec(_Strict):
+    name: Literal["sgd", "adam"] = "adam"
+    lr: float = Field(1e-3, gt=0, le=10, description="learning rate")
+    momentum: float = Field(0.0, ge=0, lt=1, description="SGD momentum")
+    weight_decay: float = Field(0.0, ge=0, le=1)
+
+
+class ReplaySpec(_Strict):
+    mode: Literal["exact", "tolerance"] = Field(
+        "exact", description="exact: bit-for-bit on the same CPU kind; tolerance: normalized distance ≤ tolerance"
+    )
+    tolerance: float = Field(1e-3, gt=0, le=1, description="δ in ‖ŵ − w_{i+1}‖ / ‖w_{i+1} − w_i‖ ≤ δ")
+    threads: int = Field(1, ge=1, le=64, description="torch intra-op threads; reduction order depends on it")
+
+
+class DataSpec(_Strict):
+    shards: int = Field(4, ge=1, le=1024, description="tasks per round, one content-addressed shard each")
+    holdout_fraction: float = Field(0.1, gt=0, lt=0.5, description="held out for evaluating each round's model")
+    split_seed: int = Field(0, ge=0, lt=2**63, description="fixes which examples land in which shard")
+
+
+class AggregationSpec(_Strict):
+    method: Literal["mean", "trimmed_mean", "centered_clip"] = "mean"
+    trim_fraction: float = Field(0.2, ge=0, lt=0.5, description="trimmed_mean: dropped from each end per coordinate")
+    clip_radius: float = Field(1.0, gt=0, description="centered_clip: τ, the largest distance an update may pull")
+
+
+class TrainingSpec(_Strict):
+    version: Literal[1] = 1
+    name: str = Field("bounty", min_length=1, max_length=100)
+    model: ModelSpec
+    optimizer: OptimizerSpec = OptimizerSpec()
+    batch_size: int = Field(64, ge=1, le=4096)
+    steps_per_task: int = Field(40, ge=1, le=100_000)
+    checkpoint_interval: int = Field(5, ge=1, description="steps between checkpoints; one segment each")
+    rounds: int = Field(3, ge=1, le=1000)
+    init_seed: int = Field(0, ge=0, lt=2**63, description="fixes the round-0 model")
+    data: DataSpec = DataSpec()
+    replay: ReplaySpec = ReplaySpec()
+    aggregation: AggregationSpec = AggregationSpec()
+
+    @model_validator(mode="after")
+    def _segments_fit(self) -> TrainingSpec:
+        if self.steps_per_task % self.checkpoint_interval:
+            raise ValueError(
+                f"steps_per_task ({self.steps_per_task}) must be a multiple of "
+                f"checkpoint_interval ({self.checkpoint_interval})"
+            )
+        if not 1 <= self.segments <= 256:
+            raise ValueError(f"{self.segments} segments per task; the contract allows 1 to 256")
+        return self
+
+    @property
+    def segments(self) -> int:
+        return self.steps_per_task // self.checkpoint_interval
+
+    def canonical_bytes(self) -> bytes:
+        """The bytes published to the content store: sorted keys, no whitespace, so the CID is stable."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TrainingSpec:
+        try:
+            return cls.model_validate_json(data)
+        except ValidationError as exc:
+            raise SpecError(_first_problem(exc)) from None
+
+
+def _first_problem(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(part) for part in err["loc"]) or "spec"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {err['msg']}{more}"
+
+
+def load_spec(path: str | Path) -> TrainingSpec:
+    """Reads a TOML or JSON spec file; every problem becomes one SpecError line."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(f"cannot read spec {path}: {exc.strerror}") from None
+    try:
+        raw = tomllib.loads(text.decode()) if path.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SpecError(f"spec {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
+    try:
+        return TrainingSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(f"spec {path}: {_first_problem(exc)}") from None

@@ -1,0 +1,79 @@
+"""The content store interface and the embedded on-disk store (same CIDs as Kubo, see protocol.cid)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from protocol.cid import check_cid, cid_of
+
+# Nothing the protocol stores (specs, shards, checkpoints, traces) comes near this; a larger object is
+# refused before it is read into memory rather than trusted to be what its CID says.
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+
+
+class ContentError(Exception):
+    """Content that is missing, too large, or does not match its CID."""
+
+
+class ContentStore(Protocol):
+    def put(self, data: bytes) -> str: ...
+
+    def get(self, cid: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes: ...
+
+    def has(self, cid: str) -> bool: ...
+
+    def pin(self, cid: str) -> None: ...
+
+
+def verified(cid: str, data: bytes) -> bytes:
+    """The bytes, if they hash to `cid`; every read from any store goes through this."""
+    actual = cid_of(data)
+    if actual != cid:
+        raise ContentError(f"content for {cid} hashes to {actual}: refusing it")
+    return data
+
+
+class LocalStore:
+    """Files named by CID under one directory, written atomically so a crash never leaves a torn object."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, cid: str) -> Path:
+        return self.root / check_cid(cid)
+
+    def put(self, data: bytes) -> str:
+        cid = cid_of(data)
+        path = self._path(cid)
+        if not path.exists():
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".put-")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+        return cid
+
+    def get(self, cid: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+        path = self._path(cid)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise ContentError(f"{cid} is not in the store at {self.root}") from None
+        if size > max_bytes:
+            raise ContentError(f"{cid} is {size} bytes, over the {max_bytes}-byte limit")
+        return verified(cid, path.read_bytes())
+
+    def has(self, cid: str) -> bool:
+        return self._path(cid).exists()
+
+    def pin(self, cid: str) -> None:
+        # Nothing is ever garbage-collected from the embedded store; pinning only asserts presence.
+        if not self.has(cid):
+            raise ContentError(f"cannot pin {cid}: not in the store at {self.root}")

@@ -1,0 +1,130 @@
+"""The deterministic training step. The volunteer's trainer and the verifier's replay both run
+`run_steps`; nothing else advances a model, so a replay can only disagree if the work was not done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from protocol.seeds import step_seed
+from protocol.spec import OptimizerSpec, ReplaySpec, TrainingSpec
+from protocol.tensors import Tensors
+from protocol.workloads import Workload, resolve
+
+MODEL_PREFIX = "model."
+OPTIM_PREFIX = "optim."
+
+
+@contextlib.contextmanager
+def deterministic(replay: ReplaySpec) -> Iterator[None]:
+    """Pins thread count and deterministic kernels for exact mode; restores the caller's settings after."""
+    threads, strict = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(replay.threads)
+    torch.use_deterministic_algorithms(replay.mode == "exact")
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(strict)
+
+
+def make_optimizer(spec: OptimizerSpec, model: nn.Module) -> torch.optim.Optimizer:
+    # foreach=False: one kernel per parameter, the same code path on every CPU and torch build option.
+    if spec.name == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay, foreach=False
+        )
+    return torch.optim.Adam(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay, foreach=False)
+
+
+@dataclass
+class TrainState:
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+
+    def tensors(self, copy: bool = True) -> Tensors:
+        """Weights and optimizer state as one named tensor set: what a checkpoint holds."""
+        out: Tensors = {}
+        for name, p in self.model.named_parameters():
+            out[MODEL_PREFIX + name] = p.detach().clone() if copy else p.detach()
+            for key, value in self.optimizer.state.get(p, {}).items():
+                t = value if isinstance(value, torch.Tensor) else torch.tensor(value, dtype=torch.float64)
+                out[f"{OPTIM_PREFIX}{name}.{key}"] = t.detach().clone() if copy else t.detach()
+        return out
+
+    def weights(self) -> Tensors:
+        return {name: p.detach().clone() for name, p in self.model.named_parameters()}
+
+
+def new_state(spec: TrainingSpec, workload: Workload | None = None) -> TrainState:
+    model = (workload or resolve(spec.model)).build_model()
+    return TrainState(model, make_optimizer(spec.optimizer, model))
+
+
+def initial_weights(spec: TrainingSpec) -> Tensors:
+    """The round-0 model: fixed by the spec's init seed, so anyone can recompute its CID."""
+    with torch.random.fork_rng():
+        torch.manual_seed(spec.init_seed)
+        return new_state(spec).weights()
+
+
+def load_state(spec: TrainingSpec, tensors: Tensors, workload: Workload | None = None) -> TrainState:
+    """A state from a checkpoint (weights and optimizer state) or from bare weights (a round model)."""
+    state = new_state(spec, workload)
+    params = dict(state.model.named_parameters())
+    with torch.no_grad():
+        for name, p in params.items():
+            source = tensors.get(MODEL_PREFIX + name, tensors.get(name))
+            if source is None:
+                raise KeyError(f"checkpoint has no weights for {name!r}")
+            p.copy_(source)
+    for key, value in tensors.items():
+        if key.startswith(OPTIM_PREFIX):
+            name, _, field = key[len(OPTIM_PREFIX) :].rpartition(".")
+            state.optimizer.state[params[name]][field] = value.clone()
+    return state
+
+
+def run_steps(
+    state: TrainState,
+    workload: Workload,
+    shard: Tensors,
+    seed: bytes,
+    first_step: int,
+    steps: int,
+    batch_size: int,
+    on_step: Callable[[int, float], None] | None = None,
+) -> list[float]:
+    """Steps first_step … first_step+steps−1. Each step reseeds torch from (task seed, step), so a replay
+    can start at any checkpoint: data order and dropout depend only on the step number."""
+    losses = []
+    model, optimizer = state.model, state.optimizer
+    model.train()
+    for step in range(first_step, first_step + steps):
+        torch.manual_seed(step_seed(seed, step))
+        batch = workload.sample_batch(shard, batch_size)
+        optimizer.zero_grad(set_to_none=True)
+        loss = workload.loss(model, batch)
+        loss.backward()
+        optimizer.step()
+        value = loss.item()
+        losses.append(value)
+        if on_step is not None:
+            on_step(step, value)
+    return losses
+
+
+def replay_segment(
+    spec: TrainingSpec, shard: Tensors, seed: bytes, checkpoint: Tensors, segment: int, workload: Workload | None = None
+) -> Tensors:
+    """Replays segment `segment` (checkpoint_i → checkpoint_{i+1}) with the trainer's own step."""
+    workload = workload or resolve(spec.model)
+    with deterministic(spec.replay):
+        state = load_state(spec, checkpoint, workload)
+        run_steps(state, workload, shard, seed, segment * spec.checkpoint_interval, spec.checkpoint_interval, spec.batch_size)
+        return state.tensors(copy=False)

@@ -1,0 +1,203 @@
+"""Model families a bounty can train. Adding one is one registered class; nothing else changes.
+
+A family names its dataset, validates its own hyperparameters, builds the model, samples a batch from a
+shard (with torch's global generator, which the training step seeds per step), computes the loss, and
+evaluates a model on held-out data.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from torch import nn
+
+from protocol.spec import ModelSpec, SpecError
+from protocol.tensors import Tensors
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class Workload:
+    family: ClassVar[str]
+    dataset: ClassVar[str]
+    metric_name: ClassVar[str]
+    higher_is_better: ClassVar[bool]
+    Params: ClassVar[type[BaseModel]]
+
+    def __init__(self, params: BaseModel) -> None:
+        self.params = params
+
+    def build_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def sample_batch(self, shard: Tensors, batch_size: int) -> Batch:
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module, holdout: Tensors) -> float:
+        raise NotImplementedError
+
+
+REGISTRY: dict[str, type[Workload]] = {}
+
+
+def register(cls: type[Workload]) -> type[Workload]:
+    REGISTRY[cls.family] = cls
+    return cls
+
+
+def resolve(model: ModelSpec) -> Workload:
+    cls = REGISTRY.get(model.family)
+    if cls is None:
+        raise SpecError(f"model.family {model.family!r} is not one of: {', '.join(sorted(REGISTRY))}")
+    try:
+        return cls(cls.Params.model_validate(model.params))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise SpecError(f"model.params.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Classifier(Workload):
+    dataset = "mnist"
+    metric_name = "accuracy"
+    higher_is_better = True
+
+    def sample_batch(self, shard: Tensors, batch_size: int) -> Batch:
+        idx = torch.randint(len(shard["y"]), (batch_size,))
+        return shard["x"][idx], shard["y"][idx]
+
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(model(x), y)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, holdout: Tensors) -> float:
+        model.eval()
+        try:
+            predicted = model(holdout["x"]).argmax(dim=1)
+        finally:
+            model.train()
+        return float((predicted == holdout["y"]).float().mean())
+
+
+@register
+class MnistMLP(_Classifier):
+    family = "mnist-mlp"
+
+    class Params(_Params):
+        hidden: int = Field(128, ge=1, le=4096, description="width of the hidden layer")
+        dropout: float = Field(0.0, ge=0, lt=1)
+
+    def build_model(self) -> nn.Module:
+        p = self.params
+        return nn.Sequential(nn.Linear(784, p.hidden), nn.ReLU(), nn.Dropout(p.dropout), nn.Linear(p.hidden, 10))
+
+
+@register
+class MnistCNN(_Classifier):
+    family = "mnist-cnn"
+
+    class Params(_Params):
+        channels: int = Field(8, ge=1, le=256)
+        hidden: int = Field(64, ge=1, le=4096)
+
+    def build_model(self) -> nn.Module:
+        c, h = self.params.channels, self.params.hidden
+        return nn.Sequential(
+            nn.Unflatten(1, (1, 28, 28)),
+            nn.Conv2d(1, c, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c, 2 * c, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(2 * c * 49, h), nn.ReLU(), nn.Linear(h, 10),
+        )  # fmt: skip
+
+
+class _Block(nn.Module):
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        p = self.dropout if self.training else 0.0
+        attn = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)
+        x = x + self.proj(attn.transpose(1, 2).reshape(b, t, d))
+        return x + F.dropout(self.mlp(self.norm2(x)), p, self.training)
+
+
+class CharTransformer(nn.Module):
+    def __init__(self, vocab: int, context: int, dim: int, heads: int, layers: int, dropout: float) -> None:
+        super().__init__()
+        self.embed, self.position = nn.Embedding(vocab, dim), nn.Embedding(context, dim)
+        self.blocks = nn.Sequential(*(_Block(dim, heads, dropout) for _ in range(layers)))
+        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, vocab)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(tokens.shape[1])
+        return self.head(self.norm(self.blocks(self.embed(tokens) + self.position(positions))))
+
+
+@register
+class ShakespeareLM(Workload):
+    """A character-level transformer language model: the marketplace's foundation-model workload."""
+
+    family = "char-transformer"
+    dataset = "shakespeare"
+    metric_name = "loss"
+    higher_is_better = False
+    VOCAB = 128
+    EVAL_WINDOWS = 64
+
+    class Params(_Params):
+        context: int = Field(64, ge=2, le=1024)
+        dim: int = Field(64, ge=8, le=1024)
+        heads: int = Field(4, ge=1, le=32)
+        layers: int = Field(2, ge=1, le=24)
+        dropout: float = Field(0.0, ge=0, lt=1)
+
+    def __init__(self, params: BaseModel) -> None:
+        super().__init__(params)
+        if self.params.dim % self.params.heads:
+            raise SpecError(f"model.params.dim ({self.params.dim}) must be a multiple of heads ({self.params.heads})")
+
+    def build_model(self) -> nn.Module:
+        p = self.params
+        return CharTransformer(self.VOCAB, p.context, p.dim, p.heads, p.layers, p.dropout)
+
+    def _windows(self, tokens: torch.Tensor, starts: torch.Tensor) -> Batch:
+        offsets = starts[:, None] + torch.arange(self.params.context + 1)
+        windows = tokens[offsets].long()
+        return windows[:, :-1], windows[:, 1:]
+
+    def sample_batch(self, shard: Tensors, batch_size: int) -> Batch:
+        tokens = shard["tokens"]
+        return self._windows(tokens, torch.randint(len(tokens) - self.params.context - 1, (batch_size,)))
+
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(model(x).reshape(-1, self.VOCAB), y.reshape(-1))
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, holdout: Tensors) -> float:
+        tokens = holdout["tokens"]
+        span = len(tokens) - self.params.context - 1
+        starts = torch.linspace(0, span, self.EVAL_WINDOWS).long()  # fixed windows: comparable across rounds
+        model.eval()
+        try:
+            loss = self.loss(model, self._windows(tokens, starts))
+        finally:
+            model.train()
+        return float(loss) if math.isfinite(float(loss)) else float("inf")

@@ -1,0 +1,112 @@
+"""Train a task into a trace, then spot-check it the way a verifier does (real MNIST, real torch)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from node.trainer import TaskInput, TraceResult, TrainingInterrupted, train_task
+from protocol import datasets
+from protocol.seeds import task_seed
+from protocol.spec import TrainingSpec
+from protocol.store import LocalStore
+from protocol.tensors import canonical_hash, to_bytes
+from protocol.training import initial_weights
+from protocol.verify import SegmentVerdict, parse_checkpoint, verify_segment
+from protocol.workloads import resolve
+
+VOLUNTEER = "0x" + "ab" * 20
+ROUND_CID = "QmWfVY9y3xjsixTgbd9AorQxH7VtMpzfx2HaWtsoUYecaX"
+
+
+def make_task(**spec_overrides: object) -> TaskInput:
+    spec = TrainingSpec.model_validate(
+        {"model": {"family": "mnist-mlp", "params": {"hidden": 32, "dropout": 0.1}},
+         "steps_per_task": 20, "checkpoint_interval": 5, "batch_size": 32, **spec_overrides}
+    )  # fmt: skip
+    workload = resolve(spec.model)
+    shards, _ = datasets.split(workload.dataset, spec.data)
+    seed = task_seed(1, 0, 2, b"\x5a" * 32)
+    return TaskInput(spec, workload, 7, VOLUNTEER, seed, ROUND_CID, initial_weights(spec), shards[2])
+
+
+def check(task: TaskInput, store: LocalStore, result: TraceResult, segment: int, seed: bytes | None = None) -> SegmentVerdict:
+    m = result.manifest
+    start, end = store.get(m.checkpoints[segment].cid), store.get(m.checkpoints[segment + 1].cid)
+    return verify_segment(task.spec, task.workload, task.shard, seed or task.seed, m, result.trace_root, segment, start, end)
+
+
+@pytest.fixture(scope="module")
+def honest(tmp_path_factory: pytest.TempPathFactory) -> tuple[TaskInput, LocalStore, TraceResult]:
+    task = make_task()
+    store = LocalStore(tmp_path_factory.mktemp("store"))
+    return task, store, train_task(task, store, tmp_path_factory.mktemp("work"))
+
+
+def test_every_honest_segment_replays_bit_for_bit(honest) -> None:  # type: ignore[no-untyped-def]
+    task, store, result = honest
+    verdicts = [check(task, store, result, s) for s in range(task.spec.segments)]
+    assert all(v.passed for v in verdicts), verdicts
+    assert result.manifest.losses[-1] < result.manifest.losses[0]
+
+
+def test_trace_starts_at_the_round_model_and_update_is_last_minus_first(honest) -> None:  # type: ignore[no-untyped-def]
+    task, store, result = honest
+    m = result.manifest
+    first = parse_checkpoint(store.get(m.checkpoints[0].cid), task.spec, task.workload, 0)
+    last = parse_checkpoint(store.get(m.checkpoints[-1].cid), task.spec, task.workload, task.spec.steps_per_task)
+    assert all(torch.equal(first["model." + n], w) for n, w in task.round_weights.items())
+    update = {n: last["model." + n] - first["model." + n] for n in task.round_weights}
+    assert canonical_hash(update) == result.update_hash
+
+
+def test_replay_with_another_data_order_fails(honest) -> None:  # type: ignore[no-untyped-def]
+    task, store, result = honest
+    verdict = check(task, store, result, 1, seed=task_seed(1, 0, 3, b"\x5a" * 32))
+    assert not verdict.passed and "diverged" in verdict.reason
+
+
+def test_a_faked_checkpoint_fails_its_committed_hash(honest, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    task, store, result = honest
+    m = result.manifest
+    tensors = parse_checkpoint(store.get(m.checkpoints[2].cid), task.spec, task.workload, 10)
+    tensors["model.0.weight"] = tensors["model.0.weight"] * 1.001
+    forged = to_bytes(tensors)
+    verdict = verify_segment(task.spec, task.workload, task.shard, task.seed, m, result.trace_root, 1,
+                             store.get(m.checkpoints[1].cid), forged)  # fmt: skip
+    assert not verdict.passed and "does not match its committed hash" in verdict.reason
+
+
+def test_a_trace_of_skipped_work_fails_replay(tmp_path: Path) -> None:
+    """A volunteer who skips training in one segment (copies the checkpoint forward) is caught there."""
+    task = make_task()
+    store = LocalStore(tmp_path / "store")
+    honest = train_task(task, store, tmp_path / "honest")
+    refs = list(honest.manifest.checkpoints)
+    refs[2] = refs[2].model_copy(update={"cid": refs[1].cid, "hash": refs[1].hash, "step": 10})
+    lazy = honest.manifest.model_copy(update={"checkpoints": refs})
+    faked = replace(honest, manifest=lazy, trace_root=lazy.trace_root())
+    assert not check(task, store, faked, 1).passed
+    assert check(task, store, faked, 0).passed  # untouched segments still replay: the sample must hit the fake
+
+
+def test_interrupted_training_resumes_to_the_identical_trace(honest, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    task, _, result = honest
+    store = LocalStore(tmp_path / "store")
+    calls = iter(range(100))
+    with pytest.raises(TrainingInterrupted):
+        train_task(task, store, tmp_path / "work", should_stop=lambda: next(calls) == 2)
+    resumed = train_task(task, store, tmp_path / "work")
+    assert resumed.trace_root == result.trace_root and resumed.update_hash == result.update_hash
+
+
+def test_tolerance_mode_accepts_honest_and_rejects_faked_segments(tmp_path: Path) -> None:
+    task = make_task(replay={"mode": "tolerance", "tolerance": 1e-4})
+    store = LocalStore(tmp_path / "store")
+    result = train_task(task, store, tmp_path / "work")
+    good = check(task, store, result, 2)
+    assert good.passed and good.distance <= 1e-4
+    assert not check(task, store, result, 2, seed=task_seed(9, 9, 9, b"\x00" * 32)).passed

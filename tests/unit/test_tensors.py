@@ -1,0 +1,71 @@
+"""Canonical hashing, and safetensors from untrusted volunteers refused with a reason."""
+
+from __future__ import annotations
+
+import pickle
+import struct
+
+import pytest
+import torch
+
+from protocol.store import ContentError
+from protocol.tensors import canonical_hash, from_bytes, layout_of, to_bytes
+
+
+def tensors() -> dict[str, torch.Tensor]:
+    return {"b": torch.arange(6, dtype=torch.float32).reshape(2, 3), "a": torch.ones(4, dtype=torch.float64)}
+
+
+def test_canonical_hash_ignores_insertion_order_and_memory_layout() -> None:
+    t = tensors()
+    reordered = {"a": t["a"], "b": t["b"].t().contiguous().t()}  # same values, non-contiguous view
+    assert canonical_hash(t) == canonical_hash(reordered)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda t: t.update(b=t["b"].reshape(3, 2)),  # shape
+        lambda t: t.update(a=t["a"].float()),  # dtype
+        lambda t: t.update(c=t.pop("a")),  # name
+        lambda t: t["b"].view(-1)[4].add_(2**-20),  # one value by one ulp-ish step
+    ],
+    ids=["shape", "dtype", "name", "value"],
+)
+def test_canonical_hash_changes_with_any_change(change) -> None:  # type: ignore[no-untyped-def]
+    t = tensors()
+    before = canonical_hash(t)
+    change(t)
+    assert canonical_hash(t) != before
+
+
+def test_from_bytes_round_trips_with_expected_layout() -> None:
+    t = tensors()
+    back = from_bytes(to_bytes(t), layout_of(t))
+    assert canonical_hash(back) == canonical_hash(t)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"\x01\x02", "shorter than"),
+        (struct.pack("<Q", 1 << 40) + b"{}", "out of bounds"),
+        (struct.pack("<Q", 4) + b"nope", "not JSON"),
+        (pickle.dumps({"w": [1.0, 2.0]}), "out of bounds|not JSON|shorter"),
+    ],
+    ids=["truncated", "huge-header", "not-json", "pickle"],
+)
+def test_from_bytes_refuses_malformed_files(data: bytes, reason: str) -> None:
+    with pytest.raises(ContentError, match=reason):
+        from_bytes(data)
+
+
+def test_from_bytes_refuses_wrong_shapes_names_and_non_finite_values() -> None:
+    t = tensors()
+    layout = layout_of(t)
+    with pytest.raises(ContentError, match="expected F32\\[2, 3\\]"):
+        from_bytes(to_bytes({**t, "b": torch.zeros(3, 2)}), layout)
+    with pytest.raises(ContentError, match="missing \\['a'\\]"):
+        from_bytes(to_bytes({"b": t["b"]}), layout)
+    with pytest.raises(ContentError, match="NaN or Inf"):
+        from_bytes(to_bytes({**t, "a": torch.tensor([1.0, float("nan"), 0, 0], dtype=torch.float64)}), layout)
