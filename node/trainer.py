@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from protocol.cid import b58decode
 from protocol.manifests import CheckpointRef, TraceManifest
 from protocol.spec import TrainingSpec
 from protocol.store import ContentStore
@@ -57,24 +58,26 @@ class CheckpointWriter:
         if journal.exists():
             for ref in json.loads(journal.read_text())["checkpoints"]:
                 self.refs[ref["step"]] = CheckpointRef.model_validate(ref)
-        self._queue: queue.Queue[tuple[int, Tensors] | None] = queue.Queue(maxsize=4)
+        self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=4)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="checkpoint-writer", daemon=True)
         self._thread.start()
 
     def submit(self, step: int, tensors: Tensors) -> None:
+        """Serializes on the caller's thread (that copy is the snapshot training needs anyway), so the
+        writer thread is left with work that runs outside the GIL: hashing and the file write."""
         if self._error is not None:
             raise self._error
-        self._queue.put((step, tensors))
+        self._queue.put((step, to_bytes(tensors)))
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
             if self._error is not None:
                 continue
-            step, tensors = item
+            step, data = item
             try:
-                digest = canonical_hash(tensors)
-                cid = self.store.put(to_bytes(tensors))
+                cid = self.store.put(data)  # canonical bytes: the CID carries H
+                digest = b58decode(cid)[2:]
                 self.refs[step] = CheckpointRef(step=step, cid=cid, hash="0x" + digest.hex())
                 self._save_journal()
             except BaseException as exc:  # surfaced to the training thread by submit/close
@@ -123,14 +126,14 @@ def train_task(
             state, step = _resume_point(task, store, writer.refs)
             del losses[step:]
             if step == 0 and 0 not in writer.refs:
-                writer.submit(0, state.tensors())
+                writer.submit(0, state.tensors(copy=False))
             while step < spec.steps_per_task:
                 if should_stop():
                     raise TrainingInterrupted(f"stopped at step {step} of task {task.task_id}")
                 losses += run_steps(state, task.workload, task.shard, task.seed, step, spec.checkpoint_interval,
                                     spec.batch_size, on_step)  # fmt: skip
                 step += spec.checkpoint_interval
-                writer.submit(step, state.tensors())
+                writer.submit(step, state.tensors(copy=False))
     finally:
         refs = writer.close()
         losses_path.write_text(json.dumps(losses))

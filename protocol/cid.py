@@ -8,7 +8,7 @@ same bytes with the same CID, or a volunteer on one could not serve a verifier o
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 CHUNK_SIZE = 256 * 1024
@@ -54,22 +54,31 @@ def _unixfs_file(data: bytes | None, filesize: int, blocksizes: list[int]) -> by
 
 @dataclass(frozen=True)
 class Block:
-    """One dag-pb node: its multihash (the CIDv0 bytes), encoding, and the file bytes beneath it."""
+    """One dag-pb node: its multihash (the CIDv0 bytes) and the sizes its parent's link records."""
 
     multihash: bytes
-    encoded: bytes
     filesize: int
     cumulative_size: int  # encoded size of this node and everything below it (a link's Tsize)
 
 
 def _block(encoded: bytes, filesize: int, cumulative_size: int) -> Block:
     digest = hashlib.sha256(encoded).digest()
-    return Block(_SHA256_MULTIHASH_PREFIX + digest, encoded, filesize, cumulative_size)
+    return Block(_SHA256_MULTIHASH_PREFIX + digest, filesize, cumulative_size)
 
 
-def _leaf(chunk: bytes) -> Block:
-    encoded = _field_bytes(1, _unixfs_file(chunk, len(chunk), []))
-    return _block(encoded, len(chunk), len(encoded))
+def _leaf(pieces: list[memoryview]) -> Block:
+    # Hashed as prefix + chunk + suffix, so the chunk is never copied into an encoded node.
+    n = sum(len(p) for p in pieces)
+    unixfs_head = _field_varint(1, _UNIXFS_FILE) + (_varint(2 << 3 | 2) + _varint(n) if n else b"")
+    unixfs_tail = _field_varint(3, n)
+    unixfs_len = len(unixfs_head) + n + len(unixfs_tail)
+    head = _varint(1 << 3 | 2) + _varint(unixfs_len) + unixfs_head
+    h = hashlib.sha256(head)
+    for piece in pieces:
+        h.update(piece)
+    h.update(unixfs_tail)
+    size = len(head) + n + len(unixfs_tail)
+    return Block(_SHA256_MULTIHASH_PREFIX + h.digest(), n, size)
 
 
 def _parent(children: list[Block]) -> Block:
@@ -83,21 +92,38 @@ def _parent(children: list[Block]) -> Block:
     return _block(encoded, filesize, len(encoded) + sum(c.cumulative_size for c in children))
 
 
-def build_dag(data: bytes) -> tuple[Block, list[Block]]:
-    """The root block and every block of the file's DAG (root last), as `ipfs add` would store them."""
-    view = memoryview(data)
-    level = [_leaf(bytes(view[i : i + CHUNK_SIZE])) for i in range(0, len(data), CHUNK_SIZE)] or [_leaf(b"")]
-    blocks = list(level)
+def _chunks(parts: Sequence[bytes | memoryview]) -> Iterator[list[memoryview]]:
+    """The file cut into CHUNK_SIZE chunks, each as views into `parts` (a chunk may span parts)."""
+    pending: list[memoryview] = []
+    room = CHUNK_SIZE
+    for part in parts:
+        view = memoryview(part).cast("B")
+        while len(view) >= room:
+            pending.append(view[:room])
+            yield pending
+            view, pending, room = view[room:], [], CHUNK_SIZE
+        if len(view):
+            pending.append(view)
+            room -= len(view)
+    if pending:
+        yield pending
+
+
+def root_block(*parts: bytes | memoryview) -> Block:
+    """The root of the DAG `ipfs add` builds for the concatenation of `parts` (never materialized)."""
+    level = [_leaf(chunk) for chunk in _chunks(parts)] or [_leaf([])]
     while len(level) > 1:
         level = [_parent(level[i : i + MAX_LINKS]) for i in range(0, len(level), MAX_LINKS)]
-        blocks.extend(level)
-    return level[0], blocks
+    return level[0]
 
 
 def cid_of(data: bytes) -> str:
     """The CIDv0 Kubo prints for `ipfs add` of these bytes."""
-    root, _ = build_dag(data)
-    return b58encode(root.multihash)
+    return b58encode(root_block(data).multihash)
+
+
+def cid_of_parts(parts: Sequence[bytes | memoryview]) -> str:
+    return b58encode(root_block(*parts).multihash)
 
 
 def b58encode(raw: bytes) -> str:
@@ -129,8 +155,3 @@ def check_cid(cid: str) -> str:
     if len(raw) != 34 or not raw.startswith(_SHA256_MULTIHASH_PREFIX):
         raise InvalidCid(f"{cid!r} is not a sha2-256 multihash")
     return cid
-
-
-def iter_chunks(data: bytes) -> Iterator[bytes]:
-    for i in range(0, len(data), CHUNK_SIZE):
-        yield data[i : i + CHUNK_SIZE]

@@ -106,7 +106,7 @@ def run_steps(
     model, optimizer = state.model, state.optimizer
     model.train()
     for step in range(first_step, first_step + steps):
-        torch.manual_seed(step_seed(seed, step))
+        torch.default_generator.manual_seed(step_seed(seed, step))  # CPU only: torch.manual_seed also walks lazy CUDA hooks
         batch = workload.sample_batch(shard, batch_size)
         optimizer.zero_grad(set_to_none=True)
         loss = workload.loss(model, batch)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from protocol.cid import CHUNK_SIZE, InvalidCid, check_cid, cid_of
+from protocol.cid import CHUNK_SIZE, InvalidCid, check_cid, cid_of, cid_of_parts
 from protocol.store import ContentError, LocalStore
 
 IPFS_CID = shutil.which("ipfs_cid")
@@ -54,3 +54,10 @@ def test_local_store_refuses_oversized_content_before_reading_it(tmp_path: Path)
 def test_check_cid_rejects_malformed_identifiers(bad: str) -> None:
     with pytest.raises(InvalidCid):
         check_cid(bad)
+
+
+def test_cid_of_parts_equals_cid_of_the_concatenation_wherever_it_is_cut() -> None:
+    data = random.Random(1).randbytes(3 * CHUNK_SIZE + 5)
+    cuts = [0, 3, CHUNK_SIZE - 1, CHUNK_SIZE, 2 * CHUNK_SIZE + 7, len(data)]
+    parts = [data[a:b] for a, b in zip(cuts, cuts[1:])]
+    assert cid_of_parts(parts) == cid_of(data)

@@ -69,3 +69,14 @@ def test_from_bytes_refuses_wrong_shapes_names_and_non_finite_values() -> None:
         from_bytes(to_bytes({"b": t["b"]}), layout)
     with pytest.raises(ContentError, match="NaN or Inf"):
         from_bytes(to_bytes({**t, "a": torch.tensor([1.0, float("nan"), 0, 0], dtype=torch.float64)}), layout)
+
+
+def test_canonical_bytes_are_safetensors_and_their_cid_carries_the_canonical_hash() -> None:
+    from safetensors.torch import load
+
+    from protocol.cid import b58decode, cid_of
+
+    t = tensors()
+    data = to_bytes(t)
+    assert all(torch.equal(load(data)[name], value) for name, value in t.items())
+    assert b58decode(cid_of(data))[2:] == canonical_hash(t)
