@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+
+from cli.node import node_app
 
 app = typer.Typer(
     help="Shardwork: a marketplace for volunteer training of ML models, paid on-chain after spot-checked replay.",
@@ -20,6 +23,7 @@ chain_app = typer.Typer(help="Local EVM chains and contract deployment.", no_arg
 contracts_app = typer.Typer(help="The marketplace contracts: verify deployed code against sources.", no_args_is_help=True)
 app.add_typer(chain_app, name="chain")
 app.add_typer(contracts_app, name="contracts")
+app.add_typer(node_app, name="node")
 
 DEFAULT_DEPLOYMENT = Path(".shardwork/deployment.json")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -28,18 +32,25 @@ RpcUrl = Annotated[str | None, typer.Option("--rpc-url", help="JSON-RPC URL of a
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 
 
-def user_errors(fn: F) -> F:
+@contextlib.contextmanager
+def fail_on_user_errors() -> Iterator[None]:
     """Turns the project's errors into a one-line message and exit code 1 (no traceback)."""
+    from ledger.errors import ShardworkError
+    from protocol.spec import SpecError
+    from protocol.store import ContentError
 
+    try:
+        yield
+    except (ShardworkError, SpecError, ContentError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def user_errors(fn: F) -> F:
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from ledger.errors import ShardworkError
-
-        try:
+        with fail_on_user_errors():
             return fn(*args, **kwargs)
-        except ShardworkError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -1,0 +1,129 @@
+"""`shardwork node …`: the volunteer daemon's command line (heavy imports happen inside the command)."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+node_app = typer.Typer(help="Run a volunteer node: claim tasks, train them with a proof-of-learning trace, commit.",
+                       no_args_is_help=True)  # fmt: skip
+
+
+@node_app.command("run")
+def node_run(
+    keystore: Annotated[Path, typer.Option(help="Keystore of the volunteer's wallet (stake must already be bonded).")],
+    rpc_url: Annotated[str, typer.Option("--rpc-url", help="JSON-RPC URL of the EVM node.")] = "http://127.0.0.1:8545",
+    deployment: Annotated[Path, typer.Option(help="Deployment manifest written by `shardwork chain deploy`.")] = Path(
+        ".shardwork/deployment.json"
+    ),
+    password_file: Annotated[
+        Path | None, typer.Option(help="File holding the keystore password (else $SHARDWORK_PASSWORD, else a prompt).")
+    ] = None,
+    store: Annotated[Path, typer.Option(help="Content store directory shared with the coordinator.")] = Path(
+        ".shardwork/store"
+    ),
+    work_dir: Annotated[
+        Path | None, typer.Option(help="Where training journals live (default .shardwork/node-<address>).")
+    ] = None,
+    family: Annotated[list[str] | None, typer.Option(help="Model families this node trains (repeatable; default all).")] = None,
+    max_tasks: Annotated[int | None, typer.Option(help="Exit after committing this many tasks.", min=1)] = None,
+    once: Annotated[bool, typer.Option(help="Take what is open now, then exit instead of waiting for more.")] = False,
+    poll_interval: Annotated[float, typer.Option(help="Seconds between looks at the chain when idle.", min=0.1)] = 2.0,
+    auto_claim: Annotated[bool, typer.Option(help="Pull credited rewards to the wallet as they arrive.")] = False,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve /health and /metrics on 127.0.0.1 at this port (0: any free port).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar (logs only).")] = False,
+) -> None:
+    """Run until stopped (Ctrl-C or SIGTERM stop between steps; a restart resumes from the last checkpoint).
+
+    Logs are JSON lines on stderr. Example:
+
+        SHARDWORK_PASSWORD=… shardwork node run --keystore alice.json --rpc-url http://127.0.0.1:8545
+    """
+    from cli.main import fail_on_user_errors
+
+    with fail_on_user_errors():
+        _run(keystore, rpc_url, deployment, password_file, store, work_dir, family, max_tasks, once, poll_interval,
+             auto_claim, metrics_port, quiet)  # fmt: skip
+
+
+def _run(keystore: Path, rpc_url: str, deployment_path: Path, password_file: Path | None, store_dir: Path,
+         work_dir: Path | None, families: list[str] | None, max_tasks: int | None, once: bool, poll_interval: float,
+         auto_claim: bool, metrics_port: int | None, quiet: bool) -> None:  # fmt: skip
+    from ledger.chain import connect
+    from ledger.deploy import Deployment
+    from ledger.errors import ShardworkError
+    from ledger.market import Market
+    from ledger.tx import Transactor
+    from ledger.wallet import address_of, load_account, read_password
+    from node.daemon import NodeDaemon, NodeOptions
+    from node.observability import HealthServer, json_logger, log
+    from protocol.store import LocalStore
+    from protocol.workloads import REGISTRY
+
+    unknown = sorted(set(families or []) - set(REGISTRY))
+    if unknown:
+        raise ShardworkError(f"unknown model famil{'y' if len(unknown) == 1 else 'ies'} {unknown}; known: {sorted(REGISTRY)}")
+    if not deployment_path.is_file():
+        raise ShardworkError(f"no deployment manifest at {deployment_path}: run `shardwork chain deploy` or pass --deployment")
+    address = address_of(keystore)
+    account = load_account(keystore, read_password(password_file))
+    w3 = connect(rpc_url)
+    market = Market(w3, Deployment.load(deployment_path), Transactor(w3, account))
+    options = NodeOptions(
+        work_dir=work_dir or Path(f".shardwork/node-{address.lower()}"),
+        families=frozenset(families or REGISTRY),
+        max_tasks=max_tasks,
+        once=once,
+        poll_interval_s=poll_interval,
+        auto_claim_rewards=auto_claim,
+    )
+    logger = json_logger(f"shardwork.node.{address[:10]}")
+    progress, on_progress = _progress_bar(quiet)
+    daemon = NodeDaemon(market, LocalStore(store_dir), options, logger, on_progress=on_progress)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: daemon.stop())
+    server = None
+    if metrics_port is not None:
+        server = HealthServer(metrics_port, daemon.metrics, daemon.status.as_dict)
+        log(logger, "serving /health and /metrics", url=f"http://127.0.0.1:{server.port}")
+    try:
+        if progress is not None:
+            with progress:
+                daemon.run()
+        else:
+            daemon.run()
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _progress_bar(quiet: bool) -> tuple[Any, Any]:
+    import sys
+
+    if quiet or not sys.stderr.isatty():
+        return None, None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} steps/s"),
+        TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+    )  # fmt: skip
+    bars: dict[str, Any] = {}
+    started: dict[str, float] = {}
+
+    def on_progress(name: str, done: int, total: int, loss: float) -> None:
+        import time
+
+        if name not in bars:
+            bars[name] = progress.add_task(name, total=total, rate="-", loss="-")
+            started[name] = time.monotonic() - 1e-9
+        rate = done / (time.monotonic() - started[name])
+        progress.update(bars[name], completed=done, rate=f"{rate:.1f}", loss=f"{loss:.4f}")
+
+    return progress, on_progress

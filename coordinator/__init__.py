@@ -1,0 +1,1 @@
+"""The coordinator: turns posted bounties into tasks, verifies by replay, aggregates rounds."""

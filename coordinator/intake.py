@@ -1,0 +1,53 @@
+"""Intake: a posted bounty's spec becomes published shards, a round-0 model and a round manifest.
+
+Everything here is a pure function of the spec (plus the store it writes to), so anyone can recompute
+the CIDs the coordinator published and check them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from protocol import datasets
+from protocol.manifests import RoundManifest
+from protocol.spec import TrainingSpec
+from protocol.store import ContentStore
+from protocol.tensors import Tensors, to_bytes
+from protocol.training import initial_weights
+from protocol.workloads import resolve
+
+
+@dataclass(frozen=True)
+class PublishedData:
+    spec_cid: str
+    shard_cids: list[str]
+    holdout_cid: str
+
+
+def publish_data(spec: TrainingSpec, store: ContentStore) -> PublishedData:
+    workload = resolve(spec.model)
+    shards, holdout = datasets.split(workload.dataset, spec.data)
+    return PublishedData(
+        spec_cid=store.put(spec.canonical_bytes()),
+        shard_cids=[store.put(to_bytes(shard)) for shard in shards],
+        holdout_cid=store.put(to_bytes(holdout)),
+    )
+
+
+def publish_round(
+    store: ContentStore, data: PublishedData, bounty_id: int, round_: int, weights: Tensors
+) -> tuple[str, RoundManifest]:
+    """Publishes the round's model and manifest; the manifest's CID is what `openRound` records."""
+    manifest = RoundManifest(
+        bounty_id=bounty_id,
+        round=round_,
+        spec_cid=data.spec_cid,
+        model_cid=store.put(to_bytes(weights)),
+        shard_cids=data.shard_cids,
+        holdout_cid=data.holdout_cid,
+    )
+    return store.put(manifest.canonical_bytes()), manifest
+
+
+def round_zero_weights(spec: TrainingSpec) -> Tensors:
+    return initial_weights(spec)

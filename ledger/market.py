@@ -1,0 +1,211 @@
+"""Typed client of the deployed Token + BountyMarket: what volunteers, posters and coordinators call.
+
+Reads return plain dataclasses; writes go through the one Transactor (nonce, gas, receipt, typed reverts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from web3 import Web3
+from web3.logs import DISCARD
+from web3.types import TxReceipt
+
+from ledger.deploy import Deployment, contract_at
+from ledger.errors import ChainError
+from ledger.tx import Transactor, call
+
+
+class TaskStatus(IntEnum):
+    OPEN = 0
+    CLAIMED = 1
+    COMMITTED = 2
+    CHALLENGED = 3
+    ACCEPTED = 4
+
+
+class BountyStatus(IntEnum):
+    NONE = 0
+    ACTIVE = 1
+    FINALIZED = 2
+
+
+@dataclass(frozen=True)
+class Bounty:
+    bounty_id: int
+    poster: str
+    coordinator: str
+    status: BountyStatus
+    shards: int
+    rounds: int
+    current_round: int
+    round_open: bool
+    deadline: int
+    reward_per_task: int
+    stake_per_task: int
+    segments_per_task: int
+    escrow: int
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Task:
+    task_id: int
+    volunteer: str
+    status: TaskStatus
+    attempt: int
+    deadline: int
+    commit_block: int
+
+
+@dataclass(frozen=True)
+class StakeInfo:
+    bonded: int
+    locked: int
+    unbonding: int
+    accepted_tasks: int
+
+    @property
+    def free(self) -> int:
+        return max(self.bonded - self.locked, 0)
+
+
+@dataclass(frozen=True)
+class OpenedRound:
+    bounty_id: int
+    round: int
+    model_cid: str  # the round manifest's CID
+    block_hash: bytes  # the round-open randomness in every task seed of the round
+    block_number: int
+
+
+def task_id_of(bounty_id: int, round_: int, shard: int) -> int:
+    return (bounty_id << 64) | (round_ << 32) | shard
+
+
+def split_task_id(task_id: int) -> tuple[int, int, int]:
+    return task_id >> 64, (task_id >> 32) & 0xFFFFFFFF, task_id & 0xFFFFFFFF
+
+
+class Market:
+    def __init__(self, w3: Web3, deployment: Deployment, signer: Transactor | None = None) -> None:
+        chain_id = w3.eth.chain_id
+        if chain_id != deployment.chain_id:
+            raise ChainError(
+                f"the node is chain {chain_id} but the deployment manifest is for chain {deployment.chain_id}"
+            )
+        self.w3, self.deployment, self.signer = w3, deployment, signer
+        self.token = contract_at(w3, "Token", deployment.token)
+        self.market = contract_at(w3, "BountyMarket", deployment.market)
+        bounty_of = next(i for i in self.market.abi if i.get("type") == "function" and i["name"] == "bountyOf")
+        self._bounty_fields = [o["name"] for o in bounty_of["outputs"][0]["components"]]
+
+    @property
+    def address(self) -> str:
+        if self.signer is None:
+            raise ChainError("this client has no wallet: it can only read")
+        return self.signer.address
+
+    def _send(self, fn: Any) -> TxReceipt:
+        if self.signer is None:
+            raise ChainError("this client has no wallet: it can only read")
+        return self.signer.send(fn)
+
+    # ------------------------------------------------------------------ reads
+
+    def bounty(self, bounty_id: int) -> Bounty:
+        raw = dict(zip(self._bounty_fields, call(self.market.functions.bountyOf(bounty_id)), strict=True))
+        return Bounty(
+            bounty_id=bounty_id,
+            poster=raw["poster"],
+            coordinator=raw["coordinator"],
+            status=BountyStatus(raw["status"]),
+            shards=raw["shards"],
+            rounds=raw["rounds"],
+            current_round=raw["currentRound"],
+            round_open=raw["roundOpen"],
+            deadline=raw["deadline"],
+            reward_per_task=raw["rewardPerTask"],
+            stake_per_task=raw["stakePerTask"],
+            segments_per_task=raw["segmentsPerTask"],
+            escrow=raw["escrow"],
+            raw=raw,
+        )
+
+    def spec_cid(self, bounty_id: int) -> str:
+        return str(call(self.market.functions.specCidOf(bounty_id)))
+
+    def task(self, task_id: int) -> Task:
+        volunteer, status, attempt, deadline, commit_block, _ = call(self.market.functions.taskOf(task_id))
+        return Task(task_id, volunteer, TaskStatus(status), attempt, deadline, commit_block)
+
+    def stake_of(self, account: str) -> StakeInfo:
+        return StakeInfo(*call(self.market.functions.stakeOf(Web3.to_checksum_address(account))))
+
+    def claimable(self, account: str) -> int:
+        return int(call(self.market.functions.claimable(Web3.to_checksum_address(account))))
+
+    def balance(self, account: str) -> int:
+        return int(call(self.token.functions.balanceOf(Web3.to_checksum_address(account))))
+
+    def commitment(self, task_id: int) -> bytes:
+        return bytes(call(self.market.functions.commitmentOf(task_id)))
+
+    def challenge(self, task_id: int) -> tuple[bool, list[int]]:
+        checked, mask = call(self.market.functions.challengeOf(task_id))
+        return bool(checked), [i for i in range(256) if mask >> i & 1]
+
+    def now(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def opened_rounds(self, from_block: int | None = None, bounty_id: int | None = None) -> list[OpenedRound]:
+        filters = {"bountyId": bounty_id} if bounty_id is not None else None
+        logs = self.market.events.RoundOpened().get_logs(
+            from_block=self.deployment.block if from_block is None else from_block, argument_filters=filters
+        )
+        return [
+            OpenedRound(log["args"]["bountyId"], log["args"]["round"], log["args"]["modelCid"],
+                        bytes(log["blockHash"]), log["blockNumber"])  # fmt: skip
+            for log in logs
+        ]
+
+    def commit_event(self, task_id: int) -> dict[str, Any] | None:
+        logs = self.market.events.TaskCommitted().get_logs(
+            from_block=self.deployment.block, argument_filters={"taskId": task_id}
+        )
+        return dict(logs[-1]["args"]) if logs else None
+
+    # ----------------------------------------------------------------- writes
+
+    def ensure_allowance(self, amount: int) -> None:
+        owner = self.address
+        if int(call(self.token.functions.allowance(owner, self.market.address))) < amount:
+            self._send(self.token.functions.approve(self.market.address, amount))
+
+    def stake(self, amount: int) -> TxReceipt:
+        self.ensure_allowance(amount)
+        return self._send(self.market.functions.stake(amount))
+
+    def claim(self, task_id: int) -> TxReceipt:
+        return self._send(self.market.functions.claim(task_id))
+
+    def commit(self, task_id: int, trace_root: bytes, update_hash: bytes, trace_cid: str, update_cid: str) -> TxReceipt:
+        return self._send(self.market.functions.commit(task_id, trace_root, update_hash, trace_cid, update_cid))
+
+    def claim_rewards(self) -> TxReceipt:
+        return self._send(self.market.functions.claimRewards())
+
+    def open_round(self, bounty_id: int, manifest_cid: str) -> TxReceipt:
+        return self._send(self.market.functions.openRound(bounty_id, manifest_cid))
+
+    def faucet(self, to: str, amount: int) -> TxReceipt:
+        """Test tokens, on local chains only (the token refuses elsewhere)."""
+        return self._send(self.token.functions.faucet(Web3.to_checksum_address(to), amount))
+
+    def post_bounty(self, params: dict[str, Any]) -> int:
+        """Escrows and posts; `params` are the BountyParams fields by name. Returns the bounty id."""
+        receipt = self._send(self.market.functions.postBounty(params))
+        (event,) = self.market.events.BountyPosted().process_receipt(receipt, errors=DISCARD)
+        return int(event["args"]["bountyId"])

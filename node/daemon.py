@@ -1,0 +1,254 @@
+"""The volunteer daemon: find open tasks it can take, claim, fetch, train, publish the trace, commit.
+
+State lives on the chain and in the trainer's per-task journals, never only in memory: on start the daemon
+asks the chain which tasks it holds (TaskClaimed by this address, still Claimed) and resumes them, so a
+crash or a stop between any two steps loses at most the work since the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledger.errors import ContractRevert, ShardworkError
+from ledger.market import Market, OpenedRound, TaskStatus, split_task_id, task_id_of
+from node.observability import NodeMetrics, log
+from node.trainer import TaskInput, TrainingInterrupted, train_task
+from protocol.manifests import RoundManifest
+from protocol.seeds import task_seed
+from protocol.spec import SpecError, TrainingSpec
+from protocol.store import ContentError, ContentStore
+from protocol.tensors import from_bytes
+from protocol.workloads import REGISTRY, Workload, resolve
+
+# Committing needs a transaction mined before the lease ends; leave this much room.
+COMMIT_MARGIN_S = 15
+
+
+@dataclass
+class NodeOptions:
+    work_dir: Path
+    families: frozenset[str] = frozenset(REGISTRY)
+    max_tasks: int | None = None  # stop after committing this many (None: run until stopped)
+    once: bool = False  # one pass over the open tasks, then exit
+    poll_interval_s: float = 2.0
+    auto_claim_rewards: bool = False
+
+
+@dataclass
+class _Round:
+    opened: OpenedRound
+    manifest: RoundManifest
+    spec: TrainingSpec
+    workload: Workload
+
+
+@dataclass
+class NodeStatus:
+    address: str
+    state: str = "starting"
+    current_task: int | None = None
+    committed: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"address": self.address, "state": self.state, "current_task": self.current_task,
+                "committed": len(self.committed)}  # fmt: skip
+
+
+class NodeDaemon:
+    def __init__(
+        self,
+        market: Market,
+        store: ContentStore,
+        options: NodeOptions,
+        logger: logging.Logger,
+        metrics: NodeMetrics | None = None,
+        on_progress: Callable[[str, int, int, float], None] | None = None,
+    ) -> None:
+        self.market, self.store, self.options, self.logger = market, store, options, logger
+        self.metrics = metrics or NodeMetrics()
+        self.on_progress = on_progress
+        self.stop_event = threading.Event()
+        self.status = NodeStatus(market.address)
+        self._rounds: dict[tuple[int, int], _Round | None] = {}  # None: a round this node cannot take
+        self._scan_from = market.deployment.block
+        self._warned: set[str] = set()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    # ---------------------------------------------------------------- loop
+
+    def run(self) -> int:
+        """Runs until stopped (or --once / --max-tasks is met); returns the number of tasks committed."""
+        log(self.logger, "node started", address=self.market.address, work_dir=str(self.options.work_dir),
+            families=sorted(self.options.families), stake=self.market.stake_of(self.market.address).__dict__)  # fmt: skip
+        try:
+            for task_id in self._held_tasks():
+                if not self._done() and not self.stop_event.is_set():
+                    self._train_and_commit(task_id, resumed=True)
+            while not self._done() and not self.stop_event.is_set():
+                worked = self._work_once()
+                if self.options.auto_claim_rewards:
+                    self.claim_rewards()
+                if self.options.once and not worked:
+                    break
+                if not worked:
+                    self.status.state = "idle"
+                    self.stop_event.wait(self.options.poll_interval_s)
+        except TrainingInterrupted as exc:
+            log(self.logger, "stopped mid-training; the journal resumes it on restart", detail=str(exc))
+        self.status.state = "stopped"
+        log(self.logger, "node stopped", committed=len(self.status.committed))
+        return len(self.status.committed)
+
+    def _done(self) -> bool:
+        return self.options.max_tasks is not None and len(self.status.committed) >= self.options.max_tasks
+
+    def _work_once(self) -> bool:
+        for rnd in self._open_rounds():
+            bounty = self.market.bounty(rnd.opened.bounty_id)
+            free = self.market.stake_of(self.market.address).free
+            if free < bounty.stake_per_task:
+                self._warn_once(f"stake-{bounty.bounty_id}", "not enough free stake for this bounty",
+                                bounty_id=bounty.bounty_id, free=free, needed=bounty.stake_per_task)  # fmt: skip
+                continue
+            if self.market.now() + COMMIT_MARGIN_S >= bounty.deadline:
+                continue
+            for shard in range(bounty.shards):
+                task_id = task_id_of(bounty.bounty_id, rnd.opened.round, shard)
+                if self.market.task(task_id).status != TaskStatus.OPEN:
+                    continue
+                try:
+                    self.market.claim(task_id)
+                except ContractRevert as exc:  # another volunteer won the race, or the round just closed
+                    log(self.logger, "claim lost", task_id=task_id, reason=str(exc))
+                    continue
+                self.metrics.tasks_claimed.inc()
+                log(self.logger, "task claimed", task_id=task_id, bounty_id=bounty.bounty_id, round=rnd.opened.round, shard=shard)
+                self._train_and_commit(task_id)
+                return True
+        return False
+
+    # ------------------------------------------------------------- discovery
+
+    def _open_rounds(self) -> list[_Round]:
+        latest = self.market.w3.eth.block_number
+        for opened in self.market.opened_rounds(from_block=self._scan_from):
+            key = (opened.bounty_id, opened.round)
+            if key not in self._rounds:
+                self._rounds[key] = self._load_round(opened)
+        self._scan_from = latest + 1
+        current = []
+        for (bounty_id, round_), rnd in self._rounds.items():
+            if rnd is None:
+                continue
+            bounty = self.market.bounty(bounty_id)
+            if bounty.round_open and bounty.current_round == round_:
+                current.append(rnd)
+        return current
+
+    def _load_round(self, opened: OpenedRound) -> _Round | None:
+        try:
+            manifest = RoundManifest.parse(self.store.get(opened.model_cid))
+            spec = TrainingSpec.from_bytes(self.store.get(manifest.spec_cid))
+            if spec.model.family not in self.options.families:
+                log(self.logger, "skipping bounty: model family not supported here", bounty_id=opened.bounty_id,
+                    family=spec.model.family)  # fmt: skip
+                return None
+            if manifest.spec_cid != self.market.spec_cid(opened.bounty_id):
+                raise ContentError(f"round manifest names spec {manifest.spec_cid}, the bounty posted another")
+            return _Round(opened, manifest, spec, resolve(spec.model))
+        except (ContentError, SpecError) as exc:
+            log(self.logger, "skipping round: its published content is unusable", level=logging.WARNING,
+                bounty_id=opened.bounty_id, round=opened.round, reason=str(exc))  # fmt: skip
+            return None
+
+    def _round_of(self, task_id: int) -> _Round | None:
+        bounty_id, round_, _ = split_task_id(task_id)
+        if (bounty_id, round_) not in self._rounds:
+            for opened in self.market.opened_rounds(bounty_id=bounty_id):
+                if opened.round == round_:
+                    self._rounds[(bounty_id, round_)] = self._load_round(opened)
+        return self._rounds.get((bounty_id, round_))
+
+    def _held_tasks(self) -> list[int]:
+        """Tasks the chain says this address has claimed and not yet committed."""
+        logs = self.market.market.events.TaskClaimed().get_logs(
+            from_block=self.market.deployment.block, argument_filters={"volunteer": self.market.address}
+        )
+        held = []
+        for task_id in dict.fromkeys(int(entry["args"]["taskId"]) for entry in logs):
+            task = self.market.task(task_id)
+            if task.status == TaskStatus.CLAIMED and task.volunteer == self.market.address:
+                held.append(task_id)
+        return held
+
+    # --------------------------------------------------------------- work
+
+    def _task_input(self, task_id: int, rnd: _Round) -> TaskInput:
+        bounty_id, round_, shard = split_task_id(task_id)
+        names = {name: (p.dtype, tuple(p.shape)) for name, p in rnd.workload.build_model().named_parameters()}
+        weights = from_bytes(self.store.get(rnd.manifest.model_cid), names)
+        shard_tensors = from_bytes(self.store.get(rnd.manifest.shard_cids[shard]))
+        seed = task_seed(bounty_id, round_, shard, rnd.opened.block_hash)
+        return TaskInput(rnd.spec, rnd.workload, task_id, self.market.address, seed, rnd.opened.model_cid, weights, shard_tensors)
+
+    def _train_and_commit(self, task_id: int, resumed: bool = False) -> None:
+        rnd = self._round_of(task_id)
+        if rnd is None:
+            log(self.logger, "holding a task whose round is unusable; letting the lease expire", task_id=task_id)
+            return
+        self.status.state, self.status.current_task = "training", task_id
+        task = self._task_input(task_id, rnd)
+        total = rnd.spec.steps_per_task
+        started = time.monotonic()
+
+        def on_step(step: int, loss: float) -> None:
+            self.metrics.steps.inc()
+            self.metrics.loss.set(loss)
+            self.metrics.steps_per_s.set((step + 1) / max(time.monotonic() - started, 1e-9))
+            if self.on_progress is not None:
+                self.on_progress(f"task {task_id:#x}", step + 1, total, loss)
+
+        log(self.logger, "training", task_id=task_id, resumed=resumed, steps=total, family=rnd.spec.model.family)
+        result = train_task(task, self.store, self.options.work_dir / "journals", on_step, self.stop_event.is_set)
+        lease = self.market.task(task_id)
+        if lease.status != TaskStatus.CLAIMED or lease.volunteer != self.market.address:
+            self.metrics.tasks_abandoned.inc()
+            log(self.logger, "lease lost while training; not committing", task_id=task_id, status=lease.status.name)
+            return
+        if self.market.now() + COMMIT_MARGIN_S > lease.deadline:
+            self.metrics.tasks_abandoned.inc()
+            log(self.logger, "lease too close to expiry to commit", task_id=task_id, lease_deadline=lease.deadline)
+            return
+        for cid in [result.manifest_cid, result.manifest.update_cid, *(c.cid for c in result.manifest.checkpoints)]:
+            self.store.pin(cid)  # the trace must stay retrievable until the challenge window closes
+        self.market.commit(task_id, result.trace_root, result.update_hash, result.manifest_cid, result.manifest.update_cid)
+        self.metrics.tasks_committed.inc()
+        self.status.committed.append(task_id)
+        self.status.state, self.status.current_task = "idle", None
+        log(self.logger, "task committed", task_id=task_id, trace_cid=result.manifest_cid,
+            trace_root="0x" + result.trace_root.hex(), final_loss=result.manifest.losses[-1] if result.manifest.losses else None,
+            seconds=round(time.monotonic() - started, 2))  # fmt: skip
+
+    def claim_rewards(self) -> int:
+        amount = self.market.claimable(self.market.address)
+        if amount:
+            self.market.claim_rewards()
+            self.metrics.rewards_claimed.inc(amount)
+            log(self.logger, "rewards claimed", amount=amount)
+        return amount
+
+    def _warn_once(self, key: str, msg: str, **fields: Any) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log(self.logger, msg, level=logging.WARNING, **fields)
+
+
+__all__ = ["NodeDaemon", "NodeOptions", "ShardworkError"]

@@ -1,0 +1,145 @@
+"""`shardwork node run` as its own process against a real anvil node and the embedded content store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ledger.market import TaskStatus, task_id_of
+from protocol.manifests import TraceManifest
+from protocol.seeds import task_seed
+from protocol.spec import TrainingSpec
+from protocol.verify import verify_segment
+from protocol import datasets
+from protocol.workloads import resolve
+from tests.integration.marketplace import PASSWORD, Marketplace
+
+SHARDWORK = str(Path(sys.executable).with_name("shardwork"))
+
+
+def small_spec(**overrides: object) -> TrainingSpec:
+    return TrainingSpec.model_validate(
+        {"model": {"family": "mnist-mlp", "params": {"hidden": 32}}, "steps_per_task": 20, "checkpoint_interval": 5,
+         "batch_size": 32, "data": {"shards": 2}, **overrides}
+    )  # fmt: skip
+
+
+def node_args(m: Marketplace, keystore: Path, work_dir: Path, *extra: str) -> list[str]:
+    password_file = m.root / "password.txt"
+    password_file.write_text(PASSWORD)
+    return [SHARDWORK, "node", "run", "--keystore", str(keystore), "--rpc-url", m.rpc_url,
+            "--deployment", str(m.deployment_path), "--password-file", str(password_file),
+            "--store", str(m.store_dir), "--work-dir", str(work_dir), "--poll-interval", "0.2", *extra]  # fmt: skip
+
+
+def assert_trace_verifies(m: Marketplace, spec: TrainingSpec, bounty_id: int, shard: int, segment: int) -> None:
+    """The committed trace replays, checked the verifier's way from on-chain data alone."""
+    task_id = task_id_of(bounty_id, 0, shard)
+    event = m.poster.commit_event(task_id)
+    assert event is not None
+    trace = TraceManifest.parse(m.store.get(event["traceCid"]))
+    (opened,) = m.poster.opened_rounds(bounty_id=bounty_id)
+    workload = resolve(spec.model)
+    shards, _ = datasets.split(workload.dataset, spec.data)
+    verdict = verify_segment(spec, workload, shards[shard], task_seed(bounty_id, 0, shard, opened.block_hash), trace,
+                             bytes(event["traceRoot"]), segment, m.store.get(trace.checkpoints[segment].cid),
+                             m.store.get(trace.checkpoints[segment + 1].cid))  # fmt: skip
+    assert verdict.passed, verdict
+
+
+def test_node_claims_trains_and_commits_every_open_task_with_a_verifiable_trace(marketplace: Marketplace, tmp_path: Path) -> None:
+    m = marketplace
+    spec = small_spec()
+    bounty_id = m.post_and_open(spec)
+    volunteer, keystore = m.volunteer(0)
+    run = subprocess.run(node_args(m, keystore, tmp_path / "node", "--once"), capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr
+    logs = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
+    assert [e["task_id"] for e in logs if e["msg"] == "task committed"] == [task_id_of(bounty_id, 0, s) for s in (0, 1)]
+    for shard in (0, 1):
+        task = volunteer.task(task_id_of(bounty_id, 0, shard))
+        assert task.status == TaskStatus.COMMITTED and task.volunteer == volunteer.address
+    assert_trace_verifies(m, spec, bounty_id, shard=1, segment=2)
+    assert PASSWORD not in run.stderr + run.stdout
+
+
+def test_sigterm_mid_training_commits_nothing_and_a_restart_resumes_to_a_verifiable_commit(
+    marketplace: Marketplace, tmp_path: Path
+) -> None:
+    m = marketplace
+    spec = small_spec(model={"family": "mnist-cnn", "params": {}}, steps_per_task=240, checkpoint_interval=20,
+                      data={"shards": 1})  # fmt: skip
+    bounty_id = m.post_and_open(spec)
+    volunteer, keystore = m.volunteer(1)
+    task_id = task_id_of(bounty_id, 0, 0)
+    work = tmp_path / "node"
+    proc = subprocess.Popen(node_args(m, keystore, work, "--metrics-port", "0"), stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        for line in proc.stderr:  # type: ignore[union-attr]
+            entry = json.loads(line)
+            url = entry.get("url", url)
+            if entry["msg"] == "training":
+                break
+        journal = work / "journals" / f"task-{task_id}.journal.json"
+        deadline = time.monotonic() + 60
+        while not (journal.exists() and len(json.loads(journal.read_text())["checkpoints"]) >= 3):
+            assert time.monotonic() < deadline, "no checkpoints journaled"
+            time.sleep(0.05)
+        health = json.loads(urllib.request.urlopen(f"{url}/health", timeout=5).read())
+        assert health["state"] == "training" and health["current_task"] == task_id
+        metrics = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+        assert "shardwork_node_training_steps_total" in metrics
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, rest
+    assert "stopped mid-training" in rest
+    assert volunteer.task(task_id).status == TaskStatus.CLAIMED  # nothing partial was committed
+    done = len(json.loads(journal.read_text())["checkpoints"])
+    assert 3 <= done < spec.segments + 1
+
+    run = subprocess.run(node_args(m, keystore, work, "--once"), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    training = [json.loads(line) for line in run.stderr.splitlines() if '"training"' in line]
+    assert training and training[0]["resumed"] is True
+    assert volunteer.task(task_id).status == TaskStatus.COMMITTED
+    assert_trace_verifies(m, spec, bounty_id, shard=0, segment=done - 1)  # the segment that crossed the restart
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("password", "wrong password for keystore"),
+        ("deployment", "no deployment manifest at"),
+        ("family", "unknown model family ['resnet']"),
+        ("rpc", "cannot reach an EVM node at http://127.0.0.1:9"),
+        ("keystore", "no keystore at"),
+    ],
+)
+def test_node_run_refuses_bad_input_with_one_line(marketplace: Marketplace, tmp_path: Path, change: str, message: str) -> None:
+    m = marketplace
+    _, keystore = m.volunteer(0)
+    args = node_args(m, keystore, tmp_path / "node", "--once")
+    if change == "password":
+        (m.root / "password.txt").write_text("not the password")
+    elif change == "deployment":
+        args[args.index("--deployment") + 1] = str(tmp_path / "missing.json")
+    elif change == "family":
+        args += ["--family", "resnet"]
+    elif change == "rpc":
+        args[args.index("--rpc-url") + 1] = "http://127.0.0.1:9"
+    elif change == "keystore":
+        args[args.index("--keystore") + 1] = str(tmp_path / "nobody.json")
+    run = subprocess.run(args, capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [run.stderr.strip()] and message in run.stderr, run.stderr
