@@ -105,6 +105,18 @@ class MarketMachine(RuleBasedStateMachine):
         if self._try(actor, "claim", self._task(shard)):
             self.commit(shard, honest)
 
+    @rule(actor=st.sampled_from(VOLUNTEERS), shard=st.integers(0, SHARDS - 1), honest=st.booleans())
+    def whole_task_lifecycle(self, actor: str, shard: int, honest: bool) -> None:
+        """Claim, commit, draw, truthful quorum, settle in one rule: random interleavings of the single
+        steps reach settlement too rarely for the payment and slashing properties to be exercised."""
+        if not self._try(actor, "claim", self._task(shard)):
+            return
+        self.commit(shard, honest)
+        self.chain.mine(2)  # the draw block exists
+        self.verifiers_reach_a_truthful_quorum(shard)
+        self.chain.advance(2_000)  # past the challenge window of an unchecked task
+        self.settle("dave", shard)
+
     @rule(shard=st.integers(0, SHARDS - 1))
     def verifiers_reach_a_truthful_quorum(self, shard: int) -> None:
         for verifier in ("vera", "victor"):

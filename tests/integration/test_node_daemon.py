@@ -71,14 +71,15 @@ def test_node_claims_trains_and_commits_every_open_task_with_a_verifiable_trace(
     assert PASSWORD not in run.stderr + run.stdout
 
 
-def test_sigterm_mid_training_commits_nothing_and_a_restart_resumes_to_a_verifiable_commit(
-    marketplace: Marketplace, tmp_path: Path
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_a_stopped_or_killed_node_commits_nothing_partial_and_a_restart_resumes_to_a_verifiable_commit(
+    marketplace: Marketplace, tmp_path: Path, stop_signal: signal.Signals
 ) -> None:
     m = marketplace
     spec = small_spec(model={"family": "mnist-cnn", "params": {}}, steps_per_task=240, checkpoint_interval=20,
                       data={"shards": 1})  # fmt: skip
     bounty_id = m.post_and_open(spec)
-    volunteer, keystore = m.volunteer(1)
+    volunteer, keystore = m.volunteer(1 if stop_signal == signal.SIGTERM else 2)
     task_id = task_id_of(bounty_id, 0, 0)
     work = tmp_path / "node"
     proc = subprocess.Popen(node_args(m, keystore, work, "--metrics-port", "0"), stderr=subprocess.PIPE, text=True)
@@ -98,12 +99,14 @@ def test_sigterm_mid_training_commits_nothing_and_a_restart_resumes_to_a_verifia
         assert health["state"] == "training" and health["current_task"] == task_id
         metrics = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
         assert "shardwork_node_training_steps_total" in metrics
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(stop_signal)
         rest = proc.communicate(timeout=60)[1]
     finally:
         proc.kill()
-    assert proc.returncode == 0, rest
-    assert "stopped mid-training" in rest
+    if stop_signal == signal.SIGTERM:
+        assert proc.returncode == 0 and "stopped mid-training" in rest, rest
+    else:
+        assert proc.returncode == -signal.SIGKILL
     assert volunteer.task(task_id).status == TaskStatus.CLAIMED  # nothing partial was committed
     done = len(json.loads(journal.read_text())["checkpoints"])
     assert 3 <= done < spec.segments + 1
@@ -114,6 +117,21 @@ def test_sigterm_mid_training_commits_nothing_and_a_restart_resumes_to_a_verifia
     assert training and training[0]["resumed"] is True
     assert volunteer.task(task_id).status == TaskStatus.COMMITTED
     assert_trace_verifies(m, spec, bounty_id, shard=0, segment=done - 1)  # the segment that crossed the restart
+
+
+def test_several_nodes_on_one_machine_share_a_bounty_without_double_claims(marketplace: Marketplace, tmp_path: Path) -> None:
+    m = marketplace
+    spec = small_spec(data={"shards": 4})
+    bounty_id = m.post_and_open(spec)
+    nodes = [m.volunteer(i) for i in (3, 4)]
+    procs = [subprocess.Popen(node_args(m, keystore, tmp_path / f"node{i}", "--once"), stderr=subprocess.PIPE, text=True)
+             for i, (_, keystore) in enumerate(nodes)]  # fmt: skip
+    outputs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    committed = [json.loads(line)["task_id"] for out in outputs for line in out.splitlines() if '"task committed"' in line]
+    assert sorted(committed) == [task_id_of(bounty_id, 0, s) for s in range(4)]  # each task exactly once
+    owners = {m.poster.task(t).volunteer for t in committed}
+    assert owners <= {market.address for market, _ in nodes}
 
 
 @pytest.mark.parametrize(
