@@ -33,6 +33,9 @@ def node_run(
     once: Annotated[bool, typer.Option(help="Take what is open now, then exit instead of waiting for more.")] = False,
     poll_interval: Annotated[float, typer.Option(help="Seconds between looks at the chain when idle.", min=0.1)] = 2.0,
     auto_claim: Annotated[bool, typer.Option(help="Pull credited rewards to the wallet as they arrive.")] = False,
+    max_memory_mb: Annotated[
+        int | None, typer.Option(help="Skip bounties whose estimated training memory exceeds this (MiB).", min=1)
+    ] = None,
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve /health and /metrics on 127.0.0.1 at this port (0: any free port).")
     ] = None,
@@ -48,12 +51,12 @@ def node_run(
 
     with fail_on_user_errors():
         _run(keystore, rpc_url, deployment, password_file, store, work_dir, family, max_tasks, once, poll_interval,
-             auto_claim, metrics_port, quiet)  # fmt: skip
+             auto_claim, max_memory_mb, metrics_port, quiet)  # fmt: skip
 
 
 def _run(keystore: Path, rpc_url: str, deployment_path: Path, password_file: Path | None, store_dir: Path,
          work_dir: Path | None, families: list[str] | None, max_tasks: int | None, once: bool, poll_interval: float,
-         auto_claim: bool, metrics_port: int | None, quiet: bool) -> None:  # fmt: skip
+         auto_claim: bool, max_memory_mb: int | None, metrics_port: int | None, quiet: bool) -> None:  # fmt: skip
     from ledger.chain import connect
     from ledger.deploy import Deployment
     from ledger.errors import ShardworkError
@@ -81,6 +84,7 @@ def _run(keystore: Path, rpc_url: str, deployment_path: Path, password_file: Pat
         once=once,
         poll_interval_s=poll_interval,
         auto_claim_rewards=auto_claim,
+        max_memory_mb=max_memory_mb,
     )
     logger = json_logger(f"shardwork.node.{address[:10]}")
     progress, on_progress = _progress_bar(quiet)

@@ -38,6 +38,20 @@ class NodeOptions:
     once: bool = False  # one pass over the open tasks, then exit
     poll_interval_s: float = 2.0
     auto_claim_rewards: bool = False
+    max_memory_mb: int | None = None  # skip bounties whose estimated training footprint exceeds this
+
+
+def estimate_memory_mb(spec: TrainingSpec, workload: Workload) -> int:
+    """A deliberately generous estimate: weights, gradients and two optimizer moments, a few checkpoint
+    copies in flight, the dataset, and activations for one batch at 4 KiB of activations per parameter
+    per thousand batch elements (measured well above the families here)."""
+    from protocol import datasets
+
+    params = sum(p.numel() for p in workload.build_model().parameters())
+    data_bytes = sum(t.numel() * t.element_size() for t in datasets.load(workload.dataset).values())
+    state_bytes = params * 4 * 4
+    activations = params * 4 * max(1, spec.batch_size // 16)
+    return int((state_bytes * 2 + data_bytes + activations) / 2**20) + 64
 
 
 @dataclass
@@ -161,9 +175,16 @@ class NodeDaemon:
                 log(self.logger, "skipping bounty: model family not supported here", bounty_id=opened.bounty_id,
                     family=spec.model.family)  # fmt: skip
                 return None
+            workload = resolve(spec.model)
+            if self.options.max_memory_mb is not None:
+                needed = estimate_memory_mb(spec, workload)
+                if needed > self.options.max_memory_mb:
+                    log(self.logger, "skipping bounty: needs more memory than allowed", bounty_id=opened.bounty_id,
+                        estimated_mb=needed, max_memory_mb=self.options.max_memory_mb)  # fmt: skip
+                    return None
             if manifest.spec_cid != self.market.spec_cid(opened.bounty_id):
                 raise ContentError(f"round manifest names spec {manifest.spec_cid}, the bounty posted another")
-            return _Round(opened, manifest, spec, resolve(spec.model))
+            return _Round(opened, manifest, spec, workload)
         except (ContentError, SpecError) as exc:
             log(self.logger, "skipping round: its published content is unusable", level=logging.WARNING,
                 bounty_id=opened.bounty_id, round=opened.round, reason=str(exc))  # fmt: skip

@@ -161,3 +161,15 @@ def test_node_run_refuses_bad_input_with_one_line(marketplace: Marketplace, tmp_
     run = subprocess.run(args, capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
     assert run.returncode == 1
     assert run.stderr.strip().splitlines() == [run.stderr.strip()] and message in run.stderr, run.stderr
+
+
+def test_node_skips_bounties_beyond_its_memory_limit_or_model_families(marketplace: Marketplace, tmp_path: Path) -> None:
+    m = marketplace
+    bounty_id = m.post_and_open(small_spec(data={"shards": 1}))
+    _, keystore = m.volunteer(5)
+    for extra, reason in ((["--max-memory-mb", "1"], "needs more memory"), (["--family", "mnist-cnn"], "not supported")):
+        run = subprocess.run(node_args(m, keystore, tmp_path / "node", "--once", *extra), capture_output=True, text=True,
+                             timeout=120)  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        assert reason in run.stderr and "task claimed" not in run.stderr
+    assert m.poster.task(task_id_of(bounty_id, 0, 0)).status == TaskStatus.OPEN
