@@ -110,3 +110,19 @@ def test_tolerance_mode_accepts_honest_and_rejects_faked_segments(tmp_path: Path
     good = check(task, store, result, 2)
     assert good.passed and good.distance <= 1e-4
     assert not check(task, store, result, 2, seed=task_seed(9, 9, 9, b"\x00" * 32)).passed
+
+
+@pytest.mark.parametrize(
+    "model",
+    [{"family": "mnist-cnn", "params": {"channels": 4, "hidden": 16}},
+     {"family": "char-transformer", "params": {"context": 32, "dim": 32, "layers": 1, "dropout": 0.1}}],
+    ids=["mnist-cnn", "char-transformer"],
+)  # fmt: skip
+def test_every_family_replays_bit_for_bit(tmp_path: Path, model: dict) -> None:  # type: ignore[type-arg]
+    spec = TrainingSpec.model_validate({"model": model, "steps_per_task": 10, "checkpoint_interval": 5, "batch_size": 8})
+    workload = resolve(spec.model)
+    shards, _ = datasets.split(workload.dataset, spec.data)
+    task = TaskInput(spec, workload, 3, VOLUNTEER, task_seed(2, 0, 1, b"\x01" * 32), ROUND_CID, initial_weights(spec), shards[1])
+    store = LocalStore(tmp_path / "store")
+    result = train_task(task, store, tmp_path / "work")
+    assert [check(task, store, result, s).passed for s in range(spec.segments)] == [True, True]
