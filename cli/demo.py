@@ -1,54 +1,45 @@
-"""`shardwork demo`: the main job on embedded defaults.
-
-Today it deploys the marketplace contracts to an in-process py-evm chain and, where the repository's
-compiler toolchain is present, verifies the deployed runtime bytecode against contracts/. The training
-marketplace scenario (poster, volunteers, cheaters, rounds) will run here once the trainer and
-coordinator exist.
-"""
+"""`shardwork demo`: the main job on embedded defaults (no servers), printed as it happens."""
 
 from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import typer
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
+def run_demo(*, workload: str, as_json: bool) -> None:
+    started = time.monotonic()  # the reported time includes loading torch, web3 and the data
+    from cli.scenario import TOKEN, run_scenario
 
-def run_demo(*, as_json: bool) -> None:
-    from ledger.chain import connect, dev_accounts
-    from ledger.compiler import CompilerUnavailable
-    from ledger.deploy import deploy
-    from ledger.tx import Transactor
-    from ledger.verify import verify_deployment
-
-    started = time.monotonic()
-    w3 = connect(None)
-    deployer = Transactor(w3, dev_accounts(w3, 1)[0])
-    deployment = deploy(w3, deployer)
-    try:
-        checks = [c.model_dump() for c in verify_deployment(w3, deployment, REPO_ROOT)]
-    except CompilerUnavailable as exc:
-        checks = [{"skipped": str(exc)}]
+    say = (lambda _: None) if as_json else typer.echo
+    s = run_scenario(workload, say)
+    seconds = round(time.monotonic() - started, 2)
     summary = {
-        "seconds": round(time.monotonic() - started, 2),
-        "chain_id": deployment.chain_id,
-        "contracts": {"Token": deployment.token, "BountyMarket": deployment.market},
-        "deploy_gas": deployment.gas_used,
-        "bytecode_verified": checks,
+        "seconds": seconds,
+        "metric_name": s.metric_name,
+        "final_metric": round(s.final_metric, 4),
+        "baseline_metric": round(s.baseline_metric, 4),
+        "slashed": s.slashed,
+        "rewards": {address: amount for address, amount in s.rewards.items()},
+        "bounty_id": s.bounty_id,
+        "workload": s.workload,
+        "gas_used": s.gas_used,
+        "final_model_cid": s.final_model_cid,
+        "replayed_segments": s.replayed_segments,
+        "roles": s.names,
     }
     if as_json:
         typer.echo(json.dumps(summary))
         return
-    typer.echo(f"embedded chain {deployment.chain_id} (py-evm, in-process)")
-    for name, address in summary["contracts"].items():
-        typer.echo(f"  {name:<13} {address}   deploy gas {deployment.gas_used[name]:,}")
-    for check in checks:
-        if "skipped" in check:
-            typer.echo(f"  bytecode check skipped: {check['skipped']}")
-        else:
-            state = "matches" if check["matches"] else "DOES NOT MATCH"
-            typer.echo(f"  {check['contract']:<13} runtime bytecode {state} contracts/ ({check['onchain_bytes']:,} bytes)")
-    typer.echo(f"done in {summary['seconds']} s")
+    typer.echo("")
+    typer.echo(f"final model ({s.final_model_cid}): {s.metric_name} {s.final_metric:.4f}   "
+               f"centralized baseline, same data and steps: {s.baseline_metric:.4f}")  # fmt: skip
+    typer.echo(f"{'account':<12} {'address':<43} {'credited':>10}  slashed")
+    for address, name in s.names.items():
+        if name == "poster":
+            continue
+        credited = s.rewards.get(address, 0) / TOKEN
+        typer.echo(f"{name:<12} {address:<43} {credited:>10.2f}  {'yes' if address in s.slashed else ''}")
+    typer.echo(f"gas spent: {s.gas_used:,}; segments replayed by verifiers: {s.replayed_segments}")
+    typer.echo(f"audit it: shardwork audit bounty {s.bounty_id}   ({seconds:.1f} s)")

@@ -57,11 +57,17 @@ def user_errors(fn: F) -> F:
 
 @app.command()
 @user_errors
-def demo(as_json: JsonFlag = False) -> None:
-    """Run the marketplace on an embedded chain (no servers): deploy, post a bounty, train-commit-verify-pay."""
+def demo(
+    workload: Annotated[str, typer.Option(help="mnist (classifier) or shakespeare (character-level language model).")] = "mnist",
+    as_json: JsonFlag = False,
+) -> None:
+    """Run the whole marketplace in one process on an embedded chain: a bounty, honest and cheating
+    volunteers, spot-check replays, slashes, rounds, rewards. No servers, ~1 minute."""
     from cli.demo import run_demo
 
-    run_demo(as_json=as_json)
+    if workload not in ("mnist", "shakespeare"):
+        raise typer.BadParameter("choose mnist or shakespeare", param_hint="--workload")
+    run_demo(workload=workload, as_json=as_json)
 
 
 @chain_app.command("deploy")

@@ -172,8 +172,13 @@ class Market:
         ]
 
     def commit_event(self, task_id: int) -> dict[str, Any] | None:
+        """The TaskCommitted event of the task's current attempt (None unless it is committed)."""
+        task = self.task(task_id)
+        if task.status not in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED, TaskStatus.ACCEPTED):
+            return None
+        # The task records its commit block: read that one block, not the chain's history.
         logs = self.market.events.TaskCommitted().get_logs(
-            from_block=self.deployment.block, argument_filters={"taskId": task_id}
+            from_block=task.commit_block, to_block=task.commit_block, argument_filters={"taskId": task_id}
         )
         return dict(logs[-1]["args"]) if logs else None
 
@@ -209,3 +214,21 @@ class Market:
         receipt = self._send(self.market.functions.postBounty(params))
         (event,) = self.market.events.BountyPosted().process_receipt(receipt, errors=DISCARD)
         return int(event["args"]["bountyId"])
+
+    def close_round(self, bounty_id: int, manifest_cid: str) -> TxReceipt:
+        return self._send(self.market.functions.closeRound(bounty_id, manifest_cid))
+
+    def dispute(self, task_id: int, segment: int) -> TxReceipt:
+        return self._send(self.market.functions.dispute(task_id, segment))
+
+    def attest(self, task_id: int, passed: bool) -> TxReceipt:
+        return self._send(self.market.functions.attest(task_id, passed))
+
+    def settle(self, task_id: int) -> TxReceipt:
+        return self._send(self.market.functions.settle(task_id))
+
+    def draw_challenge(self, task_id: int) -> TxReceipt:
+        return self._send(self.market.functions.drawChallenge(task_id))
+
+    def refund(self, bounty_id: int) -> TxReceipt:
+        return self._send(self.market.functions.refund(bounty_id))

@@ -43,6 +43,7 @@ class Transactor:
         self.w3 = w3
         self.account = account
         self.address = account.address
+        self.gas_used = 0  # by every transaction this signer sent, mined or reverted
 
     def send(self, call: ContractFunction | ContractConstructor, *, gas: int | None = None) -> TxReceipt:
         params: dict[str, Any] = {
@@ -62,6 +63,7 @@ class Transactor:
         signed = self.account.sign_transaction(tx)
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
+        self.gas_used += int(receipt["gasUsed"])
         if receipt["status"] != 1:
             self._raise_mined_revert(tx, receipt)
         return receipt

@@ -18,7 +18,7 @@ from typing import Any
 from ledger.errors import ContractRevert, ShardworkError
 from ledger.market import Market, OpenedRound, TaskStatus, split_task_id, task_id_of
 from node.observability import NodeMetrics, log
-from node.trainer import TaskInput, TrainingInterrupted, train_task
+from node.trainer import TaskInput, Trainer, TrainingInterrupted, train_task
 from protocol.manifests import RoundManifest
 from protocol.seeds import task_seed
 from protocol.spec import SpecError, TrainingSpec
@@ -83,15 +83,18 @@ class NodeDaemon:
         logger: logging.Logger,
         metrics: NodeMetrics | None = None,
         on_progress: Callable[[str, int, int, float], None] | None = None,
+        trainer: Trainer = train_task,
     ) -> None:
         self.market, self.store, self.options, self.logger = market, store, options, logger
         self.metrics = metrics or NodeMetrics()
         self.on_progress = on_progress
+        self.trainer = trainer
         self.stop_event = threading.Event()
         self.status = NodeStatus(market.address)
         self._rounds: dict[tuple[int, int], _Round | None] = {}  # None: a round this node cannot take
         self._scan_from = market.deployment.block
         self._warned: set[str] = set()
+        self._resumed = False
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -103,9 +106,11 @@ class NodeDaemon:
         log(self.logger, "node started", address=self.market.address, work_dir=str(self.options.work_dir),
             families=sorted(self.options.families), stake=self.market.stake_of(self.market.address).__dict__)  # fmt: skip
         try:
-            for task_id in self._held_tasks():
-                if not self._done() and not self.stop_event.is_set():
-                    self._train_and_commit(task_id, resumed=True)
+            if not self._resumed:
+                self._resumed = True
+                for task_id in self._held_tasks():
+                    if not self._done() and not self.stop_event.is_set():
+                        self._train_and_commit(task_id, resumed=True)
             while not self._done() and not self.stop_event.is_set():
                 worked = self._work_once()
                 if self.options.auto_claim_rewards:
@@ -238,7 +243,7 @@ class NodeDaemon:
                 self.on_progress(f"task {task_id:#x}", step + 1, total, loss)
 
         log(self.logger, "training", task_id=task_id, resumed=resumed, steps=total, family=rnd.spec.model.family)
-        result = train_task(task, self.store, self.options.work_dir / "journals", on_step, self.stop_event.is_set)
+        result = self.trainer(task, self.store, self.options.work_dir / "journals", on_step, self.stop_event.is_set)
         lease = self.market.task(task_id)
         if lease.status != TaskStatus.CLAIMED or lease.volunteer != self.market.address:
             self.metrics.tasks_abandoned.inc()
@@ -248,7 +253,7 @@ class NodeDaemon:
             self.metrics.tasks_abandoned.inc()
             log(self.logger, "lease too close to expiry to commit", task_id=task_id, lease_deadline=lease.deadline)
             return
-        for cid in [result.manifest_cid, result.manifest.update_cid, *(c.cid for c in result.manifest.checkpoints)]:
+        for cid in result.cids:
             self.store.pin(cid)  # the trace must stay retrievable until the challenge window closes
         self.market.commit(task_id, result.trace_root, result.update_hash, result.manifest_cid, result.manifest.update_cid)
         self.metrics.tasks_committed.inc()

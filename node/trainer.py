@@ -48,6 +48,11 @@ class TraceResult:
     trace_root: bytes
     update_hash: bytes
 
+    @property
+    def cids(self) -> list[str]:
+        """Everything a verifier may fetch: kept (pinned) until the challenge window closes."""
+        return [self.manifest_cid, self.manifest.update_cid, *(c.cid for c in self.manifest.checkpoints)]
+
 
 class CheckpointWriter:
     """Hashes and stores checkpoints on its own thread; `close` waits for all and re-raises any failure."""
@@ -105,6 +110,9 @@ def _resume_point(task: TaskInput, store: ContentStore, refs: dict[int, Checkpoi
         tensors = parse_checkpoint(store.get(refs[last].cid), task.spec, task.workload, last)
         return load_state(task.spec, tensors, task.workload), last
     return load_state(task.spec, task.round_weights, task.workload), 0
+
+
+Trainer = Callable[..., TraceResult]  # train_task's signature; adversaries in tests and the demo swap it
 
 
 def train_task(

@@ -1,0 +1,210 @@
+"""The marketplace scenario the demo runs in one process on embedded defaults (py-evm chain, on-disk
+content store): a poster, a coordinator, two verifiers, two honest volunteers, a lazy one and a partial
+faker, through every round of a bounty. Real contracts, real training, real replays; only the processes
+are folded into one.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from web3 import Web3
+
+from coordinator.rounds import Coordinator, RoundResult, VerifierWorker
+from ledger.chain import advance_time, connect, dev_accounts
+from ledger.deploy import deploy
+from ledger.market import Market, TaskStatus
+from ledger.tx import Transactor
+from node.adversaries import lazy_trainer, partial_faker
+from node.daemon import NodeDaemon, NodeOptions
+from node.trainer import Trainer, train_task
+from protocol import datasets
+from protocol.spec import TrainingSpec
+from protocol.store import LocalStore
+from protocol.training import deterministic, initial_weights, load_state, run_steps
+from protocol.workloads import resolve
+
+TOKEN = 10**18
+WORKLOADS: dict[str, dict[str, Any]] = {
+    "mnist": {"name": "mnist-demo", "model": {"family": "mnist-mlp", "params": {"hidden": 64}},
+              "optimizer": {"name": "adam", "lr": 0.003}, "batch_size": 32, "steps_per_task": 40,
+              "checkpoint_interval": 5, "rounds": 3, "data": {"shards": 4}},
+    "shakespeare": {"name": "shakespeare-demo",
+                    "model": {"family": "char-transformer", "params": {"context": 48, "dim": 48, "heads": 4, "layers": 2}},
+                    "optimizer": {"name": "adam", "lr": 0.003}, "batch_size": 16, "steps_per_task": 30,
+                    "checkpoint_interval": 5, "rounds": 3, "data": {"shards": 4}},
+}  # fmt: skip
+# Newcomers are always checked, 3 of 8 segments; the probability halves per 4 accepted tasks, to 50%.
+# Economics: stake 100 × 50% ≥ reward 10 (a cheater expects to lose far more than it could earn).
+BOUNTY_TERMS = {"checkBps": 10_000, "minCheckBps": 5_000, "reputationHalfLife": 4, "segmentsPerCheck": 3, "quorum": 2,
+                "rewardPerTask": 10 * TOKEN, "stakePerTask": 100 * TOKEN, "verifierFee": 1 * TOKEN,
+                "challengeBond": 20 * TOKEN, "leasePenalty": 5 * TOKEN, "leaseDuration": 3600,
+                "challengeWindow": 600, "verifyWindow": 1200}  # fmt: skip
+
+
+@dataclass
+class Actor:
+    name: str
+    market: Market
+
+    @property
+    def address(self) -> str:
+        return self.market.address
+
+
+@dataclass
+class Summary:
+    seconds: float
+    workload: str
+    metric_name: str
+    final_metric: float
+    baseline_metric: float
+    slashed: list[str]
+    rewards: dict[str, int]
+    bounty_id: int
+    rounds: list[RoundResult]
+    gas_used: int
+    names: dict[str, str]
+    final_model_cid: str
+    replayed_segments: int
+    events: list[str] = field(default_factory=list)
+
+
+def run_scenario(workload: str = "mnist", say: Callable[[str], None] = lambda _: None, seed: int = 0) -> Summary:
+    started = time.monotonic()
+    spec = TrainingSpec.model_validate(WORKLOADS[workload])
+    quiet = logging.getLogger("shardwork.demo")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+
+    w3 = connect(None)
+    keys = dev_accounts(w3, 10)
+    deployment = deploy(w3, Transactor(w3, keys[0]), unbonding_delay_s=3600)
+    roles = ["poster", "coordinator", "verifier-1", "verifier-2", "honest-1", "honest-2", "lazy", "faker"]
+    actors = {name: Actor(name, Market(w3, deployment, Transactor(w3, key))) for name, key in zip(roles, keys[1:], strict=False)}
+    for a in actors.values():
+        a.market.faucet(a.address, 10_000 * TOKEN)
+        if a.name != "poster":
+            a.market.stake(1_000 * TOKEN if a.name in ("coordinator", "verifier-1", "verifier-2") else 500 * TOKEN)
+    say(f"embedded chain {deployment.chain_id}: contracts deployed; 8 accounts funded and staked")
+
+    store = LocalStore(Path(tempfile.mkdtemp(prefix="shardwork-demo-")) / "store")
+    poster, coord = actors["poster"].market, actors["coordinator"].market
+    spec_cid = store.put(spec.canonical_bytes())
+    params = {"specCid": spec_cid, "coordinator": coord.address, "shards": spec.data.shards, "rounds": spec.rounds,
+              "segmentsPerTask": spec.segments, "deadline": poster.now() + 30 * 24 * 3600, **BOUNTY_TERMS}  # fmt: skip
+    poster.ensure_allowance(10_000 * TOKEN)
+    escrow_before = poster.balance(poster.address)
+    bounty_id = poster.post_bounty(params)
+    say(f"poster: bounty {bounty_id} posted ({spec.model.family}, {spec.data.shards} shards × {spec.rounds} rounds), "
+        f"escrow {(escrow_before - poster.balance(poster.address)) / TOKEN:g} tokens")  # fmt: skip
+
+    coordinator = Coordinator(coord, store, quiet)
+    coordinator.intake(bounty_id)
+    verifiers = [VerifierWorker(actors[n].market, store, quiet) for n in ("verifier-1", "verifier-2")]
+    rng = random.Random(seed)
+    trainers: dict[str, Trainer] = {"honest-1": train_task, "honest-2": train_task, "lazy": lazy_trainer,
+                                    "faker": partial_faker(0.5, rng)}  # fmt: skip
+    work = Path(tempfile.mkdtemp(prefix="shardwork-nodes-"))
+    daemons = {
+        name: NodeDaemon(actors[name].market, store, NodeOptions(work_dir=work / name, once=True, max_tasks=1), quiet,
+                         trainer=trainer)  # fmt: skip
+        for name, trainer in trainers.items()
+    }
+    names = {a.address: a.name for a in actors.values()}
+    rounds: list[RoundResult] = []
+    while len(rounds) < spec.rounds:
+        _volunteers_take_open_tasks(daemons, coordinator, bounty_id, rng, say, names)
+        _verify_and_settle(w3, coordinator, verifiers, bounty_id, say, names)
+        result = coordinator.try_close_round(bounty_id)
+        if result is not None:
+            rounds.append(result)
+            say(f"coordinator: round {result.round} closed: {result.accepted_updates} updates aggregated, "
+                f"{result.metric_name} {result.metric:.4f}")  # fmt: skip
+
+    for name in ("honest-1", "honest-2", "verifier-1", "verifier-2", "coordinator", "faker"):
+        market = actors[name].market
+        if market.claimable(market.address):
+            market.claim_rewards()
+    rewards, slashed = _payments(poster, bounty_id, names)
+    say("volunteers and verifiers pulled their rewards")
+    baseline = _centralized_baseline(spec)
+    gas = sum(a.market.signer.gas_used for a in actors.values() if a.market.signer) + 0
+    final_cid = rounds[-1].manifest_cid
+    return Summary(
+        seconds=round(time.monotonic() - started, 2), workload=workload, metric_name=rounds[-1].metric_name,
+        final_metric=rounds[-1].metric, baseline_metric=baseline, slashed=slashed, rewards=rewards,
+        bounty_id=bounty_id, rounds=rounds, gas_used=gas, names=names, final_model_cid=final_cid,
+        replayed_segments=sum(v.replayed_segments for v in verifiers),
+    )  # fmt: skip
+
+
+def _volunteers_take_open_tasks(daemons: dict[str, NodeDaemon], coordinator: Coordinator, bounty_id: int,
+                                rng: random.Random, say: Callable[[str], None], names: dict[str, str]) -> None:  # fmt: skip
+    """Volunteers in random turns take one task each until none is open."""
+    while any(coordinator.market.task(t).status == TaskStatus.OPEN for t in coordinator.current_tasks(bounty_id)):
+        order = list(daemons.items())
+        rng.shuffle(order)
+        progressed = False
+        for name, daemon in order:
+            before = len(daemon.status.committed)
+            daemon.options.max_tasks = before + 1
+            daemon.run()
+            if len(daemon.status.committed) > before:
+                progressed = True
+                say(f"  {name:<9} committed task {daemon.status.committed[-1]:#x}")
+        if not progressed:
+            raise RuntimeError("open tasks remain but no volunteer can take them")
+
+
+def _verify_and_settle(w3: Web3, coordinator: Coordinator, verifiers: list[VerifierWorker], bounty_id: int,
+                       say: Callable[[str], None], names: dict[str, str]) -> None:  # fmt: skip
+    from ledger.chain import mine
+
+    mine(w3, 2)  # the block after each commit exists: challenges can be drawn
+    tasks = coordinator.current_tasks(bounty_id)
+    for task_id in tasks:
+        if coordinator.audit_and_dispute(task_id):
+            say(f"  coordinator disputed task {task_id:#x}: its trace does not hold together")
+    for task_id in tasks:
+        volunteer = names.get(coordinator.market.task(task_id).volunteer, "?")
+        verdicts = [v.verify(task_id) for v in verifiers]
+        if False in verdicts:
+            say(f"  verifiers replayed task {task_id:#x} of {volunteer}: FAIL -> {volunteer} slashed, task reopened")
+        elif True in verdicts:
+            say(f"  verifiers replayed task {task_id:#x} of {volunteer}: pass")
+    advance_time(w3, 600 + 1200 + 1)
+    coordinator.settle_ready(bounty_id)
+
+
+def _payments(market: Market, bounty_id: int, names: dict[str, str]) -> tuple[dict[str, int], list[str]]:
+    events = market.market.events
+    rewards: dict[str, int] = {}
+    for log in events.TaskAccepted().get_logs(from_block=0, argument_filters={"bountyId": bounty_id}):
+        rewards[log["args"]["volunteer"]] = rewards.get(log["args"]["volunteer"], 0) + int(log["args"]["reward"])
+    for log in events.RewardCredited().get_logs(from_block=0):
+        if log["args"]["taskId"] >> 64 == bounty_id:
+            rewards[log["args"]["account"]] = rewards.get(log["args"]["account"], 0) + int(log["args"]["amount"])
+    slashed = sorted({log["args"]["volunteer"] for log in events.TaskSlashed().get_logs(from_block=0, argument_filters={"bountyId": bounty_id})})
+    return rewards, slashed
+
+
+def _centralized_baseline(spec: TrainingSpec) -> float:
+    """One trainer on all the shards' data for as many steps as the volunteers ran in total."""
+    import torch
+
+    workload = resolve(spec.model)
+    shards, holdout = datasets.split(workload.dataset, spec.data)
+    union = {k: torch.cat([s[k] for s in shards]) for k in shards[0]}
+    with deterministic(spec.replay):
+        state = load_state(spec, initial_weights(spec), workload)
+        steps = spec.steps_per_task * spec.data.shards * spec.rounds
+        run_steps(state, workload, union, b"baseline", 0, steps, spec.batch_size)
+        return workload.evaluate(state.model, holdout)

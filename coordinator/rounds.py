@@ -1,0 +1,168 @@
+"""The coordinator's and verifiers' chain-facing steps. Each takes ids, reads the truth from the chain, and
+is safe to run again (after a crash, or twice by two workers): a repeat finds nothing left to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from coordinator.aggregate import aggregate
+from coordinator.context import ChainView, RoundContext
+from coordinator.intake import PublishedData, publish_data, publish_round, round_zero_weights
+from coordinator.verification import audit_commit, replay_segments
+from ledger.errors import error_class
+from ledger.market import BountyStatus, Market, TaskStatus, task_id_of
+from node.observability import log
+from protocol.spec import SpecError, TrainingSpec
+from protocol.store import ContentError, ContentStore
+from protocol.tensors import Tensors
+from protocol.training import load_state
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    bounty_id: int
+    round: int
+    metric_name: str
+    metric: float
+    accepted_updates: int
+    excluded_updates: int
+    manifest_cid: str
+    finalized: bool
+
+
+def evaluate(view: ChainView, bounty_id: int, round_: int, weights: Tensors) -> float:
+    ctx = view.round(bounty_id, round_)
+    state = load_state(ctx.spec, weights, ctx.workload)
+    return ctx.workload.evaluate(state.model, view.tensors(ctx.manifest.holdout_cid))
+
+
+class Coordinator:
+    def __init__(self, market: Market, store: ContentStore, logger: logging.Logger) -> None:
+        self.market, self.store, self.logger = market, store, logger
+        self.view = ChainView(market, store)
+        self.disputed: set[tuple[int, int]] = set()
+
+    def intake(self, bounty_id: int) -> str | None:
+        """Publishes the spec's shards and round-0 model and opens round 0; None if already open or unsound."""
+        if self.market.opened_rounds(bounty_id=bounty_id):
+            return None
+        try:
+            spec = TrainingSpec.from_bytes(self.store.get(self.market.spec_cid(bounty_id)))
+            bounty = self.market.bounty(bounty_id)
+            if (bounty.shards, bounty.rounds, bounty.segments_per_task) != (spec.data.shards, spec.rounds, spec.segments):
+                raise SpecError("the bounty's shards/rounds/segments on-chain differ from its spec")
+        except (ContentError, SpecError) as exc:
+            log(self.logger, "bounty rejected at intake", level=logging.WARNING, bounty_id=bounty_id, reason=str(exc))
+            return None
+        data = publish_data(spec, self.store)
+        cid, _ = publish_round(self.store, data, bounty_id, 0, round_zero_weights(spec))
+        self.market.open_round(bounty_id, cid)
+        log(self.logger, "round opened", bounty_id=bounty_id, round=0, manifest_cid=cid)
+        return cid
+
+    def current_tasks(self, bounty_id: int) -> list[int]:
+        bounty = self.market.bounty(bounty_id)
+        return [task_id_of(bounty_id, bounty.current_round, s) for s in range(bounty.shards)]
+
+    def audit_and_dispute(self, task_id: int) -> bool:
+        """Audits a fresh commit; one that fails the cheap checks and escaped the spot-check is disputed, so
+        verifiers must rule on it. Returns True when a dispute was raised."""
+        task = self.market.task(task_id)
+        if task.status != TaskStatus.COMMITTED or (task_id, task.attempt) in self.disputed:
+            return False
+        self.disputed.add((task_id, task.attempt))
+        try:
+            checked, _ = self.market.challenge(task_id)
+        except error_class("MarketChallengeNotDrawnYet"):
+            self.disputed.discard((task_id, task.attempt))
+            return False
+        audit = audit_commit(self.view, task_id)
+        if audit.ok or checked:
+            return False
+        self.market.ensure_allowance(self.market.bounty(task_id >> 64).raw["challengeBond"])
+        self.market.dispute(task_id, 0)
+        log(self.logger, "commit disputed", task_id=task_id, reasons=audit.problems)
+        return True
+
+    def settle_ready(self, bounty_id: int) -> int:
+        """Settles every task of the current round whose windows have passed; returns how many."""
+        settled = 0
+        for task_id in self.current_tasks(bounty_id):
+            if self.market.task(task_id).status not in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED):
+                continue
+            try:
+                self.market.settle(task_id)
+                settled += 1
+            except (error_class("MarketChallengeWindowOpen"), error_class("MarketVerdictPending")):
+                continue
+        return settled
+
+    def try_close_round(self, bounty_id: int) -> RoundResult | None:
+        bounty = self.market.bounty(bounty_id)
+        if bounty.status != BountyStatus.ACTIVE or not bounty.round_open:
+            return None
+        tasks = self.current_tasks(bounty_id)
+        if any(self.market.task(t).status != TaskStatus.ACCEPTED for t in tasks):
+            return None
+        round_ = bounty.current_round
+        ctx = self.view.round(bounty_id, round_)
+        updates, excluded = [], 0
+        for task_id in tasks:
+            audit = audit_commit(self.view, task_id)
+            if audit.update is None:  # accepted unchecked, yet its content is unusable: keep it out of the model
+                excluded += 1
+                log(self.logger, "update excluded from aggregation", task_id=task_id, reasons=audit.problems)
+            else:
+                updates.append(audit.update)
+        weights = aggregate(self.view.round_weights(ctx), updates, ctx.spec.aggregation)
+        metric = evaluate(self.view, bounty_id, round_, weights)
+        data = _published(ctx)
+        cid, _ = publish_round(self.store, data, bounty_id, round_ + 1, weights)
+        self.market.close_round(bounty_id, cid)
+        finalized = round_ + 1 == bounty.rounds
+        log(self.logger, "round closed", bounty_id=bounty_id, round=round_, metric=ctx.workload.metric_name,
+            value=round(metric, 4), updates=len(updates), excluded=excluded, finalized=finalized)  # fmt: skip
+        return RoundResult(bounty_id, round_, ctx.workload.metric_name, metric, len(updates), excluded, cid, finalized)
+
+
+def _published(ctx: RoundContext) -> PublishedData:
+    m = ctx.manifest
+    return PublishedData(spec_cid=m.spec_cid, shard_cids=list(m.shard_cids), holdout_cid=m.holdout_cid)
+
+
+class VerifierWorker:
+    """One staked verifier: replays the segments the chain sampled and attests what it found."""
+
+    def __init__(self, market: Market, store: ContentStore, logger: logging.Logger) -> None:
+        self.market, self.logger = market, logger
+        self.view = ChainView(market, store)
+        self.replayed_segments = 0
+
+    def verify(self, task_id: int) -> bool | None:
+        """Attests PASS/FAIL on a checked task; None when there is nothing for this verifier to do."""
+        task = self.market.task(task_id)
+        if task.status not in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED):
+            return None
+        try:
+            checked, segments = self.market.challenge(task_id)
+        except error_class("MarketChallengeNotDrawnYet"):
+            return None
+        if not checked:
+            return None
+        audit = audit_commit(self.view, task_id)
+        reasons = list(audit.problems)
+        if audit.ok:
+            verdicts = replay_segments(self.view, audit, segments)
+            self.replayed_segments += len(verdicts)
+            reasons = [f"segment {v.segment}: {v.reason}" for v in verdicts if not v.passed]
+        passed = not reasons
+        try:
+            self.market.attest(task_id, passed)
+        except (error_class("MarketAlreadyAttested"), error_class("MarketTaskNotInStatus")):
+            return None
+        log(self.logger, "verdict attested", task_id=task_id, verifier=self.market.address, passed=passed,
+            segments=segments, reasons=reasons[:3])  # fmt: skip
+        return passed
+

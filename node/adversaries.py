@@ -1,0 +1,76 @@
+"""Cheating volunteers, for the demo, the adversarial tests and the economics benchmark.
+
+Each is a drop-in replacement for node.trainer.train_task. None of this code runs in an honest node.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from node.trainer import TaskInput, TraceResult
+from protocol.cid import cid_of
+from protocol.manifests import CheckpointRef, TraceManifest
+from protocol.store import ContentStore
+from protocol.tensors import Tensors, canonical_hash, to_bytes
+from protocol.training import MODEL_PREFIX, deterministic, load_state, run_steps
+
+
+def lazy_trainer(task: TaskInput, store: ContentStore, workdir: Path, *_: object) -> TraceResult:
+    """Commits random hashes for work it never did and uploads nothing."""
+    refs = [CheckpointRef(step=i * task.spec.checkpoint_interval, cid=cid_of(os.urandom(8)), hash="0x" + os.urandom(32).hex())
+            for i in range(task.spec.segments + 1)]  # fmt: skip
+    manifest = TraceManifest(task_id=task.task_id, volunteer=task.volunteer, round_cid=task.round_cid, checkpoints=refs,
+                             update_cid=cid_of(os.urandom(8)), update_hash="0x" + os.urandom(32).hex())  # fmt: skip
+    return _NoPins(manifest, cid_of(manifest.canonical_bytes()), manifest.trace_root(), os.urandom(32))
+
+
+class _NoPins(TraceResult):
+    @property
+    def cids(self) -> list[str]:
+        return []
+
+
+def partial_faker(fraction: float, rng: random.Random | None = None) -> Callable[..., TraceResult]:
+    """Trains only (1 − fraction) of its segments; in the others it skips the work and nudges the weights
+    so the trace still looks like progress. The trace is complete and self-consistent (the update is last −
+    first), so only a replay of a faked segment can tell."""
+    rng = rng or random.Random()
+
+    def trainer(task: TaskInput, store: ContentStore, workdir: Path, *_: object) -> TraceResult:
+        spec = task.spec
+        faked = set(rng.sample(range(spec.segments), max(1, round(fraction * spec.segments))))
+        refs: list[CheckpointRef] = []
+        losses: list[float] = []
+
+        def save(step: int, tensors: Tensors) -> None:
+            refs.append(CheckpointRef(step=step, cid=store.put(to_bytes(tensors)), hash="0x" + canonical_hash(tensors).hex()))
+
+        with deterministic(spec.replay):
+            state = load_state(spec, task.round_weights, task.workload)
+            save(0, state.tensors())
+            for segment in range(spec.segments):
+                first = segment * spec.checkpoint_interval
+                if segment in faked:
+                    with torch.no_grad():
+                        for p in state.model.parameters():
+                            p.add_(torch.randn_like(p) * 1e-3)
+                else:
+                    losses += run_steps(state, task.workload, task.shard, task.seed, first, spec.checkpoint_interval, spec.batch_size)
+                if segment in faked and segment == 0:
+                    # A real optimizer state keeps later checkpoints well-formed after a faked first segment.
+                    run_steps(state, task.workload, task.shard, task.seed, first, 1, spec.batch_size)
+                save(first + spec.checkpoint_interval, state.tensors())
+        final = state.tensors(copy=False)
+        update = {n: final[MODEL_PREFIX + n] - task.round_weights[n] for n in task.round_weights}
+        update_hash = canonical_hash(update)
+        manifest = TraceManifest(task_id=task.task_id, volunteer=task.volunteer, round_cid=task.round_cid, checkpoints=refs,
+                                 update_cid=store.put(to_bytes(update)), update_hash="0x" + update_hash.hex(), losses=losses)  # fmt: skip
+        manifest_cid = store.put(manifest.canonical_bytes())
+        return TraceResult(manifest, manifest_cid, manifest.trace_root(), update_hash)
+
+    return trainer
