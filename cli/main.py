@@ -12,7 +12,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from cli.audit import audit_app
+from cli.bounty import bounty_app
 from cli.node import node_app
+from cli.wallet import register_money_commands, wallet_app
 
 app = typer.Typer(
     help="Shardwork: a marketplace for volunteer training of ML models, paid on-chain after spot-checked replay.",
@@ -24,6 +27,10 @@ contracts_app = typer.Typer(help="The marketplace contracts: verify deployed cod
 app.add_typer(chain_app, name="chain")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(node_app, name="node")
+app.add_typer(wallet_app, name="wallet")
+app.add_typer(bounty_app, name="bounty")
+app.add_typer(audit_app, name="audit")
+register_money_commands(app)
 
 DEFAULT_DEPLOYMENT = Path(".shardwork/deployment.json")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,12 +42,16 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object in
 @contextlib.contextmanager
 def fail_on_user_errors() -> Iterator[None]:
     """Turns the project's errors into a one-line message and exit code 1 (no traceback)."""
-    from ledger.errors import ShardworkError
+    from ledger.errors import ContractRevert, ShardworkError
+    from ledger.messages import explain
     from protocol.spec import SpecError
     from protocol.store import ContentError
 
     try:
         yield
+    except ContractRevert as exc:
+        typer.echo(f"error: {explain(exc)}; nothing was sent", err=True)
+        raise typer.Exit(1) from None
     except (ShardworkError, SpecError, ContentError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -68,6 +79,43 @@ def demo(
     if workload not in ("mnist", "shakespeare"):
         raise typer.BadParameter("choose mnist or shakespeare", param_hint="--workload")
     run_demo(workload=workload, as_json=as_json)
+
+
+@chain_app.command("up")
+@user_errors
+def chain_up(
+    port: Annotated[int, typer.Option(help="Loopback port to listen on.", min=1, max=65535)] = 8545,
+    state: Annotated[Path | None, typer.Option(help="Load the chain from this file and save it there on exit.")] = None,
+    deploy_to: Annotated[
+        Path | None, typer.Option("--deploy", help="Also deploy the contracts and write the manifest here.")
+    ] = None,
+) -> None:
+    """Run a local anvil node (chain id 31337, dev accounts funded) in the foreground until Ctrl-C."""
+    import signal as _signal
+    import threading
+
+    from ledger.chain import connect, dev_accounts
+    from ledger.deploy import deploy
+    from ledger.errors import ChainError
+    from ledger.localnode import Anvil
+    from ledger.tx import Transactor
+
+    node = Anvil(port=port, state_file=state)
+    stop = threading.Event()
+    for sig in (_signal.SIGINT, _signal.SIGTERM):
+        _signal.signal(sig, lambda *_: stop.set())
+    try:
+        typer.echo(f"anvil listening on {node.url} (chain 31337); Ctrl-C stops it")
+        if deploy_to is not None:
+            w3 = connect(node.url)
+            manifest = deploy(w3, Transactor(w3, dev_accounts(w3, 1)[0]))
+            manifest.save(deploy_to)
+            typer.echo(f"contracts deployed: Token {manifest.token}, BountyMarket {manifest.market}; manifest {deploy_to}")
+        while not stop.wait(0.5):
+            if node.proc.poll() is not None:
+                raise ChainError(f"anvil exited with {node.proc.returncode}")
+    finally:
+        node.stop()
 
 
 @chain_app.command("deploy")

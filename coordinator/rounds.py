@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 
 from coordinator.aggregate import aggregate
-from coordinator.context import ChainView, RoundContext
+from ledger.chainview import ChainView, RoundContext
 from coordinator.intake import PublishedData, publish_data, publish_round, round_zero_weights
 from coordinator.verification import audit_commit, replay_segments
 from ledger.errors import error_class

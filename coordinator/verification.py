@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from coordinator.context import ChainView
+from ledger.chainview import ChainView
 from ledger.market import split_task_id
 from protocol.manifests import TraceManifest
 from protocol.store import ContentError

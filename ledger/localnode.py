@@ -39,14 +39,20 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.
 class Anvil:
     """An anvil node (chain id 31337 unless told, the well-known dev mnemonic) owned by its creator."""
 
-    def __init__(self, chain_id: int = 31337) -> None:
+    def __init__(self, chain_id: int = 31337, port: int | None = None, state_file: Path | None = None) -> None:
         if not ANVIL.exists():
             raise ChainError(f"anvil not found at {ANVIL}: run `npm ci` in the repository")
-        self.port = free_port()
+        if port is not None:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    raise ChainError(f"port {port} is taken: something already listens there")
+        self.port = port or free_port()
+        # --state loads the chain from the file if it exists and saves it there on exit: a restartable node.
+        persist = ["--state", str(state_file)] if state_file is not None else []
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [str(ANVIL), "--host", "127.0.0.1", "--port", str(self.port), "--silent", "--hardfork", "cancun",
-             "--chain-id", str(chain_id)],
+             "--chain-id", str(chain_id), *persist],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,

@@ -232,3 +232,9 @@ class Market:
 
     def refund(self, bounty_id: int) -> TxReceipt:
         return self._send(self.market.functions.refund(bounty_id))
+
+    def request_unstake(self, amount: int) -> TxReceipt:
+        return self._send(self.market.functions.requestUnstake(amount))
+
+    def withdraw(self) -> TxReceipt:
+        return self._send(self.market.functions.withdraw())

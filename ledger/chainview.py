@@ -1,4 +1,5 @@
-"""Everything needed to check a committed task, rebuilt from the chain and the content store alone."""
+"""What it takes to check a committed task, rebuilt from the chain and the content store alone
+(shared by verifier workers, the coordinator and the auditor)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,92 @@
+"""`shardwork audit bounty ID | task ID | node ADDRESS`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.common import DeploymentOpt, JsonOpt, RpcOpt, emit_json, open_session, parse_address
+
+audit_app = typer.Typer(
+    help="Read the on-chain trail, check Merkle proofs against the content store, replay segments independently. "
+    "Exit code 3 when the audit finds a problem.",
+    no_args_is_help=True,
+)
+ReplayOpt = Annotated[int, typer.Option("--replay", help="Independently replay N random committed segments.", min=0)]
+SeedOpt = Annotated[int | None, typer.Option(help="Seed of the replay sample (default: random).")]
+FINDINGS_EXIT = 3
+
+
+def _run(bounty_id: int | None, task_id: int | None, account: str | None, rpc_url: str | None, deployment: object,
+         replay: int, seed: int | None, as_json: bool) -> None:  # fmt: skip
+    from cli.main import fail_on_user_errors
+
+    with fail_on_user_errors():
+        from ledger.amounts import format_amount
+        from ledger.audit import audit
+        from ledger.chainview import ChainView
+        from ledger.errors import ShardworkError
+        from ledger.index import EventIndex
+        from ledger.market import BountyStatus
+        from protocol.store import LocalStore
+
+        session = open_session(rpc_url, deployment)  # type: ignore[arg-type]
+        if bounty_id is not None and session.market.bounty(bounty_id).status == BountyStatus.NONE:
+            raise ShardworkError(f"bounty {bounty_id} does not exist: see `shardwork bounty list`")
+        index = EventIndex(session.settings.index, session.market)
+        view = ChainView(session.market, LocalStore(session.settings.store))
+        report = audit(index, view, bounty_id=bounty_id, task_id=task_id, account=account, replay=replay, seed=seed)
+        if task_id is not None and not report.events:
+            raise ShardworkError(f"task {task_id:#x} has no history: it was never claimed, or does not exist")
+        if as_json:
+            emit_json(report.as_dict())
+        else:
+            typer.echo(f"audit of {report.subject}: {len(report.events)} events, {len(report.commits)} commits")
+            for e in report.events:
+                if e.name in ("TaskCommitted", "VerdictAttested", "TaskDisputed", "TaskAccepted", "TaskSlashed",
+                              "RewardCredited", "LeaseExpired", "RoundClosed", "BountyFinalized", "EscrowRefunded"):  # fmt: skip
+                    detail = ", ".join(f"{k}={format_amount(v) if k in ('amount', 'reward') else v}"
+                                       for k, v in e.args.items() if k not in ("traceCid", "updateCid", "updateHash"))  # fmt: skip
+                    typer.echo(f"  block {e.block:>6}  {e.name:<16} {detail}")
+            for c in report.commits:
+                state = "proofs ok" if not c.proof_problems else "; ".join(c.proof_problems[:2])
+                typer.echo(f"  commit task {c.task_id:#x} attempt {c.attempt} by {c.volunteer}: {c.outcome}, "
+                           f"verdicts {c.verdicts or '-'}; {state}")  # fmt: skip
+            for r in report.replays:
+                mark = "agrees" if r.agrees else "DISAGREES"
+                typer.echo(f"  replay task {r.task_id:#x} attempt {r.attempt} segment {r.segment}: "
+                           f"{'pass' if r.passed else 'fail'} vs on-chain {r.outcome}: {mark}")  # fmt: skip
+            typer.echo(f"{report.proof_problems} proof problems, {len(report.replays)} replays, {report.disagreements} disagreements")
+        if report.disagreements:
+            raise typer.Exit(FINDINGS_EXIT)
+
+
+@audit_app.command("bounty")
+def audit_bounty(bounty_id: int, rpc_url: RpcOpt = None, deployment: DeploymentOpt = None, replay: ReplayOpt = 0,
+                 seed: SeedOpt = None, as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Every commit, challenge, verdict, payment and slash of a bounty."""
+    _run(bounty_id, None, None, rpc_url, deployment, replay, seed, as_json)
+
+
+@audit_app.command("task")
+def audit_task(task_id: Annotated[str, typer.Argument(help="Task id, decimal or 0x-hex.")], rpc_url: RpcOpt = None,
+               deployment: DeploymentOpt = None, replay: ReplayOpt = 0, seed: SeedOpt = None, as_json: JsonOpt = False) -> None:  # fmt: skip
+    """One task's attempts and what became of each."""
+    try:
+        parsed = int(task_id, 0)
+    except ValueError:
+        typer.echo(f"error: {task_id!r} is not a task id (decimal or 0x-hex)", err=True)
+        raise typer.Exit(1) from None
+    _run(None, parsed, None, rpc_url, deployment, replay, seed, as_json)
+
+
+@audit_app.command("node")
+def audit_node(address: str, rpc_url: RpcOpt = None, deployment: DeploymentOpt = None, replay: ReplayOpt = 0,
+               seed: SeedOpt = None, as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Everything one account did: claims, commits, verdicts, rewards, slashes."""
+    from cli.main import fail_on_user_errors
+
+    with fail_on_user_errors():
+        checked = parse_address(address)
+    _run(None, None, checked, rpc_url, deployment, replay, seed, as_json)

@@ -1,0 +1,196 @@
+"""`shardwork bounty post | list | show | refund`."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli.common import DeploymentOpt, JsonOpt, PasswordFileOpt, RpcOpt, WalletOpt, YesOpt, confirm, emit_json, fee_of, open_session
+
+bounty_app = typer.Typer(help="Post training bounties, follow them, and get unspent escrow back.", no_args_is_help=True)
+STATUS = ["Open", "Claimed", "Committed", "Challenged", "Accepted"]
+
+
+def _errors():  # type: ignore[no-untyped-def]
+    from cli.main import fail_on_user_errors
+
+    return fail_on_user_errors()
+
+
+def load_bounty_file(path: Path) -> tuple[Any, Any]:
+    """(TrainingSpec, BountyTerms) from a TOML/JSON spec file with a [bounty] table; one-line errors."""
+    from pydantic import ValidationError
+
+    from ledger.terms import BountyTerms
+    from protocol.spec import SpecError, TrainingSpec
+    from protocol.workloads import resolve
+
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(f"cannot read spec {path}: {exc.strerror}") from None
+    try:
+        raw = tomllib.loads(text.decode()) if path.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SpecError(f"spec {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("bounty"), dict):
+        raise SpecError(f"spec {path} has no [bounty] table (reward, stake, coordinator, …)")
+    terms_raw = raw.pop("bounty")
+    try:
+        spec = TrainingSpec.model_validate(raw)
+        terms = BountyTerms.model_validate(terms_raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        section = "bounty." if "coordinator" in str(err["loc"]) or where in BountyTerms.model_fields else ""
+        raise SpecError(f"spec {path}: {section}{where}: {err['msg']}") from None
+    resolve(spec.model)
+    return spec, terms
+
+
+@bounty_app.command("post")
+def bounty_post(
+    spec_file: Annotated[Path, typer.Argument(help="Training spec (TOML or JSON) with a [bounty] table of terms.")],
+    wallet: WalletOpt, rpc_url: RpcOpt = None, deployment: DeploymentOpt = None, password_file: PasswordFileOpt = None,
+    yes: YesOpt = False, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Publish the spec to the content store, escrow rewards + verifier fees, and post the bounty."""
+    with _errors():
+        from cli.common import parse_address
+        from ledger.amounts import format_amount
+        from ledger.errors import ShardworkError
+        from protocol.store import LocalStore
+
+        spec, terms = load_bounty_file(spec_file)
+        parse_address(terms.coordinator)
+        session = open_session(rpc_url, deployment, wallet)
+        m, address = session.market, session.address
+        tasks = spec.data.shards * spec.rounds
+        escrow = terms.escrow(tasks)
+        sound = terms.base("stake") * terms.min_check_probability >= terms.base("reward")
+        p_full, p_one = terms.detection(spec.segments, spec.segments), terms.detection(spec.segments, 1)
+        lines = [
+            f"post bounty '{spec.name}': {spec.model.family}, {spec.data.shards} shards × {spec.rounds} rounds = {tasks} tasks",
+            f"  escrow {format_amount(escrow)} tokens = {tasks} × (reward {format_amount(terms.base('reward'))} + "
+            f"{terms.quorum} × verifier fee {format_amount(terms.base('verifier_fee'))})",
+            f"  economics: detection {p_full:.0%} × slash {format_amount(terms.base('stake'))} "
+            f"{'≥' if sound else '<'} reward {format_amount(terms.base('reward'))} for a fully faked task "
+            f"({'sound' if sound else 'UNSOUND: cheating would pay'}); one faked segment of {spec.segments} is caught "
+            f"with p = {p_one:.0%}",
+        ]
+        if not sound:
+            raise ShardworkError(lines[-1].strip() + "; raise stake or min_check_probability")
+        balance = m.balance(address)
+        if balance < escrow:
+            raise ShardworkError(f"balance {format_amount(balance)} is less than the escrow {format_amount(escrow)}")
+        confirm([*lines, f"  balance {format_amount(balance)} -> {format_amount(balance - escrow)}"], yes, as_json)
+        spec_cid = LocalStore(session.settings.store).put(spec.canonical_bytes())
+        params = terms.params(spec_cid, spec.data.shards, spec.rounds, spec.segments, m.now())
+        signer = session.unlock(password_file)
+        signer.ensure_allowance(escrow)
+        bounty_id = signer.post_bounty(params)
+        result = {"bounty_id": bounty_id, "spec_cid": spec_cid, "escrow": escrow, "tasks": tasks}
+        emit_json(result) if as_json else typer.echo(f"bounty {bounty_id} posted; spec {spec_cid}; escrow {format_amount(escrow)}")
+
+
+def _index(session: Any) -> Any:
+    from ledger.index import EventIndex
+
+    index = EventIndex(session.settings.index, session.market)
+    index.sync()
+    return index
+
+
+@bounty_app.command("list")
+def bounty_list(rpc_url: RpcOpt = None, deployment: DeploymentOpt = None, as_json: JsonOpt = False) -> None:
+    """Every bounty on this deployment, with its live status and escrow."""
+    with _errors():
+        from ledger.amounts import format_amount
+
+        session = open_session(rpc_url, deployment)
+        rows = []
+        for event in _index(session).events(names=("BountyPosted",)):
+            b = session.market.bounty(int(event.args["bountyId"]))
+            rows.append({"bounty_id": b.bounty_id, "poster": b.poster, "status": b.status.name.lower(),
+                         "round": b.current_round, "rounds": b.rounds, "shards": b.shards, "escrow": b.escrow,
+                         "spec_cid": event.args["specCid"]})  # fmt: skip
+        if as_json:
+            emit_json({"bounties": rows})
+            return
+        if not rows:
+            typer.echo("no bounties yet: post one with `shardwork bounty post SPEC --wallet NAME`")
+        for r in rows:
+            typer.echo(f"{r['bounty_id']:>4}  {r['status']:<9} round {r['round'] + 1}/{r['rounds']}  {r['shards']} shards  "
+                       f"escrow {format_amount(r['escrow']):>12}  poster {r['poster']}")  # fmt: skip
+
+
+@bounty_app.command("show")
+def bounty_show(bounty_id: int, rpc_url: RpcOpt = None, deployment: DeploymentOpt = None, as_json: JsonOpt = False) -> None:
+    """One bounty: terms, rounds, and every task with who did what."""
+    with _errors():
+        from ledger.amounts import format_amount
+        from ledger.errors import ShardworkError
+        from ledger.market import BountyStatus, task_id_of
+
+        session = open_session(rpc_url, deployment)
+        m = session.market
+        b = m.bounty(bounty_id)
+        if b.status == BountyStatus.NONE:
+            raise ShardworkError(f"bounty {bounty_id} does not exist: see `shardwork bounty list`")
+        index = _index(session)
+        rounds = [{"round": int(e.args["round"]), "event": e.name, "cid": e.args.get("modelCid") or e.args.get("aggregateCid")}
+                  for e in index.events(bounty_id=bounty_id, names=("RoundOpened", "RoundClosed"))]  # fmt: skip
+        tasks = []
+        for round_ in range(b.current_round + 1):
+            for shard in range(b.shards):
+                task_id = task_id_of(bounty_id, round_, shard)
+                t = m.task(task_id)
+                history = [e.name for e in index.events(task_id=task_id)]
+                tasks.append({"task_id": task_id, "round": round_, "shard": shard, "status": t.status.name.lower(),
+                              "volunteer": t.volunteer, "attempt": t.attempt, "history": history})  # fmt: skip
+        info = {"bounty_id": bounty_id, "status": b.status.name.lower(), "poster": b.poster, "coordinator": b.coordinator,
+                "escrow": b.escrow, "reward_per_task": b.reward_per_task, "stake_per_task": b.stake_per_task,
+                "rounds": rounds, "tasks": tasks, "spec_cid": m.spec_cid(bounty_id)}  # fmt: skip
+        if as_json:
+            emit_json(info)
+            return
+        typer.echo(f"bounty {bounty_id} ({info['status']}), spec {info['spec_cid']}, escrow {format_amount(b.escrow)}")
+        typer.echo(f"  poster {b.poster}  coordinator {b.coordinator}")
+        for r in rounds:
+            typer.echo(f"  round {r['round']}: {r['event']} {r['cid']}")
+        for t in tasks:
+            typer.echo(f"  task {t['task_id']:#x}  r{t['round']} s{t['shard']}  {t['status']:<10} attempt {t['attempt']}  "
+                       f"{t['volunteer']}  {' > '.join(t['history'])}")  # fmt: skip
+
+
+@bounty_app.command("refund")
+def bounty_refund(
+    bounty_id: int, wallet: WalletOpt, rpc_url: RpcOpt = None, deployment: DeploymentOpt = None,
+    password_file: PasswordFileOpt = None, yes: YesOpt = False, as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Take back escrow no task is owed, once the bounty is finalized or past its deadline."""
+    with _errors():
+        from ledger.amounts import format_amount
+        from ledger.errors import ShardworkError
+        from ledger.market import BountyStatus
+
+        session = open_session(rpc_url, deployment, wallet)
+        b = session.market.bounty(bounty_id)
+        if b.status == BountyStatus.NONE:
+            raise ShardworkError(f"bounty {bounty_id} does not exist: see `shardwork bounty list`")
+        if b.poster != session.address:
+            raise ShardworkError(f"only the poster {b.poster} can refund bounty {bounty_id}")
+        fee = fee_of(session, session.market.market.functions.refund(bounty_id))
+        before = session.market.balance(session.address)
+        confirm([f"refund unspent escrow of bounty {bounty_id} (holds {format_amount(b.escrow)})",
+                 f"  network fee ≈ {fee / 1e18:.6f} ETH"], yes, as_json)  # fmt: skip
+        tx = session.unlock(password_file).refund(bounty_id)
+        after = session.market.balance(session.address)
+        if as_json:
+            emit_json({"bounty_id": bounty_id, "refunded": after - before, "gas_used": tx["gasUsed"]})
+        else:
+            typer.echo(f"refunded {format_amount(after - before)}: balance {format_amount(before)} -> {format_amount(after)}")

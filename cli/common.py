@@ -1,0 +1,117 @@
+"""Shared plumbing of the wallet, bounty and audit commands: options, connection, pre-flight, confirm."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+RpcOpt = Annotated[str | None, typer.Option("--rpc-url", help="JSON-RPC URL of the EVM node [env SHARDWORK_RPC_URL].")]
+DeploymentOpt = Annotated[
+    Path | None, typer.Option("--deployment", help="Deployment manifest [env SHARDWORK_DEPLOYMENT].")
+]
+WalletOpt = Annotated[str, typer.Option("--wallet", "-w", help="Wallet name (see `shardwork wallet list`) or keystore path.")]
+PasswordFileOpt = Annotated[
+    Path | None, typer.Option(help="File holding the keystore password (else $SHARDWORK_PASSWORD, else a prompt).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (for scripts).")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def emit_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, default=str))
+
+
+def wallet_path(wallets_dir: Path, name: str) -> Path:
+    from ledger.wallet import WalletError
+
+    candidate = Path(name)
+    if candidate.suffix == ".json" and candidate.exists():
+        return candidate
+    path = wallets_dir / f"{name}.json"
+    if not path.exists():
+        raise WalletError(f"no wallet named {name!r} in {wallets_dir}: see `shardwork wallet list` or `shardwork wallet new`")
+    return path
+
+
+def parse_address(text: str) -> str:
+    from web3 import Web3
+
+    from ledger.errors import ShardworkError
+
+    if not Web3.is_address(text):
+        raise ShardworkError(f"{text!r} is not an address: expected 0x followed by 40 hex digits")
+    return Web3.to_checksum_address(text)
+
+
+@dataclass
+class Session:
+    """A read-only market client; `unlock` adds the signer only after the user has confirmed."""
+
+    market: Any
+    settings: Any
+    wallet: Path | None = None
+    address: str | None = None
+
+    def unlock(self, password_file: Path | None) -> Any:
+        from ledger.market import Market
+        from ledger.tx import Transactor
+        from ledger.wallet import load_account, read_password
+
+        assert self.wallet is not None
+        account = load_account(self.wallet, read_password(password_file))
+        self.market = Market(self.market.w3, self.market.deployment, Transactor(self.market.w3, account))
+        return self.market
+
+
+def open_session(rpc_url: str | None, deployment: Path | None, wallet: str | None = None) -> Session:
+    from ledger.chain import connect
+    from ledger.config import load_settings
+    from ledger.deploy import Deployment
+    from ledger.errors import ShardworkError
+    from ledger.market import Market
+    from ledger.wallet import address_of
+
+    settings = load_settings(rpc_url=rpc_url, deployment=deployment)
+    path = address = None
+    if wallet is not None:
+        path = wallet_path(settings.wallets, wallet)
+        address = address_of(path)
+    if not settings.deployment.is_file():
+        raise ShardworkError(
+            f"no deployment manifest at {settings.deployment}: run `shardwork chain deploy` or pass --deployment"
+        )
+    try:
+        manifest = Deployment.load(settings.deployment)
+    except ValueError as exc:
+        raise ShardworkError(f"{settings.deployment} is not a deployment manifest ({exc.__class__.__name__})") from None
+    market = Market(connect(settings.rpc_url), manifest)
+    return Session(market, settings, path, address)
+
+
+def fee_of(session: Session, fn: Any) -> int:
+    """Estimated network fee (wei) of calling `fn` from the session's address; a revert raises its typed error
+    here, before anything is signed or sent."""
+    from ledger.tx import typed_reverts
+
+    w3 = session.market.w3
+    with typed_reverts():
+        gas = fn.estimate_gas({"from": session.address})
+    return int(gas * w3.eth.gas_price)
+
+
+def confirm(lines: list[str], yes: bool, as_json: bool) -> None:
+    if yes:
+        return
+    if as_json:
+        from ledger.errors import ShardworkError
+
+        raise ShardworkError("--json needs --yes: a script cannot answer the confirmation")
+    for line in lines:
+        typer.echo(line)
+    if not typer.confirm("proceed?", default=False):
+        typer.echo("cancelled; nothing was sent", err=True)
+        raise typer.Exit(1)

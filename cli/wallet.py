@@ -1,0 +1,339 @@
+"""`shardwork wallet …` and the money commands: balance, faucet, stake, unstake, withdraw, rewards, claim."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli.common import (
+    DeploymentOpt,
+    JsonOpt,
+    PasswordFileOpt,
+    RpcOpt,
+    Session,
+    WalletOpt,
+    YesOpt,
+    confirm,
+    emit_json,
+    fee_of,
+    open_session,
+    parse_address,
+)
+
+wallet_app = typer.Typer(help="Encrypted keystores (standard V3, scrypt, mode 0600).", no_args_is_help=True)
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+AmountArg = Annotated[str, typer.Argument(help="Tokens, e.g. 100 or 0.5 (up to 18 decimals).")]
+
+
+def _errors():  # type: ignore[no-untyped-def]
+    from cli.main import fail_on_user_errors
+
+    return fail_on_user_errors()
+
+
+def _check_name(name: str) -> None:
+    from ledger.wallet import WalletError
+
+    if not NAME_RE.match(name):
+        raise WalletError(f"wallet name {name!r} must be 1-64 letters, digits, '-' or '_'")
+
+
+def _new_password(password_file: Path | None) -> str:
+    import os
+
+    from ledger.wallet import PASSWORD_ENV, WalletError, read_password
+
+    if password_file is not None or PASSWORD_ENV in os.environ:
+        return read_password(password_file)
+    import getpass
+
+    first = getpass.getpass("new keystore password: ")
+    if getpass.getpass("repeat it: ") != first:
+        raise WalletError("the two passwords differ; nothing was written")
+    return first
+
+
+@wallet_app.command("new")
+def wallet_new(name: str, password_file: PasswordFileOpt = None, as_json: JsonOpt = False) -> None:
+    """Create a wallet: a new random key, encrypted into <wallets>/NAME.json."""
+    with _errors():
+        from ledger.config import load_settings
+        from ledger.wallet import create_keystore
+
+        _check_name(name)
+        path = load_settings().wallets / f"{name}.json"
+        address = create_keystore(path, _new_password(password_file))
+        emit_json({"name": name, "address": address, "path": str(path)}) if as_json else typer.echo(
+            f"wallet {name}: {address}\nkeystore {path} (mode 0600). Back it up; the password cannot be recovered."
+        )
+
+
+@wallet_app.command("import")
+def wallet_import(
+    name: str,
+    private_key_file: Annotated[Path | None, typer.Option(help="File holding the hex private key (else a prompt).")] = None,
+    password_file: PasswordFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import an existing private key into an encrypted keystore (never pass a key as a flag)."""
+    with _errors():
+        import getpass
+
+        from ledger.config import load_settings
+        from ledger.wallet import WalletError, create_keystore
+
+        _check_name(name)
+        if private_key_file is not None:
+            try:
+                raw = private_key_file.read_text().strip()
+            except OSError as exc:
+                raise WalletError(f"cannot read {private_key_file}: {exc.strerror}") from None
+        else:
+            raw = getpass.getpass("private key (hex): ").strip()
+        try:
+            key = bytes.fromhex(raw.removeprefix("0x"))
+        except ValueError:
+            raise WalletError("the private key is not hex") from None
+        if len(key) != 32:
+            raise WalletError(f"a private key is 32 bytes; this one is {len(key)}")
+        path = load_settings().wallets / f"{name}.json"
+        address = create_keystore(path, _new_password(password_file), key)
+        emit_json({"name": name, "address": address, "path": str(path)}) if as_json else typer.echo(f"wallet {name}: {address}")
+
+
+@wallet_app.command("list")
+def wallet_list(as_json: JsonOpt = False) -> None:
+    """Wallets in the wallets directory, with their addresses (no password needed)."""
+    with _errors():
+        from ledger.config import load_settings
+        from ledger.wallet import WalletError, address_of
+
+        rows = []
+        directory = load_settings().wallets
+        for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+            try:
+                rows.append({"name": path.stem, "address": address_of(path), "path": str(path)})
+            except WalletError:
+                continue  # not a keystore: someone else's file
+        if as_json:
+            emit_json({"wallets": rows})
+            return
+        if not rows:
+            typer.echo(f"no wallets in {directory}: create one with `shardwork wallet new NAME`")
+        for row in rows:
+            typer.echo(f"{row['name']:<20} {row['address']}")
+
+
+@wallet_app.command("show")
+def wallet_show(name: str, as_json: JsonOpt = False) -> None:
+    """A wallet's address and keystore file (no password needed)."""
+    with _errors():
+        import json as _json
+
+        from cli.common import wallet_path
+        from ledger.config import load_settings
+        from ledger.wallet import address_of
+
+        path = wallet_path(load_settings().wallets, name)
+        kdf = _json.loads(path.read_text()).get("crypto", {}).get("kdf", "?")
+        info = {"name": name, "address": address_of(path), "path": str(path), "kdf": kdf, "mode": oct(path.stat().st_mode & 0o777)}
+        emit_json(info) if as_json else [typer.echo(f"{k:<8} {v}") for k, v in info.items()]
+
+
+@wallet_app.command("export-address")
+def wallet_export_address(name: str) -> None:
+    """Print only the address (for scripts and for receiving tokens)."""
+    with _errors():
+        from cli.common import wallet_path
+        from ledger.config import load_settings
+        from ledger.wallet import address_of
+
+        typer.echo(address_of(wallet_path(load_settings().wallets, name)))
+
+
+# ----------------------------------------------------------------------------------- money commands
+
+
+def _position(session: Session, address: str) -> dict[str, int]:
+    m = session.market
+    stake = m.stake_of(address)
+    return {"balance": m.balance(address), "bonded": stake.bonded, "locked": stake.locked, "free_stake": stake.free,
+            "unbonding": stake.unbonding, "claimable": m.claimable(address)}  # fmt: skip
+
+
+def _report(as_json: bool, action: str, before: dict[str, int], after: dict[str, int], keys: list[str], tx: Any) -> None:
+    from ledger.amounts import format_amount
+
+    if as_json:
+        emit_json({"action": action, "tx": "0x" + bytes(tx["transactionHash"]).hex(), "gas_used": tx["gasUsed"],
+                   "before": before, "after": after})  # fmt: skip
+        return
+    typer.echo(f"{action}: done in block {tx['blockNumber']} (gas {tx['gasUsed']:,})")
+    for key in keys:
+        typer.echo(f"  {key:<11} {format_amount(before[key]):>16} -> {format_amount(after[key])}")
+
+
+def register_money_commands(app: typer.Typer) -> None:
+    @app.command()
+    def balance(
+        who: Annotated[str | None, typer.Argument(help="An address; default: the --wallet's address.")] = None,
+        wallet: Annotated[str | None, typer.Option("--wallet", "-w", help="Wallet name or keystore path.")] = None,
+        rpc_url: RpcOpt = None, deployment: DeploymentOpt = None, as_json: JsonOpt = False,
+    ) -> None:  # fmt: skip
+        """Token balance, stake (bonded, locked by tasks, free, unbonding) and claimable rewards."""
+        with _errors():
+            from ledger.amounts import format_amount
+            from ledger.errors import ShardworkError
+
+            if who is None and wallet is None:
+                raise ShardworkError("give an ADDRESS or --wallet NAME")
+            session = open_session(rpc_url, deployment, wallet)
+            address = parse_address(who) if who else session.address
+            pos = _position(session, address)  # type: ignore[arg-type]
+            if as_json:
+                emit_json({"address": address, **pos})
+            else:
+                typer.echo(address)
+                for key, value in pos.items():
+                    typer.echo(f"  {key:<11} {format_amount(value):>16}")
+
+    @app.command()
+    def faucet(
+        amount: AmountArg, wallet: WalletOpt, rpc_url: RpcOpt = None, deployment: DeploymentOpt = None,
+        password_file: PasswordFileOpt = None, yes: YesOpt = False, as_json: JsonOpt = False,
+    ) -> None:  # fmt: skip
+        """Mint test tokens to your wallet (local development chains only)."""
+        with _errors():
+            from ledger.amounts import format_amount, parse_amount
+            from ledger.chain import LOCAL_CHAIN_IDS
+            from ledger.errors import ShardworkError
+
+            value = parse_amount(amount)
+            session = open_session(rpc_url, deployment, wallet)
+            chain_id = session.market.deployment.chain_id
+            if chain_id not in LOCAL_CHAIN_IDS:
+                raise ShardworkError(f"chain {chain_id} is not a local development chain: it has no faucet")
+            fee = fee_of(session, session.market.token.functions.faucet(session.address, value))
+            before = _position(session, session.address)  # type: ignore[arg-type]
+            confirm([f"faucet: mint {format_amount(value)} tokens to {session.address}", f"  network fee ≈ {fee / 1e18:.6f} ETH"], yes, as_json)
+            tx = session.unlock(password_file).faucet(session.address, value)
+            _report(as_json, "faucet", before, _position(session, session.address), ["balance"], tx)  # type: ignore[arg-type]
+
+    @app.command()
+    def stake(
+        amount: AmountArg, wallet: WalletOpt, rpc_url: RpcOpt = None, deployment: DeploymentOpt = None,
+        password_file: PasswordFileOpt = None, yes: YesOpt = False, as_json: JsonOpt = False,
+    ) -> None:  # fmt: skip
+        """Bond tokens as stake; each claimed task locks part of it until the task settles."""
+        with _errors():
+            from ledger.amounts import format_amount, parse_amount
+            from ledger.errors import ShardworkError
+            from ledger.tx import call
+
+            value = parse_amount(amount)
+            session = open_session(rpc_url, deployment, wallet)
+            m, address = session.market, session.address
+            before = _position(session, address)  # type: ignore[arg-type]
+            if before["balance"] < value:
+                raise ShardworkError(f"balance {format_amount(before['balance'])} is less than {format_amount(value)}: "
+                                     "get tokens first (`shardwork faucet` on local chains)")  # fmt: skip
+            allowance = int(call(m.token.functions.allowance(address, m.market.address)))
+            steps = []
+            if allowance < value:
+                fee = fee_of(session, m.token.functions.approve(m.market.address, value))
+                steps.append(f"  approve the market to take {format_amount(value)} (fee ≈ {fee / 1e18:.6f} ETH)")
+            else:
+                fee = fee_of(session, m.market.functions.stake(value))
+            confirm([f"stake {format_amount(value)} tokens from {address}", *steps,
+                     f"  balance {format_amount(before['balance'])} -> {format_amount(before['balance'] - value)}; "
+                     f"bonded {format_amount(before['bonded'])} -> {format_amount(before['bonded'] + value)}",
+                     f"  network fee ≈ {fee / 1e18:.6f} ETH per transaction"], yes, as_json)  # fmt: skip
+            tx = session.unlock(password_file).stake(value)
+            _report(as_json, "stake", before, _position(session, address), ["balance", "bonded", "free_stake"], tx)  # type: ignore[arg-type]
+
+    @app.command()
+    def unstake(
+        amount: AmountArg, wallet: WalletOpt, rpc_url: RpcOpt = None, deployment: DeploymentOpt = None,
+        password_file: PasswordFileOpt = None, yes: YesOpt = False, as_json: JsonOpt = False,
+    ) -> None:  # fmt: skip
+        """Request to unstake: the amount leaves your bonded stake and can be withdrawn after the unbonding
+        delay (it stays slashable until then)."""
+        with _errors():
+            from ledger.amounts import format_amount, parse_amount
+            from ledger.errors import ShardworkError
+
+            value = parse_amount(amount)
+            session = open_session(rpc_url, deployment, wallet)
+            m, address = session.market, session.address
+            before = _position(session, address)  # type: ignore[arg-type]
+            if value > before["bonded"]:
+                raise ShardworkError(f"cannot unstake {format_amount(value)}: only {format_amount(before['bonded'])} is bonded")
+            fee = fee_of(session, m.market.functions.requestUnstake(value))
+            delay = int(m.market.functions.unbondingDelay().call())
+            confirm([f"unstake {format_amount(value)} from {address}",
+                     f"  bonded {format_amount(before['bonded'])} -> {format_amount(before['bonded'] - value)}; "
+                     f"withdrawable after {dt.timedelta(seconds=delay)}", f"  network fee ≈ {fee / 1e18:.6f} ETH"], yes, as_json)  # fmt: skip
+            tx = session.unlock(password_file).request_unstake(value)
+            _report(as_json, "unstake", before, _position(session, address), ["bonded", "unbonding"], tx)  # type: ignore[arg-type]
+
+    @app.command()
+    def withdraw(
+        wallet: WalletOpt, rpc_url: RpcOpt = None, deployment: DeploymentOpt = None,
+        password_file: PasswordFileOpt = None, yes: YesOpt = False, as_json: JsonOpt = False,
+    ) -> None:  # fmt: skip
+        """Withdraw unstaked tokens whose unbonding delay has passed."""
+        with _errors():
+            from ledger.amounts import format_amount
+
+            session = open_session(rpc_url, deployment, wallet)
+            m, address = session.market, session.address
+            before = _position(session, address)  # type: ignore[arg-type]
+            fee = fee_of(session, m.market.functions.withdraw())  # a premature withdraw fails here, typed
+            confirm([f"withdraw matured unstake requests of {address} (unbonding {format_amount(before['unbonding'])})",
+                     f"  network fee ≈ {fee / 1e18:.6f} ETH"], yes, as_json)  # fmt: skip
+            tx = session.unlock(password_file).withdraw()
+            _report(as_json, "withdraw", before, _position(session, address), ["balance", "unbonding"], tx)  # type: ignore[arg-type]
+
+    @app.command()
+    def rewards(
+        who: Annotated[str | None, typer.Argument(help="An address; default: the --wallet's address.")] = None,
+        wallet: Annotated[str | None, typer.Option("--wallet", "-w", help="Wallet name or keystore path.")] = None,
+        rpc_url: RpcOpt = None, deployment: DeploymentOpt = None, as_json: JsonOpt = False,
+    ) -> None:  # fmt: skip
+        """Rewards credited to an account and not yet claimed."""
+        with _errors():
+            from ledger.amounts import format_amount
+            from ledger.errors import ShardworkError
+
+            if who is None and wallet is None:
+                raise ShardworkError("give an ADDRESS or --wallet NAME")
+            session = open_session(rpc_url, deployment, wallet)
+            address = parse_address(who) if who else session.address
+            amount = session.market.claimable(address)
+            emit_json({"address": address, "claimable": amount}) if as_json else typer.echo(f"{address}: {format_amount(amount)} claimable")
+
+    @app.command()
+    def claim(
+        wallet: WalletOpt, rpc_url: RpcOpt = None, deployment: DeploymentOpt = None,
+        password_file: PasswordFileOpt = None, yes: YesOpt = False, as_json: JsonOpt = False,
+    ) -> None:  # fmt: skip
+        """Pull your credited rewards (task rewards, verifier fees, challenge winnings) to your wallet."""
+        with _errors():
+            from ledger.amounts import format_amount
+            from ledger.errors import ShardworkError
+
+            session = open_session(rpc_url, deployment, wallet)
+            m, address = session.market, session.address
+            before = _position(session, address)  # type: ignore[arg-type]
+            if before["claimable"] == 0:
+                raise ShardworkError(f"{address} has no rewards to claim yet")
+            fee = fee_of(session, m.market.functions.claimRewards())
+            confirm([f"claim {format_amount(before['claimable'])} tokens to {address}",
+                     f"  balance {format_amount(before['balance'])} -> {format_amount(before['balance'] + before['claimable'])}",
+                     f"  network fee ≈ {fee / 1e18:.6f} ETH"], yes, as_json)  # fmt: skip
+            tx = session.unlock(password_file).claim_rewards()
+            _report(as_json, "claim", before, _position(session, address), ["balance", "claimable"], tx)  # type: ignore[arg-type]

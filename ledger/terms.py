@@ -1,0 +1,65 @@
+"""A bounty's economic terms as a poster writes them ([bounty] in the spec file), and their on-chain form."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ledger.amounts import parse_amount
+
+
+class BountyTerms(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reward: str = Field("10", description="tokens paid per accepted task")
+    stake: str = Field("100", description="tokens a volunteer locks per task; all of it is slashed on a failed check")
+    verifier_fee: str = Field("1", description="tokens per attestation on the winning side")
+    challenge_bond: str = Field("20", description="tokens a permissionless challenger posts")
+    lease_penalty: str = Field("5", description="tokens taken when a claimed task is abandoned")
+    check_probability: float = Field(1.0, gt=0, le=1, description="spot-check probability for a newcomer")
+    min_check_probability: float = Field(0.5, gt=0, le=1, description="floor it decays to with reputation")
+    reputation_half_life: int = Field(4, ge=1, le=65535, description="accepted tasks per halving of the probability")
+    segments_per_check: int = Field(3, ge=1, le=256, description="segments replayed when a task is checked")
+    quorum: int = Field(2, ge=1, le=16, description="matching verifier attestations that settle a check")
+    lease_duration_s: int = Field(3600, ge=60, description="seconds to commit after claiming")
+    challenge_window_s: int = Field(600, ge=1)
+    verify_window_s: int = Field(1200, ge=1)
+    deadline_days: float = Field(30, gt=0, le=3650)
+    coordinator: str = Field(description="address allowed to open and close rounds (nothing else)")
+
+    @model_validator(mode="after")
+    def _amounts_parse(self) -> BountyTerms:
+        for name in ("reward", "stake", "verifier_fee", "challenge_bond", "lease_penalty"):
+            parse_amount(getattr(self, name), allow_zero=name != "reward")
+        if self.min_check_probability > self.check_probability:
+            raise ValueError("min_check_probability cannot exceed check_probability")
+        return self
+
+    def base(self, name: str) -> int:
+        return parse_amount(getattr(self, name), allow_zero=True)
+
+    def escrow(self, tasks: int) -> int:
+        return tasks * (self.base("reward") + self.quorum * self.base("verifier_fee"))
+
+    def detection(self, segments: int, faked: int) -> float:
+        """Probability that a task with `faked` of `segments` segments faked is caught, at the floor rate."""
+        picks = min(self.segments_per_check, segments)
+        missed = math.comb(segments - faked, picks) / math.comb(segments, picks)
+        return self.min_check_probability * (1 - missed)
+
+    def params(self, spec_cid: str, shards: int, rounds: int, segments: int, now: int) -> dict[str, Any]:
+        from web3 import Web3
+
+        return {
+            "specCid": spec_cid, "coordinator": Web3.to_checksum_address(self.coordinator), "shards": shards,
+            "rounds": rounds, "segmentsPerTask": segments, "segmentsPerCheck": min(self.segments_per_check, segments),
+            "checkBps": round(self.check_probability * 10_000), "minCheckBps": round(self.min_check_probability * 10_000),
+            "reputationHalfLife": self.reputation_half_life, "quorum": self.quorum,
+            "rewardPerTask": self.base("reward"), "stakePerTask": self.base("stake"),
+            "verifierFee": self.base("verifier_fee"), "challengeBond": self.base("challenge_bond"),
+            "leasePenalty": self.base("lease_penalty"), "leaseDuration": self.lease_duration_s,
+            "challengeWindow": self.challenge_window_s, "verifyWindow": self.verify_window_s,
+            "deadline": now + int(self.deadline_days * 86400),
+        }  # fmt: skip

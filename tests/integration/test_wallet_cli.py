@@ -1,0 +1,180 @@
+"""The wallet, money, bounty and audit commands through the CLI (Typer's runner) against a real anvil node."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from ledger.chain import advance_time, connect, mnemonic_accounts
+from ledger.localnode import Anvil
+
+PASSWORD = "hunter2-but-longer"
+UNIT = 10**18
+
+
+class Cli:
+    def __init__(self, home: Path, url: str) -> None:
+        self.home, self.url = home, url
+        self.runner = CliRunner()
+        self.env = {"SHARDWORK_HOME": str(home), "SHARDWORK_PASSWORD": PASSWORD, "SHARDWORK_RPC_URL": url,
+                    "COLUMNS": "200"}  # fmt: skip
+        self.w3 = connect(url)
+
+    def __call__(self, *args: str, code: int = 0, env: dict[str, str] | None = None) -> str:
+        result = self.runner.invoke(app, list(args), env={**self.env, **(env or {})})
+        assert result.exit_code == code, f"{args}: exit {result.exit_code}\n{result.output}"
+        return result.output
+
+    def json(self, *args: str) -> dict:  # type: ignore[type-arg]
+        return json.loads(self(*args, "--json").strip().splitlines()[-1])
+
+    def nonce(self, address: str) -> int:
+        return self.w3.eth.get_transaction_count(address)
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    node = Anvil()
+    home = tmp_path_factory.mktemp("home")
+    c = Cli(home, node.url)
+    c("chain", "deploy", "--rpc-url", node.url, "--out", str(home / "deployment.json"))
+    key_file = home / "alice.key"
+    key_file.write_text(mnemonic_accounts(4)[3].key.hex())
+    c("wallet", "import", "alice", "--private-key-file", str(key_file))
+    c("wallet", "new", "bob")
+    yield c
+    node.stop()
+
+
+def test_wallets_are_standard_encrypted_keystores_readable_without_the_password(cli: Cli) -> None:
+    listed = cli.json("wallet", "list")["wallets"]
+    assert [w["name"] for w in listed] == ["alice", "bob"]
+    shown = cli.json("wallet", "show", "alice")
+    assert shown["kdf"] == "scrypt" and shown["mode"] == "0o600"
+    assert shown["address"] == mnemonic_accounts(4)[3].address
+    assert cli("wallet", "export-address", "bob", env={"SHARDWORK_PASSWORD": ""}).strip() == listed[1]["address"]
+    salts = {json.loads(Path(w["path"]).read_text())["crypto"]["kdfparams"]["salt"] for w in listed}
+    assert len(salts) == 2  # a salt per file
+    assert PASSWORD not in Path(listed[0]["path"]).read_text()
+
+
+def test_faucet_stake_unstake_withdraw_and_claim_show_balances_before_and_after(cli: Cli) -> None:
+    cli("faucet", "1000", "--wallet", "alice", "--yes")
+    out = cli("stake", "250.5", "--wallet", "alice", "--yes")
+    assert "balance" in out and "1,000 -> 749.5" in out and "bonded" in out and "0 -> 250.5" in out
+    result = cli.json("unstake", "50", "--wallet", "alice", "--yes")
+    assert result["after"]["bonded"] == 200_500_000_000_000_000_000 and result["after"]["unbonding"] == 50 * UNIT
+    cli("withdraw", "--wallet", "alice", "--yes", code=1)
+    advance_time(cli.w3, 7 * 24 * 3600 + 1)
+    result = cli.json("withdraw", "--wallet", "alice", "--yes")
+    assert result["after"]["balance"] - result["before"]["balance"] == 50 * UNIT
+    balance = cli.json("balance", "--wallet", "alice")
+    assert balance["bonded"] == 200_500_000_000_000_000_000 and balance["claimable"] == 0
+    assert cli.json("rewards", balance["address"])["claimable"] == 0
+
+
+def test_confirmation_can_be_declined_and_then_nothing_is_sent(cli: Cli) -> None:
+    address = cli.json("wallet", "show", "alice")["address"]
+    before = cli.nonce(address)
+    result = cli.runner.invoke(app, ["stake", "1", "--wallet", "alice"], input="n\n", env=cli.env)
+    assert result.exit_code == 1 and "stake 1 tokens" in result.output and "network fee" in result.output
+    assert cli.nonce(address) == before
+
+
+SPEC = """
+name = "cli-test"
+rounds = 1
+steps_per_task = 10
+checkpoint_interval = 5
+[model]
+family = "mnist-mlp"
+params = {{ hidden = 16 }}
+[data]
+shards = 2
+[bounty]
+reward = "10"
+stake = "{stake}"
+coordinator = "{coordinator}"
+"""
+
+
+def test_bounty_post_list_show_and_audit(cli: Cli) -> None:
+    coordinator = mnemonic_accounts(3)[2].address
+    spec = cli.home / "spec.toml"
+    spec.write_text(SPEC.format(stake="100", coordinator=coordinator))
+    out = cli("bounty", "post", str(spec), "--wallet", "alice", "--yes")
+    assert "bounty 1 posted" in out
+    listed = cli.json("bounty", "list")["bounties"]
+    assert listed[0]["bounty_id"] == 1 and listed[0]["escrow"] == 2 * (10 + 2) * UNIT
+    shown = cli.json("bounty", "show", "1")
+    assert shown["status"] == "active" and len(shown["tasks"]) == 2 and shown["tasks"][0]["status"] == "open"
+    report = cli.json("audit", "bounty", "1")
+    assert report["disagreements"] == 0 and [e["name"] for e in report["events"]] == ["BountyPosted"]
+
+
+def test_bounty_post_shows_and_refuses_unsound_economics_before_sending(cli: Cli) -> None:
+    spec = cli.home / "unsound.toml"
+    spec.write_text(SPEC.format(stake="15", coordinator=mnemonic_accounts(3)[2].address))
+    out = cli("bounty", "post", str(spec), "--wallet", "alice", "--yes", code=1)
+    assert "UNSOUND" in out and "raise stake" in out
+
+
+BAD_INPUT = [
+    ("wrong password", ["stake", "1", "--wallet", "alice", "--yes"], {"SHARDWORK_PASSWORD": "not-the-password"},
+     "wrong password for keystore"),
+    ("unknown wallet", ["stake", "1", "--wallet", "nobody", "--yes"], {}, "no wallet named 'nobody'"),
+    ("malformed address", ["balance", "0x1234"], {}, "'0x1234' is not an address"),
+    ("too many decimals", ["stake", "0.0000000000000000001", "--wallet", "alice", "--yes"], {}, "more than 18 decimal places"),
+    ("negative amount", ["stake", "--wallet", "alice", "--yes", "--", "-5"], {}, "is negative"),
+    ("not a number", ["stake", "lots", "--wallet", "alice", "--yes"], {}, "is not an amount"),
+    ("insufficient balance", ["stake", "99999999", "--wallet", "alice", "--yes"], {}, "is less than 99,999,999"),
+    ("unstake beyond stake", ["unstake", "99999999", "--wallet", "alice", "--yes"], {}, "is bonded"),
+    ("withdraw before delay", ["withdraw", "--wallet", "bob", "--yes"], {}, "nothing can be withdrawn yet"),
+    ("nothing to claim", ["claim", "--wallet", "bob", "--yes"], {}, "has no rewards to claim yet"),
+    ("faucet limit", ["faucet", "20000", "--wallet", "bob", "--yes"], {}, "at most 10,000 per request"),
+    ("nonexistent bounty", ["bounty", "show", "999"], {}, "bounty 999 does not exist"),
+    ("refund not poster", ["bounty", "refund", "1", "--wallet", "bob", "--yes"], {}, "only the poster"),
+    ("refund too early", ["bounty", "refund", "1", "--wallet", "alice", "--yes"], {}, "is still running"),
+    ("unreachable rpc", ["balance", "--wallet", "alice", "--rpc-url", "http://127.0.0.1:9"], {}, "cannot reach an EVM node"),
+    ("missing deployment", ["balance", "--wallet", "alice", "--deployment", "/nonexistent.json"], {}, "no deployment manifest"),
+    ("malformed spec", ["bounty", "post", "SPEC:bad.toml", "--wallet", "alice", "--yes"], {}, "is not valid TOML"),
+    ("spec without terms", ["bounty", "post", "SPEC:noterms.toml", "--wallet", "alice", "--yes"], {}, "has no [bounty] table"),
+    ("bad spec value", ["bounty", "post", "SPEC:badvalue.toml", "--wallet", "alice", "--yes"], {}, "steps_per_task"),
+    ("json without yes", ["stake", "1", "--wallet", "alice", "--json"], {}, "--json needs --yes"),
+    ("bad task id", ["audit", "task", "twelve"], {}, "is not a task id"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "args", "env", "message"), BAD_INPUT, ids=[c[0] for c in BAD_INPUT])
+def test_bad_input_is_one_line_nonzero_and_sends_nothing(cli: Cli, case: str, args: list[str], env: dict[str, str],
+                                                         message: str) -> None:  # fmt: skip
+    files = {"bad.toml": "model = {", "noterms.toml": 'model = { family = "mnist-mlp" }',
+             "badvalue.toml": SPEC.format(stake="100", coordinator=mnemonic_accounts(3)[2].address)
+             .replace("steps_per_task = 10", "steps_per_task = 7")}  # fmt: skip
+    for name, text in files.items():
+        (cli.home / name).write_text(text)
+    args = [str(cli.home / a[5:]) if a.startswith("SPEC:") else a for a in args]
+    if case == "refund not poster" or case == "refund too early":
+        if not cli.json("bounty", "list")["bounties"]:
+            test_bounty_post_list_show_and_audit(cli)
+    senders = [cli.json("wallet", "show", w)["address"] for w in ("alice", "bob")]
+    nonces = [cli.nonce(a) for a in senders]
+    out = cli(*args, code=1, env=env)
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], out
+    assert "Traceback" not in out
+    assert [cli.nonce(a) for a in senders] == nonces
+
+
+def test_wrong_chain_for_the_deployment_manifest_is_refused(cli: Cli, tmp_path: Path) -> None:
+    manifest = json.loads((cli.home / "deployment.json").read_text())
+    manifest["chain_id"] = 1
+    wrong = tmp_path / "mainnet.json"
+    wrong.write_text(json.dumps(manifest))
+    out = cli("balance", "--wallet", "alice", "--deployment", str(wrong), code=1)
+    assert "the node is chain 31337 but the deployment manifest is for chain 1" in out
