@@ -13,7 +13,9 @@ audit_app = typer.Typer(
     "Exit code 3 when the audit finds a problem.",
     no_args_is_help=True,
 )
-ReplayOpt = Annotated[int, typer.Option("--replay", help="Independently replay N random committed segments.", min=0)]
+ReplayOpt = Annotated[
+    int, typer.Option("--replay", help="Independently replay up to N committed segments (the ones the chain sampled).", min=0)
+]
 SeedOpt = Annotated[int | None, typer.Option(help="Seed of the replay sample (default: random).")]
 FINDINGS_EXIT = 3
 
@@ -55,8 +57,8 @@ def _run(bounty_id: int | None, task_id: int | None, account: str | None, rpc_ur
                            f"verdicts {c.verdicts or '-'}; {state}")  # fmt: skip
             for r in report.replays:
                 mark = "agrees" if r.agrees else "DISAGREES"
-                typer.echo(f"  replay task {r.task_id:#x} attempt {r.attempt} segment {r.segment}: "
-                           f"{'pass' if r.passed else 'fail'} vs on-chain {r.outcome}: {mark}")  # fmt: skip
+                typer.echo(f"  replay task {r.task_id:#x} attempt {r.attempt} segments {r.segments}: "
+                           f"{'fail ' + str(r.failed) if r.failed else 'pass'} vs on-chain {r.outcome}: {mark}")  # fmt: skip
             typer.echo(f"{report.proof_problems} proof problems, {len(report.replays)} replays, {report.disagreements} disagreements")
         if report.disagreements:
             raise typer.Exit(FINDINGS_EXIT)

@@ -77,25 +77,36 @@ class Summary:
     events: list[str] = field(default_factory=list)
 
 
-def run_scenario(workload: str = "mnist", say: Callable[[str], None] = lambda _: None, seed: int = 0) -> Summary:
+def run_scenario(
+    workload: str = "mnist",
+    say: Callable[[str], None] = lambda _: None,
+    seed: int = 0,
+    rpc_url: str | None = None,
+    home: Path | None = None,
+) -> Summary:
+    """On the embedded chain by default; with `rpc_url` on a real node, and with `home` the deployment
+    manifest and content store are kept there so `shardwork audit` can inspect the run afterwards."""
     started = time.monotonic()
     spec = TrainingSpec.model_validate(WORKLOADS[workload])
     quiet = logging.getLogger("shardwork.demo")
     quiet.addHandler(logging.NullHandler())
     quiet.propagate = False
 
-    w3 = connect(None)
+    w3 = connect(rpc_url)
     keys = dev_accounts(w3, 10)
     deployment = deploy(w3, Transactor(w3, keys[0]), unbonding_delay_s=3600)
+    home = home or Path(tempfile.mkdtemp(prefix="shardwork-demo-"))
+    deployment.save(home / "deployment.json")
     roles = ["poster", "coordinator", "verifier-1", "verifier-2", "honest-1", "honest-2", "lazy", "faker"]
     actors = {name: Actor(name, Market(w3, deployment, Transactor(w3, key))) for name, key in zip(roles, keys[1:], strict=False)}
     for a in actors.values():
         a.market.faucet(a.address, 10_000 * TOKEN)
         if a.name != "poster":
             a.market.stake(1_000 * TOKEN if a.name in ("coordinator", "verifier-1", "verifier-2") else 500 * TOKEN)
-    say(f"embedded chain {deployment.chain_id}: contracts deployed; 8 accounts funded and staked")
+    say(f"{'embedded chain' if rpc_url is None else rpc_url} (chain {deployment.chain_id}): contracts deployed; "
+        "8 accounts funded and staked")  # fmt: skip
 
-    store = LocalStore(Path(tempfile.mkdtemp(prefix="shardwork-demo-")) / "store")
+    store = LocalStore(home / "store")
     poster, coord = actors["poster"].market, actors["coordinator"].market
     spec_cid = store.put(spec.canonical_bytes())
     params = {"specCid": spec_cid, "coordinator": coord.address, "shards": spec.data.shards, "rounds": spec.rounds,
@@ -112,7 +123,7 @@ def run_scenario(workload: str = "mnist", say: Callable[[str], None] = lambda _:
     rng = random.Random(seed)
     trainers: dict[str, Trainer] = {"honest-1": train_task, "honest-2": train_task, "lazy": lazy_trainer,
                                     "faker": partial_faker(0.5, rng)}  # fmt: skip
-    work = Path(tempfile.mkdtemp(prefix="shardwork-nodes-"))
+    work = home / "nodes"
     daemons = {
         name: NodeDaemon(actors[name].market, store, NodeOptions(work_dir=work / name, once=True, max_tasks=1), quiet,
                          trainer=trainer)  # fmt: skip

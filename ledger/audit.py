@@ -8,6 +8,9 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from eth_abi import encode
+from eth_utils import keccak
+
 from ledger.chainview import ChainView
 from ledger.index import Event, EventIndex
 from protocol.cid import b58decode
@@ -29,17 +32,19 @@ class CommitRecord:
     trace_cid: str
     outcome: str  # accepted | slashed | pending
     verdicts: list[bool] = field(default_factory=list)
-    challenged: bool = False
+    disputed_segment: int | None = None
     proof_problems: list[str] = field(default_factory=list)
     trace: TraceManifest | None = None
 
 
 @dataclass
 class Replay:
+    """The auditor's replay of one commit, against what the chain decided about it."""
+
     task_id: int
     attempt: int
-    segment: int
-    passed: bool
+    segments: list[int]
+    failed: list[int]
     reason: str
     outcome: str
     agrees: bool
@@ -88,7 +93,7 @@ def commits_of(events: list[Event]) -> list[CommitRecord]:
             if e.name == "VerdictAttested":
                 record.verdicts.append(bool(e.args["passed"]))
             elif e.name == "TaskDisputed":
-                record.challenged = True
+                record.disputed_segment = int(e.args["segment"])
             elif e.name in OUTCOMES:
                 record.outcome = {"TaskAccepted": "accepted", "TaskSlashed": "slashed"}.get(e.name, "expired")
                 del open_by_task[task_id]
@@ -116,25 +121,67 @@ def check_proofs(view: ChainView, record: CommitRecord) -> None:
             record.proof_problems.append(f"checkpoint {i}: CID {ref.cid} does not carry the committed hash")
 
 
-def replay_sample(view: ChainView, records: list[CommitRecord], count: int, rng: random.Random) -> list[Replay]:
-    candidates = [(r, s) for r in records if r.trace is not None and not r.proof_problems
-                  for s in range(len(r.trace.checkpoints) - 1)]  # fmt: skip
-    replays = []
-    for record, segment in rng.sample(candidates, min(count, len(candidates))):
-        assert record.trace is not None
-        ctx = view.round_of_task(record.task_id)
-        refs = record.trace.checkpoints
+def drawn_segments(view: ChainView, record: CommitRecord) -> list[int]:
+    """The segments the contract sampled for this commit, recomputed from chain history: the seed is the
+    hash of the block after the commit mixed with the task id and attempt (BountyMarket._draw)."""
+    raw = view.market.bounty(record.task_id >> 64).raw
+    segments, picks = int(raw["segmentsPerTask"]), int(raw["segmentsPerCheck"])
+    block_hash = bytes(view.market.w3.eth.get_block(record.block + 1)["hash"])
+    seed = keccak(encode(["bytes32", "uint256", "uint256"], [block_hash, record.task_id, record.attempt]))
+    mask: list[int] = []
+    for j in range(picks):
+        index = int.from_bytes(keccak(encode(["bytes32", "uint256"], [seed, j])), "big") % segments
+        while index in mask:
+            index = (index + 1) % segments
+        mask.append(index)
+    if record.disputed_segment is not None and record.disputed_segment not in mask:
+        mask.append(record.disputed_segment)
+    return sorted(mask)
+
+
+def _replay(view: ChainView, record: CommitRecord, segments: list[int]) -> tuple[list[int], str]:
+    assert record.trace is not None
+    ctx = view.round_of_task(record.task_id)
+    refs = record.trace.checkpoints
+    failed, reasons = [], []
+    for segment in segments:
         try:
             start, end = view.store.get(refs[segment].cid), view.store.get(refs[segment + 1].cid)
             verdict = verify_segment(ctx.spec, ctx.workload, view.shard(record.task_id), view.seed(record.task_id),
                                      record.trace, bytes.fromhex(record.trace_root[2:]), segment, start, end)  # fmt: skip
-            passed, reason = verdict.passed, verdict.reason
+            ok, reason = verdict.passed, verdict.reason
         except ContentError as exc:
-            passed, reason = False, f"checkpoint unavailable: {exc}"
-        # A failed replay must go with a slash; a pass contradicts a slash. An accepted task that fails
-        # replay was either unchecked (a cheat that went through) or wrongly passed: flagged either way.
-        agrees = (passed and record.outcome != "slashed") or (not passed and record.outcome == "slashed")
-        replays.append(Replay(record.task_id, record.attempt, segment, passed, reason, record.outcome, agrees))
+            ok, reason = False, f"checkpoint unavailable: {exc}"
+        if not ok:
+            failed.append(segment)
+            reasons.append(f"segment {segment}: {reason}")
+    return failed, "; ".join(reasons) or "every replayed segment reproduced its checkpoint"
+
+
+def replay_sample(view: ChainView, records: list[CommitRecord], budget: int, rng: random.Random) -> list[Replay]:
+    """Replays commits in random order until `budget` segments are spent. A checked commit (verdicts or a
+    slash) replays the segments the chain sampled, so the auditor re-decides exactly what the verifiers
+    decided; an unchecked one replays a random segment, to catch cheats that went unchecked."""
+    replays: list[Replay] = []
+    for record in rng.sample(records, len(records)):
+        if budget <= 0:
+            break
+        if record.outcome not in ("accepted", "slashed"):
+            continue
+        if record.trace is None or record.proof_problems:
+            # Nothing verifiable was published: only a slash agrees with that.
+            replays.append(Replay(record.task_id, record.attempt, [], [], "trace unavailable or inconsistent",
+                                  record.outcome, record.outcome == "slashed"))  # fmt: skip
+            continue
+        checked = bool(record.verdicts) or record.outcome == "slashed"
+        n_segments = len(record.trace.checkpoints) - 1
+        segments = drawn_segments(view, record) if checked else [rng.randrange(n_segments)]
+        if len(segments) > budget:
+            break  # a partial re-check of a verdict would prove nothing either way
+        budget -= len(segments)
+        failed, reason = _replay(view, record, segments)
+        agrees = bool(failed) if record.outcome == "slashed" else not failed
+        replays.append(Replay(record.task_id, record.attempt, segments, failed, reason, record.outcome, agrees))
     return replays
 
 

@@ -1,0 +1,79 @@
+"""The auditor agrees with every on-chain verdict of the demo's bounty, and flags an injected wrong one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from cli.scenario import Summary, run_scenario
+from ledger.chain import connect, dev_accounts
+from ledger.deploy import Deployment
+from ledger.localnode import Anvil
+from ledger.market import Market, TaskStatus, task_id_of
+from ledger.tx import Transactor
+from node.daemon import NodeDaemon, NodeOptions
+from node.observability import json_logger
+from protocol.store import LocalStore
+from tests.integration.marketplace import Marketplace
+from tests.integration.test_node_daemon import small_spec
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Anvil, Path, Summary]]:
+    node = Anvil()
+    home = tmp_path_factory.mktemp("demo-home")
+    summary = run_scenario("mnist", rpc_url=node.url, home=home)
+    yield node, home, summary
+    node.stop()
+
+
+def audit(home: Path, url: str, *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    result = CliRunner().invoke(app, ["audit", *args, "--json", "--rpc-url", url],
+                                env={"SHARDWORK_HOME": str(home)})  # fmt: skip
+    return result.exit_code, json.loads(result.output.strip().splitlines()[-1])
+
+
+def test_audit_replays_agree_with_every_on_chain_verdict_of_the_demo(demo_run) -> None:  # type: ignore[no-untyped-def]
+    node, home, summary = demo_run
+    code, report = audit(home, node.url, "bounty", str(summary.bounty_id), "--replay", "40", "--seed", "1")
+    assert code == 0, report
+    replayed = sum(len(r["segments"]) for r in report["replays"])
+    assert report["disagreements"] == 0 and 30 <= replayed <= 40
+    outcomes = {c["outcome"] for c in report["commits"]}
+    assert outcomes == {"accepted", "slashed"}
+    lazy = next(a for a, role in summary.names.items() if role == "lazy")
+    for commit in report["commits"]:
+        if commit["volunteer"] == lazy:
+            assert commit["outcome"] == "slashed" and commit["proof_problems"]  # it never uploaded a trace
+        elif commit["outcome"] == "accepted":
+            assert commit["proof_problems"] == []
+
+
+def test_audit_flags_a_wrong_verdict_injected_by_colluding_verifiers(demo_run) -> None:  # type: ignore[no-untyped-def]
+    node, home, _ = demo_run
+    w3 = connect(node.url)
+    deployment = Deployment.load(home / "deployment.json")
+    keys = dev_accounts(w3, 10)
+    m = Marketplace(w3, node.url, deployment, home / "deployment.json", LocalStore(home / "store"), home / "store", home)
+    m.poster  # noqa: B018 - the poster (key 1) and coordinator (key 2) match the demo's roles
+    spec = small_spec(data={"shards": 1})
+    bounty_id = m.post_and_open(spec, checkBps=10_000, minCheckBps=10_000)
+    honest = Market(w3, deployment, Transactor(w3, keys[5]))
+    daemon = NodeDaemon(honest, m.store, NodeOptions(work_dir=home / "injected", once=True), json_logger("test"))
+    daemon.run()
+    task_id = task_id_of(bounty_id, 0, 0)
+    assert honest.task(task_id).status == TaskStatus.COMMITTED
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    for verifier_key in (keys[3], keys[4]):  # the demo's verifiers, now lying: FAIL on honest work
+        Market(w3, deployment, Transactor(w3, verifier_key)).attest(task_id, False)
+    assert honest.task(task_id).status == TaskStatus.OPEN  # slashed and reopened
+
+    code, report = audit(home, node.url, "task", hex(task_id), "--replay", "8")
+    assert code == 3
+    (replay,) = report["replays"]
+    assert replay["outcome"] == "slashed" and replay["failed"] == [] and replay["segments"] and not replay["agrees"]
