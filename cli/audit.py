@@ -31,13 +31,13 @@ def _run(bounty_id: int | None, task_id: int | None, account: str | None, rpc_ur
         from ledger.errors import ShardworkError
         from ledger.index import EventIndex
         from ledger.market import BountyStatus
-        from protocol.store import LocalStore
+        from protocol.ipfs import open_store
 
         session = open_session(rpc_url, deployment)  # type: ignore[arg-type]
         if bounty_id is not None and session.market.bounty(bounty_id).status == BountyStatus.NONE:
             raise ShardworkError(f"bounty {bounty_id} does not exist: see `shardwork bounty list`")
         index = EventIndex(session.settings.index, session.market)
-        view = ChainView(session.market, LocalStore(session.settings.store))
+        view = ChainView(session.market, open_store(session.settings.store))
         report = audit(index, view, bounty_id=bounty_id, task_id=task_id, account=account, replay=replay, seed=seed)
         if task_id is not None and not report.events:
             raise ShardworkError(f"task {task_id:#x} has no history: it was never claimed, or does not exist")

@@ -63,7 +63,7 @@ def bounty_post(
         from cli.common import parse_address
         from ledger.amounts import format_amount
         from ledger.errors import ShardworkError
-        from protocol.store import LocalStore
+        from protocol.ipfs import open_store
 
         spec, terms = load_bounty_file(spec_file)
         parse_address(terms.coordinator)
@@ -88,7 +88,7 @@ def bounty_post(
         if balance < escrow:
             raise ShardworkError(f"balance {format_amount(balance)} is less than the escrow {format_amount(escrow)}")
         confirm([*lines, f"  balance {format_amount(balance)} -> {format_amount(balance - escrow)}"], yes, as_json)
-        spec_cid = LocalStore(session.settings.store).put(spec.canonical_bytes())
+        spec_cid = open_store(session.settings.store).put(spec.canonical_bytes())
         params = terms.params(spec_cid, spec.data.shards, spec.rounds, spec.segments, m.now())
         signer = session.unlock(password_file)
         signer.ensure_allowance(escrow)

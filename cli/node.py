@@ -22,9 +22,9 @@ def node_run(
     password_file: Annotated[
         Path | None, typer.Option(help="File holding the keystore password (else $SHARDWORK_PASSWORD, else a prompt).")
     ] = None,
-    store: Annotated[Path, typer.Option(help="Content store directory shared with the coordinator.")] = Path(
-        ".shardwork/store"
-    ),
+    store: Annotated[
+        str, typer.Option(help="Content store: a directory shared with the coordinator, or ipfs:http://HOST:PORT.")
+    ] = ".shardwork/store",
     work_dir: Annotated[
         Path | None, typer.Option(help="Where training journals live (default .shardwork/node-<address>).")
     ] = None,
@@ -54,7 +54,7 @@ def node_run(
              auto_claim, max_memory_mb, metrics_port, quiet)  # fmt: skip
 
 
-def _run(keystore: Path, rpc_url: str, deployment_path: Path, password_file: Path | None, store_dir: Path,
+def _run(keystore: Path, rpc_url: str, deployment_path: Path, password_file: Path | None, store_dir: str,
          work_dir: Path | None, families: list[str] | None, max_tasks: int | None, once: bool, poll_interval: float,
          auto_claim: bool, max_memory_mb: int | None, metrics_port: int | None, quiet: bool) -> None:  # fmt: skip
     from ledger.chain import connect
@@ -65,7 +65,7 @@ def _run(keystore: Path, rpc_url: str, deployment_path: Path, password_file: Pat
     from ledger.wallet import address_of, load_account, read_password
     from node.daemon import NodeDaemon, NodeOptions
     from node.observability import HealthServer, json_logger, log
-    from protocol.store import LocalStore
+    from protocol.ipfs import open_store
     from protocol.workloads import REGISTRY
 
     unknown = sorted(set(families or []) - set(REGISTRY))
@@ -88,7 +88,7 @@ def _run(keystore: Path, rpc_url: str, deployment_path: Path, password_file: Pat
     )
     logger = json_logger(f"shardwork.node.{address[:10]}")
     progress, on_progress = _progress_bar(quiet)
-    daemon = NodeDaemon(market, LocalStore(store_dir), options, logger, on_progress=on_progress)
+    daemon = NodeDaemon(market, open_store(store_dir), options, logger, on_progress=on_progress)  # type: ignore[arg-type]
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: daemon.stop())
     server = None

@@ -35,7 +35,8 @@ def publish_data(spec: TrainingSpec, store: ContentStore) -> PublishedData:
 
 
 def publish_round(
-    store: ContentStore, data: PublishedData, bounty_id: int, round_: int, weights: Tensors
+    store: ContentStore, data: PublishedData, bounty_id: int, round_: int, weights: Tensors,
+    metric: tuple[str, float] | None = None,
 ) -> tuple[str, RoundManifest]:
     """Publishes the round's model and manifest; the manifest's CID is what `openRound` records."""
     manifest = RoundManifest(
@@ -45,6 +46,8 @@ def publish_round(
         model_cid=store.put(to_bytes(weights)),
         shard_cids=data.shard_cids,
         holdout_cid=data.holdout_cid,
+        metric_name=metric[0] if metric else None,
+        metric=metric[1] if metric else None,
     )
     return store.put(manifest.canonical_bytes()), manifest
 

@@ -16,7 +16,8 @@ from ledger.market import BountyStatus, Market, TaskStatus, task_id_of
 from node.observability import log
 from protocol.spec import SpecError, TrainingSpec
 from protocol.store import ContentError, ContentStore
-from protocol.tensors import Tensors
+from protocol.tensors import Tensors, from_bytes
+from protocol.workloads import resolve
 from protocol.training import load_state
 
 
@@ -38,15 +39,25 @@ def evaluate(view: ChainView, bounty_id: int, round_: int, weights: Tensors) -> 
     return ctx.workload.evaluate(state.model, view.tensors(ctx.manifest.holdout_cid))
 
 
+def trace_overdue(market: Market, task_id: int, timeout_s: int) -> bool:
+    """A commit's trace may be missing for a while (still uploading); after `timeout_s` it counts as never
+    uploaded. Chain time, so every verifier reaches the same decision."""
+    return market.now() >= market.task(task_id).deadline + timeout_s
+
+
 class Coordinator:
-    def __init__(self, market: Market, store: ContentStore, logger: logging.Logger) -> None:
+    def __init__(self, market: Market, store: ContentStore, logger: logging.Logger, trace_timeout_s: int = 0) -> None:
         self.market, self.store, self.logger = market, store, logger
+        self.trace_timeout_s = trace_timeout_s
         self.view = ChainView(market, store)
         self.disputed: set[tuple[int, int]] = set()
+        self._bounties: list[int] = []
+        self._scanned_to = market.deployment.block - 1
+        self.rejected: dict[int, str] = {}  # bounty id -> why its spec was refused at intake
 
     def intake(self, bounty_id: int) -> str | None:
         """Publishes the spec's shards and round-0 model and opens round 0; None if already open or unsound."""
-        if self.market.opened_rounds(bounty_id=bounty_id):
+        if bounty_id in self.rejected or self.market.opened_rounds(bounty_id=bounty_id):
             return None
         try:
             spec = TrainingSpec.from_bytes(self.store.get(self.market.spec_cid(bounty_id)))
@@ -55,12 +66,44 @@ class Coordinator:
                 raise SpecError("the bounty's shards/rounds/segments on-chain differ from its spec")
         except (ContentError, SpecError) as exc:
             log(self.logger, "bounty rejected at intake", level=logging.WARNING, bounty_id=bounty_id, reason=str(exc))
+            self.rejected[bounty_id] = str(exc)
             return None
         data = publish_data(spec, self.store)
-        cid, _ = publish_round(self.store, data, bounty_id, 0, round_zero_weights(spec))
+        weights = round_zero_weights(spec)
+        workload = resolve(spec.model)
+        state = load_state(spec, weights, workload)
+        holdout = from_bytes(self.store.get(data.holdout_cid))
+        metric = (workload.metric_name, workload.evaluate(state.model, holdout))
+        cid, _ = publish_round(self.store, data, bounty_id, 0, weights, metric)
         self.market.open_round(bounty_id, cid)
         log(self.logger, "round opened", bounty_id=bounty_id, round=0, manifest_cid=cid)
         return cid
+
+    def known_bounties(self) -> list[int]:
+        """Bounties that name this account as coordinator (BountyPosted, read incrementally)."""
+        latest = self.market.w3.eth.block_number
+        if latest <= self._scanned_to:
+            return list(self._bounties)
+        logs = self.market.market.events.BountyPosted().get_logs(
+            from_block=self._scanned_to + 1, to_block=latest, argument_filters={"coordinator": self.market.address}
+        )
+        self._bounties.extend(int(log["args"]["bountyId"]) for log in logs)
+        self._scanned_to = latest
+        return list(self._bounties)
+
+    def expire_leases(self, bounty_id: int) -> int:
+        """Reopens tasks whose volunteers claimed and never committed in time (they lose the lease penalty)."""
+        now, expired = self.market.now(), 0
+        for task_id in self.current_tasks(bounty_id):
+            task = self.market.task(task_id)
+            if task.status == TaskStatus.CLAIMED and now > task.deadline:
+                try:
+                    self.market.expire_lease(task_id)
+                    expired += 1
+                    log(self.logger, "lease expired", task_id=task_id, volunteer=task.volunteer)
+                except (error_class("MarketLeaseActive"), error_class("MarketTaskNotInStatus")):
+                    continue
+        return expired
 
     def current_tasks(self, bounty_id: int) -> list[int]:
         bounty = self.market.bounty(bounty_id)
@@ -79,6 +122,9 @@ class Coordinator:
             self.disputed.discard((task_id, task.attempt))
             return False
         audit = audit_commit(self.view, task_id)
+        if audit.missing and not trace_overdue(self.market, task_id, self.trace_timeout_s):
+            self.disputed.discard((task_id, task.attempt))  # look again later
+            return False
         if audit.ok or checked:
             return False
         self.market.ensure_allowance(self.market.bounty(task_id >> 64).raw["challengeBond"])
@@ -95,7 +141,8 @@ class Coordinator:
             try:
                 self.market.settle(task_id)
                 settled += 1
-            except (error_class("MarketChallengeWindowOpen"), error_class("MarketVerdictPending")):
+            except (error_class("MarketChallengeWindowOpen"), error_class("MarketVerdictPending"),
+                    error_class("MarketChallengeNotDrawnYet")):  # fmt: skip
                 continue
         return settled
 
@@ -119,7 +166,7 @@ class Coordinator:
         weights = aggregate(self.view.round_weights(ctx), updates, ctx.spec.aggregation)
         metric = evaluate(self.view, bounty_id, round_, weights)
         data = _published(ctx)
-        cid, _ = publish_round(self.store, data, bounty_id, round_ + 1, weights)
+        cid, _ = publish_round(self.store, data, bounty_id, round_ + 1, weights, (ctx.workload.metric_name, metric))
         self.market.close_round(bounty_id, cid)
         finalized = round_ + 1 == bounty.rounds
         log(self.logger, "round closed", bounty_id=bounty_id, round=round_, metric=ctx.workload.metric_name,
@@ -135,10 +182,11 @@ def _published(ctx: RoundContext) -> PublishedData:
 class VerifierWorker:
     """One staked verifier: replays the segments the chain sampled and attests what it found."""
 
-    def __init__(self, market: Market, store: ContentStore, logger: logging.Logger) -> None:
+    def __init__(self, market: Market, store: ContentStore, logger: logging.Logger, trace_timeout_s: int = 0) -> None:
         self.market, self.logger = market, logger
         self.view = ChainView(market, store)
         self.replayed_segments = 0
+        self.trace_timeout_s = trace_timeout_s
 
     def verify(self, task_id: int) -> bool | None:
         """Attests PASS/FAIL on a checked task; None when there is nothing for this verifier to do."""
@@ -152,6 +200,8 @@ class VerifierWorker:
         if not checked:
             return None
         audit = audit_commit(self.view, task_id)
+        if audit.missing and not trace_overdue(self.market, task_id, self.trace_timeout_s):
+            return None  # not yet: the volunteer may still be uploading
         reasons = list(audit.problems)
         if audit.ok:
             verdicts = replay_segments(self.view, audit, segments)

@@ -12,7 +12,7 @@ import torch
 from ledger.chainview import ChainView
 from ledger.market import split_task_id
 from protocol.manifests import TraceManifest
-from protocol.store import ContentError
+from protocol.store import ContentError, ContentMissing
 from protocol.tensors import Tensors, canonical_hash, from_bytes
 from protocol.training import MODEL_PREFIX
 from protocol.verify import SegmentVerdict, parse_checkpoint, verify_segment
@@ -27,6 +27,7 @@ class CommitAudit:
     problems: list[str] = field(default_factory=list)
     trace: TraceManifest | None = None
     update: Tensors | None = None
+    missing: bool = False  # some content was not (yet) retrievable, as opposed to wrong
 
     @property
     def ok(self) -> bool:
@@ -73,8 +74,11 @@ def audit_commit(view: ChainView, task_id: int) -> CommitAudit:
             audit.problems.append("update is not last checkpoint − first checkpoint")
         else:
             audit.update = update
+    except ContentMissing as exc:
+        audit.missing = True
+        audit.problems.append(f"trace unavailable: {exc}")
     except ContentError as exc:
-        audit.problems.append(f"trace unavailable or malformed: {exc}")
+        audit.problems.append(f"trace malformed: {exc}")
     return audit
 
 

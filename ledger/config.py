@@ -23,7 +23,10 @@ class Settings(BaseSettings):
     rpc_url: str = Field("http://127.0.0.1:8545", description="JSON-RPC URL of the EVM node")
     deployment: Path = Field(default_factory=lambda: home() / "deployment.json", description="deployment manifest")
     wallets: Path = Field(default_factory=lambda: home() / "wallets", description="directory of keystore files")
-    store: Path = Field(default_factory=lambda: home() / "store", description="embedded content store")
+    store: str = Field(
+        default_factory=lambda: str(home() / "store"),
+        description="content store: a directory (embedded), or ipfs:http://HOST:PORT for an IPFS daemon",
+    )
     index: Path = Field(default_factory=lambda: home() / "index.sqlite", description="local event index")
 
     @classmethod

@@ -53,10 +53,10 @@ def _jsonable(value: Any) -> Any:
 
 
 class EventIndex:
-    def __init__(self, path: Path, market: Market) -> None:
+    def __init__(self, path: Path, market: Market, check_same_thread: bool = True) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.market = market
-        self.db = sqlite3.connect(path)
+        self.db = sqlite3.connect(path, check_same_thread=check_same_thread)
         self.db.executescript(SCHEMA)
         self._abis = {
             event_abi_to_log_topic(abi): abi  # type: ignore[arg-type]

@@ -162,9 +162,11 @@ class Market:
 
     def opened_rounds(self, from_block: int | None = None, bounty_id: int | None = None) -> list[OpenedRound]:
         filters = {"bountyId": bounty_id} if bounty_id is not None else None
-        logs = self.market.events.RoundOpened().get_logs(
-            from_block=self.deployment.block if from_block is None else from_block, argument_filters=filters
-        )
+        start = self.deployment.block if from_block is None else from_block
+        latest = self.w3.eth.block_number
+        if start > latest:  # nodes refuse a range that starts past the chain's head
+            return []
+        logs = self.market.events.RoundOpened().get_logs(from_block=start, to_block=latest, argument_filters=filters)
         return [
             OpenedRound(log["args"]["bountyId"], log["args"]["round"], log["args"]["modelCid"],
                         bytes(log["blockHash"]), log["blockNumber"])  # fmt: skip
@@ -238,3 +240,6 @@ class Market:
 
     def withdraw(self) -> TxReceipt:
         return self._send(self.market.functions.withdraw())
+
+    def expire_lease(self, task_id: int) -> TxReceipt:
+        return self._send(self.market.functions.expireLease(task_id))

@@ -158,7 +158,7 @@ class NodeDaemon:
 
     def _open_rounds(self) -> list[_Round]:
         latest = self.market.w3.eth.block_number
-        for opened in self.market.opened_rounds(from_block=self._scan_from):
+        for opened in self.market.opened_rounds(from_block=min(self._scan_from, latest)):
             key = (opened.bounty_id, opened.round)
             if key not in self._rounds:
                 self._rounds[key] = self._load_round(opened)

@@ -43,6 +43,8 @@ class RoundManifest(_Doc):
     model_cid: str  # weights the round's tasks start from (safetensors, parameter names)
     shard_cids: list[str] = Field(min_length=1)
     holdout_cid: str
+    metric_name: str | None = None  # the model's score on the held-out data, for explorers and posters
+    metric: float | None = None
 
     def cids(self) -> list[str]:
         return [self.spec_cid, self.model_cid, self.holdout_cid, *self.shard_cids]

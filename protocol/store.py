@@ -18,6 +18,10 @@ class ContentError(Exception):
     """Content that is missing, too large, or does not match its CID."""
 
 
+class ContentMissing(ContentError):
+    """Content the store does not have (yet): a volunteer may still be uploading it."""
+
+
 class ContentStore(Protocol):
     def put(self, data: bytes) -> str: ...
 
@@ -65,7 +69,7 @@ class LocalStore:
         try:
             size = path.stat().st_size
         except FileNotFoundError:
-            raise ContentError(f"{cid} is not in the store at {self.root}") from None
+            raise ContentMissing(f"{cid} is not in the store at {self.root}") from None
         if size > max_bytes:
             raise ContentError(f"{cid} is {size} bytes, over the {max_bytes}-byte limit")
         return verified(cid, path.read_bytes())

@@ -1,0 +1,258 @@
+"""The coordinator's read API and explorer page (FastAPI).
+
+Requests never touch the chain: a refresher thread syncs the event index and rebuilds an immutable
+snapshot every `refresh_s`, and handlers read the latest snapshot. That keeps task discovery fast under
+many polling volunteers and bounds the load the API puts on the EVM node.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from web3 import Web3
+
+from ledger.index import EventIndex
+from ledger.market import Market, TaskStatus, task_id_of
+from protocol.manifests import RoundManifest
+from protocol.store import ContentError, ContentStore
+
+MAX_BODY_BYTES = 64 * 1024
+STATIC = Path(__file__).with_name("static")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    built_at: float = 0.0
+    block: int = 0
+    bounties: dict[int, dict[str, Any]] = field(default_factory=dict)
+    tasks: dict[int, dict[str, Any]] = field(default_factory=dict)
+    volunteers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    open_tasks: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Explorer:
+    """Builds snapshots from the chain, the event index and the content store."""
+
+    def __init__(self, market: Market, store: ContentStore, index_path: Path) -> None:
+        self.market, self.store = market, store
+        self.index = EventIndex(index_path, market, check_same_thread=False)
+        self._manifests: dict[str, RoundManifest | None] = {}
+        self._families: dict[str, str] = {}
+
+    def _manifest(self, cid: str) -> RoundManifest | None:
+        if cid not in self._manifests:
+            try:
+                self._manifests[cid] = RoundManifest.parse(self.store.get(cid, max_bytes=1 << 20))
+            except ContentError:
+                self._manifests[cid] = None
+        return self._manifests[cid]
+
+    def _family(self, spec_cid: str) -> str:
+        if spec_cid not in self._families:
+            from protocol.spec import TrainingSpec
+
+            try:
+                self._families[spec_cid] = TrainingSpec.from_bytes(self.store.get(spec_cid, max_bytes=1 << 20)).model.family
+            except (ContentError, ValueError):
+                self._families[spec_cid] = "unknown"
+        return self._families[spec_cid]
+
+    def build(self) -> Snapshot:
+        self.index.sync()
+        m = self.market
+        bounties: dict[int, dict[str, Any]] = {}
+        tasks: dict[int, dict[str, Any]] = {}
+        volunteers: dict[str, dict[str, Any]] = {}
+        open_tasks: list[dict[str, Any]] = []
+
+        def who(address: str) -> dict[str, Any]:
+            return volunteers.setdefault(address.lower(), {"address": Web3.to_checksum_address(address), "claimed": 0,
+                                         "accepted": 0, "slashed": 0, "earned": 0, "slashed_amount": 0, "tasks": []})  # fmt: skip
+
+        for posted in self.index.events(names=("BountyPosted",)):
+            bounty_id = int(posted.args["bountyId"])
+            b = m.bounty(bounty_id)
+            events = self.index.events(bounty_id=bounty_id)
+            rounds = []
+            for e in events:
+                if e.name == "RoundOpened":
+                    manifest = self._manifest(e.args["modelCid"])
+                    rounds.append({"round": int(e.args["round"]), "manifest_cid": e.args["modelCid"], "opened_block": e.block,
+                                   "metric_name": manifest.metric_name if manifest else None,
+                                   "metric": manifest.metric if manifest else None})  # fmt: skip
+            final = next((e.args["finalModelCid"] for e in events if e.name == "BountyFinalized"), None)
+            if final is not None:
+                manifest = self._manifest(final)
+                rounds.append({"round": b.rounds, "manifest_cid": final, "final": True,
+                               "metric_name": manifest.metric_name if manifest else None,
+                               "metric": manifest.metric if manifest else None})  # fmt: skip
+            slashes = []
+            for e in events:
+                args = e.args
+                if e.name == "TaskClaimed":
+                    who(args["volunteer"])["claimed"] += 1
+                elif e.name == "TaskAccepted":
+                    v = who(args["volunteer"])
+                    v["accepted"] += 1
+                    v["earned"] += int(args["reward"])
+                    v["tasks"].append(int(args["taskId"]))
+                elif e.name == "TaskSlashed":
+                    v = who(args["volunteer"])
+                    v["slashed"] += 1
+                    v["slashed_amount"] += int(args["amount"])
+                    commit_event = next((x for x in reversed(events) if x.name == "TaskCommitted"
+                                         and x.args["taskId"] == args["taskId"] and x.block <= e.block), None)  # fmt: skip
+                    commit = commit_event.args if commit_event else None
+                    since = commit_event.block if commit_event else 0
+                    verdicts = [x.args for x in events if x.name == "VerdictAttested" and x.args["taskId"] == args["taskId"]
+                                and since <= x.block <= e.block]  # fmt: skip
+                    slashes.append({"task_id": int(args["taskId"]), "volunteer": args["volunteer"], "amount": int(args["amount"]),
+                                    "block": e.block, "verdicts": verdicts, "trace_cid": commit and commit["traceCid"],
+                                    "trace_root": commit and commit["traceRoot"]})  # fmt: skip
+            family = self._family(posted.args["specCid"])
+            current = []
+            if b.round_open:
+                for shard in range(b.shards):
+                    task_id = task_id_of(bounty_id, b.current_round, shard)
+                    t = m.task(task_id)
+                    row = {"task_id": task_id, "task_id_hex": hex(task_id), "bounty_id": bounty_id, "round": b.current_round,
+                           "shard": shard, "status": t.status.name.lower(), "volunteer": t.volunteer, "attempt": t.attempt}  # fmt: skip
+                    tasks[task_id] = row
+                    current.append(row)
+                    if t.status == TaskStatus.OPEN:
+                        open_tasks.append({**row, "family": family, "stake_per_task": str(b.stake_per_task),
+                                           "reward_per_task": str(b.reward_per_task)})  # fmt: skip
+            bounties[bounty_id] = {
+                "bounty_id": bounty_id, "status": b.status.name.lower(), "poster": b.poster, "coordinator": b.coordinator,
+                "family": family, "spec_cid": posted.args["specCid"], "shards": b.shards, "rounds": b.rounds,
+                "current_round": b.current_round, "escrow": str(b.escrow), "reward_per_task": str(b.reward_per_task),
+                "stake_per_task": str(b.stake_per_task), "round_history": rounds, "current_tasks": current,
+                "slashes": slashes, "final_model_cid": final,
+            }  # fmt: skip
+        for v in volunteers.values():
+            v["earned"], v["slashed_amount"] = str(v["earned"]), str(v["slashed_amount"])
+        return Snapshot(time.time(), self.index.synced_to, bounties, tasks, volunteers, open_tasks)
+
+
+def create_app(explorer: Explorer, refresh_s: float = 0.5) -> FastAPI:
+    app = FastAPI(title="Shardwork coordinator", version="0.1.0",
+                  description="Read API of the Shardwork coordinator: bounties, rounds, tasks, volunteers, verdicts.")  # fmt: skip
+    registry = CollectorRegistry()
+    requests = Counter("shardwork_api_requests", "API requests", ["route", "status"], registry=registry)
+    latency = Histogram("shardwork_api_latency_seconds", "API latency", ["route"], registry=registry,
+                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5))  # fmt: skip
+    state = {"snapshot": Snapshot(), "error": None}
+    stop = threading.Event()
+
+    def refresh() -> None:
+        while not stop.is_set():
+            try:
+                state["snapshot"], state["error"] = explorer.build(), None
+            except Exception as exc:  # the API keeps serving the last good snapshot; /health reports the failure
+                state["error"] = f"{exc.__class__.__name__}: {exc}"
+            stop.wait(refresh_s)
+
+    @app.on_event("startup")
+    def start_refresher() -> None:
+        state["snapshot"] = explorer.build()
+        threading.Thread(target=refresh, name="snapshot-refresher", daemon=True).start()
+
+    @app.on_event("shutdown")
+    def stop_refresher() -> None:
+        stop.set()
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next):  # type: ignore[no-untyped-def]
+        if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
+            return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        requests.labels(name, str(response.status_code)).inc()
+        latency.labels(name).observe(time.perf_counter() - started)
+        return response
+
+    def snap() -> Snapshot:
+        return state["snapshot"]  # type: ignore[return-value]
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        s = snap()
+        age = time.time() - s.built_at
+        return {"status": "ok" if state["error"] is None and age < 30 else "degraded", "block": s.block,
+                "snapshot_age_s": round(age, 3), "error": state["error"], "bounties": len(s.bounties)}  # fmt: skip
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/bounties")
+    def bounties() -> list[dict[str, Any]]:
+        return [{k: v for k, v in b.items() if k not in ("current_tasks", "slashes")} for b in snap().bounties.values()]
+
+    @app.get("/api/bounties/{bounty_id}")
+    def bounty(bounty_id: int) -> dict[str, Any]:
+        found = snap().bounties.get(bounty_id)
+        if found is None:
+            raise HTTPException(404, f"bounty {bounty_id} does not exist")
+        return found
+
+    @app.get("/api/tasks/{task_id}")
+    def task(task_id: str) -> dict[str, Any]:
+        try:
+            parsed = int(task_id, 0)
+        except ValueError:
+            raise HTTPException(422, f"{task_id!r} is not a task id (decimal or 0x-hex)") from None
+        found = snap().tasks.get(parsed)
+        if found is None:
+            raise HTTPException(404, f"task {task_id} is not in an open round")
+        return found
+
+    @app.get("/api/volunteers/{address}")
+    def volunteer(address: str) -> dict[str, Any]:
+        if not Web3.is_address(address):
+            raise HTTPException(422, f"{address!r} is not an address")
+        found = snap().volunteers.get(address.lower())
+        if found is None:
+            raise HTTPException(404, f"{address} has not taken part in any bounty")
+        return found
+
+    @app.get("/api/volunteers")
+    def volunteers() -> list[dict[str, Any]]:
+        return list(snap().volunteers.values())
+
+    @app.get("/api/open-tasks")
+    def open_tasks(family: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        if not 1 <= limit <= 1000:
+            raise HTTPException(422, "limit must be between 1 and 1000")
+        rows = snap().open_tasks
+        if family is not None:
+            rows = [r for r in rows if r["family"] == family]
+        return rows[:limit]
+
+    @app.get("/", response_class=HTMLResponse)
+    def explorer_page() -> str:
+        return (STATIC / "explorer.html").read_text()
+
+    return app
+
+
+def app_from_settings() -> FastAPI:
+    """`uvicorn --factory coordinator.api:app_from_settings`: read-only, so no keys are loaded."""
+    from coordinator.settings import CoordinatorSettings
+    from ledger.chain import connect
+    from ledger.deploy import Deployment
+    from protocol.ipfs import open_store
+
+    settings = CoordinatorSettings()
+    market = Market(connect(settings.rpc_url, timeout=30), Deployment.load(settings.deployment))
+    return create_app(Explorer(market, open_store(settings.store), settings.index))  # type: ignore[arg-type]

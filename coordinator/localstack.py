@@ -1,0 +1,232 @@
+"""The real stack on loopback, as separate processes: anvil, Redis, an IPFS daemon (js-ipfs, Kubo RPC API),
+Celery worker and beat, and the FastAPI coordinator. Each runs in its own session, logs to <home>/logs and
+is recorded in <home>/stack.json, so `down` stops exactly what `up` started, by process group.
+
+  python -m coordinator.localstack up|down|status [--home .shardwork/stack]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ledger.localnode import ANVIL, ROOT, free_port, wait_for_port
+
+JSIPFS = ROOT / "node_modules" / ".bin" / "jsipfs"
+PYTHON = sys.executable
+
+
+@dataclass
+class StackInfo:
+    home: str
+    rpc_url: str
+    redis_url: str
+    ipfs_api: str
+    api_url: str
+    deployment: str
+    pids: dict[str, int]
+
+    def env(self) -> dict[str, str]:
+        """What every coordinator process (and a test) needs to find the stack."""
+        return {
+            "SHARDWORK_COORD_RPC_URL": self.rpc_url,
+            "SHARDWORK_COORD_REDIS_URL": self.redis_url,
+            "SHARDWORK_COORD_STORE": f"ipfs:{self.ipfs_api}",
+            "SHARDWORK_COORD_DEPLOYMENT": self.deployment,
+            "SHARDWORK_COORD_INDEX": str(Path(self.home) / "api-index.sqlite"),
+            "SHARDWORK_COORD_DEV_ACCOUNTS": "true",
+        }
+
+
+def _spawn(name: str, args: list[str], home: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    log = open(home / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child from here on
+    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, **(env or {})}, cwd=ROOT)  # fmt: skip
+
+
+def _configure_ipfs(repo: Path, api_port: int) -> None:
+    config_path = repo / "config"
+    config = json.loads(config_path.read_text())
+    config["Addresses"].update({
+        "Swarm": [f"/ip4/127.0.0.1/tcp/{free_port()}"], "API": f"/ip4/127.0.0.1/tcp/{api_port}",
+        "Gateway": f"/ip4/127.0.0.1/tcp/{free_port()}", "RPC": f"/ip4/127.0.0.1/tcp/{free_port()}", "Delegates": [],
+    })  # fmt: skip
+    config["Bootstrap"] = []
+    config["Discovery"] = {"MDNS": {"Enabled": False, "Interval": 10}, "webRTCStar": {"Enabled": False}}
+    config_path.write_text(json.dumps(config, indent=2))
+
+
+def start_ipfs(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    repo = home / "ipfs"
+    env = {"IPFS_PATH": str(repo)}
+    if not (repo / "config").exists():
+        subprocess.run([str(JSIPFS), "init", "--empty-repo"], env={**os.environ, **env}, check=True, capture_output=True)
+    port = free_port()
+    _configure_ipfs(repo, port)
+    proc = _spawn("ipfs", [str(JSIPFS), "daemon", "--enable-preload=false"], home, env)
+    wait_for_port(port, proc, timeout=60)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def start_redis(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = _spawn("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                            "--appendonly", "yes", "--dir", str(home)], home)  # fmt: skip
+    wait_for_port(port, proc)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def start_anvil(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = _spawn("anvil", [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--hardfork", "cancun",
+                            "--chain-id", "31337", "--state", str(home / "anvil-state.json"),
+                            # A block every second, as a live chain has: spot-checks are drawn from the block
+                            # after a commit, which an idle automining node would never produce.
+                            "--block-time", "1"], home)  # fmt: skip
+    wait_for_port(port, proc)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def start_workers(info: StackInfo, home: Path, workers: int = 1) -> dict[str, int]:
+    env = info.env()
+    pids = {}
+    for i in range(workers):
+        proc = _spawn(f"worker{i}", [PYTHON, "-m", "celery", "-A", "coordinator.worker", "worker", "--loglevel=INFO",
+                                     "--concurrency=1", f"--hostname=worker{i}@%h", "--without-gossip", "--without-mingle"],
+                      home, env)  # fmt: skip
+        pids[f"worker{i}"] = proc.pid
+    beat = _spawn("beat", [PYTHON, "-m", "celery", "-A", "coordinator.worker", "beat", "--loglevel=INFO",
+                           "--schedule", str(home / "beat-schedule")], home, env)  # fmt: skip
+    pids["beat"] = beat.pid
+    return pids
+
+
+def start_api(info: StackInfo, home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = _spawn("api", [PYTHON, "-m", "uvicorn", "--factory", "coordinator.api:app_from_settings", "--host",
+                          "127.0.0.1", "--port", str(port), "--log-level", "warning"], home, info.env())  # fmt: skip
+    wait_for_port(port, proc, timeout=60)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _fund_coordinator_accounts(w3, deployment) -> None:  # type: ignore[no-untyped-def]
+    """The coordinator (#2, it posts challenge bonds) and verifiers (#3, #4) must hold free stake to act."""
+    from ledger.chain import dev_accounts
+    from ledger.market import Market
+    from ledger.tx import Transactor
+
+    for key in dev_accounts(w3, 5)[2:5]:
+        market = Market(w3, deployment, Transactor(w3, key))
+        market.faucet(key.address, 10_000 * 10**18)
+        market.stake(5_000 * 10**18)
+
+
+def up(home: Path, workers: int = 1) -> StackInfo:
+    from ledger.chain import connect, dev_accounts
+    from ledger.deploy import deploy
+    from ledger.tx import Transactor
+
+    home = home.resolve()
+    (home / "logs").mkdir(parents=True, exist_ok=True)
+    if (home / "stack.json").exists() and status(home)["running"]:
+        raise SystemExit(f"a stack is already running from {home}: `down` it first")
+    pids: dict[str, int] = {}
+    try:
+        anvil, rpc_url = start_anvil(home)
+        pids["anvil"] = anvil.pid
+        redis_proc, redis_url = start_redis(home)
+        pids["redis"] = redis_proc.pid
+        ipfs, ipfs_api = start_ipfs(home)
+        pids["ipfs"] = ipfs.pid
+        deployment_path = home / "deployment.json"
+        w3 = connect(rpc_url)
+        deployment = deploy(w3, Transactor(w3, dev_accounts(w3, 1)[0]), unbonding_delay_s=3600)
+        deployment.save(deployment_path)
+        _fund_coordinator_accounts(w3, deployment)
+        info = StackInfo(str(home), rpc_url, redis_url, ipfs_api, "", str(deployment_path), pids)
+        pids.update(start_workers(info, home, workers))
+        api, info.api_url = start_api(info, home)
+        pids["api"] = api.pid
+    except BaseException:
+        _kill(pids)
+        raise
+    (home / "stack.json").write_text(json.dumps(asdict(info), indent=2))
+    return info
+
+
+def _kill(pids: dict[str, int]) -> None:
+    for name in reversed(list(pids)):  # API and workers first, the chain last
+        try:
+            os.killpg(pids[name], signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+    deadline = time.monotonic() + 15
+    for pid in pids.values():
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def down(home: Path) -> None:
+    path = home.resolve() / "stack.json"
+    if not path.exists():
+        print(f"no stack recorded in {home}")
+        return
+    _kill(json.loads(path.read_text())["pids"])
+    path.unlink()
+
+
+def status(home: Path) -> dict[str, object]:
+    path = home.resolve() / "stack.json"
+    if not path.exists():
+        return {"running": False}
+    info = json.loads(path.read_text())
+    alive = {}
+    for name, pid in info["pids"].items():
+        try:
+            os.killpg(pid, 0)
+            alive[name] = True
+        except ProcessLookupError:
+            alive[name] = False
+    api_ok = False
+    try:
+        api_ok = json.loads(urllib.request.urlopen(f"{info['api_url']}/health", timeout=2).read())["status"] == "ok"
+    except OSError:
+        pass
+    return {"running": any(alive.values()), "processes": alive, "api_healthy": api_ok, **info}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("--home", type=Path, default=Path(".shardwork/stack"))
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    if args.command == "up":
+        info = up(args.home, args.workers)
+        print(json.dumps(asdict(info), indent=2))
+        print(f"explorer: {info.api_url}/   logs: {args.home}/logs   stop: ./scripts/stack down", file=sys.stderr)
+    elif args.command == "down":
+        down(args.home)
+    else:
+        print(json.dumps(status(args.home), indent=2))
+
+
+if __name__ == "__main__":
+    main()

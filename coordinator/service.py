@@ -1,0 +1,97 @@
+"""The coordinator's accounts and clients, built once per process from settings."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from eth_account.signers.local import LocalAccount
+
+from coordinator.rounds import Coordinator, VerifierWorker
+from coordinator.settings import CoordinatorSettings
+from ledger.chain import LOCAL_CHAIN_IDS, connect, dev_accounts
+from ledger.deploy import Deployment
+from ledger.errors import ShardworkError
+from ledger.market import Market
+from ledger.tx import Transactor
+from ledger.wallet import load_account, read_password
+from node.observability import json_logger
+from protocol.ipfs import open_store
+from protocol.store import ContentStore
+
+
+class LockedTransactor(Transactor):
+    """Serializes one account's transactions across worker processes (a Redis lock), so two workers never
+    race for the same nonce."""
+
+    def __init__(self, w3, account: LocalAccount, redis) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(w3, account)
+        self.redis = redis
+
+    def send(self, call, *, gas=None):  # type: ignore[no-untyped-def]
+        with self.redis.lock(f"shardwork:nonce:{self.address}", timeout=120, blocking_timeout=120):
+            return super().send(call, gas=gas)
+
+
+@dataclass
+class Service:
+    settings: CoordinatorSettings
+    coordinator: Coordinator
+    verifiers: list[VerifierWorker]
+    store: ContentStore
+    logger: logging.Logger
+
+
+def _accounts(settings: CoordinatorSettings, chain_id: int, w3) -> tuple[LocalAccount, list[LocalAccount]]:  # type: ignore[no-untyped-def]
+    if settings.dev_accounts:
+        if chain_id not in LOCAL_CHAIN_IDS:
+            raise ShardworkError(f"dev_accounts are public keys: refused on chain {chain_id}; configure keystores")
+        keys = dev_accounts(w3, 5)
+        return keys[2], [keys[3], keys[4]]
+    if settings.coordinator_keystore is None or not settings.verifier_keystores:
+        raise ShardworkError("configure SHARDWORK_COORD_COORDINATOR_KEYSTORE and SHARDWORK_COORD_VERIFIER_KEYSTORES")
+    password = read_password(None, prompt=False)
+    return load_account(settings.coordinator_keystore, password), [load_account(p, password) for p in settings.verifier_keystores]
+
+
+@functools.lru_cache(maxsize=1)
+def service() -> Service:
+    import redis
+
+    settings = CoordinatorSettings()
+    w3 = connect(settings.rpc_url, timeout=30)
+    deployment = Deployment.load(settings.deployment)
+    coordinator_key, verifier_keys = _accounts(settings, deployment.chain_id, w3)
+    lock_client = redis.Redis.from_url(settings.redis_url)
+    store = open_store(settings.store)
+    logger = json_logger(f"shardwork.coordinator.{os.getpid()}")
+
+    def market(key: LocalAccount) -> Market:
+        return Market(w3, deployment, LockedTransactor(w3, key, lock_client))
+
+    return Service(
+        settings,
+        Coordinator(market(coordinator_key), store, logger, settings.trace_timeout_s),  # type: ignore[arg-type]
+        [VerifierWorker(market(k), store, logger, settings.trace_timeout_s) for k in verifier_keys],  # type: ignore[arg-type]
+        store,  # type: ignore[arg-type]
+        logger,
+    )
+
+
+@contextlib.contextmanager
+def once(key: str, seconds: int) -> Iterator[bool]:
+    """A best-effort single-flight guard across workers (Redis SET NX with expiry): yields whether this
+    caller holds it. Correctness never depends on it (every step re-reads the chain); it saves duplicate work."""
+    import redis
+
+    client = redis.Redis.from_url(service().settings.redis_url)
+    acquired = bool(client.set(f"shardwork:once:{key}", "1", nx=True, ex=seconds))
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            client.delete(f"shardwork:once:{key}")

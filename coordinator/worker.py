@@ -1,0 +1,100 @@
+"""The Celery application: idempotent tasks keyed by bounty/task id, plus the beat housekeeping scan.
+
+Every task re-reads the chain before acting, so running one twice, or again after any crash, does nothing
+the first run already did: a commit attested twice is refused by the contract (caught here), a round
+closed twice is refused, a settled task is skipped. Only transient failures (node, IPFS or Redis
+unreachable) are retried, with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import redis
+from celery import Celery
+
+from coordinator.settings import CoordinatorSettings
+from ledger.errors import ChainError, TransactionFailed
+from ledger.market import BountyStatus, TaskStatus
+from protocol.ipfs import ContentUnavailable
+
+TRANSIENT = (ChainError, ContentUnavailable, redis.ConnectionError, ConnectionError, TimeoutError, TransactionFailed)
+RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 1, "retry_backoff_max": 60, "retry_jitter": True, "max_retries": 10}
+
+
+def create_celery(settings: CoordinatorSettings | None = None) -> Celery:
+    settings = settings or CoordinatorSettings()
+    celery = Celery("shardwork", broker=settings.redis_url)
+    celery.conf.update(
+        task_acks_late=True,  # a task whose worker dies is delivered again
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 600},
+        beat_schedule={"housekeeping": {"task": "shardwork.housekeeping", "schedule": settings.housekeeping_interval_s}},
+    )
+    return celery
+
+
+app = create_celery()
+
+
+def _svc():  # type: ignore[no-untyped-def]
+    from coordinator.service import service
+
+    return service()
+
+
+@app.task(name="shardwork.intake", **RETRY)
+def intake(bounty_id: int) -> str | None:
+    """Publish shards + round-0 model and open round 0 (no-op when already open or the spec is unusable)."""
+    return _svc().coordinator.intake(bounty_id)
+
+
+@app.task(name="shardwork.check_commit", **RETRY)
+def check_commit(task_id: int) -> list[bool | None]:
+    """Audit a commit (dispute a broken, unchecked one) and let each verifier rule on it if checked."""
+    svc = _svc()
+    svc.coordinator.audit_and_dispute(task_id)
+    return [v.verify(task_id) for v in svc.verifiers]
+
+
+@app.task(name="shardwork.advance", **RETRY)
+def advance(bounty_id: int) -> dict[str, object]:
+    """Expire dead leases, settle what is settleable, and close the round when every task is accepted."""
+    coordinator = _svc().coordinator
+    expired = coordinator.expire_leases(bounty_id)
+    settled = coordinator.settle_ready(bounty_id)
+    closed = coordinator.try_close_round(bounty_id)
+    return {"expired": expired, "settled": settled, "closed_round": None if closed is None else closed.round}
+
+
+@app.task(name="shardwork.housekeeping", **RETRY)
+def housekeeping() -> dict[str, int]:
+    """The beat's scan of chain state: new bounties to take in, commits to check, bounties to advance."""
+    from coordinator.service import once
+
+    svc = _svc()
+    coordinator = svc.coordinator
+    market = coordinator.market
+    scheduled = {"intake": 0, "check": 0, "advance": 0}
+    with once("housekeeping", seconds=max(5, int(svc.settings.housekeeping_interval_s * 5))) as mine:
+        if not mine:
+            return scheduled
+        for bounty_id in coordinator.known_bounties():
+            bounty = market.bounty(bounty_id)
+            if bounty.status != BountyStatus.ACTIVE:
+                continue
+            if not bounty.round_open:
+                if bounty_id in coordinator.rejected:
+                    continue
+                intake.delay(bounty_id)
+                scheduled["intake"] += 1
+                continue
+            for task_id in coordinator.current_tasks(bounty_id):
+                task = market.task(task_id)
+                if task.status in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED):
+                    check_commit.apply_async((task_id,), task_id=f"check-{task_id}-{task.attempt}-{market.w3.eth.block_number}")
+                    scheduled["check"] += 1
+            advance.delay(bounty_id)
+            scheduled["advance"] += 1
+    return scheduled

@@ -1,0 +1,85 @@
+"""The content store over a real IPFS daemon's Kubo HTTP RPC API (Kubo, or js-ipfs speaking the same API).
+
+Every read is re-hashed against its CID (protocol.store.verified); every write checks that the daemon named
+the bytes exactly as protocol.cid does, so the embedded store and IPFS stay interchangeable.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from protocol.cid import check_cid, cid_of
+from protocol.store import DEFAULT_MAX_BYTES, ContentError, ContentMissing, verified
+
+# How long the daemon may look for content before answering "not found" (it has no other peers here).
+CAT_TIMEOUT = "15s"
+
+
+class ContentUnavailable(ContentMissing):
+    """The daemon could not be reached or timed out: worth retrying, unlike content that is wrong."""
+
+
+class IpfsStore:
+    def __init__(self, api_url: str, timeout: float = 30.0) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.client = httpx.Client(base_url=f"{self.api_url}/api/v0", timeout=timeout)
+
+    def _post(self, path: str, **kwargs: object) -> httpx.Response:
+        try:
+            response = self.client.post(path, **kwargs)  # type: ignore[arg-type]
+        except httpx.TransportError as exc:
+            raise ContentUnavailable(f"IPFS daemon at {self.api_url} unreachable: {exc.__class__.__name__}") from None
+        if response.status_code >= 500 and b"not found" not in response.content.lower():
+            raise ContentUnavailable(f"IPFS daemon error {response.status_code}: {response.text[:200]}")
+        return response
+
+    def put(self, data: bytes) -> str:
+        expected = cid_of(data)
+        response = self._post("/add", params={"cid-version": 0, "pin": "true", "quieter": "true"},
+                              files={"file": ("blob", data)})  # fmt: skip
+        if response.status_code != 200:
+            raise ContentError(f"IPFS add failed ({response.status_code}): {response.text[:200]}")
+        cid = response.json()["Hash"]
+        if cid != expected:
+            raise ContentError(f"IPFS named the bytes {cid}, expected {expected}: the daemon's add defaults differ")
+        return cid
+
+    def get(self, cid: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+        check_cid(cid)
+        try:
+            params = {"arg": cid, "length": max_bytes + 1, "timeout": CAT_TIMEOUT}
+            with self.client.stream("POST", "/cat", params=params) as response:
+                if response.status_code != 200:
+                    body = response.read()
+                    raise ContentMissing(f"{cid} is not available from IPFS ({response.status_code}): {body[:200]!r}")
+                chunks, size = [], 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ContentError(f"{cid} is over the {max_bytes}-byte limit")
+                    chunks.append(chunk)
+        except httpx.TransportError as exc:
+            raise ContentUnavailable(f"IPFS daemon at {self.api_url} unreachable: {exc.__class__.__name__}") from None
+        return verified(cid, b"".join(chunks))
+
+    def has(self, cid: str) -> bool:
+        check_cid(cid)
+        response = self._post("/pin/ls", params={"arg": cid, "type": "recursive"})
+        return response.status_code == 200
+
+    def pin(self, cid: str) -> None:
+        check_cid(cid)
+        response = self._post("/pin/add", params={"arg": cid})
+        if response.status_code != 200:
+            raise ContentError(f"cannot pin {cid}: {response.text[:200]}")
+
+
+def open_store(location: str) -> object:
+    """`ipfs:http://127.0.0.1:5001` for a daemon, anything else is a directory for the embedded store."""
+    from pathlib import Path
+
+    from protocol.store import LocalStore
+
+    if location.startswith("ipfs:"):
+        return IpfsStore(location[len("ipfs:") :])
+    return LocalStore(Path(location))

@@ -1,0 +1,36 @@
+"""A cheating volunteer as its own process, for the real-stack test: the node daemon with a partial-faker
+(or lazy) trainer. Not part of the product's CLI on purpose.
+
+  python -m tests.e2e.adversary_node RPC_URL DEPLOYMENT KEY_INDEX STORE WORK_DIR faker|lazy
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+from ledger.chain import connect, dev_accounts
+from ledger.deploy import Deployment
+from ledger.market import Market
+from ledger.tx import Transactor
+from node.adversaries import lazy_trainer, partial_faker
+from node.daemon import NodeDaemon, NodeOptions
+from node.observability import json_logger
+from protocol.ipfs import open_store
+
+
+def main() -> None:
+    rpc_url, deployment, key_index, store, work_dir, kind = sys.argv[1:7]
+    w3 = connect(rpc_url)
+    market = Market(w3, Deployment.load(Path(deployment)), Transactor(w3, dev_accounts(w3, 10)[int(key_index)]))
+    trainer = lazy_trainer if kind == "lazy" else partial_faker(0.5)
+    daemon = NodeDaemon(market, open_store(store), NodeOptions(work_dir=Path(work_dir), poll_interval_s=0.3),  # type: ignore[arg-type]
+                        json_logger(f"adversary.{kind}"), trainer=trainer)  # fmt: skip
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: daemon.stop())
+    daemon.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""The demo's scenario across real processes: anvil, Redis, a js-ipfs daemon, Celery worker + beat, the
+FastAPI coordinator, two honest node daemons (`shardwork node run`) and a partial faker, each its own
+process. Checked at the end: final on-chain state, balances and conservation, and the explorer page in
+headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from coordinator.localstack import StackInfo, down, up
+from ledger.chain import connect, dev_accounts, mnemonic_accounts
+from ledger.deploy import Deployment
+from ledger.market import BountyStatus, Market
+from ledger.tx import Transactor
+
+SHARDWORK = str(Path(sys.executable).with_name("shardwork"))
+PASSWORD = "e2e-password-123"
+UNIT = 10**18
+SPEC = """
+name = "e2e"
+rounds = 2
+steps_per_task = 20
+checkpoint_interval = 5
+batch_size = 32
+[model]
+family = "mnist-mlp"
+params = {{ hidden = 32 }}
+[data]
+shards = 3
+[bounty]
+reward = "10"
+stake = "100"
+segments_per_check = 2
+check_probability = 1.0
+min_check_probability = 0.5
+challenge_window_s = 5
+verify_window_s = 30
+coordinator = "{coordinator}"
+"""
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    home = tmp_path_factory.mktemp("stack")
+    info = up(home)
+    yield info
+    down(home)
+
+
+def get(url: str) -> object:
+    return json.loads(urllib.request.urlopen(url, timeout=10).read())
+
+
+def test_bounty_completes_on_the_real_stack_with_the_faker_slashed(stack: StackInfo, tmp_path: Path) -> None:
+    w3 = connect(stack.rpc_url)
+    deployment = Deployment.load(Path(stack.deployment))
+    keys = dev_accounts(w3, 10)
+    env = {**os.environ, "SHARDWORK_HOME": str(tmp_path), "SHARDWORK_PASSWORD": PASSWORD, "SHARDWORK_RPC_URL": stack.rpc_url,
+           "SHARDWORK_DEPLOYMENT": stack.deployment, "SHARDWORK_STORE": f"ipfs:{stack.ipfs_api}"}  # fmt: skip
+
+    def cli(*args: str) -> str:
+        run = subprocess.run([SHARDWORK, *args], capture_output=True, text=True, env=env, timeout=120)
+        assert run.returncode == 0, f"{args}: {run.stderr}"
+        return run.stdout
+
+    for name, index in (("poster", 1), ("honest1", 5), ("honest2", 6)):
+        key_file = tmp_path / f"{name}.key"
+        key_file.write_text(keys[index].key.hex())
+        cli("wallet", "import", name, "--private-key-file", str(key_file))
+        cli("faucet", "5000", "--wallet", name, "--yes")
+        if name != "poster":
+            cli("stake", "1000", "--wallet", name, "--yes")
+    faker = Market(w3, deployment, Transactor(w3, keys[7]))
+    faker.faucet(faker.address, 5000 * UNIT)
+    faker.stake(1000 * UNIT)
+    coordinator_address = mnemonic_accounts(3)[2].address
+    (tmp_path / "spec.toml").write_text(SPEC.format(coordinator=coordinator_address))
+    posted = json.loads(cli("bounty", "post", str(tmp_path / "spec.toml"), "--wallet", "poster", "--yes", "--json"))
+    bounty_id = posted["bounty_id"]
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    nodes = [subprocess.Popen([sys.executable, "-m", "tests.e2e.adversary_node", stack.rpc_url, stack.deployment, "7",
+                               f"ipfs:{stack.ipfs_api}", str(tmp_path / "faker"), "faker"],
+                              stderr=open(logs / "faker.log", "w"), env=env)]  # fmt: skip
+    time.sleep(3)  # the faker gets a head start, so it surely takes tasks
+    for name in ("honest1", "honest2"):
+        nodes.append(subprocess.Popen([SHARDWORK, "node", "run", "--keystore", str(tmp_path / "wallets" / f"{name}.json"),
+                                       "--rpc-url", stack.rpc_url, "--deployment", stack.deployment,
+                                       "--store", f"ipfs:{stack.ipfs_api}", "--work-dir", str(tmp_path / name),
+                                       "--poll-interval", "0.5", "--auto-claim"],
+                                      stderr=open(logs / f"{name}.log", "w"), env=env))  # fmt: skip
+    try:
+        deadline = time.monotonic() + 420
+        while True:
+            bounty = get(f"{stack.api_url}/api/bounties/{bounty_id}") if time.monotonic() > 0 else {}
+            if bounty.get("status") == "finalized":  # type: ignore[union-attr]
+                break
+            assert time.monotonic() < deadline, f"bounty not finalized in time: {bounty}"
+            assert all(n.poll() is None for n in nodes), "a node daemon died"
+            time.sleep(1)
+    finally:
+        for n in nodes:
+            n.send_signal(signal.SIGTERM)
+        for n in nodes:
+            n.wait(timeout=60)
+
+    market = Market(w3, deployment)
+    b = market.bounty(bounty_id)
+    assert b.status == BountyStatus.FINALIZED
+    slashed = {e["args"]["volunteer"] for e in market.market.events.TaskSlashed().get_logs(from_block=0)}
+    assert slashed == {faker.address}
+    accepted = market.market.events.TaskAccepted().get_logs(from_block=0, argument_filters={"bountyId": bounty_id})
+    assert len(accepted) == 3 * 2
+    honest = {keys[5].address, keys[6].address}
+    assert sum(1 for e in accepted if e["args"]["volunteer"] in honest) >= 1
+    # Conservation: every token the market holds is escrow, stake or claimable.
+    accounts = [k.address for k in keys]
+    held = market.balance(deployment.market)
+    stakes = sum(market.stake_of(a).bonded + market.stake_of(a).unbonding for a in accounts)
+    claimable = sum(market.claimable(a) for a in accounts)
+    assert held == b.escrow + stakes + claimable
+
+    detail = get(f"{stack.api_url}/api/bounties/{bounty_id}")
+    metrics = [r["metric"] for r in detail["round_history"]]  # type: ignore[index]
+    assert len(metrics) == 3 and all(m is not None for m in metrics) and metrics[-1] > 0.5
+    assert detail["slashes"] and detail["slashes"][0]["volunteer"] == faker.address  # type: ignore[index]
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian chromium is required (scripts/test installs it)"
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=8000",
+                          "--dump-dom", f"{stack.api_url}/"], capture_output=True, text=True, timeout=120).stdout  # fmt: skip
+    assert f'id="bounty-{bounty_id}"' in dom and "finalized" in dom
+    assert "metric-chart" in dom and "<polyline" in dom
+    assert faker.address in dom and 'class="slashed"' in dom
