@@ -26,8 +26,11 @@ ensure_node_modules() {
   local want
   want="$(cat "$ROOT/package.json" "$ROOT/package-lock.json" | sha256sum | cut -d' ' -f1)"
   if ! _stamp_ok "$ROOT/node_modules/.shardwork-stamp" "$want"; then
-    echo "==> installing node_modules (Hardhat, solc-js, OpenZeppelin, anvil)" >&2
-    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "==> installing node_modules (Hardhat, solc-js, OpenZeppelin, anvil, js-ipfs)" >&2
+    # `npm install`, not `npm ci`: js-ipfs carries an optional dependency on a GitHub tarball (electron-eval's
+    # "headless") that cannot be fetched offline, and `npm ci` refuses a lock without it. The lock still pins
+    # every version that is installed.
+    (cd "$ROOT" && npm install --no-audit --no-fund --loglevel=error)
     echo "$want" >"$ROOT/node_modules/.shardwork-stamp"
   fi
 }

@@ -1,0 +1,92 @@
+"""An arena for cheaters: a deployed market on anvil, the real coordinator and two verifier workers
+in-process, and volunteers that run the node daemon with whatever trainer a test gives them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coordinator.rounds import Coordinator, VerifierWorker
+from ledger.chain import advance_time, mine, mnemonic_accounts
+from ledger.market import Market, TaskStatus
+from ledger.tx import Transactor
+from node.daemon import NodeDaemon, NodeOptions
+from node.trainer import Trainer, train_task
+from protocol.spec import TrainingSpec
+from tests.integration.marketplace import Marketplace
+
+UNIT = 10**18
+QUIET = logging.getLogger("arena")
+QUIET.addHandler(logging.NullHandler())
+QUIET.propagate = False
+
+
+def spec(**overrides: object) -> TrainingSpec:
+    return TrainingSpec.model_validate({"model": {"family": "mnist-mlp", "params": {"hidden": 16}}, "steps_per_task": 20,
+                                        "checkpoint_interval": 5, "batch_size": 16, "rounds": 1, "data": {"shards": 2},
+                                        **overrides})  # fmt: skip
+
+
+@dataclass
+class Arena:
+    m: Marketplace
+    work: Path
+    coordinator: Coordinator = field(init=False)
+    verifiers: list[VerifierWorker] = field(init=False)
+    _next_account: int = 10
+
+    def __post_init__(self) -> None:
+        coord = self.m.coordinator
+        self.coordinator = Coordinator(coord, self.m.store, QUIET)
+        self.verifiers = [VerifierWorker(self.m.client(i), self.m.store, QUIET) for i in (3, 4)]
+        for market in [coord, *(v.market for v in self.verifiers)]:
+            if market.stake_of(market.address).bonded == 0:
+                market.faucet(market.address, 10_000 * UNIT)
+                market.stake(5_000 * UNIT)
+
+    def account(self, stake: int = 1_000 * UNIT) -> Market:
+        """A fresh funded volunteer (accounts 10, 11, … of the dev mnemonic; anvil funds them with ETH)."""
+        index = self._next_account
+        self._next_account += 1
+        key = mnemonic_accounts(index + 1)[index]
+        self.m.w3.provider.make_request("anvil_setBalance", [key.address, hex(10**20)])  # type: ignore[arg-type]
+        market = Market(self.m.w3, self.m.deployment, Transactor(self.m.w3, key))
+        market.faucet(market.address, 10_000 * UNIT)
+        if stake:
+            market.stake(stake)
+        return market
+
+    def work_once(self, volunteer: Market, trainer: Trainer = train_task, store: object | None = None) -> int | None:
+        """The volunteer's daemon takes one open task with `trainer`; returns the committed task id."""
+        daemon = NodeDaemon(volunteer, store or self.m.store, NodeOptions(work_dir=self.work / volunteer.address,  # type: ignore[arg-type]
+                            once=True, max_tasks=1), QUIET, trainer=trainer)  # fmt: skip
+        daemon.run()
+        return daemon.status.committed[-1] if daemon.status.committed else None
+
+    def verify(self, task_id: int) -> list[bool | None]:
+        mine(self.m.w3, 2)  # the draw block exists
+        self.coordinator.audit_and_dispute(task_id)
+        return [v.verify(task_id) for v in self.verifiers]
+
+    def settle(self, bounty_id: int, seconds: int = 2_000) -> None:
+        advance_time(self.m.w3, seconds)
+        self.coordinator.settle_ready(bounty_id)
+
+    def slashed(self, task_id: int, volunteer: str) -> bool:
+        logs = self.m.poster.market.events.TaskSlashed().get_logs(from_block=0, argument_filters={"taskId": task_id})
+        return any(log["args"]["volunteer"] == volunteer for log in logs)
+
+    def status(self, task_id: int) -> TaskStatus:
+        return self.m.poster.task(task_id).status
+
+
+def post(arena: Arena, s: TrainingSpec | None = None, **terms: object) -> int:
+    """A bounty where newcomers are always checked and every segment is replayed, unless overridden."""
+    s = s or spec()
+    defaults: dict[str, object] = {"checkBps": 10_000, "minCheckBps": 5_000, "segmentsPerCheck": s.segments}
+    return arena.m.post_and_open(s, **{**defaults, **terms})
+
+
+Cheat = Callable[..., object]

@@ -1,0 +1,220 @@
+"""Every cheating strategy we know of, against the real contracts, coordinator and verifiers: each is
+slashed, rejected, penalized or kept out of the model, asserted on-chain. And the other side: honest
+volunteers are never slashed."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from coordinator.aggregate import aggregate
+from ledger.errors import error_class
+from ledger.localnode import Anvil
+from ledger.market import TaskStatus
+from node.adversaries import lazy_trainer, partial_faker
+from node.trainer import TaskInput, TraceResult, train_task
+from protocol.cid import cid_of
+from protocol.manifests import TraceManifest
+from protocol.spec import AggregationSpec
+from protocol.store import ContentStore, LocalStore
+from protocol.tensors import Tensors, canonical_hash, to_bytes
+from protocol.training import MODEL_PREFIX, initial_weights
+from tests.adversarial.arena import UNIT, Arena, post, spec
+from tests.integration.marketplace import start
+
+
+@pytest.fixture(scope="module")
+def arena(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arena]:
+    node = Anvil()
+    root = tmp_path_factory.mktemp("arena")
+    yield Arena(start(node.url, root), root / "work")
+    node.stop()
+
+
+def rewrite_last(modify: Callable[[Tensors], None]) -> Callable[..., TraceResult]:
+    """Trains honestly, then replaces the final checkpoint with `modify`'s version and re-commits to it."""
+
+    def trainer(task: TaskInput, store: ContentStore, workdir: Path, *rest: object) -> TraceResult:
+        honest = train_task(task, store, workdir, *rest)
+        from protocol.verify import parse_checkpoint
+
+        last = honest.manifest.checkpoints[-1]
+        tensors = parse_checkpoint(store.get(last.cid), task.spec, task.workload, last.step)
+        modify(tensors)
+        data = to_bytes(tensors)
+        forged = last.model_copy(update={"cid": store.put(data), "hash": "0x" + canonical_hash(tensors).hex()})
+        update = {n: tensors[MODEL_PREFIX + n] - task.round_weights[n] for n in task.round_weights}
+        manifest = honest.manifest.model_copy(update={"checkpoints": [*honest.manifest.checkpoints[:-1], forged],
+                                                      "update_cid": store.put(to_bytes(update)),
+                                                      "update_hash": "0x" + canonical_hash(update).hex()})  # fmt: skip
+        return TraceResult(manifest, store.put(manifest.canonical_bytes()), manifest.trace_root(), canonical_hash(update))
+
+    return trainer
+
+
+def nan_weights(t: Tensors) -> None:
+    t[MODEL_PREFIX + "0.weight"][0, 0] = float("nan")
+
+
+def scaled_weights(t: Tensors) -> None:
+    for name in [n for n in t if n.startswith(MODEL_PREFIX)]:
+        t[name] *= 1000.0
+
+
+class NoUpload:
+    """A volunteer's view of the store when it never publishes: reads work, writes go nowhere."""
+
+    def __init__(self, shared: ContentStore) -> None:
+        self.shared = shared
+
+    def get(self, cid: str, max_bytes: int = 1 << 29) -> bytes:
+        return self.shared.get(cid, max_bytes)
+
+    def put(self, data: bytes) -> str:
+        return cid_of(data)
+
+    def has(self, cid: str) -> bool:
+        return self.shared.has(cid)
+
+    def pin(self, cid: str) -> None:
+        pass
+
+
+CHEATS: dict[str, Callable[..., TraceResult]] = {
+    "lazy-random-hashes": lazy_trainer,
+    "partial-faker-0.1": partial_faker(0.1),
+    "partial-faker-0.5": partial_faker(0.5),
+    "partial-faker-0.9": partial_faker(0.9),
+    "nan-weights": rewrite_last(nan_weights),
+    "hugely-scaled-update": rewrite_last(scaled_weights),
+    "stale-model": lambda task, *a: train_task(replace(task, round_weights=initial_weights(task.spec.model_copy(update={"init_seed": 99}))), *a),
+    "other-data-order": lambda task, *a: train_task(replace(task, seed=b"\x07" * 32), *a),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("cheat", list(CHEATS))
+def test_cheater_is_slashed_and_the_task_reopens(arena: Arena, cheat: str) -> None:
+    bounty_id = post(arena)
+    cheater = arena.account()
+    stake_before = cheater.stake_of(cheater.address).bonded
+    task_id = arena.work_once(cheater, CHEATS[cheat])
+    assert task_id is not None
+    assert arena.verify(task_id) == [False, False]
+    assert arena.slashed(task_id, cheater.address)
+    assert arena.status(task_id) == TaskStatus.OPEN  # reopened for an honest volunteer
+    assert stake_before - cheater.stake_of(cheater.address).bonded == 100 * UNIT
+    honest = arena.account()
+    assert arena.work_once(honest) == task_id
+    assert arena.verify(task_id) == [True, True]
+    assert arena.status(task_id) == TaskStatus.ACCEPTED
+    assert bounty_id
+
+
+def test_a_copied_commitment_is_worthless_to_the_copier(arena: Arena) -> None:
+    post(arena)
+    victim, copier = arena.account(), arena.account()
+    results: list[TraceResult] = []
+
+    def record(task: TaskInput, *rest: object) -> TraceResult:
+        results.append(train_task(task, *rest))
+        return results[-1]
+
+    victim_task = arena.work_once(victim, record)
+    copier_task = arena.work_once(copier, lambda *_: results[0])  # commits the victim's root, hash and CIDs
+    assert victim_task != copier_task and copier_task is not None
+    assert arena.verify(copier_task) == [False, False] and arena.slashed(copier_task, copier.address)
+    assert arena.verify(victim_task) == [True, True] and not arena.slashed(victim_task, victim.address)
+
+
+def test_a_trace_never_uploaded_fails_once_overdue(arena: Arena) -> None:
+    post(arena)
+    cheater = arena.account()
+    task_id = arena.work_once(cheater, train_task, store=NoUpload(arena.m.store))
+    assert task_id is not None
+    for worker in [arena.coordinator, *arena.verifiers]:
+        worker.trace_timeout_s = 300
+    try:
+        assert arena.verify(task_id) == [None, None]  # it may still be uploading: no verdict yet
+        arena.settle(task_id >> 64, seconds=301)
+        arena.m.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        assert [v.verify(task_id) for v in arena.verifiers] == [False, False]
+    finally:
+        for worker in [arena.coordinator, *arena.verifiers]:
+            worker.trace_timeout_s = 0
+    assert arena.slashed(task_id, cheater.address)
+
+
+def test_claim_and_abandon_pays_the_lease_penalty_and_frees_the_task(arena: Arena) -> None:
+    bounty_id = post(arena)
+    griefer = arena.account()
+    task_id = next(t for t in arena.coordinator.current_tasks(bounty_id) if arena.status(t) == TaskStatus.OPEN)
+    griefer.claim(task_id)
+    assert arena.coordinator.expire_leases(bounty_id) == 0  # the lease is still running
+    arena.settle(bounty_id, seconds=3_601)
+    assert arena.coordinator.expire_leases(bounty_id) == 1
+    s = griefer.stake_of(griefer.address)
+    assert arena.status(task_id) == TaskStatus.OPEN and s.locked == 0 and s.bonded == 1_000 * UNIT - 5 * UNIT
+
+
+def test_sybil_accounts_with_small_stakes_cannot_claim(arena: Arena) -> None:
+    bounty_id = post(arena)
+    task_id = next(t for t in arena.coordinator.current_tasks(bounty_id) if arena.status(t) == TaskStatus.OPEN)
+    for _ in range(3):
+        sybil = arena.account(stake=99 * UNIT)  # just under the per-task stake
+        with pytest.raises(error_class("StakingInsufficientFreeStake")):
+            sybil.claim(task_id)
+    assert arena.status(task_id) == TaskStatus.OPEN
+
+
+def test_a_false_challenge_costs_the_challenger_its_bond_and_pays_the_volunteer(arena: Arena) -> None:
+    bounty_id = post(arena, checkBps=5_000, minCheckBps=5_000)
+    volunteer, challenger = arena.account(), arena.account()
+    task_id = arena.work_once(volunteer)
+    assert task_id is not None
+    challenger.ensure_allowance(20 * UNIT)
+    balance = challenger.balance(challenger.address)
+    challenger.dispute(task_id, 1)
+    assert arena.status(task_id) == TaskStatus.CHALLENGED
+    assert [v.verify(task_id) for v in arena.verifiers] == [True, True]
+    assert arena.status(task_id) == TaskStatus.ACCEPTED and not arena.slashed(task_id, volunteer.address)
+    assert challenger.balance(challenger.address) == balance - 20 * UNIT and challenger.claimable(challenger.address) == 0
+    assert volunteer.claimable(volunteer.address) == 10 * UNIT + 20 * UNIT  # reward + the forfeited bond
+    assert bounty_id
+
+
+@pytest.mark.parametrize("method", ["trimmed_mean", "centered_clip"])
+def test_robust_aggregation_bounds_a_poisoned_update_that_went_unchecked(method: str) -> None:
+    weights = {"w": torch.zeros(1000)}
+    honest = [{"w": torch.full((1000,), 0.01) + 0.001 * torch.randn(1000)} for _ in range(4)]
+    poisoned = {"w": torch.full((1000,), 1e6)}
+    robust = aggregate(weights, [*honest, poisoned], AggregationSpec(method=method, trim_fraction=0.2, clip_radius=0.5))
+    naive = aggregate(weights, [*honest, poisoned], AggregationSpec(method="mean"))
+    assert float(naive["w"].abs().max()) > 1e5
+    assert float(robust["w"].abs().max()) < 1.0 and math.isfinite(float(robust["w"].sum()))
+
+
+@pytest.mark.slow
+def test_no_honest_volunteer_is_slashed_over_200_tasks(arena: Arena) -> None:
+    s = spec(rounds=20, data={"shards": 10}, steps_per_task=10)
+    bounty_id = post(arena, s, segmentsPerCheck=2)
+    volunteers = [arena.account(stake=5_000 * UNIT) for _ in range(3)]
+    tasks = slashes = 0
+    for _round in range(s.rounds):
+        for shard in range(s.data.shards):
+            task_id = arena.work_once(volunteers[shard % 3])
+            assert task_id is not None
+            verdicts = arena.verify(task_id)
+            assert False not in verdicts, (task_id, verdicts)
+            tasks += 1
+        arena.settle(bounty_id)
+        assert arena.coordinator.try_close_round(bounty_id) is not None
+    for v in volunteers:
+        logs = v.market.events.TaskSlashed().get_logs(from_block=0, argument_filters={"volunteer": v.address})
+        slashes += len(logs)
+    assert tasks == 200 and slashes == 0
+    assert arena.m.poster.bounty(bounty_id).status.name == "FINALIZED"
