@@ -8,11 +8,9 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from eth_abi import encode
-from eth_utils import keccak
-
 from ledger.chainview import ChainView
 from ledger.index import Event, EventIndex
+from protocol.challenge import draw, draw_seed
 from protocol.cid import b58decode
 from protocol.manifests import TraceManifest
 from protocol.merkle import merkle_proof, verify_proof
@@ -127,13 +125,7 @@ def drawn_segments(view: ChainView, record: CommitRecord) -> list[int]:
     raw = view.market.bounty(record.task_id >> 64).raw
     segments, picks = int(raw["segmentsPerTask"]), int(raw["segmentsPerCheck"])
     block_hash = bytes(view.market.w3.eth.get_block(record.block + 1)["hash"])
-    seed = keccak(encode(["bytes32", "uint256", "uint256"], [block_hash, record.task_id, record.attempt]))
-    mask: list[int] = []
-    for j in range(picks):
-        index = int.from_bytes(keccak(encode(["bytes32", "uint256"], [seed, j])), "big") % segments
-        while index in mask:
-            index = (index + 1) % segments
-        mask.append(index)
+    _, mask = draw(draw_seed(block_hash, record.task_id, record.attempt), 0, segments, picks)
     if record.disputed_segment is not None and record.disputed_segment not in mask:
         mask.append(record.disputed_segment)
     return sorted(mask)

@@ -8,7 +8,10 @@ from typing import Any
 
 from web3 import Web3
 
-from coordinator.intake import publish_data, publish_round, round_zero_weights
+import logging
+
+from coordinator.intake import publish_data
+from coordinator.rounds import Coordinator
 from ledger.chain import connect, mnemonic_accounts
 from ledger.deploy import Deployment, deploy
 from ledger.market import Market
@@ -19,6 +22,9 @@ from protocol.store import LocalStore
 from tests.contracts.harness import TOKEN, default_params
 
 PASSWORD = "correct horse battery staple"
+QUIET = logging.getLogger("marketplace")
+QUIET.addHandler(logging.NullHandler())
+QUIET.propagate = False
 
 
 @dataclasses.dataclass
@@ -56,7 +62,7 @@ class Marketplace:
 
     def post_and_open(self, spec: TrainingSpec, **overrides: Any) -> int:
         """Posts a bounty for `spec` and runs intake: shards, round-0 model and manifest published, round opened."""
-        data = publish_data(spec, self.store)
+        data = publish_data(spec, self.store)  # the spec's CID goes into the bounty
         poster = self.poster
         poster.faucet(poster.address, 10_000 * TOKEN)
         params = default_params(specCid=data.spec_cid, coordinator=self.coordinator.address, shards=spec.data.shards,
@@ -66,8 +72,8 @@ class Marketplace:
             params["deadline"] = poster.now() + 30 * 24 * 3600
         poster.ensure_allowance(10_000 * TOKEN)
         bounty_id = poster.post_bounty(params)
-        manifest_cid, _ = publish_round(self.store, data, bounty_id, 0, round_zero_weights(spec))
-        self.coordinator.open_round(bounty_id, manifest_cid)
+        opened = Coordinator(self.coordinator, self.store, QUIET).intake(bounty_id)  # the coordinator's own intake
+        assert opened is not None, "intake refused the bounty"
         return bounty_id
 
 

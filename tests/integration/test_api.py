@@ -1,0 +1,76 @@
+"""The coordinator's read API over a real anvil node and the content store: answers, 4xx on bad input
+(never 5xx), and a schemathesis fuzz from its own OpenAPI schema."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+
+from coordinator.api import Explorer, create_app
+from ledger.localnode import Anvil
+from ledger.market import Market
+from tests.integration.marketplace import start
+from tests.integration.test_node_daemon import small_spec
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    node = Anvil()
+    root = Path(tmp_path_factory.mktemp("api"))
+    m = start(node.url, root)
+    m.post_and_open(small_spec())
+    explorer = Explorer(Market(m.w3, m.deployment), m.store, root / "index.sqlite")
+    with TestClient(create_app(explorer, refresh_s=0.2)) as c:
+        yield c
+    node.stop()
+
+
+def test_bounties_rounds_and_open_tasks_are_served(client: TestClient) -> None:
+    (bounty,) = client.get("/api/bounties").json()
+    assert bounty["family"] == "mnist-mlp" and bounty["status"] == "active"
+    detail = client.get(f"/api/bounties/{bounty['bounty_id']}").json()
+    assert detail["round_history"][0]["metric_name"] == "accuracy" and detail["round_history"][0]["metric"] is not None
+    open_tasks = client.get("/api/open-tasks", params={"family": "mnist-mlp"}).json()
+    assert len(open_tasks) == 2 and client.get(f"/api/tasks/{open_tasks[0]['task_id_hex']}").json()["status"] == "open"
+    assert client.get("/health").json()["status"] == "ok"
+    assert "shardwork_api_requests_total" in client.get("/metrics").text
+    assert "Shardwork explorer" in client.get("/").text
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/api/bounties/999", 404), ("/api/bounties/abc", 422), ("/api/tasks/0xzz", 422), ("/api/tasks/12345", 404),
+     ("/api/volunteers/0x123", 422), ("/api/volunteers/0x" + "12" * 20, 404), ("/api/open-tasks?limit=0", 422),
+     ("/api/open-tasks?limit=99999", 422), ("/nope", 404)],
+)  # fmt: skip
+def test_bad_input_is_a_4xx_with_a_message(client: TestClient, path: str, status: int) -> None:
+    response = client.get(path)
+    assert response.status_code == status and response.json()["detail"]
+
+
+def test_oversized_requests_are_refused(client: TestClient) -> None:
+    response = client.post("/api/bounties", content=b"x" * 100_000)
+    assert response.status_code == 413
+
+
+def test_fuzzing_the_openapi_schema_finds_no_server_error(client: TestClient) -> None:
+    schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
+    failures: list[tuple[str, int]] = []
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 7
+    for operation in operations:
+
+        @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+        @given(case=operation.as_strategy())
+        def run(case) -> None:  # type: ignore[no-untyped-def]
+            response = case.call()
+            if response.status_code >= 500:
+                failures.append((case.formatted_path, response.status_code))
+
+        run()
+    assert failures == []
