@@ -92,3 +92,26 @@ def audit_node(address: str, rpc_url: RpcOpt = None, deployment: DeploymentOpt =
     with fail_on_user_errors():
         checked = parse_address(address)
     _run(None, None, checked, rpc_url, deployment, replay, seed, as_json)
+
+
+@audit_app.command("index")
+def audit_index(rpc_url: RpcOpt = None, deployment: DeploymentOpt = None, as_json: JsonOpt = False) -> None:
+    """Sync the local event index and re-read every indexed block from the chain to prove it matches."""
+    from cli.main import fail_on_user_errors
+
+    with fail_on_user_errors():
+        from ledger.index import EventIndex
+
+        session = open_session(rpc_url, deployment)  # type: ignore[arg-type]
+        index = EventIndex(session.settings.index, session.market)
+        added = index.sync()
+        problems = index.revalidate()
+        if as_json:
+            emit_json({"added": added, "synced_to": index.synced_to, "problems": problems})
+        else:
+            typer.echo(f"index {session.settings.index}: +{added} events, synced to block {index.synced_to}; "
+                       f"{'matches the chain' if not problems else f'{len(problems)} differences'}")  # fmt: skip
+            for p in problems[:20]:
+                typer.echo(f"  {p}")
+        if problems:
+            raise typer.Exit(FINDINGS_EXIT)

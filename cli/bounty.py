@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,17 +24,10 @@ def load_bounty_file(path: Path) -> tuple[Any, Any]:
     from pydantic import ValidationError
 
     from ledger.terms import BountyTerms
-    from protocol.spec import SpecError, TrainingSpec
+    from protocol.spec import SpecError, TrainingSpec, read_spec_file
     from protocol.workloads import resolve
 
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise SpecError(f"cannot read spec {path}: {exc.strerror}") from None
-    try:
-        raw = tomllib.loads(text.decode()) if path.suffix == ".toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SpecError(f"spec {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
+    raw = read_spec_file(path)
     if not isinstance(raw, dict) or not isinstance(raw.get("bounty"), dict):
         raise SpecError(f"spec {path} has no [bounty] table (reward, stake, coordinator, …)")
     terms_raw = raw.pop("bounty")

@@ -29,6 +29,7 @@ def node_run(
         Path | None, typer.Option(help="Where training journals live (default .shardwork/node-<address>).")
     ] = None,
     family: Annotated[list[str] | None, typer.Option(help="Model families this node trains (repeatable; default all).")] = None,
+    bounty: Annotated[list[int] | None, typer.Option(help="Only work on these bounty ids (repeatable; default any).")] = None,
     max_tasks: Annotated[int | None, typer.Option(help="Exit after committing this many tasks.", min=1)] = None,
     once: Annotated[bool, typer.Option(help="Take what is open now, then exit instead of waiting for more.")] = False,
     poll_interval: Annotated[float, typer.Option(help="Seconds between looks at the chain when idle.", min=0.1)] = 2.0,
@@ -50,12 +51,13 @@ def node_run(
     from cli.main import fail_on_user_errors
 
     with fail_on_user_errors():
-        _run(keystore, rpc_url, deployment, password_file, store, work_dir, family, max_tasks, once, poll_interval,
+        _run(keystore, rpc_url, deployment, password_file, store, work_dir, family, bounty, max_tasks, once, poll_interval,
              auto_claim, max_memory_mb, metrics_port, quiet)  # fmt: skip
 
 
 def _run(keystore: Path, rpc_url: str, deployment_path: Path, password_file: Path | None, store_dir: str,
-         work_dir: Path | None, families: list[str] | None, max_tasks: int | None, once: bool, poll_interval: float,
+         work_dir: Path | None, families: list[str] | None, bounties: list[int] | None, max_tasks: int | None, once: bool,
+         poll_interval: float,
          auto_claim: bool, max_memory_mb: int | None, metrics_port: int | None, quiet: bool) -> None:  # fmt: skip
     from ledger.chain import connect
     from ledger.deploy import Deployment
@@ -85,6 +87,7 @@ def _run(keystore: Path, rpc_url: str, deployment_path: Path, password_file: Pat
         poll_interval_s=poll_interval,
         auto_claim_rewards=auto_claim,
         max_memory_mb=max_memory_mb,
+        bounties=frozenset(bounties) if bounties else None,
     )
     logger = json_logger(f"shardwork.node.{address[:10]}")
     progress, on_progress = _progress_bar(quiet)

@@ -158,6 +158,16 @@ def wallet_export_address(name: str) -> None:
 # ----------------------------------------------------------------------------------- money commands
 
 
+def _subject(who: str | None, wallet: str | None, rpc_url: str | None, deployment: Path | None) -> tuple[Session, str]:
+    """The session and the address a read command is about: an ADDRESS argument, else the wallet's."""
+    from ledger.errors import ShardworkError
+
+    if who is None and wallet is None:
+        raise ShardworkError("give an ADDRESS or --wallet NAME")
+    session = open_session(rpc_url, deployment, wallet)
+    return session, parse_address(who) if who else session.address  # type: ignore[return-value]
+
+
 def _position(session: Session, address: str) -> dict[str, int]:
     m = session.market
     stake = m.stake_of(address)
@@ -187,13 +197,9 @@ def register_money_commands(app: typer.Typer) -> None:
         """Token balance, stake (bonded, locked by tasks, free, unbonding) and claimable rewards."""
         with _errors():
             from ledger.amounts import format_amount
-            from ledger.errors import ShardworkError
 
-            if who is None and wallet is None:
-                raise ShardworkError("give an ADDRESS or --wallet NAME")
-            session = open_session(rpc_url, deployment, wallet)
-            address = parse_address(who) if who else session.address
-            pos = _position(session, address)  # type: ignore[arg-type]
+            session, address = _subject(who, wallet, rpc_url, deployment)
+            pos = _position(session, address)
             if as_json:
                 emit_json({"address": address, **pos})
             else:
@@ -307,12 +313,8 @@ def register_money_commands(app: typer.Typer) -> None:
         """Rewards credited to an account and not yet claimed."""
         with _errors():
             from ledger.amounts import format_amount
-            from ledger.errors import ShardworkError
 
-            if who is None and wallet is None:
-                raise ShardworkError("give an ADDRESS or --wallet NAME")
-            session = open_session(rpc_url, deployment, wallet)
-            address = parse_address(who) if who else session.address
+            session, address = _subject(who, wallet, rpc_url, deployment)
             amount = session.market.claimable(address)
             emit_json({"address": address, "claimable": amount}) if as_json else typer.echo(f"{address}: {format_amount(amount)} claimable")
 

@@ -7,8 +7,10 @@ many polling volunteers and bounds the load the API puts on the EVM node.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,32 +145,31 @@ class Explorer:
 
 
 def create_app(explorer: Explorer, refresh_s: float = 0.5) -> FastAPI:
-    app = FastAPI(title="Shardwork coordinator", version="0.1.0",
+    state: dict[str, Any] = {"snapshot": Snapshot(), "error": None}
+    stop = threading.Event()
+
+    def refresh() -> None:
+        while not stop.wait(refresh_s):
+            try:
+                state["snapshot"], state["error"] = explorer.build(), None
+            except Exception as exc:  # the API keeps serving the last good snapshot; /health reports the failure
+                state["error"] = f"{exc.__class__.__name__}: {exc}"
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state["snapshot"] = explorer.build()
+        thread = threading.Thread(target=refresh, name="snapshot-refresher", daemon=True)
+        thread.start()
+        yield
+        stop.set()
+        thread.join(timeout=10)
+
+    app = FastAPI(title="Shardwork coordinator", version="0.1.0", lifespan=lifespan,
                   description="Read API of the Shardwork coordinator: bounties, rounds, tasks, volunteers, verdicts.")  # fmt: skip
     registry = CollectorRegistry()
     requests = Counter("shardwork_api_requests", "API requests", ["route", "status"], registry=registry)
     latency = Histogram("shardwork_api_latency_seconds", "API latency", ["route"], registry=registry,
                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5))  # fmt: skip
-    state = {"snapshot": Snapshot(), "error": None}
-    stop = threading.Event()
-
-    def refresh() -> None:
-        while not stop.is_set():
-            try:
-                state["snapshot"], state["error"] = explorer.build(), None
-            except Exception as exc:  # the API keeps serving the last good snapshot; /health reports the failure
-                state["error"] = f"{exc.__class__.__name__}: {exc}"
-            stop.wait(refresh_s)
-
-    @app.on_event("startup")
-    def start_refresher() -> None:
-        state["snapshot"] = explorer.build()
-        threading.Thread(target=refresh, name="snapshot-refresher", daemon=True).start()
-
-    @app.on_event("shutdown")
-    def stop_refresher() -> None:
-        stop.set()
-
     @app.middleware("http")
     async def measure(request: Request, call_next):  # type: ignore[no-untyped-def]
         if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:

@@ -76,9 +76,12 @@ class Transactor:
             return int(self.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
 
     def _raise_mined_revert(self, tx: dict[str, Any], receipt: TxReceipt) -> None:
+        # Replayed on the state after its block first: a transaction that lost a race (another claim in the
+        # same block) reverts there for the reason it did when mined; then on the state before the block.
         replay = {k: tx[k] for k in ("from", "to", "data", "value", "gas") if k in tx}
-        with typed_reverts():
-            self.w3.eth.call(replay, receipt["blockNumber"] - 1)  # type: ignore[arg-type]
+        for block in (receipt["blockNumber"], receipt["blockNumber"] - 1):
+            with typed_reverts():
+                self.w3.eth.call(replay, block)  # type: ignore[arg-type]
         raise TransactionFailed(
             f"transaction {receipt['transactionHash'].hex()} reverted (gas used {receipt['gasUsed']})"
         )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import ContractRevert, ShardworkError
+from ledger.errors import ContractRevert, ShardworkError, TransactionFailed
 from ledger.market import Market, OpenedRound, TaskStatus, split_task_id, task_id_of
 from node.observability import NodeMetrics, log
 from node.trainer import TaskInput, Trainer, TrainingInterrupted, train_task
@@ -39,6 +39,7 @@ class NodeOptions:
     poll_interval_s: float = 2.0
     auto_claim_rewards: bool = False
     max_memory_mb: int | None = None  # skip bounties whose estimated training footprint exceeds this
+    bounties: frozenset[int] | None = None  # only these bounties (None: any the node can take)
 
 
 def estimate_memory_mb(spec: TrainingSpec, workload: Workload) -> int:
@@ -145,7 +146,7 @@ class NodeDaemon:
                     continue
                 try:
                     self.market.claim(task_id)
-                except ContractRevert as exc:  # another volunteer won the race, or the round just closed
+                except (ContractRevert, TransactionFailed) as exc:  # another volunteer won the race, the round closed
                     log(self.logger, "claim lost", task_id=task_id, reason=str(exc))
                     continue
                 self.metrics.tasks_claimed.inc()
@@ -159,6 +160,8 @@ class NodeDaemon:
     def _open_rounds(self) -> list[_Round]:
         latest = self.market.w3.eth.block_number
         for opened in self.market.opened_rounds(from_block=min(self._scan_from, latest)):
+            if self.options.bounties is not None and opened.bounty_id not in self.options.bounties:
+                continue
             key = (opened.bounty_id, opened.round)
             if key not in self._rounds:
                 self._rounds[key] = self._load_round(opened)

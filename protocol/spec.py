@@ -102,17 +102,22 @@ def _first_problem(exc: ValidationError) -> str:
     return f"{where}: {err['msg']}{more}"
 
 
-def load_spec(path: str | Path) -> TrainingSpec:
-    """Reads a TOML or JSON spec file; every problem becomes one SpecError line."""
-    path = Path(path)
+def read_spec_file(path: Path) -> Any:
+    """The parsed contents of a TOML (by suffix) or JSON spec file; unreadable or malformed is a SpecError."""
     try:
         text = path.read_bytes()
     except OSError as exc:
         raise SpecError(f"cannot read spec {path}: {exc.strerror}") from None
     try:
-        raw = tomllib.loads(text.decode()) if path.suffix == ".toml" else json.loads(text)
+        return tomllib.loads(text.decode()) if path.suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SpecError(f"spec {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
+
+
+def load_spec(path: str | Path) -> TrainingSpec:
+    """Reads a TOML or JSON spec file; every problem becomes one SpecError line."""
+    path = Path(path)
+    raw = read_spec_file(path)
     try:
         return TrainingSpec.model_validate(raw)
     except ValidationError as exc:

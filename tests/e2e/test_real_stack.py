@@ -137,6 +137,14 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_slashed(stack: StackI
     assert len(metrics) == 3 and all(m is not None for m in metrics) and metrics[-1] > 0.5
     assert detail["slashes"] and detail["slashes"][0]["volunteer"] == faker.address  # type: ignore[index]
 
+    # No private key or password in any log line of the whole run (stack processes and node daemons).
+    secrets = [PASSWORD, *(k.key.hex() for k in keys), *(k.key.hex().removeprefix("0x") for k in keys)]
+    for log in [*Path(stack.home, "logs").glob("*.log"), *logs.glob("*.log")]:
+        text = log.read_text(errors="replace")
+        # anvil's own start-up banner lists the public development keys it funds; ours must not appear anywhere.
+        checked = [PASSWORD] if log.name == "anvil.log" else secrets
+        assert not any(secret in text for secret in checked), f"a secret leaked into {log}"
+
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "Debian chromium is required (scripts/test installs it)"
     dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=8000",

@@ -25,7 +25,7 @@ class Cli:
                     "COLUMNS": "200"}  # fmt: skip
         self.w3 = connect(url)
 
-    def __call__(self, *args: str, code: int = 0, env: dict[str, str] | None = None) -> str:
+    def __call__(self, *args: str, code: int = 0, env: dict[str, str | None] | None = None) -> str:
         result = self.runner.invoke(app, list(args), env={**self.env, **(env or {})})
         assert result.exit_code == code, f"{args}: exit {result.exit_code}\n{result.output}"
         return result.output
@@ -115,6 +115,7 @@ def test_bounty_post_list_show_and_audit(cli: Cli) -> None:
     assert shown["status"] == "active" and len(shown["tasks"]) == 2 and shown["tasks"][0]["status"] == "open"
     report = cli.json("audit", "bounty", "1")
     assert report["disagreements"] == 0 and [e["name"] for e in report["events"]] == ["BountyPosted"]
+    assert cli.json("audit", "index")["problems"] == []
 
 
 def test_bounty_post_shows_and_refuses_unsound_economics_before_sending(cli: Cli) -> None:
@@ -169,6 +170,19 @@ def test_bad_input_is_one_line_nonzero_and_sends_nothing(cli: Cli, case: str, ar
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], out
     assert "Traceback" not in out
     assert [cli.nonce(a) for a in senders] == nonces
+
+
+def test_settings_come_from_flags_then_environment_then_the_config_file(cli: Cli) -> None:
+    (cli.home / "config.toml").write_text('rpc_url = "http://127.0.0.1:9"\n')
+    try:
+        env_wins = cli("balance", "--wallet", "alice")  # SHARDWORK_RPC_URL (the live node) beats the file
+        assert "bonded" in env_wins
+        out = cli("balance", "--wallet", "alice", env={"SHARDWORK_RPC_URL": None}, code=1)  # unset: the file's dead URL
+        assert "cannot reach an EVM node at http://127.0.0.1:9" in out
+        flag_wins = cli("balance", "--wallet", "alice", "--rpc-url", cli.url, env={"SHARDWORK_RPC_URL": None})
+        assert "bonded" in flag_wins
+    finally:
+        (cli.home / "config.toml").unlink()
 
 
 def test_wrong_chain_for_the_deployment_manifest_is_refused(cli: Cli, tmp_path: Path) -> None:

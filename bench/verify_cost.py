@@ -1,0 +1,98 @@
+"""Verification compute against training compute across a bounty, and detection of partial fakers (issue 5).
+
+A 1,000-segment bounty (125 MNIST tasks × 8 segments) is trained for real by the trainer; each task's
+spot-check is drawn with the contract's rule (protocol.challenge) at the given check probability and
+segments per check, and the sampled segments are replayed for real by the verifier code. CPU time is
+process time. Detection: a volunteer fakes a fraction f of all its segments; the probability that at
+least one faked segment is sampled anywhere in the bounty, by simulating the draw.
+
+  ./scripts/bench verify-cost [--json] [--check-bps 4000] [--segments-per-check 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from node.trainer import TaskInput, train_task
+from protocol import datasets
+from protocol.challenge import draw
+from protocol.seeds import task_seed
+from protocol.spec import TrainingSpec
+from protocol.store import LocalStore
+from protocol.training import initial_weights
+from protocol.verify import verify_segment
+from protocol.workloads import resolve
+
+VOLUNTEER = "0x" + "22" * 20
+ROUND_CID = "QmWfVY9y3xjsixTgbd9AorQxH7VtMpzfx2HaWtsoUYecaX"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--tasks", type=int, default=125)
+    parser.add_argument("--check-bps", type=int, default=4000)
+    parser.add_argument("--segments-per-check", type=int, default=1)
+    parser.add_argument("--quorum", type=int, default=2)
+    parser.add_argument("--trials", type=int, default=20_000)
+    args = parser.parse_args()
+    spec = TrainingSpec.model_validate({"model": {"family": "mnist-mlp", "params": {"hidden": 64}}, "steps_per_task": 40,
+                                        "checkpoint_interval": 5, "batch_size": 32, "data": {"shards": 5}})  # fmt: skip
+    workload = resolve(spec.model)
+    shards, _ = datasets.split(workload.dataset, spec.data)
+    weights = initial_weights(spec)
+    train_cpu = verify_cpu = 0.0
+    replayed = 0
+    rng = random.Random(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = LocalStore(Path(tmp) / "store")
+        for index in range(args.tasks):
+            shard = index % spec.data.shards
+            seed = task_seed(7, index // spec.data.shards, shard, b"\x33" * 32)
+            task = TaskInput(spec, workload, index, VOLUNTEER, seed, ROUND_CID, weights, shards[shard])
+            started = time.process_time()
+            result = train_task(task, store, Path(tmp) / f"w{index}")
+            train_cpu += time.process_time() - started
+            checked, segments = draw(os.urandom(32), args.check_bps, spec.segments, args.segments_per_check)
+            if not checked:
+                continue
+            refs = result.manifest.checkpoints
+            for segment in segments:
+                started = time.process_time()
+                verdict = verify_segment(spec, workload, shards[shard], seed, result.manifest, result.trace_root, segment,
+                                         store.get(refs[segment].cid), store.get(refs[segment + 1].cid))  # fmt: skip
+                verify_cpu += time.process_time() - started
+                replayed += 1
+                assert verdict.passed, verdict
+    total_segments = args.tasks * spec.segments
+    detection = {}
+    for f in (0.1, 0.5):
+        faked_count = round(f * total_segments)
+        caught = 0
+        for _ in range(args.trials):
+            faked = set(rng.sample(range(total_segments), faked_count))
+            for task in range(args.tasks):
+                checked, segments = draw(rng.randbytes(32), args.check_bps, spec.segments, args.segments_per_check)
+                if checked and any(task * spec.segments + s in faked for s in segments):
+                    caught += 1
+                    break
+        detection[str(f)] = round(caught / args.trials, 4)
+    per_verifier = verify_cpu / train_cpu
+    result = {
+        "segments": total_segments, "replayed_segments": replayed, "train_cpu_s": round(train_cpu, 3),
+        "verify_cpu_s_per_verifier": round(verify_cpu, 3), "verify_over_train": round(per_verifier, 4),
+        "verify_over_train_with_quorum": round(per_verifier * args.quorum, 4), "quorum": args.quorum,
+        "check_bps": args.check_bps, "segments_per_check": args.segments_per_check, "detection": detection,
+    }  # fmt: skip
+    print(json.dumps(result) if args.json else "\n".join(f"{k:>30}: {v}" for k, v in result.items()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
