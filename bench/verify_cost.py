@@ -1,6 +1,6 @@
 """Verification compute against training compute across a bounty, and detection of partial fakers (issue 5).
 
-A 1,000-segment bounty (125 MNIST tasks × 8 segments) is trained for real by the trainer; each task's
+A 1,000-segment bounty (125 MNIST tasks × 8 segments, the CNN by default) is trained for real by the trainer; each task's
 spot-check is drawn with the contract's rule (protocol.challenge) at the given check probability and
 segments per check, and the sampled segments are replayed for real by the verifier code. CPU time is
 process time. Detection: a volunteer fakes a fraction f of all its segments; the probability that at
@@ -41,9 +41,11 @@ def main() -> None:
     parser.add_argument("--check-bps", type=int, default=4000)
     parser.add_argument("--segments-per-check", type=int, default=1)
     parser.add_argument("--quorum", type=int, default=2)
-    parser.add_argument("--trials", type=int, default=20_000)
+    parser.add_argument("--family", default="mnist-cnn", choices=["mnist-cnn", "mnist-mlp"],
+                        help="the MLP's steps are so cheap that per-segment fixed costs (parse, hash) dominate")
+    parser.add_argument("--trials", type=int, default=2_000)
     args = parser.parse_args()
-    spec = TrainingSpec.model_validate({"model": {"family": "mnist-mlp", "params": {"hidden": 64}}, "steps_per_task": 40,
+    spec = TrainingSpec.model_validate({"model": {"family": args.family}, "steps_per_task": 40,
                                         "checkpoint_interval": 5, "batch_size": 32, "data": {"shards": 5}})  # fmt: skip
     workload = resolve(spec.model)
     shards, _ = datasets.split(workload.dataset, spec.data)
@@ -90,6 +92,7 @@ def main() -> None:
         "verify_cpu_s_per_verifier": round(verify_cpu, 3), "verify_over_train": round(per_verifier, 4),
         "verify_over_train_with_quorum": round(per_verifier * args.quorum, 4), "quorum": args.quorum,
         "check_bps": args.check_bps, "segments_per_check": args.segments_per_check, "detection": detection,
+        "family": args.family,
     }  # fmt: skip
     print(json.dumps(result) if args.json else "\n".join(f"{k:>30}: {v}" for k, v in result.items()))
 

@@ -8,10 +8,11 @@ many polling volunteers and bounds the load the API puts on the EVM node.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,10 @@ def create_app(explorer: Explorer, refresh_s: float = 0.5) -> FastAPI:
     def refresh() -> None:
         while not stop.wait(refresh_s):
             try:
+                # Nothing on-chain changes between blocks: rebuild once per new block, not per tick.
+                if explorer.market.w3.eth.block_number == state["snapshot"].block and state["error"] is None:
+                    state["snapshot"] = replace(state["snapshot"], built_at=time.time())
+                    continue
                 state["snapshot"], state["error"] = explorer.build(), None
             except Exception as exc:  # the API keeps serving the last good snapshot; /health reports the failure
                 state["error"] = f"{exc.__class__.__name__}: {exc}"
@@ -231,14 +236,22 @@ def create_app(explorer: Explorer, refresh_s: float = 0.5) -> FastAPI:
     def volunteers() -> list[dict[str, Any]]:
         return list(snap().volunteers.values())
 
-    @app.get("/api/open-tasks")
-    def open_tasks(family: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    encoded: dict[tuple[str | None, int], bytes] = {}
+
+    @app.get("/api/open-tasks", response_model=list[dict[str, Any]])
+    def open_tasks(family: str | None = None, limit: int = 100) -> Response:
+        """Task discovery, the hottest path: each (family, limit) answer is encoded once per snapshot."""
         if not 1 <= limit <= 1000:
             raise HTTPException(422, "limit must be between 1 and 1000")
-        rows = snap().open_tasks
-        if family is not None:
-            rows = [r for r in rows if r["family"] == family]
-        return rows[:limit]
+        s = snap()
+        if state.get("encoded_for") is not s.open_tasks:  # a rebuilt snapshot: drop stale encodings
+            encoded.clear()
+            state["encoded_for"] = s.open_tasks
+        body = encoded.get((family, limit))
+        if body is None:
+            rows = [r for r in s.open_tasks if family is None or r["family"] == family][:limit]
+            body = encoded[(family, limit)] = json.dumps(rows).encode()
+        return Response(body, media_type="application/json")
 
     @app.get("/", response_class=HTMLResponse)
     def explorer_page() -> str:

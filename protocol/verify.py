@@ -7,6 +7,7 @@ within the normalized distance δ in tolerance mode.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -16,7 +17,7 @@ from protocol.spec import TrainingSpec
 from protocol.store import ContentError
 from protocol.tensors import Tensors, canonical_hash, from_bytes
 from protocol.training import MODEL_PREFIX, OPTIM_PREFIX, new_state, replay_segment
-from protocol.workloads import Workload
+from protocol.workloads import Workload, resolve
 from protocol.manifests import TraceManifest
 
 Layout = dict[str, tuple[torch.dtype, tuple[int, ...]]]
@@ -32,7 +33,15 @@ class SegmentVerdict:
 
 def checkpoint_layout(spec: TrainingSpec, workload: Workload, with_optimizer: bool) -> Layout:
     """Names, dtypes and shapes a checkpoint of this spec must have; anything else is refused unparsed."""
+    return dict(_layout(spec.canonical_bytes(), with_optimizer))
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(spec_bytes: bytes, with_optimizer: bool) -> tuple[tuple[str, tuple[torch.dtype, tuple[int, ...]]], ...]:
+    # Cached by the spec's canonical bytes: building a model to read its shapes costs more than a replay step.
+    spec = TrainingSpec.from_bytes(spec_bytes)
     layout: Layout = {}
+    workload = resolve(spec.model)
     for name, p in new_state(spec, workload).model.named_parameters():
         shape = tuple(p.shape)
         layout[MODEL_PREFIX + name] = (p.dtype, shape)
@@ -44,7 +53,7 @@ def checkpoint_layout(spec: TrainingSpec, workload: Workload, with_optimizer: bo
             layout[f"{OPTIM_PREFIX}{name}.step"] = (torch.float32, ())
         elif spec.optimizer.momentum > 0:
             layout[f"{OPTIM_PREFIX}{name}.momentum_buffer"] = (p.dtype, shape)
-    return layout
+    return tuple(layout.items())
 
 
 def parse_checkpoint(data: bytes, spec: TrainingSpec, workload: Workload, step: int) -> Tensors:
@@ -96,7 +105,7 @@ def verify_segment(
             return SegmentVerdict(segment, False, f"checkpoint {index} has no valid Merkle proof")
     replayed = replay_segment(spec, shard, seed, start, segment, workload)
     if spec.replay.mode == "exact":
-        if canonical_hash(replayed) == canonical_hash(end):
+        if replayed.keys() == end.keys() and all(torch.equal(replayed[n], end[n]) for n in end):
             return SegmentVerdict(segment, True, "replay reproduced the checkpoint bit for bit")
         return SegmentVerdict(segment, False, "replay diverged from the committed checkpoint",
                               normalized_distance(replayed, end, start))  # fmt: skip
