@@ -128,7 +128,10 @@ class Coordinator:
         if audit.ok or checked:
             return False
         self.market.ensure_allowance(self.market.bounty(task_id >> 64).raw["challengeBond"])
-        self.market.dispute(task_id, 0)
+        try:
+            self.market.dispute(task_id, 0)
+        except (error_class("MarketTaskNotInStatus"), error_class("MarketChallengeWindowClosed")):
+            return False  # another worker disputed it first, or settlement overtook us
         log(self.logger, "commit disputed", task_id=task_id, reasons=audit.problems)
         return True
 
@@ -167,7 +170,10 @@ class Coordinator:
         metric = evaluate(self.view, bounty_id, round_, weights)
         data = _published(ctx)
         cid, _ = publish_round(self.store, data, bounty_id, round_ + 1, weights, (ctx.workload.metric_name, metric))
-        self.market.close_round(bounty_id, cid)
+        try:
+            self.market.close_round(bounty_id, cid)
+        except (error_class("MarketRoundNotOpen"), error_class("MarketRoundIncomplete"), error_class("MarketBountyNotActive")):
+            return None  # another worker closed this round first: the chain holds its aggregate
         finalized = round_ + 1 == bounty.rounds
         log(self.logger, "round closed", bounty_id=bounty_id, round=round_, metric=ctx.workload.metric_name,
             value=round(metric, 4), updates=len(updates), excluded=excluded, finalized=finalized)  # fmt: skip

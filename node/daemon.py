@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import ContractRevert, ShardworkError, TransactionFailed
+from ledger.errors import ContractRevert, TransactionFailed
 from ledger.market import Market, OpenedRound, TaskStatus, split_task_id, task_id_of
 from node.observability import NodeMetrics, log
 from node.trainer import TaskInput, Trainer, TrainingInterrupted, train_task
@@ -279,5 +279,3 @@ class NodeDaemon:
             self._warned.add(key)
             log(self.logger, msg, level=logging.WARNING, **fields)
 
-
-__all__ = ["NodeDaemon", "NodeOptions", "ShardworkError"]

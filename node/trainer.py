@@ -21,7 +21,7 @@ from protocol.manifests import CheckpointRef, TraceManifest
 from protocol.spec import TrainingSpec
 from protocol.store import ContentStore
 from protocol.tensors import Tensors, canonical_hash, to_bytes
-from protocol.training import MODEL_PREFIX, TrainState, deterministic, load_state, new_state, run_steps
+from protocol.training import MODEL_PREFIX, TrainState, deterministic, load_state, run_steps
 from protocol.workloads import Workload
 
 

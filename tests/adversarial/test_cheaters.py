@@ -19,9 +19,8 @@ from ledger.market import TaskStatus
 from node.adversaries import lazy_trainer, partial_faker
 from node.trainer import TaskInput, TraceResult, train_task
 from protocol.cid import cid_of
-from protocol.manifests import TraceManifest
 from protocol.spec import AggregationSpec
-from protocol.store import ContentStore, LocalStore
+from protocol.store import ContentStore
 from protocol.tensors import Tensors, canonical_hash, to_bytes
 from protocol.training import MODEL_PREFIX, initial_weights
 from tests.adversarial.arena import UNIT, Arena, post, spec
