@@ -147,7 +147,7 @@ def run_scenario(
     rewards, slashed = _payments(poster, bounty_id, names)
     say("volunteers and verifiers pulled their rewards")
     baseline = _centralized_baseline(spec)
-    gas = sum(a.market.signer.gas_used for a in actors.values() if a.market.signer) + 0
+    gas = sum(a.market.signer.gas_used for a in actors.values() if a.market.signer)
     final_cid = rounds[-1].manifest_cid
     return Summary(
         seconds=round(time.monotonic() - started, 2), workload=workload, metric_name=rounds[-1].metric_name,
