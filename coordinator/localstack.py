@@ -95,14 +95,17 @@ def start_anvil(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
+def start_worker(info: StackInfo, home: Path, name: str) -> subprocess.Popen[bytes]:
+    return _spawn(name, [PYTHON, "-m", "celery", "-A", "coordinator.worker", "worker", "--loglevel=INFO",
+                         "--concurrency=1", f"--hostname={name}@%h", "--without-gossip", "--without-mingle"],
+                  home, info.env())  # fmt: skip
+
+
 def start_workers(info: StackInfo, home: Path, workers: int = 1) -> dict[str, int]:
     env = info.env()
     pids = {}
     for i in range(workers):
-        proc = _spawn(f"worker{i}", [PYTHON, "-m", "celery", "-A", "coordinator.worker", "worker", "--loglevel=INFO",
-                                     "--concurrency=1", f"--hostname=worker{i}@%h", "--without-gossip", "--without-mingle"],
-                      home, env)  # fmt: skip
-        pids[f"worker{i}"] = proc.pid
+        pids[f"worker{i}"] = start_worker(info, home, f"worker{i}").pid
     beat = _spawn("beat", [PYTHON, "-m", "celery", "-A", "coordinator.worker", "beat", "--loglevel=INFO",
                            "--schedule", str(home / "beat-schedule")], home, env)  # fmt: skip
     pids["beat"] = beat.pid

@@ -1,7 +1,7 @@
-"""A cheating volunteer as its own process, for the real-stack test: the node daemon with a partial-faker
-(or lazy) trainer. Not part of the product's CLI on purpose.
+"""A volunteer as its own process keyed by a development account, for the real-stack tests: the node daemon
+with a partial-faker, lazy or honest trainer. Cheating is not part of the product's CLI on purpose.
 
-  python -m tests.e2e.adversary_node RPC_URL DEPLOYMENT KEY_INDEX STORE WORK_DIR faker|lazy
+  python -m tests.e2e.adversary_node RPC_URL DEPLOYMENT KEY_INDEX STORE WORK_DIR faker|lazy|honest
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from ledger.market import Market
 from ledger.tx import Transactor
 from node.adversaries import lazy_trainer, partial_faker
 from node.daemon import NodeDaemon, NodeOptions
+from node.trainer import train_task
 from node.observability import json_logger
 from protocol.ipfs import open_store
 
@@ -24,7 +25,7 @@ def main() -> None:
     rpc_url, deployment, key_index, store, work_dir, kind = sys.argv[1:7]
     w3 = connect(rpc_url)
     market = Market(w3, Deployment.load(Path(deployment)), Transactor(w3, dev_accounts(w3, 10)[int(key_index)]))
-    trainer = lazy_trainer if kind == "lazy" else partial_faker(0.5)
+    trainer = {"lazy": lazy_trainer, "faker": partial_faker(0.5), "honest": train_task}[kind]
     daemon = NodeDaemon(market, open_store(store), NodeOptions(work_dir=Path(work_dir), poll_interval_s=0.3),  # type: ignore[arg-type]
                         json_logger(f"adversary.{kind}"), trainer=trainer)  # fmt: skip
     for sig in (signal.SIGINT, signal.SIGTERM):
