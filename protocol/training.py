@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -73,9 +74,15 @@ def initial_weights(spec: TrainingSpec) -> Tensors:
         return new_state(spec).weights()
 
 
-def load_state(spec: TrainingSpec, tensors: Tensors, workload: Workload | None = None) -> TrainState:
-    """A state from a checkpoint (weights and optimizer state) or from bare weights (a round model)."""
-    state = new_state(spec, workload)
+def load_state(
+    spec: TrainingSpec, tensors: Tensors, workload: Workload | None = None, model: nn.Module | None = None
+) -> TrainState:
+    """A state from a checkpoint (weights and optimizer state) or from bare weights (a round model).
+    With `model`, that module (of this spec's architecture) is reused and every parameter overwritten."""
+    if model is None:
+        state = new_state(spec, workload)
+    else:
+        state = TrainState(model, make_optimizer(spec.optimizer, model))
     params = dict(state.model.named_parameters())
     with torch.no_grad():
         for name, p in params.items():
@@ -119,12 +126,20 @@ def run_steps(
     return losses
 
 
+@functools.lru_cache(maxsize=4)
+def _replay_model(spec_bytes: bytes, workload: Workload) -> nn.Module:
+    # Building a model costs as much as several training steps (27 ms for the MNIST CNN); a verifier replays
+    # many segments of one spec, so it builds the module once. Every parameter is overwritten before use.
+    # One replay at a time per process (verifier workers and the auditor are single-threaded).
+    return workload.build_model()
+
+
 def replay_segment(
     spec: TrainingSpec, shard: Tensors, seed: bytes, checkpoint: Tensors, segment: int, workload: Workload | None = None
 ) -> Tensors:
     """Replays segment `segment` (checkpoint_i → checkpoint_{i+1}) with the trainer's own step."""
     workload = workload or resolve(spec.model)
     with deterministic(spec.replay):
-        state = load_state(spec, checkpoint, workload)
+        state = load_state(spec, checkpoint, workload, model=_replay_model(spec.canonical_bytes(), workload))
         run_steps(state, workload, shard, seed, segment * spec.checkpoint_interval, spec.checkpoint_interval, spec.batch_size)
         return state.tensors(copy=False)
