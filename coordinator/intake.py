@@ -13,7 +13,6 @@ from protocol.manifests import RoundManifest
 from protocol.spec import TrainingSpec
 from protocol.store import ContentStore
 from protocol.tensors import Tensors, to_bytes
-from protocol.training import initial_weights
 from protocol.workloads import resolve
 
 
@@ -51,6 +50,3 @@ def publish_round(
     )
     return store.put(manifest.canonical_bytes()), manifest
 
-
-def round_zero_weights(spec: TrainingSpec) -> Tensors:
-    return initial_weights(spec)

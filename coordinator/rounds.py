@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from coordinator.aggregate import aggregate
 from ledger.chainview import ChainView, RoundContext
-from coordinator.intake import PublishedData, publish_data, publish_round, round_zero_weights
+from coordinator.intake import PublishedData, publish_data, publish_round
 from coordinator.verification import audit_commit, replay_segments
 from ledger.errors import error_class
 from ledger.market import BountyStatus, Market, TaskStatus, task_id_of
@@ -18,7 +18,7 @@ from protocol.spec import SpecError, TrainingSpec
 from protocol.store import ContentError, ContentStore
 from protocol.tensors import Tensors, from_bytes
 from protocol.workloads import resolve
-from protocol.training import load_state
+from protocol.training import initial_weights, load_state
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class Coordinator:
             self.rejected[bounty_id] = str(exc)
             return None
         data = publish_data(spec, self.store)
-        weights = round_zero_weights(spec)
+        weights = initial_weights(spec)
         workload = resolve(spec.model)
         state = load_state(spec, weights, workload)
         holdout = from_bytes(self.store.get(data.holdout_cid))

@@ -159,7 +159,7 @@ class NodeDaemon:
 
     def _open_rounds(self) -> list[_Round]:
         latest = self.market.w3.eth.block_number
-        for opened in self.market.opened_rounds(from_block=min(self._scan_from, latest)):
+        for opened in self.market.opened_rounds(from_block=self._scan_from):
             if self.options.bounties is not None and opened.bounty_id not in self.options.bounties:
                 continue
             key = (opened.bounty_id, opened.round)

@@ -104,7 +104,7 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_slashed(stack: StackI
     try:
         deadline = time.monotonic() + 420
         while True:
-            bounty = get(f"{stack.api_url}/api/bounties/{bounty_id}") if time.monotonic() > 0 else {}
+            bounty = get(f"{stack.api_url}/api/bounties/{bounty_id}")
             if bounty.get("status") == "finalized":  # type: ignore[union-attr]
                 break
             assert time.monotonic() < deadline, f"bounty not finalized in time: {bounty}"
