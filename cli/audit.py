@@ -56,11 +56,12 @@ def _run(bounty_id: int | None, task_id: int | None, account: str | None, rpc_ur
                 typer.echo(f"  commit task {c.task_id:#x} attempt {c.attempt} by {c.volunteer}: {c.outcome}, "
                            f"verdicts {c.verdicts or '-'}; {state}")  # fmt: skip
             for r in report.replays:
-                mark = "agrees" if r.agrees else "DISAGREES"
+                mark = "agrees" if r.agrees else "DISAGREES" if r.checked else "UNCHECKED CHEAT"
                 typer.echo(f"  replay task {r.task_id:#x} attempt {r.attempt} segments {r.segments}: "
                            f"{'fail ' + str(r.failed) if r.failed else 'pass'} vs on-chain {r.outcome}: {mark}")  # fmt: skip
-            typer.echo(f"{report.proof_problems} proof problems, {len(report.replays)} replays, {report.disagreements} disagreements")
-        if report.disagreements:
+            typer.echo(f"{report.proof_problems} proof problems, {len(report.replays)} replays, "
+                       f"{report.disagreements} disagreements, {report.unchecked_cheats} unchecked cheats")  # fmt: skip
+        if report.findings:
             raise typer.Exit(FINDINGS_EXIT)
 
 

@@ -37,10 +37,14 @@ class CommitRecord:
 
 @dataclass
 class Replay:
-    """The auditor's replay of one commit, against what the chain decided about it."""
+    """The auditor's replay of one commit, against what the chain decided about it. A checked commit agrees
+    when the replay reaches the verifiers' verdict; an unchecked one that fails is a cheat the sampling let
+    through (a finding, but not a wrong verdict: nobody was asked to check it)."""
 
     task_id: int
     attempt: int
+    volunteer: str
+    checked: bool
     segments: list[int]
     failed: list[int]
     reason: str
@@ -61,12 +65,24 @@ class AuditReport:
 
     @property
     def disagreements(self) -> int:
-        return sum(not r.agrees for r in self.replays)
+        """Checked commits whose on-chain verdict the auditor's replay contradicts."""
+        return sum(r.checked and not r.agrees for r in self.replays)
+
+    @property
+    def unchecked_cheats(self) -> int:
+        """Unchecked, accepted commits whose replay fails."""
+        return sum(not r.checked and not r.agrees for r in self.replays)
+
+    @property
+    def findings(self) -> int:
+        """What makes an audit fail. A proof problem alone is not one: a slashed commit may rightly have them."""
+        return self.disagreements + self.unchecked_cheats
 
     def as_dict(self) -> dict[str, Any]:
         commits = [{k: v for k, v in asdict(c).items() if k != "trace"} for c in self.commits]
         return {"subject": self.subject, "commits": commits, "replays": [asdict(r) for r in self.replays],
                 "proof_problems": self.proof_problems, "disagreements": self.disagreements,
+                "unchecked_cheats": self.unchecked_cheats,
                 "events": [{"block": e.block, "name": e.name, "args": e.args} for e in self.events]}  # fmt: skip
 
 
@@ -138,7 +154,8 @@ def _replay(view: ChainView, record: CommitRecord, segments: list[int]) -> tuple
     failed, reasons = [], []
     for segment in segments:
         try:
-            start, end = view.store.get(refs[segment].cid), view.store.get(refs[segment + 1].cid)
+            start = view.store.get(refs[segment].cid)
+            end = view.store.get(refs[segment + 1].cid) if ctx.spec.replay.mode != "exact" else None
             verdict = verify_segment(ctx.spec, ctx.workload, view.shard(record.task_id), view.seed(record.task_id),
                                      record.trace, bytes.fromhex(record.trace_root[2:]), segment, start, end)  # fmt: skip
             ok, reason = verdict.passed, verdict.reason
@@ -162,8 +179,8 @@ def replay_sample(view: ChainView, records: list[CommitRecord], budget: int, rng
             continue
         if record.trace is None or record.proof_problems:
             # Nothing verifiable was published: only a slash agrees with that.
-            replays.append(Replay(record.task_id, record.attempt, [], [], "trace unavailable or inconsistent",
-                                  record.outcome, record.outcome == "slashed"))  # fmt: skip
+            replays.append(Replay(record.task_id, record.attempt, record.volunteer, True, [], [],
+                                  "trace unavailable or inconsistent", record.outcome, record.outcome == "slashed"))  # fmt: skip
             continue
         checked = bool(record.verdicts) or record.outcome == "slashed"
         n_segments = len(record.trace.checkpoints) - 1
@@ -173,7 +190,8 @@ def replay_sample(view: ChainView, records: list[CommitRecord], budget: int, rng
         budget -= len(segments)
         failed, reason = _replay(view, record, segments)
         agrees = bool(failed) if record.outcome == "slashed" else not failed
-        replays.append(Replay(record.task_id, record.attempt, segments, failed, reason, record.outcome, agrees))
+        replays.append(Replay(record.task_id, record.attempt, record.volunteer, checked, segments, failed, reason,
+                              record.outcome, agrees))  # fmt: skip
     return replays
 
 
