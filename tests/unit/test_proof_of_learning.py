@@ -69,15 +69,36 @@ def test_replay_with_another_data_order_fails(honest) -> None:  # type: ignore[n
     assert not verdict.passed and "diverged" in verdict.reason
 
 
-def test_a_faked_checkpoint_fails_its_committed_hash(honest, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_start_checkpoint_other_than_the_committed_one_is_refused(honest) -> None:  # type: ignore[no-untyped-def]
     task, store, result = honest
     m = result.manifest
     tensors = parse_checkpoint(store.get(m.checkpoints[2].cid), task.spec, task.workload, 10)
     tensors["model.0.weight"] = tensors["model.0.weight"] * 1.001
-    forged = to_bytes(tensors)
-    verdict = verify_segment(task.spec, task.workload, task.shard, task.seed, m, result.trace_root, 1,
-                             store.get(m.checkpoints[1].cid), forged)  # fmt: skip
-    assert not verdict.passed and "does not match its committed hash" in verdict.reason
+    verdict = verify_segment(task.spec, task.workload, task.shard, task.seed, m, result.trace_root, 2, to_bytes(tensors))
+    assert not verdict.passed and "checkpoint 2 does not match its committed hash" in verdict.reason
+
+
+def test_exact_mode_decides_on_the_committed_end_hash_not_on_downloaded_end_bytes(honest) -> None:  # type: ignore[no-untyped-def]
+    task, store, result = honest
+    m = result.manifest
+    start = store.get(m.checkpoints[1].cid)
+    assert verify_segment(task.spec, task.workload, task.shard, task.seed, m, result.trace_root, 1, start).passed
+    # Bytes that are not the committed end cannot make an honest segment fail, nor a dishonest one pass:
+    # the replay is compared with the hash in the committed trace.
+    wrong_end = store.get(m.checkpoints[3].cid)
+    assert verify_segment(task.spec, task.workload, task.shard, task.seed, m, result.trace_root, 1, start, wrong_end).passed
+
+
+def test_tolerance_mode_refuses_an_end_checkpoint_other_than_the_committed_one(tmp_path: Path) -> None:
+    task = make_task(replay={"mode": "tolerance", "tolerance": 1e-4})
+    store = LocalStore(tmp_path / "store")
+    result = train_task(task, store, tmp_path / "work")
+    m = result.manifest
+    start, wrong_end = store.get(m.checkpoints[1].cid), store.get(m.checkpoints[3].cid)
+    verdict = verify_segment(task.spec, task.workload, task.shard, task.seed, m, result.trace_root, 1, start, wrong_end)
+    assert not verdict.passed and "checkpoint 2 does not match its committed hash" in verdict.reason
+    with pytest.raises(ValueError, match="end checkpoint"):
+        verify_segment(task.spec, task.workload, task.shard, task.seed, m, result.trace_root, 1, start)
 
 
 def test_a_trace_of_skipped_work_fails_replay(tmp_path: Path) -> None:
