@@ -48,12 +48,19 @@ class IpfsStore:
         check_cid(cid)
         try:
             params = {"arg": cid, "length": max_bytes + 1, "timeout": CAT_TIMEOUT}
-            with self.client.stream("POST", "/cat", params=params) as response:
+            # Raw bytes only: a compressed answer would be inflated before it could be counted (a gzip bomb).
+            with self.client.stream("POST", "/cat", params=params, headers={"Accept-Encoding": "identity"}) as response:
                 if response.status_code != 200:
-                    body = response.read()
-                    raise ContentMissing(f"{cid} is not available from IPFS ({response.status_code}): {body[:200]!r}")
+                    body = _prefix(response, 200)
+                    raise ContentMissing(f"{cid} is not available from IPFS ({response.status_code}): {body!r}")
+                encoding = response.headers.get("content-encoding", "identity")
+                if encoding.lower() != "identity":
+                    raise ContentError(f"IPFS sent {cid} with Content-Encoding {encoding[:20]!r}; only raw bytes are accepted")
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    raise ContentError(f"{cid} is {declared} bytes, over the {max_bytes}-byte limit")
                 chunks, size = [], 0
-                for chunk in response.iter_bytes():
+                for chunk in response.iter_raw():
                     size += len(chunk)
                     if size > max_bytes:
                         raise ContentError(f"{cid} is over the {max_bytes}-byte limit")
@@ -72,6 +79,16 @@ class IpfsStore:
         response = self._post("/pin/add", params={"arg": cid})
         if response.status_code != 200:
             raise ContentError(f"cannot pin {cid}: {response.text[:200]}")
+
+
+def _prefix(response: httpx.Response, limit: int) -> bytes:
+    """The first bytes of a streamed body, for an error message; the rest is never read (it may not end)."""
+    out = b""
+    for chunk in response.iter_raw():
+        out += chunk
+        if len(out) >= limit:
+            break
+    return out[:limit]
 
 
 def open_store(location: str) -> object:

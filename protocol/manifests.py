@@ -10,6 +10,11 @@ from protocol.cid import InvalidCid, check_cid
 from protocol.merkle import merkle_root, trace_leaf
 from protocol.store import ContentError
 
+# Manifests are a few KiB; a larger document is refused before it is parsed into Python objects.
+MAX_MANIFEST_BYTES = 1 << 20
+# Trace leaves encode task ids and steps as uint256: a larger number would fail inside the Merkle code.
+_UINT256 = 2**256
+
 
 class _Doc(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -19,10 +24,14 @@ class _Doc(BaseModel):
 
     @classmethod
     def parse(cls, data: bytes):  # type: ignore[no-untyped-def]
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise ContentError(f"malformed {cls.__name__}: {len(data)} bytes, over the {MAX_MANIFEST_BYTES}-byte limit")
         try:
             doc = cls.model_validate_json(data)
         except ValidationError as exc:
-            raise ContentError(f"malformed {cls.__name__}: {exc.errors()[0]['msg']}") from None
+            err = exc.errors()[0]
+            where = ".".join(str(part) for part in err["loc"])
+            raise ContentError(f"malformed {cls.__name__}: {where + ': ' if where else ''}{err['msg']}") from None
         try:
             for cid in doc.cids():
                 check_cid(cid)
@@ -51,7 +60,7 @@ class RoundManifest(_Doc):
 
 
 class CheckpointRef(_Doc):
-    step: int = Field(ge=0)
+    step: int = Field(ge=0, lt=_UINT256)
     cid: str
     hash: str = Field(pattern=r"^0x[0-9a-f]{64}$", description="canonical tensor hash (sha256)")
 
@@ -59,13 +68,15 @@ class CheckpointRef(_Doc):
 class TraceManifest(_Doc):
     """Published by the volunteer; its CID is the `traceCid` of TaskCommitted."""
 
-    task_id: int = Field(ge=0)
+    task_id: int = Field(ge=0, lt=_UINT256)
     volunteer: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
     round_cid: str
     checkpoints: list[CheckpointRef] = Field(min_length=2, max_length=257)
     update_cid: str
     update_hash: str = Field(pattern=r"^0x[0-9a-f]{64}$")
-    losses: list[float] = Field(default_factory=list, description="training loss per step, for explorers")
+    losses: list[float] = Field(
+        default_factory=list, max_length=100_000, description="training loss per step (≤ steps_per_task), for explorers"
+    )
 
     def cids(self) -> list[str]:
         return [self.round_cid, self.update_cid, *(c.cid for c in self.checkpoints)]

@@ -13,6 +13,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+# A spec is a few hundred bytes; anything past this is refused before it is parsed (the explorer reads
+# specs with the same limit).
+MAX_SPEC_BYTES = 1 << 20
+
 
 class SpecError(ValueError):
     """A spec file that cannot be read or does not describe a sound training job."""
@@ -89,6 +93,8 @@ class TrainingSpec(_Strict):
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TrainingSpec:
+        if len(data) > MAX_SPEC_BYTES:
+            raise SpecError(f"spec is {len(data)} bytes, over the {MAX_SPEC_BYTES}-byte limit")
         try:
             return cls.model_validate_json(data)
         except ValidationError as exc:
@@ -104,14 +110,20 @@ def _first_problem(exc: ValidationError) -> str:
 
 def read_spec_file(path: Path) -> Any:
     """The parsed contents of a TOML (by suffix) or JSON spec file; unreadable or malformed is a SpecError."""
+    kind = "TOML" if path.suffix == ".toml" else "JSON"
     try:
-        text = path.read_bytes()
+        with path.open("rb") as f:
+            text = f.read(MAX_SPEC_BYTES + 1)  # bounded: the path may be a huge file or a device
     except OSError as exc:
         raise SpecError(f"cannot read spec {path}: {exc.strerror}") from None
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(f"spec {path} is over the {MAX_SPEC_BYTES}-byte limit")
     try:
-        return tomllib.loads(text.decode()) if path.suffix == ".toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SpecError(f"spec {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
+        return tomllib.loads(text.decode()) if kind == "TOML" else json.loads(text)
+    except ValueError as exc:  # a decode error of either parser, bad UTF-8, or an integer past 4,300 digits
+        raise SpecError(f"spec {path} is not valid {kind}: {exc}") from None
+    except RecursionError:  # both parsers recurse per nesting level
+        raise SpecError(f"spec {path} is {kind} nested too deeply") from None
 
 
 def load_spec(path: str | Path) -> TrainingSpec:

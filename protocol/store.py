@@ -72,7 +72,11 @@ class LocalStore:
             raise ContentMissing(f"{cid} is not in the store at {self.root}") from None
         if size > max_bytes:
             raise ContentError(f"{cid} is {size} bytes, over the {max_bytes}-byte limit")
-        return verified(cid, path.read_bytes())
+        with path.open("rb") as f:
+            data = f.read(max_bytes + 1)  # bounded too: the file may have grown since stat
+        if len(data) > max_bytes:
+            raise ContentError(f"{cid} is over the {max_bytes}-byte limit")
+        return verified(cid, data)
 
     def has(self, cid: str) -> bool:
         return self._path(cid).exists()

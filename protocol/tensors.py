@@ -13,8 +13,10 @@ Files are safetensors: a JSON header plus raw bytes, nothing executable, never p
 from __future__ import annotations
 
 import json
+import math
 import struct
 import sys
+from typing import Any
 
 import torch
 from safetensors.torch import load as _st_load
@@ -31,7 +33,11 @@ DTYPE_CODES: dict[torch.dtype, str] = {
     torch.int32: "I32",
     torch.uint8: "U8",
 }
+_ITEM_SIZES = {code: dtype.itemsize for dtype, code in DTYPE_CODES.items()}
 MAX_HEADER_BYTES = 1 << 20
+MAX_RANK = 32
+# Formats sometimes passed off as checkpoints; only named in the refusal, never opened.
+_FOREIGN_MAGIC = {b"PK\x03\x04": "a zip archive (torch.save?)", b"\x1f\x8b": "gzip data", b"\x80": "a pickle"}
 
 Tensors = dict[str, torch.Tensor]
 
@@ -82,18 +88,7 @@ def from_bytes(data: bytes, expected: dict[str, tuple[torch.dtype, tuple[int, ..
     With `expected`, the names, dtypes and shapes must match exactly (a checkpoint of the spec's model);
     every element must be finite.
     """
-    if len(data) < 8:
-        raise ContentError("not a safetensors file: shorter than its 8-byte header length")
-    (header_len,) = struct.unpack("<Q", data[:8])
-    if header_len > MAX_HEADER_BYTES or 8 + header_len > len(data):
-        raise ContentError(f"safetensors header length {header_len} is out of bounds for a {len(data)}-byte file")
-    try:
-        header = json.loads(data[8 : 8 + header_len])
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ContentError("safetensors header is not JSON") from None
-    if not isinstance(header, dict):
-        raise ContentError("safetensors header is not a JSON object")
-    header.pop("__metadata__", None)
+    header = _read_header(data)
     if expected is not None:
         _check_layout(header, expected)
     try:
@@ -106,20 +101,97 @@ def from_bytes(data: bytes, expected: dict[str, tuple[torch.dtype, tuple[int, ..
     return tensors
 
 
-def _check_layout(header: dict[str, object], expected: dict[str, tuple[torch.dtype, tuple[int, ...]]]) -> None:
+def _read_header(data: bytes) -> dict[str, dict[str, Any]]:
+    """The header's tensor entries, each checked here rather than left to the Rust parser, so every problem
+    gets a reason naming it, nothing but ContentError escapes (not even 10^5-deep JSON), and a declared size
+    (a 2**40-element shape) is compared with the bytes actually present before anything is allocated."""
+    if len(data) < 8:
+        raise ContentError("not a safetensors file: shorter than its 8-byte header length")
+    (header_len,) = struct.unpack("<Q", data[:8])
+    hint = _sniff(data)
+    if header_len > MAX_HEADER_BYTES or 8 + header_len > len(data):
+        raise ContentError(f"safetensors header length {header_len} is out of bounds for a {len(data)}-byte file{hint}")
+    try:
+        text = data[8 : 8 + header_len].decode()  # json.loads of bytes would also take UTF-16 and UTF-32
+    except UnicodeDecodeError:
+        raise ContentError(f"safetensors header is not UTF-8{hint}") from None
+    try:
+        header = json.loads(text, object_pairs_hook=_unique_keys)
+    except ValueError:  # a JSONDecodeError, or an integer of more than 4,300 digits
+        raise ContentError(f"safetensors header is not JSON{hint}") from None
+    except RecursionError:
+        raise ContentError("safetensors header is JSON nested too deeply") from None
+    if not isinstance(header, dict):
+        raise ContentError("safetensors header is not a JSON object")
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ContentError("safetensors __metadata__ is not a map of strings")
+    end = 0
+    for name, info in sorted(header.items(), key=lambda item: _span(*item)):  # empty tensors first at a tie
+        dtype, shape, (begin, stop) = info["dtype"], info["shape"], info["data_offsets"]
+        if not isinstance(dtype, str) or dtype not in _ITEM_SIZES:
+            raise ContentError(f"tensor {_short(name)} has dtype {_short(dtype)}; accepted: {', '.join(_ITEM_SIZES)}")
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise ContentError(f"tensor {_short(name)} has a malformed shape {_short(shape)}")
+        if len(shape) > MAX_RANK:  # else the product below is a CPU bomb: 50,000 dims of 2**62
+            raise ContentError(f"tensor {_short(name)} has {len(shape)} dimensions, more than {MAX_RANK}")
+        size = math.prod(shape) * _ITEM_SIZES[dtype]  # a Python int: a shape bomb cannot overflow it
+        if stop - begin != size:
+            claimed = f"{size} bytes" if size < 2**64 else "over 2**64 bytes"  # str() refuses ints past 4,300 digits
+            raise ContentError(
+                f"tensor {_short(name)} is {dtype}{_short(shape)} ({claimed}) but its data_offsets span {stop - begin}"
+            )
+        if begin != end:
+            raise ContentError(f"tensor {_short(name)} starts at data byte {begin}, expected {end}: tensors overlap or leave a gap")
+        end = stop
+    if end != len(data) - 8 - header_len:
+        raise ContentError(f"tensors cover {end} bytes of data but the file holds {len(data) - 8 - header_len}")
+    return header
+
+
+def _span(name: str, info: object) -> tuple[int, int]:
+    """The entry's data_offsets, once the entry is known to be {dtype, shape, [begin, end]}."""
+    if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+        raise ContentError(f"tensor {_short(name)}: header entry is not {{dtype, shape, data_offsets}}")
+    offsets = info["data_offsets"]
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
+        raise ContentError(f"tensor {_short(name)} has malformed data_offsets {_short(offsets)}")
+    if not 0 <= offsets[0] <= offsets[1]:
+        raise ContentError(f"tensor {_short(name)} has data_offsets {_short(offsets)} that run backwards")
+    return offsets[0], offsets[1]
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    # json keeps the last of duplicate keys, another parser may keep the first: refuse what has two meanings.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ContentError("safetensors header has a duplicate key")
+    return obj
+
+
+def _short(value: object) -> str:
+    # Names and shapes come from the sender; a reason stays one short line whatever they hold.
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _sniff(data: bytes) -> str:
+    # Only ever added to a refusal: a real header length can start with these bytes too.
+    kind = next((kind for magic, kind in _FOREIGN_MAGIC.items() if data.startswith(magic)), None)
+    return f": it looks like {kind}, not safetensors" if kind else ""
+
+
+def _check_layout(header: dict[str, dict[str, Any]], expected: dict[str, tuple[torch.dtype, tuple[int, ...]]]) -> None:
     names = set(header)
     if names != set(expected):
         missing, extra = sorted(set(expected) - names), sorted(names - set(expected))
-        raise ContentError(f"tensor names differ from the model's: missing {missing[:3]}, unexpected {extra[:3]}")
+        raise ContentError(
+            f"tensor names differ from the model's: missing {_short(missing[:3])}, unexpected {_short(extra[:3])}"
+        )
     for name, (dtype, shape) in expected.items():
         info = header[name]
-        if not isinstance(info, dict):
-            raise ContentError(f"tensor {name!r}: malformed header entry")
-        if info.get("dtype") != DTYPE_CODES[dtype] or tuple(info.get("shape", ())) != tuple(shape):
-            raise ContentError(
-                f"tensor {name!r} is {info.get('dtype')}{list(info.get('shape', []))}, "
-                f"expected {DTYPE_CODES[dtype]}{list(shape)}"
-            )
+        if info["dtype"] != DTYPE_CODES[dtype] or tuple(info["shape"]) != shape:
+            raise ContentError(f"tensor {name!r} is {info['dtype']}{_short(info['shape'])}, expected {DTYPE_CODES[dtype]}{list(shape)}")
 
 
 def layout_of(tensors: Tensors) -> dict[str, tuple[torch.dtype, tuple[int, ...]]]:
