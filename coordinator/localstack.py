@@ -64,28 +64,30 @@ def _configure_ipfs(repo: Path, api_port: int) -> None:
     config_path.write_text(json.dumps(config, indent=2))
 
 
-def start_ipfs(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_ipfs(home: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
     repo = home / "ipfs"
     env = {"IPFS_PATH": str(repo)}
     if not (repo / "config").exists():
         subprocess.run([str(JSIPFS), "init", "--empty-repo"], env={**os.environ, **env}, check=True, capture_output=True)
-    port = free_port()
+    port = port or free_port()
     _configure_ipfs(repo, port)
     proc = _spawn("ipfs", [str(JSIPFS), "daemon", "--enable-preload=false"], home, env)
     wait_for_port(port, proc, timeout=60)
     return proc, f"http://127.0.0.1:{port}"
 
 
-def start_redis(home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+def start_redis(home: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    port = port or free_port()
     proc = _spawn("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                             "--appendonly", "yes", "--dir", str(home)], home)  # fmt: skip
     wait_for_port(port, proc)
     return proc, f"redis://127.0.0.1:{port}/0"
 
 
-def start_anvil(home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+def start_anvil(home: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Loads <home>/anvil-state.json when it exists and dumps the chain there on SIGTERM: a restarted node
+    keeps every block, hash and log (a SIGKILLed one loses what it mined since its last dump)."""
+    port = port or free_port()
     proc = _spawn("anvil", [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--hardfork", "cancun",
                             "--chain-id", "31337", "--state", str(home / "anvil-state.json"),
                             # A block every second, as a live chain has: spot-checks are drawn from the block
@@ -112,8 +114,8 @@ def start_workers(info: StackInfo, home: Path, workers: int = 1) -> dict[str, in
     return pids
 
 
-def start_api(info: StackInfo, home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+def start_api(info: StackInfo, home: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    port = port or free_port()
     proc = _spawn("api", [PYTHON, "-m", "uvicorn", "--factory", "coordinator.api:app_from_settings", "--host",
                           "127.0.0.1", "--port", str(port), "--log-level", "warning"], home, info.env())  # fmt: skip
     wait_for_port(port, proc, timeout=60)
@@ -184,6 +186,51 @@ def _kill(pids: dict[str, int]) -> None:
                 os.killpg(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/", 1)[0])
+
+
+def stop(info: StackInfo, name: str, sig: signal.Signals = signal.SIGTERM, timeout: float = 30) -> None:
+    """Stops one component (its whole process group) and waits until it is gone: a fault, or half a restart."""
+    pid = info.pids[name]
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)  # reap it when it is our child
+        except ChildProcessError:
+            pass
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{name} (pid {pid}) still running {timeout}s after signal {sig.name}")
+
+
+def start(info: StackInfo, name: str) -> None:
+    """Starts a stopped component again on its old port, with its old data (chain state, Redis AOF, IPFS
+    repo), so every other process reconnects to the same URL; stack.json records the new pid."""
+    home = Path(info.home)
+    if name == "anvil":
+        proc, _ = start_anvil(home, _port(info.rpc_url))
+    elif name == "redis":
+        proc, _ = start_redis(home, _port(info.redis_url))
+    elif name == "ipfs":
+        proc, _ = start_ipfs(home, _port(info.ipfs_api))
+    elif name == "api":
+        proc, _ = start_api(info, home, _port(info.api_url))
+    elif name.startswith("worker"):
+        proc = start_worker(info, home, name)
+    else:
+        raise ValueError(f"no such stack component: {name}")
+    info.pids[name] = proc.pid
+    (home / "stack.json").write_text(json.dumps(asdict(info), indent=2))
 
 
 def down(home: Path) -> None:

@@ -12,11 +12,12 @@ import redis
 from celery import Celery
 
 from coordinator.settings import CoordinatorSettings
-from ledger.errors import ChainError, TransactionFailed
+from ledger.errors import CHAIN_TRANSIENT, ChainError, TransactionFailed
 from ledger.market import BountyStatus, TaskStatus
 from protocol.ipfs import ContentUnavailable
 
-TRANSIENT = (ChainError, ContentUnavailable, redis.ConnectionError, ConnectionError, TimeoutError, TransactionFailed)
+TRANSIENT = (ChainError, *CHAIN_TRANSIENT, ContentUnavailable, redis.ConnectionError, ConnectionError, TimeoutError,
+             TransactionFailed)  # fmt: skip
 RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 1, "retry_backoff_max": 60, "retry_jitter": True, "max_retries": 10}
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import requests
 from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
+from web3.exceptions import TimeExhausted
 
 from ledger.artifacts import all_error_abis
 
@@ -21,6 +23,16 @@ class ShardworkError(Exception):
 
 class ChainError(ShardworkError):
     """The chain could not be reached or answered something unusable."""
+
+
+# The node is down, restarting or slow, or it dropped a sent transaction (a restart empties its mempool): the
+# same step can succeed later. web3's HTTPProvider raises requests' errors, which share no base class with
+# the builtin ConnectionError.
+CHAIN_TRANSIENT: tuple[type[BaseException], ...] = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    TimeExhausted,
+)
 
 
 class TransactionFailed(ShardworkError):

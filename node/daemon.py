@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import ContractRevert, TransactionFailed
+from ledger.errors import CHAIN_TRANSIENT, ContractRevert, TransactionFailed
 from ledger.market import Market, OpenedRound, TaskStatus, split_task_id, task_id_of
 from node.observability import NodeMetrics, log
 from node.trainer import TaskInput, Trainer, TrainingInterrupted, train_task
+from protocol.ipfs import ContentUnavailable
 from protocol.manifests import RoundManifest
 from protocol.seeds import task_seed
 from protocol.spec import SpecError, TrainingSpec
@@ -28,6 +29,9 @@ from protocol.workloads import REGISTRY, Workload, resolve
 
 # Committing needs a transaction mined before the lease ends; leave this much room.
 COMMIT_MARGIN_S = 15
+# The chain node or the IPFS daemon is down or restarting: wait and carry on, resuming from the journal.
+TRANSIENT = (*CHAIN_TRANSIENT, ContentUnavailable, ConnectionError, TimeoutError)
+MAX_BACKOFF_S = 30.0
 
 
 @dataclass
@@ -106,23 +110,35 @@ class NodeDaemon:
         """Runs until stopped (or --once / --max-tasks is met); returns the number of tasks committed."""
         log(self.logger, "node started", address=self.market.address, work_dir=str(self.options.work_dir),
             families=sorted(self.options.families), stake=self.market.stake_of(self.market.address).__dict__)  # fmt: skip
-        try:
-            if not self._resumed:
-                self._resumed = True
-                for task_id in self._held_tasks():
-                    if not self._done() and not self.stop_event.is_set():
-                        self._train_and_commit(task_id, resumed=True)
-            while not self._done() and not self.stop_event.is_set():
+        failures = 0
+        while not self._done() and not self.stop_event.is_set():
+            try:
+                if not self._resumed:
+                    for task_id in self._held_tasks():
+                        if not self._done() and not self.stop_event.is_set():
+                            self._train_and_commit(task_id, resumed=True)
+                    self._resumed = True
                 worked = self._work_once()
                 if self.options.auto_claim_rewards:
                     self.claim_rewards()
-                if self.options.once and not worked:
-                    break
-                if not worked:
-                    self.status.state = "idle"
-                    self.stop_event.wait(self.options.poll_interval_s)
-        except TrainingInterrupted as exc:
-            log(self.logger, "stopped mid-training; the journal resumes it on restart", detail=str(exc))
+                failures = 0
+            except TrainingInterrupted as exc:
+                log(self.logger, "stopped mid-training; the journal resumes it on restart", detail=str(exc))
+                break
+            except TRANSIENT as exc:
+                failures += 1
+                delay = min(self.options.poll_interval_s * 2**failures, MAX_BACKOFF_S)
+                self._resumed = False  # a held task may be half trained: resume it from its journal
+                self.status.state = "waiting"
+                log(self.logger, "chain or content store unreachable; retrying", error=f"{exc.__class__.__name__}: {exc}"[:300],
+                    retry_in_s=round(delay, 1), failures=failures)  # fmt: skip
+                self.stop_event.wait(delay)
+                continue
+            if self.options.once and not worked:
+                break
+            if not worked:
+                self.status.state = "idle"
+                self.stop_event.wait(self.options.poll_interval_s)
         self.status.state = "stopped"
         log(self.logger, "node stopped", committed=len(self.status.committed))
         return len(self.status.committed)

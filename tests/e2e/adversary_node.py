@@ -24,7 +24,8 @@ from protocol.ipfs import open_store
 def main() -> None:
     rpc_url, deployment, key_index, store, work_dir, kind = sys.argv[1:7]
     w3 = connect(rpc_url)
-    market = Market(w3, Deployment.load(Path(deployment)), Transactor(w3, dev_accounts(w3, 10)[int(key_index)]))
+    key = dev_accounts(w3, int(key_index) + 1)[int(key_index)]
+    market = Market(w3, Deployment.load(Path(deployment)), Transactor(w3, key))
     trainer = {"lazy": lazy_trainer, "faker": partial_faker(0.5), "honest": train_task}[kind]
     daemon = NodeDaemon(market, open_store(store), NodeOptions(work_dir=Path(work_dir), poll_interval_s=0.3),  # type: ignore[arg-type]
                         json_logger(f"adversary.{kind}"), trainer=trainer)  # fmt: skip
