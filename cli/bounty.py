@@ -25,6 +25,7 @@ def load_bounty_file(path: Path) -> tuple[Any, Any]:
 
     from ledger.terms import BountyTerms
     from protocol.spec import SpecError, TrainingSpec, read_spec_file
+    from protocol.footprint import check_footprint
     from protocol.workloads import resolve
 
     raw = read_spec_file(path)
@@ -39,7 +40,7 @@ def load_bounty_file(path: Path) -> tuple[Any, Any]:
         where = ".".join(str(p) for p in err["loc"])
         section = "bounty." if "coordinator" in str(err["loc"]) or where in BountyTerms.model_fields else ""
         raise SpecError(f"spec {path}: {section}{where}: {err['msg']}") from None
-    resolve(spec.model)
+    check_footprint(spec, resolve(spec.model))
     return spec, terms
 
 

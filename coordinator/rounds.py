@@ -14,6 +14,7 @@ from coordinator.verification import audit_commit, replay_segments
 from ledger.errors import error_class
 from ledger.market import BountyStatus, Market, TaskStatus, task_id_of
 from node.observability import log
+from protocol.footprint import check_footprint
 from protocol.spec import SpecError, TrainingSpec
 from protocol.store import ContentError, ContentStore
 from protocol.tensors import Tensors, from_bytes
@@ -64,6 +65,7 @@ class Coordinator:
             bounty = self.market.bounty(bounty_id)
             if (bounty.shards, bounty.rounds, bounty.segments_per_task) != (spec.data.shards, spec.rounds, spec.segments):
                 raise SpecError("the bounty's shards/rounds/segments on-chain differ from its spec")
+            check_footprint(spec)
         except (ContentError, SpecError) as exc:
             log(self.logger, "bounty rejected at intake", level=logging.WARNING, bounty_id=bounty_id, reason=str(exc))
             self.rejected[bounty_id] = str(exc)

@@ -19,6 +19,7 @@ from ledger.errors import CHAIN_TRANSIENT, ContractRevert, TransactionFailed
 from ledger.market import Market, OpenedRound, TaskStatus, split_task_id, task_id_of
 from node.observability import NodeMetrics, log
 from node.trainer import TaskInput, Trainer, TrainingInterrupted, train_task
+from protocol.footprint import check_footprint
 from protocol.ipfs import ContentUnavailable
 from protocol.manifests import RoundManifest
 from protocol.seeds import task_seed
@@ -44,19 +45,6 @@ class NodeOptions:
     auto_claim_rewards: bool = False
     max_memory_mb: int | None = None  # skip bounties whose estimated training footprint exceeds this
     bounties: frozenset[int] | None = None  # only these bounties (None: any the node can take)
-
-
-def estimate_memory_mb(spec: TrainingSpec, workload: Workload) -> int:
-    """A deliberately generous estimate: weights, gradients and two optimizer moments, a few checkpoint
-    copies in flight, the dataset, and activations for one batch at 4 KiB of activations per parameter
-    per thousand batch elements (measured well above the families here)."""
-    from protocol import datasets
-
-    params = sum(p.numel() for p in workload.build_model().parameters())
-    data_bytes = sum(t.numel() * t.element_size() for t in datasets.load(workload.dataset).values())
-    state_bytes = params * 4 * 4
-    activations = params * 4 * max(1, spec.batch_size // 16)
-    return int((state_bytes * 2 + data_bytes + activations) / 2**20) + 64
 
 
 @dataclass
@@ -200,8 +188,8 @@ class NodeDaemon:
                     family=spec.model.family)  # fmt: skip
                 return None
             workload = resolve(spec.model)
+            needed = check_footprint(spec, workload)  # a spec over the protocol's budget is unusable to anyone
             if self.options.max_memory_mb is not None:
-                needed = estimate_memory_mb(spec, workload)
                 if needed > self.options.max_memory_mb:
                     log(self.logger, "skipping bounty: needs more memory than allowed", bounty_id=opened.bounty_id,
                         estimated_mb=needed, max_memory_mb=self.options.max_memory_mb)  # fmt: skip

@@ -56,7 +56,13 @@ def _layout(spec_bytes: bytes, with_optimizer: bool) -> tuple[tuple[str, tuple[t
 
 
 def parse_checkpoint(data: bytes, spec: TrainingSpec, workload: Workload, step: int) -> Tensors:
-    return from_bytes(data, checkpoint_layout(spec, workload, with_optimizer=step > 0))
+    tensors = from_bytes(data, checkpoint_layout(spec, workload, with_optimizer=step > 0))
+    # Adam's step counter enters its bias correction as 1 - beta**step: a forged -1 divides by zero inside
+    # torch. An honest checkpoint at step k has counted exactly k steps.
+    for name, t in tensors.items():
+        if name.endswith(".step") and float(t) != step:
+            raise ContentError(f"{name} is {float(t):.6g}, but the checkpoint is at step {step}")
+    return tensors
 
 
 def _weights(tensors: Tensors) -> torch.Tensor:
@@ -70,6 +76,17 @@ def normalized_distance(replayed: Tensors, claimed: Tensors, start: Tensors) -> 
     if moved == 0.0:
         return 0.0 if error == 0.0 else float("inf")
     return error / moved
+
+
+def _distance_to(end_bytes: bytes | None, replayed: Tensors, start: Tensors, spec: TrainingSpec, workload: Workload,
+                 step: int) -> float | None:  # fmt: skip
+    """How far a failed exact replay landed from the end checkpoint, when its bytes are at hand and sane."""
+    if end_bytes is None:
+        return None
+    try:
+        return normalized_distance(replayed, parse_checkpoint(end_bytes, spec, workload, step), start)
+    except ContentError:
+        return None
 
 
 def verify_segment(
@@ -103,17 +120,21 @@ def verify_segment(
     with deterministic(spec.replay):  # the verifier's parsing runs on the spec's threads too (CPU time is the cost)
         try:
             start = parse_checkpoint(start_bytes, spec, workload, start_ref.step)
-            end = None if end_bytes is None else parse_checkpoint(end_bytes, spec, workload, end_ref.step)
+            exact = spec.replay.mode == "exact"
+            end = None if exact or end_bytes is None else parse_checkpoint(end_bytes, spec, workload, end_ref.step)
         except ContentError as exc:
             return SegmentVerdict(segment, False, f"checkpoint refused: {exc}")
         if "0x" + canonical_hash(start).hex() != start_ref.hash:
             return SegmentVerdict(segment, False, f"checkpoint {segment} does not match its committed hash")
-        replayed = replay_segment(spec, shard, seed, start, segment, workload)
-        if spec.replay.mode == "exact":
+        try:
+            replayed = replay_segment(spec, shard, seed, start, segment, workload)
+        except (ArithmeticError, RuntimeError, ValueError) as exc:  # hostile values that slipped past parsing
+            return SegmentVerdict(segment, False, f"replay failed on the committed checkpoint: {exc.__class__.__name__}: {exc}"[:300])
+        if exact:
             if "0x" + canonical_hash(replayed).hex() == end_ref.hash:
                 return SegmentVerdict(segment, True, "replay reproduced the committed checkpoint bit for bit")
-            distance = normalized_distance(replayed, end, start) if end is not None else None
-            return SegmentVerdict(segment, False, "replay diverged from the committed checkpoint", distance)
+            return SegmentVerdict(segment, False, "replay diverged from the committed checkpoint",
+                                  _distance_to(end_bytes, replayed, start, spec, workload, end_ref.step))  # fmt: skip
         assert end is not None
         if "0x" + canonical_hash(end).hex() != end_ref.hash:
             return SegmentVerdict(segment, False, f"checkpoint {segment + 1} does not match its committed hash")

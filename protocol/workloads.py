@@ -37,6 +37,10 @@ class Workload:
     def sample_batch(self, shard: Tensors, batch_size: int) -> Batch:
         raise NotImplementedError
 
+    def meta_batch(self, batch_size: int) -> Batch:
+        """A batch's shapes and dtypes without data (torch's meta device): what protocol.footprint measures."""
+        raise NotImplementedError
+
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         raise NotImplementedError
 
@@ -75,6 +79,9 @@ class _Classifier(Workload):
     def sample_batch(self, shard: Tensors, batch_size: int) -> Batch:
         idx = torch.randint(len(shard["y"]), (batch_size,))
         return shard["x"][idx], shard["y"][idx]
+
+    def meta_batch(self, batch_size: int) -> Batch:
+        return torch.empty(batch_size, 784, device="meta"), torch.empty(batch_size, dtype=torch.long, device="meta")
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         x, y = batch
@@ -185,6 +192,10 @@ class ShakespeareLM(Workload):
     def sample_batch(self, shard: Tensors, batch_size: int) -> Batch:
         tokens = shard["tokens"]
         return self._windows(tokens, torch.randint(len(tokens) - self.params.context - 1, (batch_size,)))
+
+    def meta_batch(self, batch_size: int) -> Batch:
+        shape = (batch_size, self.params.context)
+        return torch.empty(shape, dtype=torch.long, device="meta"), torch.empty(shape, dtype=torch.long, device="meta")
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         x, y = batch

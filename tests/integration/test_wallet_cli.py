@@ -146,6 +146,7 @@ BAD_INPUT = [
     ("malformed spec", ["bounty", "post", "SPEC:bad.toml", "--wallet", "alice", "--yes"], {}, "is not valid TOML"),
     ("spec without terms", ["bounty", "post", "SPEC:noterms.toml", "--wallet", "alice", "--yes"], {}, "has no [bounty] table"),
     ("bad spec value", ["bounty", "post", "SPEC:badvalue.toml", "--wallet", "alice", "--yes"], {}, "steps_per_task"),
+    ("spec over memory budget", ["bounty", "post", "SPEC:huge.toml", "--wallet", "alice", "--yes"], {}, "over the protocol's 8192 MB budget"),
     ("json without yes", ["stake", "1", "--wallet", "alice", "--json"], {}, "--json needs --yes"),
     ("bad task id", ["audit", "task", "twelve"], {}, "is not a task id"),
 ]  # fmt: skip
@@ -156,7 +157,10 @@ def test_bad_input_is_one_line_nonzero_and_sends_nothing(cli: Cli, case: str, ar
                                                          message: str) -> None:  # fmt: skip
     files = {"bad.toml": "model = {", "noterms.toml": 'model = { family = "mnist-mlp" }',
              "badvalue.toml": SPEC.format(stake="100", coordinator=mnemonic_accounts(3)[2].address)
-             .replace("steps_per_task = 10", "steps_per_task = 7")}  # fmt: skip
+             .replace("steps_per_task = 10", "steps_per_task = 7"),
+             "huge.toml": SPEC.format(stake="100", coordinator=mnemonic_accounts(3)[2].address)
+             .replace("checkpoint_interval = 5", "checkpoint_interval = 5\nbatch_size = 4096")
+             .replace('family = "mnist-mlp"\nparams = { hidden = 16 }', 'family = "mnist-cnn"\nparams = { channels = 256 }')}  # fmt: skip
     for name, text in files.items():
         (cli.home / name).write_text(text)
     args = [str(cli.home / a[5:]) if a.startswith("SPEC:") else a for a in args]

@@ -94,8 +94,10 @@ def test_tolerance_mode_refuses_an_end_checkpoint_other_than_the_committed_one(t
     store = LocalStore(tmp_path / "store")
     result = train_task(task, store, tmp_path / "work")
     m = result.manifest
-    start, wrong_end = store.get(m.checkpoints[1].cid), store.get(m.checkpoints[3].cid)
-    verdict = verify_segment(task.spec, task.workload, task.shard, task.seed, m, result.trace_root, 1, start, wrong_end)
+    start = store.get(m.checkpoints[1].cid)
+    wrong = parse_checkpoint(store.get(m.checkpoints[2].cid), task.spec, task.workload, 10)
+    wrong["model.0.weight"] = wrong["model.0.weight"] * 1.001
+    verdict = verify_segment(task.spec, task.workload, task.shard, task.seed, m, result.trace_root, 1, start, to_bytes(wrong))
     assert not verdict.passed and "checkpoint 2 does not match its committed hash" in verdict.reason
     with pytest.raises(ValueError, match="end checkpoint"):
         verify_segment(task.spec, task.workload, task.shard, task.seed, m, result.trace_root, 1, start)

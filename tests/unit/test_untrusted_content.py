@@ -196,6 +196,17 @@ def test_verify_segment_fails_hostile_start_checkpoints_with_a_reason(trained: T
     assert "\n" not in verdict.reason
 
 
+@pytest.mark.parametrize("step_value", [-1.0, -1e10, 0.0, 7.0])
+def test_a_forged_adam_step_counter_is_refused_not_a_verifier_crash(trained: Trained, step_value: float) -> None:
+    """-1 made torch divide by zero in Adam's bias correction, -1e10 overflowed: both escaped as exceptions."""
+    task, store, result = trained
+    m = result.manifest
+    checkpoint = from_bytes(store.get(m.checkpoints[1].cid))
+    forged = {n: torch.full_like(t, step_value) if n.endswith(".step") else t for n, t in checkpoint.items()}
+    verdict = verify_segment(task.spec, task.workload, task.shard, task.seed, m, result.trace_root, 1, to_bytes(forged))
+    assert not verdict.passed and "but the checkpoint is at step 2" in verdict.reason, verdict.reason
+
+
 class _RunsCode:
     """Unpickling this creates `marker`: proof that a loader ran code from the file."""
 

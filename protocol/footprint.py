@@ -1,0 +1,67 @@
+"""The memory one training step of a spec needs, measured without spending it.
+
+A spec is untrusted input, and its model parameters and batch size decide how much memory every volunteer
+and verifier must find: a transformer with a 1,024-token context and a batch of 4,096 passes every size
+check on its checkpoint yet needs tens of GiB per step. The model and its loss are run on torch's meta
+device, where shapes flow through the real code and nothing is allocated; the tensors autograd saves for
+the backward pass are summed. Poster, coordinator and volunteers all refuse a spec over the protocol's
+budget before anyone builds a real model.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from protocol.datasets import load
+from protocol.spec import SpecError, TrainingSpec
+from protocol.workloads import Workload, resolve
+
+# What a spec may demand of a volunteer's or verifier's machine for one training step.
+MAX_STEP_MEMORY_MB = 8192
+BASE_MB = 300  # the interpreter, torch and the node's own buffers
+
+
+def step_memory_mb(spec: TrainingSpec, workload: Workload | None = None) -> int:
+    return _step_memory_mb(spec.canonical_bytes()) if workload is None else _measure(spec, workload)
+
+
+@functools.lru_cache(maxsize=32)
+def _step_memory_mb(spec_bytes: bytes) -> int:
+    spec = TrainingSpec.from_bytes(spec_bytes)
+    return _measure(spec, resolve(spec.model))
+
+
+def _measure(spec: TrainingSpec, workload: Workload) -> int:
+    saved = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal saved
+        saved += t.numel() * t.element_size()
+        return t
+
+    with torch.device("meta"):
+        model = workload.build_model()
+        model.train()
+        batch = workload.meta_batch(spec.batch_size)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            workload.loss(model, batch)
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    # Weights, gradients and two optimizer moments; three checkpoint copies in flight (a snapshot being
+    # hashed and written while training goes on); the saved activations and as much again for their
+    # gradients during the backward pass; the dataset.
+    state = params * 4 + params * 4 * 3
+    data = sum(t.numel() * t.element_size() for t in load(workload.dataset).values())
+    return int((state + 2 * saved + data) / 2**20) + BASE_MB
+
+
+def check_footprint(spec: TrainingSpec, workload: Workload | None = None) -> int:
+    """The step's memory in MB; SpecError when it is over the protocol's budget."""
+    needed = step_memory_mb(spec, workload)
+    if needed > MAX_STEP_MEMORY_MB:
+        raise SpecError(
+            f"one training step of this spec needs about {needed} MB (model.params and batch_size), over the "
+            f"protocol's {MAX_STEP_MEMORY_MB} MB budget for volunteers and verifiers"
+        )
+    return needed
