@@ -86,12 +86,29 @@ def service() -> Service:
 def once(key: str, seconds: int) -> Iterator[bool]:
     """A best-effort single-flight guard across workers (Redis SET NX with expiry): yields whether this
     caller holds it. Correctness never depends on it (every step re-reads the chain); it saves duplicate work."""
-    import redis
-
-    client = redis.Redis.from_url(service().settings.redis_url)
+    client = _redis()
     acquired = bool(client.set(f"shardwork:once:{key}", "1", nx=True, ex=seconds))
     try:
         yield acquired
     finally:
         if acquired:
             client.delete(f"shardwork:once:{key}")
+
+
+def _redis():  # type: ignore[no-untyped-def]
+    import redis
+
+    return redis.Redis.from_url(service().settings.redis_url)
+
+
+def mark_queued(key: str, seconds: int) -> bool:
+    """Whether the caller may queue the task named `key`: false while an earlier one still waits in the
+    queue. Beat rescans every few seconds; without this a slow worker's queue grows without bound (a soak
+    measured 498 waiting messages after 10 minutes). The mark expires, so a message lost with Redis is
+    queued again on a later scan."""
+    return bool(_redis().set(f"shardwork:queued:{key}", "1", nx=True, ex=seconds))
+
+
+def unmark_queued(key: str) -> None:
+    """Called when the task starts: the next scan may queue another run while this one works."""
+    _redis().delete(f"shardwork:queued:{key}")

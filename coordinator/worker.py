@@ -45,15 +45,25 @@ def _svc():  # type: ignore[no-untyped-def]
     return service()
 
 
+# How long a queued-task mark lives: longer than any queue wait, short enough to recover a lost message.
+QUEUED_MARK_S = 120
+
+
 @app.task(name="shardwork.intake", **RETRY)
 def intake(bounty_id: int) -> str | None:
     """Publish shards + round-0 model and open round 0 (no-op when already open or the spec is unusable)."""
+    from coordinator.service import unmark_queued
+
+    unmark_queued(f"intake:{bounty_id}")
     return _svc().coordinator.intake(bounty_id)
 
 
 @app.task(name="shardwork.check_commit", **RETRY)
 def check_commit(task_id: int) -> list[bool | None]:
     """Audit a commit (dispute a broken, unchecked one) and let each verifier rule on it if checked."""
+    from coordinator.service import unmark_queued
+
+    unmark_queued(f"check:{task_id}")
     svc = _svc()
     svc.coordinator.audit_and_dispute(task_id)
     return [v.verify(task_id) for v in svc.verifiers]
@@ -62,6 +72,9 @@ def check_commit(task_id: int) -> list[bool | None]:
 @app.task(name="shardwork.advance", **RETRY)
 def advance(bounty_id: int) -> dict[str, object]:
     """Expire dead leases, settle what is settleable, and close the round when every task is accepted."""
+    from coordinator.service import unmark_queued
+
+    unmark_queued(f"advance:{bounty_id}")
     coordinator = _svc().coordinator
     expired = coordinator.expire_leases(bounty_id)
     settled = coordinator.settle_ready(bounty_id)
@@ -72,7 +85,7 @@ def advance(bounty_id: int) -> dict[str, object]:
 @app.task(name="shardwork.housekeeping", **RETRY)
 def housekeeping() -> dict[str, int]:
     """The beat's scan of chain state: new bounties to take in, commits to check, bounties to advance."""
-    from coordinator.service import once
+    from coordinator.service import mark_queued, once
 
     svc = _svc()
     coordinator = svc.coordinator
@@ -86,16 +99,17 @@ def housekeeping() -> dict[str, int]:
             if bounty.status != BountyStatus.ACTIVE:
                 continue
             if not bounty.round_open:
-                if bounty_id in coordinator.rejected:
+                if bounty_id in coordinator.rejected or not mark_queued(f"intake:{bounty_id}", QUEUED_MARK_S):
                     continue
                 intake.delay(bounty_id)
                 scheduled["intake"] += 1
                 continue
             for task_id in coordinator.current_tasks(bounty_id):
                 task = market.task(task_id)
-                if task.status in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED):
+                if task.status in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED) and mark_queued(f"check:{task_id}", QUEUED_MARK_S):
                     check_commit.apply_async((task_id,), task_id=f"check-{task_id}-{task.attempt}-{market.w3.eth.block_number}")
                     scheduled["check"] += 1
-            advance.delay(bounty_id)
-            scheduled["advance"] += 1
+            if mark_queued(f"advance:{bounty_id}", QUEUED_MARK_S):
+                advance.delay(bounty_id)
+                scheduled["advance"] += 1
     return scheduled

@@ -58,6 +58,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     down(home)
 
 
+def _command_lines() -> list[str]:
+    lines = []
+    for entry in Path("/proc").iterdir():
+        try:
+            lines.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue  # not a process, or it exited meanwhile
+    return lines
+
+
 def get(url: str) -> object:
     return json.loads(urllib.request.urlopen(url, timeout=10).read())
 
@@ -101,9 +111,12 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_slashed(stack: StackI
                                        "--store", f"ipfs:{stack.ipfs_api}", "--work-dir", str(tmp_path / name),
                                        "--poll-interval", "0.5", "--auto-claim"],
                                       stderr=open(logs / f"{name}.log", "w"), env=env))  # fmt: skip
+    secrets = [PASSWORD, *(k.key.hex() for k in keys), *(k.key.hex().removeprefix("0x") for k in keys)]
     try:
         deadline = time.monotonic() + 420
         while True:
+            # No key or password on any command line while everything runs (what `ps` shows every user).
+            assert not any(secret in cmdline for cmdline in _command_lines() for secret in secrets)
             bounty = get(f"{stack.api_url}/api/bounties/{bounty_id}")
             if bounty.get("status") == "finalized":  # type: ignore[union-attr]
                 break
@@ -138,7 +151,6 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_slashed(stack: StackI
     assert detail["slashes"] and detail["slashes"][0]["volunteer"] == faker.address  # type: ignore[index]
 
     # No private key or password in any log line of the whole run (stack processes and node daemons).
-    secrets = [PASSWORD, *(k.key.hex() for k in keys), *(k.key.hex().removeprefix("0x") for k in keys)]
     for log in [*Path(stack.home, "logs").glob("*.log"), *logs.glob("*.log")]:
         text = log.read_text(errors="replace")
         # anvil's own start-up banner lists the public development keys it funds; ours must not appear anywhere.
