@@ -13,9 +13,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from protocol.nesting import nesting_depth
+
 # A spec is a few hundred bytes; anything past this is refused before it is parsed (the explorer reads
 # specs with the same limit).
 MAX_SPEC_BYTES = 1 << 20
+MAX_SPEC_DEPTH = 32  # a spec nests 3 deep; a recursive parser must never meet thousands of levels
 
 
 class SpecError(ValueError):
@@ -119,10 +122,12 @@ def read_spec_file(path: Path) -> Any:
     if len(text) > MAX_SPEC_BYTES:
         raise SpecError(f"spec {path} is over the {MAX_SPEC_BYTES}-byte limit")
     try:
+        if nesting_depth(text.decode()) > MAX_SPEC_DEPTH:
+            raise SpecError(f"spec {path} is {kind} nested too deeply")
         return tomllib.loads(text.decode()) if kind == "TOML" else json.loads(text)
     except ValueError as exc:  # a decode error of either parser, bad UTF-8, or an integer past 4,300 digits
         raise SpecError(f"spec {path} is not valid {kind}: {exc}") from None
-    except RecursionError:  # both parsers recurse per nesting level
+    except RecursionError:  # both parsers recurse per nesting level (the depth check above stops that first)
         raise SpecError(f"spec {path} is {kind} nested too deeply") from None
 
 

@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import load as _st_load
 
 from protocol.cid import root_block
+from protocol.nesting import nesting_depth
 from protocol.store import ContentError
 
 DTYPE_CODES: dict[torch.dtype, str] = {
@@ -35,6 +36,7 @@ DTYPE_CODES: dict[torch.dtype, str] = {
 }
 _ITEM_SIZES = {code: dtype.itemsize for dtype, code in DTYPE_CODES.items()}
 MAX_HEADER_BYTES = 1 << 20
+MAX_HEADER_DEPTH = 8  # a safetensors header nests 3 deep: {name: {shape: [...]}}
 MAX_RANK = 32
 # Formats sometimes passed off as checkpoints; only named in the refusal, never opened.
 _FOREIGN_MAGIC = {b"PK\x03\x04": "a zip archive (torch.save?)", b"\x1f\x8b": "gzip data", b"\x80": "a pickle"}
@@ -115,6 +117,8 @@ def _read_header(data: bytes) -> dict[str, dict[str, Any]]:
         text = data[8 : 8 + header_len].decode()  # json.loads of bytes would also take UTF-16 and UTF-32
     except UnicodeDecodeError:
         raise ContentError(f"safetensors header is not UTF-8{hint}") from None
+    if nesting_depth(text) > MAX_HEADER_DEPTH:
+        raise ContentError("safetensors header is JSON nested too deeply")
     try:
         header = json.loads(text, object_pairs_hook=_unique_keys)
     except ValueError:  # a JSONDecodeError, or an integer of more than 4,300 digits

@@ -14,6 +14,7 @@ import itertools
 import json
 import pickle
 import struct
+import sys
 import threading
 import time
 import tracemalloc
@@ -33,7 +34,7 @@ from protocol.cid import cid_of
 from protocol.ipfs import IpfsStore
 from protocol.manifests import RoundManifest, TraceManifest
 from protocol.seeds import task_seed
-from protocol.spec import SpecError, TrainingSpec, load_spec
+from protocol.spec import SpecError, TrainingSpec, load_spec, read_spec_file
 from protocol.store import ContentError, ContentMissing, LocalStore
 from protocol.tensors import Tensors, from_bytes, layout_of, to_bytes
 from protocol.training import initial_weights
@@ -404,6 +405,23 @@ def test_local_store_refuses_an_8_gib_file_without_reading_it(tmp_path: Path) ->
     assert "over the 536870912-byte limit" in refusal(lambda: store.get(cid), ContentError)
     peak, seconds = bounded(lambda: store.get(cid))
     assert peak < MiB and seconds < 0.5
+
+
+def test_deeply_nested_headers_and_specs_are_refused_even_with_a_raised_recursion_limit(tmp_path: Path) -> None:
+    """With the default limit json raises RecursionError; with a raised one the C stack overflowed and the
+    whole process died with SIGSEGV (the full test run, after other tests had raised the limit)."""
+    deep = "[" * 200_000 + "]" * 200_000
+    header = deep.encode()
+    hostile = struct.pack("<Q", len(header)) + header
+    spec_file = tmp_path / "deep.json"
+    spec_file.write_text('{"model": ' + deep + "}")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1_000_000)
+    try:
+        assert "nested too deeply" in refusal(lambda: from_bytes(hostile), ContentError)
+        assert "nested too deeply" in refusal(lambda: read_spec_file(spec_file), SpecError)
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def test_shape_bombs_are_refused_before_allocating() -> None:
