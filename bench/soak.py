@@ -3,8 +3,9 @@
 The stack is the one `./scripts/stack up` runs (anvil with a block a second, Redis, js-ipfs, a Celery worker
 and beat, the API). Each volunteer is a real node daemon process (tests/e2e/adversary_node, honest) with its
 own development key. Bounties have more rounds than the soak can finish, so work never runs out. Every
-`--sample-s` seconds: tasks paid so far, the verification backlog (tasks committed but not yet settled, and
-Celery's queue length in Redis) and the resident memory of each stack component (its whole process group).
+`--sample-s` seconds: tasks paid so far, the verification backlog (tasks of the current rounds committed but
+not yet settled, at most bounties × shards, and Celery's waiting queue in Redis, which is where work piles
+up without bound) and the memory of each stack component (PSS of its whole process group).
 
 Memory is judged bounded when the mean of the last third of the samples is within 10% (+20 MB) of the mean
 of the middle third: start-up growth (imports, caches filling) is excluded, a leak shows as a steady rise.
@@ -62,8 +63,9 @@ coordinator = "{coordinator}"
 """
 
 
-def group_rss_mb(pgid: int) -> float:
-    """Resident memory of every process in a process group (a component may fork helpers)."""
+def group_pss_mb(pgid: int) -> float:
+    """Proportional resident memory (PSS) of every process in a process group: a component may fork helpers
+    (Celery's pool), whose copy-on-write pages RSS would count once per process."""
     total_kb = 0
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -71,8 +73,8 @@ def group_rss_mb(pgid: int) -> float:
         try:
             if os.getpgid(int(entry.name)) != pgid:
                 continue
-            with open(f"/proc/{entry.name}/status") as f:
-                total_kb += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+            with open(f"/proc/{entry.name}/smaps_rollup") as f:
+                total_kb += next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
         except (OSError, StopIteration, ValueError):
             continue  # the process exited between the listing and the read
     return total_kb / 1024
@@ -157,7 +159,7 @@ def main() -> None:
             paid = len(poster.market.events.TaskAccepted().get_logs(from_block=0))
             sample = {"t_s": round(elapsed, 1), "tasks_paid": paid, "backlog_tasks": backlog(poster, bounty_ids, shards),
                       "celery_queue": int(queue.llen("celery")),  # type: ignore[arg-type]
-                      "rss_mb": {name: round(group_rss_mb(info.pids[name]), 1) for name in COMPONENTS},
+                      "pss_mb": {name: round(group_pss_mb(info.pids[name]), 1) for name in COMPONENTS},
                       "nodes_alive": sum(n.poll() is None for n in nodes)}  # fmt: skip
             samples.append(sample)
             if not args.json:
@@ -174,9 +176,11 @@ def main() -> None:
         down(work / "stack")
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+    if not samples:
+        raise SystemExit("no sample was taken: --minutes is shorter than the set-up")
     memory = {}
     for name in COMPONENTS:
-        series = [float(s["rss_mb"][name]) for s in samples]  # type: ignore[index]
+        series = [float(s["pss_mb"][name]) for s in samples]  # type: ignore[index]
         ok, middle, last = bounded(series)
         memory[name] = {"first_mb": series[0], "max_mb": max(series), "middle_third_mean_mb": middle,
                         "last_third_mean_mb": last, "bounded": ok}  # fmt: skip

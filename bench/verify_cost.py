@@ -11,7 +11,7 @@ simulating the draw.
 Why these defaults: ≥99% detection at f = 0.1 needs about 45 sampled segments of 1,000 whatever the task
 size, so verification is ≈4.5% of training times a sampled segment's verify cost over its training cost.
 Checking 90% of 20-segment tasks samples 45 with less variance than 40% of 8-segment tasks does. A sampled
-segment costs more to verify than to train (fetching, parsing and hashing its start, a cold replay): 1.26×
+segment costs more to verify than to train (fetching, parsing and hashing its start; a replay from a freshly loaded state): 1.26×
 with 5-step segments, 1.12× with 10-step ones, so 10-step segments (checkpoint_interval = 10) are what
 brings verification near 5%.
 
@@ -28,18 +28,38 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from node.trainer import TaskInput, train_task
 from protocol import datasets
 from protocol.challenge import draw
 from protocol.seeds import task_seed
 from protocol.spec import TrainingSpec
 from protocol.store import LocalStore
-from protocol.training import initial_weights
-from protocol.verify import verify_segment
-from protocol.workloads import resolve
+from protocol.manifests import TraceManifest
+from protocol.tensors import Tensors, canonical_hash, from_bytes
+from protocol.training import MODEL_PREFIX, initial_weights
+from protocol.verify import parse_checkpoint, verify_segment
+from protocol.workloads import Workload, resolve
 
 VOLUNTEER = "0x" + "22" * 20
 ROUND_CID = "QmWfVY9y3xjsixTgbd9AorQxH7VtMpzfx2HaWtsoUYecaX"
+
+
+def structural_check(spec: TrainingSpec, workload: Workload, store: LocalStore, trace: TraceManifest,
+                     round_weights: Tensors) -> float:  # fmt: skip
+    """CPU seconds of the cheap check every commit gets (coordinator/verification.audit_commit's content
+    work: fetch, parse and hash the first and last checkpoints and the update; compare them)."""
+    started = time.process_time()
+    first_ref, last_ref = trace.checkpoints[0], trace.checkpoints[-1]
+    first = parse_checkpoint(store.get(first_ref.cid), spec, workload, 0)
+    last = parse_checkpoint(store.get(last_ref.cid), spec, workload, last_ref.step)
+    update = from_bytes(store.get(trace.update_cid), {n: (w.dtype, tuple(w.shape)) for n, w in round_weights.items()})
+    assert "0x" + canonical_hash(first).hex() == first_ref.hash and "0x" + canonical_hash(last).hex() == last_ref.hash
+    assert all(torch.equal(first[MODEL_PREFIX + n], w) for n, w in round_weights.items())
+    assert "0x" + canonical_hash(update).hex() == trace.update_hash
+    assert all(torch.equal(update[n], last[MODEL_PREFIX + n] - first[MODEL_PREFIX + n]) for n in update)
+    return time.process_time() - started
 
 
 def main() -> None:
@@ -60,7 +80,7 @@ def main() -> None:
     workload = resolve(spec.model)
     shards, _ = datasets.split(workload.dataset, spec.data)
     weights = initial_weights(spec)
-    train_cpu = verify_cpu = 0.0
+    train_cpu = verify_cpu = audit_cpu = 0.0
     replayed = 0
     rng = random.Random(1)
     draws = random.Random(2)  # seeded: the realized number of checks is part of the result, and repeatable
@@ -73,6 +93,7 @@ def main() -> None:
             started = time.process_time()
             result = train_task(task, store, Path(tmp) / f"w{index}")
             train_cpu += time.process_time() - started
+            audit_cpu += structural_check(spec, workload, store, result.manifest, weights)
             checked, segments = draw(draws.randbytes(32), args.check_bps, spec.segments, args.segments_per_check)
             if not checked:
                 continue
@@ -104,6 +125,8 @@ def main() -> None:
         "sampled_fraction": round(replayed / total_segments, 4), "train_cpu_s": round(train_cpu, 3),
         "verify_cpu_s_per_verifier": round(verify_cpu, 3), "verify_over_train": round(per_verifier, 4),
         "verify_over_train_with_quorum": round(per_verifier * args.quorum, 4), "quorum": args.quorum,
+        # The structural check of every commit (once by the coordinator, and by each verifier of a checked task).
+        "audit_over_train_per_check": round(audit_cpu / train_cpu, 4),
         # What a sampled segment's verification costs against training one segment (replay + parse + hashes).
         "sample_cost_over_segment_cost": round(verify_cpu / max(replayed, 1) / (train_cpu / total_segments), 3),
         # The same at the draw's expected sampling rate, not this seed's realized one.

@@ -15,6 +15,7 @@ from ledger.errors import error_class
 from ledger.market import BountyStatus, Market, TaskStatus, task_id_of
 from node.observability import log
 from protocol.footprint import check_footprint
+from protocol.ipfs import ContentUnavailable
 from protocol.spec import SpecError, TrainingSpec
 from protocol.store import ContentError, ContentStore
 from protocol.tensors import Tensors, from_bytes
@@ -66,6 +67,8 @@ class Coordinator:
             if (bounty.shards, bounty.rounds, bounty.segments_per_task) != (spec.data.shards, spec.rounds, spec.segments):
                 raise SpecError("the bounty's shards/rounds/segments on-chain differ from its spec")
             check_footprint(spec)
+        except ContentUnavailable:
+            raise  # the daemon is down, not the spec wrong: the task is retried
         except (ContentError, SpecError) as exc:
             log(self.logger, "bounty rejected at intake", level=logging.WARNING, bounty_id=bounty_id, reason=str(exc))
             self.rejected[bounty_id] = str(exc)

@@ -96,9 +96,14 @@ def once(key: str, seconds: int) -> Iterator[bool]:
 
 
 def _redis():  # type: ignore[no-untyped-def]
+    return _redis_client(service().settings.redis_url)
+
+
+@functools.lru_cache(maxsize=4)
+def _redis_client(url: str):  # type: ignore[no-untyped-def]
     import redis
 
-    return redis.Redis.from_url(service().settings.redis_url)
+    return redis.Redis.from_url(url)  # one connection pool per process, not one per call
 
 
 def mark_queued(key: str, seconds: int) -> bool:

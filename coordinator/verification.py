@@ -12,6 +12,7 @@ import torch
 from ledger.chainview import ChainView
 from ledger.market import split_task_id
 from protocol.manifests import TraceManifest
+from protocol.ipfs import ContentUnavailable
 from protocol.store import ContentError, ContentMissing
 from protocol.tensors import Tensors, canonical_hash, from_bytes
 from protocol.training import MODEL_PREFIX
@@ -74,6 +75,8 @@ def audit_commit(view: ChainView, task_id: int) -> CommitAudit:
             audit.problems.append("update is not last checkpoint − first checkpoint")
         else:
             audit.update = update
+    except ContentUnavailable:
+        raise  # our own IPFS daemon is down: retry later (Celery), never hold it against the volunteer
     except ContentMissing as exc:
         audit.missing = True
         audit.problems.append(f"trace unavailable: {exc}")
@@ -96,6 +99,8 @@ def replay_segments(view: ChainView, audit: CommitAudit, segments: list[int]) ->
         try:
             start = view.store.get(refs[segment].cid, MAX_CHECKPOINT_BYTES)
             end = view.store.get(refs[segment + 1].cid, MAX_CHECKPOINT_BYTES) if needs_end else None
+        except ContentUnavailable:
+            raise  # as in audit_commit: an outage of our daemon is no verdict on the volunteer
         except (ContentError, IndexError) as exc:
             verdicts.append(SegmentVerdict(segment, False, f"checkpoint unavailable: {exc}"))
             continue

@@ -45,25 +45,29 @@ def _svc():  # type: ignore[no-untyped-def]
     return service()
 
 
-# How long a queued-task mark lives: longer than any queue wait, short enough to recover a lost message.
+# How long a queued-task mark lives: a lost message is queued again after this. A mark that expires while
+# its message still waits only lets a duplicate in, which the chain-state checks make harmless.
 QUEUED_MARK_S = 120
+
+
+def _unmark(key: str) -> None:
+    """Run first by every scheduled task: the next scan may queue another run while this one works."""
+    from coordinator.service import unmark_queued
+
+    unmark_queued(key)
 
 
 @app.task(name="shardwork.intake", **RETRY)
 def intake(bounty_id: int) -> str | None:
     """Publish shards + round-0 model and open round 0 (no-op when already open or the spec is unusable)."""
-    from coordinator.service import unmark_queued
-
-    unmark_queued(f"intake:{bounty_id}")
+    _unmark(f"intake:{bounty_id}")
     return _svc().coordinator.intake(bounty_id)
 
 
 @app.task(name="shardwork.check_commit", **RETRY)
 def check_commit(task_id: int) -> list[bool | None]:
     """Audit a commit (dispute a broken, unchecked one) and let each verifier rule on it if checked."""
-    from coordinator.service import unmark_queued
-
-    unmark_queued(f"check:{task_id}")
+    _unmark(f"check:{task_id}")
     svc = _svc()
     svc.coordinator.audit_and_dispute(task_id)
     return [v.verify(task_id) for v in svc.verifiers]
@@ -72,9 +76,7 @@ def check_commit(task_id: int) -> list[bool | None]:
 @app.task(name="shardwork.advance", **RETRY)
 def advance(bounty_id: int) -> dict[str, object]:
     """Expire dead leases, settle what is settleable, and close the round when every task is accepted."""
-    from coordinator.service import unmark_queued
-
-    unmark_queued(f"advance:{bounty_id}")
+    _unmark(f"advance:{bounty_id}")
     coordinator = _svc().coordinator
     expired = coordinator.expire_leases(bounty_id)
     settled = coordinator.settle_ready(bounty_id)

@@ -177,12 +177,12 @@ def replay_sample(view: ChainView, records: list[CommitRecord], budget: int, rng
             break
         if record.outcome not in ("accepted", "slashed"):
             continue
+        checked = bool(record.verdicts) or record.outcome == "slashed"
         if record.trace is None or record.proof_problems:
             # Nothing verifiable was published: only a slash agrees with that.
-            replays.append(Replay(record.task_id, record.attempt, record.volunteer, True, [], [],
+            replays.append(Replay(record.task_id, record.attempt, record.volunteer, checked, [], [],
                                   "trace unavailable or inconsistent", record.outcome, record.outcome == "slashed"))  # fmt: skip
             continue
-        checked = bool(record.verdicts) or record.outcome == "slashed"
         n_segments = len(record.trace.checkpoints) - 1
         segments = drawn_segments(view, record) if checked else [rng.randrange(n_segments)]
         if len(segments) > budget:

@@ -97,7 +97,7 @@ class NodeDaemon:
     def run(self) -> int:
         """Runs until stopped (or --once / --max-tasks is met); returns the number of tasks committed."""
         log(self.logger, "node started", address=self.market.address, work_dir=str(self.options.work_dir),
-            families=sorted(self.options.families), stake=self.market.stake_of(self.market.address).__dict__)  # fmt: skip
+            families=sorted(self.options.families))  # fmt: skip
         failures = 0
         while not self._done() and not self.stop_event.is_set():
             try:
@@ -115,7 +115,7 @@ class NodeDaemon:
                 break
             except TRANSIENT as exc:
                 failures += 1
-                delay = min(self.options.poll_interval_s * 2**failures, MAX_BACKOFF_S)
+                delay = min(self.options.poll_interval_s * 2 ** min(failures, 10), MAX_BACKOFF_S)
                 self._resumed = False  # a held task may be half trained: resume it from its journal
                 self.status.state = "waiting"
                 log(self.logger, "chain or content store unreachable; retrying", error=f"{exc.__class__.__name__}: {exc}"[:300],
@@ -197,6 +197,8 @@ class NodeDaemon:
             if manifest.spec_cid != self.market.spec_cid(opened.bounty_id):
                 raise ContentError(f"round manifest names spec {manifest.spec_cid}, the bounty posted another")
             return _Round(opened, manifest, spec, workload)
+        except ContentUnavailable:
+            raise  # the daemon is down, the content may be fine: run() waits and retries
         except (ContentError, SpecError) as exc:
             log(self.logger, "skipping round: its published content is unusable", level=logging.WARNING,
                 bounty_id=opened.bounty_id, round=opened.round, reason=str(exc))  # fmt: skip
@@ -262,7 +264,18 @@ class NodeDaemon:
             return
         for cid in result.cids:
             self.store.pin(cid)  # the trace must stay retrievable until the challenge window closes
-        self.market.commit(task_id, result.trace_root, result.update_hash, result.manifest_cid, result.manifest.update_cid)
+        try:
+            self.market.commit(task_id, result.trace_root, result.update_hash, result.manifest_cid, result.manifest.update_cid)
+        except (ContractRevert, TransactionFailed) as exc:
+            # A commit whose receipt timed out (a chain restart) may have been mined after all: retried, it
+            # reverts, and that is no failure. Anything else lost the lease between the check and the send.
+            event = self.market.commit_event(task_id)
+            mine = event is not None and event["volunteer"] == self.market.address
+            if not mine or bytes(event["traceRoot"]) != result.trace_root:  # type: ignore[index]
+                self.metrics.tasks_abandoned.inc()
+                log(self.logger, "commit refused; task abandoned", task_id=task_id, reason=str(exc))
+                return
+            log(self.logger, "commit already mined", task_id=task_id)
         self.metrics.tasks_committed.inc()
         self.status.committed.append(task_id)
         self.status.state, self.status.current_task = "idle", None

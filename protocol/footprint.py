@@ -48,10 +48,10 @@ def _measure(spec: TrainingSpec, workload: Workload) -> int:
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             workload.loss(model, batch)
     params = sum(p.numel() * p.element_size() for p in model.parameters())
-    # Weights, gradients and two optimizer moments; three checkpoint copies in flight (a snapshot being
-    # hashed and written while training goes on); the saved activations and as much again for their
-    # gradients during the backward pass; the dataset.
-    state = params * 4 + params * 4 * 3
+    # Weights, gradients and two optimizer moments (4 copies of the parameters); up to three checkpoints
+    # in flight, each weights and two moments (9 more), while the writer hashes and stores them behind
+    # training; the saved activations and as much again for their gradients in the backward pass.
+    state = params * 4 + params * 3 * 3
     data = sum(t.numel() * t.element_size() for t in load(workload.dataset).values())
     return int((state + 2 * saved + data) / 2**20) + BASE_MB
 

@@ -92,12 +92,12 @@ class Scenario:
 
     def start_node(self, index: int) -> None:
         """`tests.e2e.adversary_node ... honest`: the real daemon, keyed by a development account."""
-        log = open(self.node_log(index), "a")  # noqa: SIM115 - the child owns it
-        self.nodes[index] = subprocess.Popen(
-            [sys.executable, "-m", "tests.e2e.adversary_node", self.info.rpc_url, self.info.deployment, str(index),
-             f"ipfs:{self.info.ipfs_api}", str(self.work / f"node{index}"), "honest"],
-            stderr=log, start_new_session=True,
-        )  # fmt: skip
+        with open(self.node_log(index), "a") as log:  # the child keeps its own descriptor
+            self.nodes[index] = subprocess.Popen(
+                [sys.executable, "-m", "tests.e2e.adversary_node", self.info.rpc_url, self.info.deployment, str(index),
+                 f"ipfs:{self.info.ipfs_api}", str(self.work / f"node{index}"), "honest"],
+                stderr=log, start_new_session=True,
+            )  # fmt: skip
 
     def kill_node(self, index: int) -> None:
         self.nodes[index].send_signal(signal.SIGKILL)
