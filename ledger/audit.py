@@ -14,6 +14,7 @@ from protocol.challenge import draw, draw_seed
 from protocol.cid import b58decode
 from protocol.manifests import TraceManifest
 from protocol.merkle import merkle_proof, verify_proof
+from protocol.ipfs import ContentUnavailable
 from protocol.store import ContentError
 from protocol.verify import verify_segment
 
@@ -119,6 +120,8 @@ def check_proofs(view: ChainView, record: CommitRecord) -> None:
     checkpoint's committed hash is the digest its CID names."""
     try:
         trace = TraceManifest.parse(view.store.get(record.trace_cid, max_bytes=1 << 20))
+    except ContentUnavailable:
+        raise  # the auditor's own daemon is down: a finding about the volunteer would be false
     except ContentError as exc:
         record.proof_problems.append(f"trace unavailable: {exc}")
         return
@@ -159,6 +162,8 @@ def _replay(view: ChainView, record: CommitRecord, segments: list[int]) -> tuple
             verdict = verify_segment(ctx.spec, ctx.workload, view.shard(record.task_id), view.seed(record.task_id),
                                      record.trace, bytes.fromhex(record.trace_root[2:]), segment, start, end)  # fmt: skip
             ok, reason = verdict.passed, verdict.reason
+        except ContentUnavailable:
+            raise
         except ContentError as exc:
             ok, reason = False, f"checkpoint unavailable: {exc}"
         if not ok:
