@@ -26,7 +26,6 @@ def load_bounty_file(path: Path) -> tuple[Any, Any]:
     from ledger.terms import BountyTerms
     from protocol.spec import SpecError, TrainingSpec, read_spec_file
     from protocol.footprint import check_footprint
-    from protocol.workloads import resolve
 
     raw = read_spec_file(path)
     if not isinstance(raw, dict) or not isinstance(raw.get("bounty"), dict):
@@ -40,7 +39,7 @@ def load_bounty_file(path: Path) -> tuple[Any, Any]:
         where = ".".join(str(p) for p in err["loc"])
         section = "bounty." if "coordinator" in str(err["loc"]) or where in BountyTerms.model_fields else ""
         raise SpecError(f"spec {path}: {section}{where}: {err['msg']}") from None
-    check_footprint(spec, resolve(spec.model))
+    check_footprint(spec)  # resolves the model too: unknown families and bad params are SpecErrors
     return spec, terms
 
 

@@ -188,7 +188,7 @@ class NodeDaemon:
                     family=spec.model.family)  # fmt: skip
                 return None
             workload = resolve(spec.model)
-            needed = check_footprint(spec, workload)  # a spec over the protocol's budget is unusable to anyone
+            needed = check_footprint(spec)  # a spec over the protocol's budget is unusable to anyone
             if self.options.max_memory_mb is not None:
                 if needed > self.options.max_memory_mb:
                     log(self.logger, "skipping bounty: needs more memory than allowed", bounty_id=opened.bounty_id,

@@ -16,24 +16,22 @@ import torch
 
 from protocol.datasets import load
 from protocol.spec import SpecError, TrainingSpec
-from protocol.workloads import Workload, resolve
+from protocol.workloads import resolve
 
 # What a spec may demand of a volunteer's or verifier's machine for one training step.
 MAX_STEP_MEMORY_MB = 8192
 BASE_MB = 300  # the interpreter, torch and the node's own buffers
 
 
-def step_memory_mb(spec: TrainingSpec, workload: Workload | None = None) -> int:
-    return _step_memory_mb(spec.canonical_bytes()) if workload is None else _measure(spec, workload)
+def step_memory_mb(spec: TrainingSpec) -> int:
+    return _step_memory_mb(spec.canonical_bytes())
 
 
 @functools.lru_cache(maxsize=32)
 def _step_memory_mb(spec_bytes: bytes) -> int:
+    # Cached by the spec's canonical bytes: poster, coordinator and nodes ask again for every round.
     spec = TrainingSpec.from_bytes(spec_bytes)
-    return _measure(spec, resolve(spec.model))
-
-
-def _measure(spec: TrainingSpec, workload: Workload) -> int:
+    workload = resolve(spec.model)
     saved = 0
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -56,9 +54,9 @@ def _measure(spec: TrainingSpec, workload: Workload) -> int:
     return int((state + 2 * saved + data) / 2**20) + BASE_MB
 
 
-def check_footprint(spec: TrainingSpec, workload: Workload | None = None) -> int:
-    """The step's memory in MB; SpecError when it is over the protocol's budget."""
-    needed = step_memory_mb(spec, workload)
+def check_footprint(spec: TrainingSpec) -> int:
+    """The step's memory in MB; SpecError when it is over the protocol's budget (or its model unknown)."""
+    needed = step_memory_mb(spec)
     if needed > MAX_STEP_MEMORY_MB:
         raise SpecError(
             f"one training step of this spec needs about {needed} MB (model.params and batch_size), over the "
