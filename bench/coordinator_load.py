@@ -26,15 +26,15 @@ from pathlib import Path
 import httpx
 from eth_utils import keccak
 
+from content.store import LocalStore
 from coordinator.rounds import Coordinator
+from devtools.anvil import Anvil, free_port, wait_for_port
 from ledger.chain import connect, dev_accounts
 from ledger.deploy import deploy
-from ledger.localnode import Anvil, free_port, wait_for_port
 from ledger.market import Market
 from ledger.terms import BountyTerms
 from ledger.tx import Transactor
 from protocol.spec import TrainingSpec
-from protocol.store import LocalStore
 
 
 def setup(root: Path, url: str) -> dict[str, str]:
@@ -56,9 +56,13 @@ def setup(root: Path, url: str) -> dict[str, str]:
         spec_cid = store.put(spec.canonical_bytes())
         bounty_id = poster.post_bounty(terms.params(spec_cid, shards, spec.rounds, spec.segments, poster.now()))
         coordinator.intake(bounty_id)
-    return {"SHARDWORK_COORD_RPC_URL": url, "SHARDWORK_COORD_DEPLOYMENT": str(root / "deployment.json"),
-            "SHARDWORK_COORD_STORE": str(root / "store"), "SHARDWORK_COORD_INDEX": str(root / "index.sqlite"),
-            "market": deployment.market}  # fmt: skip
+    return {
+        "SHARDWORK_COORD_RPC_URL": url,
+        "SHARDWORK_COORD_DEPLOYMENT": str(root / "deployment.json"),
+        "SHARDWORK_COORD_STORE": str(root / "store"),
+        "SHARDWORK_COORD_INDEX": str(root / "index.sqlite"),
+        "market": deployment.market,
+    }
 
 
 async def volunteers(api: str, rpc: str, market: str, count: int, seconds: float, interval: float) -> dict[str, object]:
@@ -70,7 +74,10 @@ async def volunteers(api: str, rpc: str, market: str, count: int, seconds: float
     deadline = time.monotonic() + seconds
     task_of = "0x" + keccak(text="taskOf(uint256)")[:4].hex()
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
-    async with httpx.AsyncClient(base_url=api, limits=limits, timeout=10) as client, httpx.AsyncClient(limits=limits, timeout=10) as rpc_client:
+    async with (
+        httpx.AsyncClient(base_url=api, limits=limits, timeout=10) as client,
+        httpx.AsyncClient(limits=limits, timeout=10) as rpc_client,
+    ):
 
         async def one(i: int) -> None:
             nonlocal errors, requests
@@ -91,8 +98,15 @@ async def volunteers(api: str, rpc: str, market: str, count: int, seconds: float
                     task_id = random.choice(tasks)["task_id"]
                     started = time.perf_counter()
                     data = task_of + task_id.to_bytes(32, "big").hex()
-                    await rpc_client.post(rpc, json={"jsonrpc": "2.0", "id": i, "method": "eth_call",
-                                                     "params": [{"to": market, "data": data}, "latest"]})  # fmt: skip
+                    await rpc_client.post(
+                        rpc,
+                        json={
+                            "jsonrpc": "2.0",
+                            "id": i,
+                            "method": "eth_call",
+                            "params": [{"to": market, "data": data}, "latest"],
+                        },
+                    )
                     chain.append(time.perf_counter() - started)
                 await asyncio.sleep(interval)
 
@@ -103,9 +117,17 @@ async def volunteers(api: str, rpc: str, market: str, count: int, seconds: float
     def pct(values: list[float], q: float) -> float:
         return round(statistics.quantiles(values, n=100)[q - 1] * 1e3, 2) if len(values) > 1 else float("nan")
 
-    return {"volunteers": count, "p50_ms": pct(discovery, 50), "p99_ms": pct(discovery, 99),
-            "requests_per_s": round(requests / elapsed, 1), "chain_p50_ms": pct(chain, 50), "chain_p99_ms": pct(chain, 99),
-            "errors": errors, "seconds": round(elapsed, 1), "interval_s": interval}  # fmt: skip
+    return {
+        "volunteers": count,
+        "p50_ms": pct(discovery, 50),
+        "p99_ms": pct(discovery, 99),
+        "requests_per_s": round(requests / elapsed, 1),
+        "chain_p50_ms": pct(chain, 50),
+        "chain_p99_ms": pct(chain, 99),
+        "errors": errors,
+        "seconds": round(elapsed, 1),
+        "interval_s": interval,
+    }
 
 
 def main() -> None:
@@ -124,11 +146,28 @@ def main() -> None:
             env = setup(Path(tmp), node.url)
             market = env.pop("market")
             port = free_port()
-            api_proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "coordinator.api:app_from_settings",
-                                         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                                        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            api_proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
+                    "coordinator.api:app_from_settings",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                ],
+                env={**os.environ, **env},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             wait_for_port(port, api_proc, timeout=60)
-            result = asyncio.run(volunteers(f"http://127.0.0.1:{port}", node.url, market, args.volunteers, args.seconds, args.interval))
+            result = asyncio.run(
+                volunteers(f"http://127.0.0.1:{port}", node.url, market, args.volunteers, args.seconds, args.interval)
+            )
     finally:
         if api_proc is not None:
             api_proc.terminate()

@@ -21,7 +21,6 @@ from protocol.challenge import BPS, draw
 from protocol.spec import TrainingSpec
 
 
-
 def strategies(terms: BountyTerms, segments: int) -> dict[str, dict[str, object]]:
     """name -> how it is caught: 'audit' (the coordinator's audit of every commit disputes it, so it is
     always checked), else the fraction of segments whose replay fails (caught only if checked and sampled)."""
@@ -90,25 +89,38 @@ def main() -> None:
     spec = TrainingSpec.model_validate({"model": {"family": "mnist-mlp"}})
     segments = spec.segments
     result: dict[str, object] = {
-        "terms": {"reward": terms.base("reward"), "stake": terms.base("stake"), "check_probability_floor": terms.min_check_probability,
-                  "segments": segments, "segments_per_check": terms.segments_per_check, "trials": args.trials},
+        "terms": {
+            "reward": terms.base("reward"),
+            "stake": terms.base("stake"),
+            "check_probability_floor": terms.min_check_probability,
+            "segments": segments,
+            "segments_per_check": terms.segments_per_check,
+            "trials": args.trials,
+        },
         "strategies": {},
-    }  # fmt: skip
+    }
     for name, how in strategies(terms, segments).items():
         detection, profit = expected(terms, segments, how)
         sim_detection, sim_profit = simulate(terms, segments, how, args.trials)
         result["strategies"][name] = {  # type: ignore[index]
-            "expected_profit": int(profit), "simulated_profit": int(sim_profit),
-            "detection": round(detection, 4), "simulated_detection": round(sim_detection, 4), "caught_by": how["caught_by"],
-        }  # fmt: skip
-    result["all_negative"] = all(s["expected_profit"] < 0 and s["simulated_profit"] < 0 for s in result["strategies"].values())  # type: ignore[union-attr]
+            "expected_profit": int(profit),
+            "simulated_profit": int(sim_profit),
+            "detection": round(detection, 4),
+            "simulated_detection": round(sim_detection, 4),
+            "caught_by": how["caught_by"],
+        }
+    result["all_negative"] = all(
+        s["expected_profit"] < 0 and s["simulated_profit"] < 0 for s in result["strategies"].values()
+    )  # type: ignore[union-attr]
     result["honest_profit"] = terms.base("reward")
     if args.json:
         print(json.dumps(result))
     else:
         for name, s in result["strategies"].items():  # type: ignore[union-attr]
-            print(f"{name:<22} detection {s['detection']:.3f} (sim {s['simulated_detection']:.3f})  "
-                  f"E[profit] {s['expected_profit'] / 1e18:+8.2f}  simulated {s['simulated_profit'] / 1e18:+8.2f} tokens")  # fmt: skip
+            print(
+                f"{name:<22} detection {s['detection']:.3f} (sim {s['simulated_detection']:.3f})  "
+                f"E[profit] {s['expected_profit'] / 1e18:+8.2f}  simulated {s['simulated_profit'] / 1e18:+8.2f} tokens"
+            )
         print(f"honest: +{terms.base('reward') / 1e18:g} per task; every strategy negative: {result['all_negative']}")
 
 

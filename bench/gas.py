@@ -14,8 +14,8 @@ from pathlib import Path
 
 from web3 import HTTPProvider, Web3
 
-from ledger.localnode import Anvil
-from tests.contracts.harness import RARE_CHECKS, TOKEN, Chain
+from devtools.anvil import Anvil
+from tests.support.chain import RARE_CHECKS, TOKEN, Chain
 
 SNAPSHOT = Path(__file__).with_name("gas-snapshot.json")
 REWARD_CLAIM_AMORTIZED_OVER = 10

@@ -1,11 +1,11 @@
 """Proof-of-learning costs, measured side by side in one run (issue 4).
 
-  pol-overhead  wall time of a trace-producing training run ÷ a plain PyTorch loop (same model, data,
-                steps, threads), per model family; `ratio` is the worst family.
-  hashing       canonical checkpoint hashing throughput next to a plain memory copy of the same tensors,
-                on one core.
-  replay        over ≥ 100 honest segments in exact mode: the fraction replayed bit for bit, and the
-                replay cost of a segment ÷ the training cost of that segment.
+pol-overhead  wall time of a trace-producing training run ÷ a plain PyTorch loop (same model, data,
+              steps, threads), per model family; `ratio` is the worst family.
+hashing       canonical checkpoint hashing throughput next to a plain memory copy of the same tensors,
+              on one core.
+replay        over ≥ 100 honest segments in exact mode: the fraction replayed bit for bit, and the
+              replay cost of a segment ÷ the training cost of that segment.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
+from content.store import LocalStore
 from node.trainer import TaskInput, train_task
 from protocol import datasets
 from protocol.seeds import task_seed
 from protocol.spec import TrainingSpec
-from protocol.store import LocalStore
 from protocol.tensors import canonical_hash
 from protocol.training import deterministic, initial_weights, load_state, replay_segment, run_steps
 from protocol.verify import parse_checkpoint
@@ -37,7 +37,12 @@ FAMILIES = {"mnist-mlp": 64, "mnist-cnn": 64, "char-transformer": 32}
 
 def _spec(family: str, steps: int, interval: int) -> TrainingSpec:
     return TrainingSpec.model_validate(
-        {"model": {"family": family}, "batch_size": FAMILIES[family], "steps_per_task": steps, "checkpoint_interval": interval}
+        {
+            "model": {"family": family},
+            "batch_size": FAMILIES[family],
+            "steps_per_task": steps,
+            "checkpoint_interval": interval,
+        }
     )
 
 
@@ -45,7 +50,9 @@ def _task(spec: TrainingSpec, shard_index: int = 0) -> TaskInput:
     workload = resolve(spec.model)
     shards, _ = datasets.split(workload.dataset, spec.data)
     seed = task_seed(1, 0, shard_index, b"\x42" * 32)
-    return TaskInput(spec, workload, shard_index, VOLUNTEER, seed, ROUND_CID, initial_weights(spec), shards[shard_index])
+    return TaskInput(
+        spec, workload, shard_index, VOLUNTEER, seed, ROUND_CID, initial_weights(spec), shards[shard_index]
+    )
 
 
 def _plain_loop(task: TaskInput) -> float:
@@ -128,8 +135,12 @@ def replay(tasks: int) -> dict[str, object]:
             task = _task(spec, index % spec.data.shards)
             step_ends: dict[int, float] = {}
             start = time.perf_counter()
-            result = train_task(task, store, Path(tmp) / f"work{index}",
-                                on_step=lambda step, _loss: step_ends.__setitem__(step, time.perf_counter()))  # fmt: skip
+            result = train_task(
+                task,
+                store,
+                Path(tmp) / f"work{index}",
+                on_step=lambda step, _loss, ends=step_ends: ends.__setitem__(step, time.perf_counter()),
+            )
             refs = result.manifest.checkpoints
             for segment in range(spec.segments):
                 last = (segment + 1) * spec.checkpoint_interval - 1

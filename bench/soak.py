@@ -1,7 +1,7 @@
 """Soak of the real stack (issue 7): several bounties and many volunteers at once, for a bounded time.
 
 The stack is the one `./scripts/stack up` runs (anvil with a block a second, Redis, js-ipfs, a Celery worker
-and beat, the API). Each volunteer is a real node daemon process (tests/e2e/adversary_node, honest) with its
+and beat, the API). Each volunteer is a real node daemon process (tests/support/adversary_node, honest) with its
 own development key. Bounties have more rounds than the soak can finish, so work never runs out. Every
 `--sample-s` seconds: tasks paid so far, the verification backlog (tasks of the current rounds committed but
 not yet settled, at most bounties × shards, and Celery's waiting queue in Redis, which is where work piles
@@ -30,37 +30,17 @@ from pathlib import Path
 import redis
 
 from cli.bounty import load_bounty_file
-from coordinator.localstack import StackInfo, down, up
+from content.ipfs import IpfsStore
+from devtools.localstack import StackInfo, down, up
 from ledger.chain import connect, dev_accounts
 from ledger.deploy import Deployment
 from ledger.market import Market, TaskStatus, task_id_of
 from ledger.tx import Transactor
-from protocol.ipfs import IpfsStore
+from tests.support.specs import bounty_toml
 
 UNIT = 10**18
 FIRST_VOLUNTEER = 5  # development keys 0-4 are the deployer, poster, coordinator and two verifiers
 COMPONENTS = ("anvil", "redis", "ipfs", "worker0", "beat", "api")
-SPEC = """
-name = "soak"
-rounds = 100
-steps_per_task = 20
-checkpoint_interval = 5
-batch_size = 32
-[model]
-family = "mnist-mlp"
-params = {{ hidden = 32 }}
-[data]
-shards = 3
-[bounty]
-reward = "10"
-stake = "100"
-segments_per_check = 2
-check_probability = 1.0
-min_check_probability = 0.5
-challenge_window_s = 5
-verify_window_s = 60
-coordinator = "{coordinator}"
-"""
 
 
 def group_pss_mb(pgid: int) -> float:
@@ -86,7 +66,7 @@ def post_bounties(info: StackInfo, work: Path, count: int) -> tuple[Market, list
     keys = dev_accounts(w3, 3)
     poster = Market(w3, deployment, Transactor(w3, keys[1]))
     spec_file = work / "spec.toml"
-    spec_file.write_text(SPEC.format(coordinator=keys[2].address))
+    spec_file.write_text(bounty_toml(keys[2].address, name="soak", rounds=100, verify_window_s=60))
     spec, terms = load_bounty_file(spec_file)
     store = IpfsStore(info.ipfs_api)
     tasks = spec.data.shards * spec.rounds
@@ -94,9 +74,12 @@ def post_bounties(info: StackInfo, work: Path, count: int) -> tuple[Market, list
     while poster.balance(poster.address) < needed:
         poster.faucet(poster.address, 10_000 * UNIT)  # the faucet's per-call limit
     poster.ensure_allowance(needed)
-    ids = [poster.post_bounty(terms.params(store.put(spec.canonical_bytes()), spec.data.shards, spec.rounds,
-                                          spec.segments, poster.now()))  # fmt: skip
-           for _ in range(count)]
+    ids = [
+        poster.post_bounty(
+            terms.params(store.put(spec.canonical_bytes()), spec.data.shards, spec.rounds, spec.segments, poster.now())
+        )
+        for _ in range(count)
+    ]
     return poster, ids, spec.data.shards
 
 
@@ -111,11 +94,23 @@ def start_volunteers(info: StackInfo, work: Path, count: int) -> list[subprocess
         volunteer = Market(w3, deployment, Transactor(w3, keys[index]))
         volunteer.faucet(volunteer.address, 1_000 * UNIT)
         volunteer.stake(1_000 * UNIT)
-        nodes.append(subprocess.Popen(
-            [sys.executable, "-m", "tests.e2e.adversary_node", info.rpc_url, info.deployment, str(index),
-             f"ipfs:{info.ipfs_api}", str(work / f"node{index}"), "honest"],
-            stderr=open(work / f"node{index}.log", "w"), start_new_session=True,  # noqa: SIM115 - the child owns it
-        ))  # fmt: skip
+        nodes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.support.adversary_node",
+                    info.rpc_url,
+                    info.deployment,
+                    str(index),
+                    f"ipfs:{info.ipfs_api}",
+                    str(work / f"node{index}"),
+                    "honest",
+                ],
+                stderr=open(work / f"node{index}.log", "w"),
+                start_new_session=True,
+            )
+        )
     return nodes
 
 
@@ -157,10 +152,14 @@ def main() -> None:
         started = time.monotonic()
         while (elapsed := time.monotonic() - started) < args.minutes * 60:
             paid = len(poster.market.events.TaskAccepted().get_logs(from_block=0))
-            sample = {"t_s": round(elapsed, 1), "tasks_paid": paid, "backlog_tasks": backlog(poster, bounty_ids, shards),
-                      "celery_queue": int(queue.llen("celery")),  # type: ignore[arg-type]
-                      "pss_mb": {name: round(group_pss_mb(info.pids[name]), 1) for name in COMPONENTS},
-                      "nodes_alive": sum(n.poll() is None for n in nodes)}  # fmt: skip
+            sample = {
+                "t_s": round(elapsed, 1),
+                "tasks_paid": paid,
+                "backlog_tasks": backlog(poster, bounty_ids, shards),
+                "celery_queue": int(queue.llen("celery")),  # type: ignore[arg-type]
+                "pss_mb": {name: round(group_pss_mb(info.pids[name]), 1) for name in COMPONENTS},
+                "nodes_alive": sum(n.poll() is None for n in nodes),
+            }
             samples.append(sample)
             if not args.json:
                 print(json.dumps(sample), flush=True)
@@ -182,19 +181,29 @@ def main() -> None:
     for name in COMPONENTS:
         series = [float(s["pss_mb"][name]) for s in samples]  # type: ignore[index]
         ok, middle, last = bounded(series)
-        memory[name] = {"first_mb": series[0], "max_mb": max(series), "middle_third_mean_mb": middle,
-                        "last_third_mean_mb": last, "bounded": ok}  # fmt: skip
+        memory[name] = {
+            "first_mb": series[0],
+            "max_mb": max(series),
+            "middle_third_mean_mb": middle,
+            "last_third_mean_mb": last,
+            "bounded": ok,
+        }
     minutes = samples[-1]["t_s"] / 60 if samples else 0  # type: ignore[operator]
     result = {
-        "minutes": round(minutes, 2), "volunteers": args.volunteers, "bounties": args.bounties,
+        "minutes": round(minutes, 2),
+        "volunteers": args.volunteers,
+        "bounties": args.bounties,
         "tasks_completed": samples[-1]["tasks_paid"] if samples else 0,
         "tasks_per_minute": round(samples[-1]["tasks_paid"] / minutes, 1) if minutes else 0,  # type: ignore[operator]
         "backlog_tasks_max": max(int(s["backlog_tasks"]) for s in samples),  # type: ignore[call-overload]
-        "backlog_tasks_final": samples[-1]["backlog_tasks"], "celery_queue_max": max(int(s["celery_queue"]) for s in samples),  # type: ignore[call-overload]
-        "nodes_alive_at_end": samples[-1]["nodes_alive"], "memory": memory,
-        "memory_bounded": all(m["bounded"] for m in memory.values()), "samples": len(samples),
+        "backlog_tasks_final": samples[-1]["backlog_tasks"],
+        "celery_queue_max": max(int(s["celery_queue"]) for s in samples),  # type: ignore[call-overload]
+        "nodes_alive_at_end": samples[-1]["nodes_alive"],
+        "memory": memory,
+        "memory_bounded": all(m["bounded"] for m in memory.values()),
+        "samples": len(samples),
         **({"logs": str(work)} if args.keep else {}),
-    }  # fmt: skip
+    }
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
 
 

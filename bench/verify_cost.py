@@ -30,13 +30,13 @@ from pathlib import Path
 
 import torch
 
+from content.store import LocalStore
 from node.trainer import TaskInput, train_task
 from protocol import datasets
 from protocol.challenge import draw
+from protocol.manifests import TraceManifest
 from protocol.seeds import task_seed
 from protocol.spec import TrainingSpec
-from protocol.store import LocalStore
-from protocol.manifests import TraceManifest
 from protocol.tensors import Tensors, canonical_hash, from_bytes
 from protocol.training import MODEL_PREFIX, initial_weights
 from protocol.verify import parse_checkpoint, verify_segment
@@ -46,8 +46,9 @@ VOLUNTEER = "0x" + "22" * 20
 ROUND_CID = "QmWfVY9y3xjsixTgbd9AorQxH7VtMpzfx2HaWtsoUYecaX"
 
 
-def structural_check(spec: TrainingSpec, workload: Workload, store: LocalStore, trace: TraceManifest,
-                     round_weights: Tensors) -> float:  # fmt: skip
+def structural_check(
+    spec: TrainingSpec, workload: Workload, store: LocalStore, trace: TraceManifest, round_weights: Tensors
+) -> float:
     """CPU seconds of the cheap check every commit gets (coordinator/verification.audit_commit's content
     work: fetch, parse and hash the first and last checkpoints and the update; compare them)."""
     started = time.process_time()
@@ -71,12 +72,23 @@ def main() -> None:
     parser.add_argument("--check-bps", type=int, default=9000)
     parser.add_argument("--segments-per-check", type=int, default=1)
     parser.add_argument("--quorum", type=int, default=2)
-    parser.add_argument("--family", default="mnist-cnn", choices=["mnist-cnn", "mnist-mlp"],
-                        help="the MLP's steps are so cheap that per-segment fixed costs (parse, hash) dominate")
+    parser.add_argument(
+        "--family",
+        default="mnist-cnn",
+        choices=["mnist-cnn", "mnist-mlp"],
+        help="the MLP's steps are so cheap that per-segment fixed costs (parse, hash) dominate",
+    )
     parser.add_argument("--trials", type=int, default=10_000)
     args = parser.parse_args()
-    spec = TrainingSpec.model_validate({"model": {"family": args.family}, "steps_per_task": args.segments_per_task * args.steps_per_segment,
-                                        "checkpoint_interval": args.steps_per_segment, "batch_size": 32, "data": {"shards": 5}})  # fmt: skip
+    spec = TrainingSpec.model_validate(
+        {
+            "model": {"family": args.family},
+            "steps_per_task": args.segments_per_task * args.steps_per_segment,
+            "checkpoint_interval": args.steps_per_segment,
+            "batch_size": 32,
+            "data": {"shards": 5},
+        }
+    )
     workload = resolve(spec.model)
     shards, _ = datasets.split(workload.dataset, spec.data)
     weights = initial_weights(spec)
@@ -101,8 +113,16 @@ def main() -> None:
             for segment in segments:
                 started = time.process_time()
                 # Exact mode: the verifier fetches only the start; the replay is compared with the committed hash.
-                verdict = verify_segment(spec, workload, shards[shard], seed, result.manifest, result.trace_root, segment,
-                                         store.get(refs[segment].cid))  # fmt: skip
+                verdict = verify_segment(
+                    spec,
+                    workload,
+                    shards[shard],
+                    seed,
+                    result.manifest,
+                    result.trace_root,
+                    segment,
+                    store.get(refs[segment].cid),
+                )
                 verify_cpu += time.process_time() - started
                 replayed += 1
                 assert verdict.passed, verdict
@@ -121,21 +141,36 @@ def main() -> None:
         detection[str(f)] = round(caught / args.trials, 4)
     per_verifier = verify_cpu / train_cpu
     result = {
-        "segments": total_segments, "replayed_segments": replayed,
-        "sampled_fraction": round(replayed / total_segments, 4), "train_cpu_s": round(train_cpu, 3),
-        "verify_cpu_s_per_verifier": round(verify_cpu, 3), "verify_over_train": round(per_verifier, 4),
-        "verify_over_train_with_quorum": round(per_verifier * args.quorum, 4), "quorum": args.quorum,
+        "segments": total_segments,
+        "replayed_segments": replayed,
+        "sampled_fraction": round(replayed / total_segments, 4),
+        "train_cpu_s": round(train_cpu, 3),
+        "verify_cpu_s_per_verifier": round(verify_cpu, 3),
+        "verify_over_train": round(per_verifier, 4),
+        "verify_over_train_with_quorum": round(per_verifier * args.quorum, 4),
+        "quorum": args.quorum,
         # The structural check of every commit (once by the coordinator, and by each verifier of a checked task).
         "audit_over_train_per_check": round(audit_cpu / train_cpu, 4),
         # What a sampled segment's verification costs against training one segment (replay + parse + hashes).
         "sample_cost_over_segment_cost": round(verify_cpu / max(replayed, 1) / (train_cpu / total_segments), 3),
         # The same at the draw's expected sampling rate, not this seed's realized one.
-        "expected_verify_over_train": round(verify_cpu / max(replayed, 1) / (train_cpu / total_segments)
-                                            * args.check_bps / 10_000 * args.segments_per_check / spec.segments, 4),
+        "expected_verify_over_train": round(
+            verify_cpu
+            / max(replayed, 1)
+            / (train_cpu / total_segments)
+            * args.check_bps
+            / 10_000
+            * args.segments_per_check
+            / spec.segments,
+            4,
+        ),
         "expected_sampled_fraction": round(args.check_bps / 10_000 * args.segments_per_check / spec.segments, 4),
-        "check_bps": args.check_bps, "segments_per_check": args.segments_per_check, "detection": detection,
-        "family": args.family, "steps_per_segment": args.steps_per_segment,
-    }  # fmt: skip
+        "check_bps": args.check_bps,
+        "segments_per_check": args.segments_per_check,
+        "detection": detection,
+        "family": args.family,
+        "steps_per_segment": args.steps_per_segment,
+    }
     print(json.dumps(result) if args.json else "\n".join(f"{k:>30}: {v}" for k, v in result.items()))
 
 

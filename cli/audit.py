@@ -14,24 +14,35 @@ audit_app = typer.Typer(
     no_args_is_help=True,
 )
 ReplayOpt = Annotated[
-    int, typer.Option("--replay", help="Independently replay up to N committed segments (the ones the chain sampled).", min=0)
+    int,
+    typer.Option(
+        "--replay", help="Independently replay up to N committed segments (the ones the chain sampled).", min=0
+    ),
 ]
 SeedOpt = Annotated[int | None, typer.Option(help="Seed of the replay sample (default: random).")]
 FINDINGS_EXIT = 3
 
 
-def _run(bounty_id: int | None, task_id: int | None, account: str | None, rpc_url: str | None, deployment: object,
-         replay: int, seed: int | None, as_json: bool) -> None:  # fmt: skip
-    from cli.main import fail_on_user_errors
+def _run(
+    bounty_id: int | None,
+    task_id: int | None,
+    account: str | None,
+    rpc_url: str | None,
+    deployment: object,
+    replay: int,
+    seed: int | None,
+    as_json: bool,
+) -> None:
+    from cli.common import fail_on_user_errors
 
     with fail_on_user_errors():
+        from content.ipfs import open_store
+        from judge.audit import audit
+        from judge.context import ChainView
         from ledger.amounts import format_amount
-        from ledger.audit import audit
-        from ledger.chainview import ChainView
-        from ledger.errors import ShardworkError
         from ledger.index import EventIndex
         from ledger.market import BountyStatus
-        from protocol.ipfs import open_store
+        from protocol.errors import ShardworkError
 
         session = open_session(rpc_url, deployment)  # type: ignore[arg-type]
         if bounty_id is not None and session.market.bounty(bounty_id).status == BountyStatus.NONE:
@@ -46,35 +57,66 @@ def _run(bounty_id: int | None, task_id: int | None, account: str | None, rpc_ur
         else:
             typer.echo(f"audit of {report.subject}: {len(report.events)} events, {len(report.commits)} commits")
             for e in report.events:
-                if e.name in ("TaskCommitted", "VerdictAttested", "TaskDisputed", "TaskAccepted", "TaskSlashed",
-                              "RewardCredited", "LeaseExpired", "RoundClosed", "BountyFinalized", "EscrowRefunded"):  # fmt: skip
-                    detail = ", ".join(f"{k}={format_amount(v) if k in ('amount', 'reward') else v}"
-                                       for k, v in e.args.items() if k not in ("traceCid", "updateCid", "updateHash"))  # fmt: skip
+                if e.name in (
+                    "TaskCommitted",
+                    "VerdictAttested",
+                    "TaskDisputed",
+                    "TaskAccepted",
+                    "TaskSlashed",
+                    "RewardCredited",
+                    "LeaseExpired",
+                    "RoundClosed",
+                    "BountyFinalized",
+                    "EscrowRefunded",
+                ):
+                    detail = ", ".join(
+                        f"{k}={format_amount(v) if k in ('amount', 'reward') else v}"
+                        for k, v in e.args.items()
+                        if k not in ("traceCid", "updateCid", "updateHash")
+                    )
                     typer.echo(f"  block {e.block:>6}  {e.name:<16} {detail}")
             for c in report.commits:
                 state = "proofs ok" if not c.proof_problems else "; ".join(c.proof_problems[:2])
-                typer.echo(f"  commit task {c.task_id:#x} attempt {c.attempt} by {c.volunteer}: {c.outcome}, "
-                           f"verdicts {c.verdicts or '-'}; {state}")  # fmt: skip
+                typer.echo(
+                    f"  commit task {c.task_id:#x} attempt {c.attempt} by {c.volunteer}: {c.outcome}, "
+                    f"verdicts {c.verdicts or '-'}; {state}"
+                )
             for r in report.replays:
                 mark = "agrees" if r.agrees else "DISAGREES" if r.checked else "UNCHECKED CHEAT"
-                typer.echo(f"  replay task {r.task_id:#x} attempt {r.attempt} segments {r.segments}: "
-                           f"{'fail ' + str(r.failed) if r.failed else 'pass'} vs on-chain {r.outcome}: {mark}")  # fmt: skip
-            typer.echo(f"{report.proof_problems} proof problems, {len(report.replays)} replays, "
-                       f"{report.disagreements} disagreements, {report.unchecked_cheats} unchecked cheats")  # fmt: skip
+                typer.echo(
+                    f"  replay task {r.task_id:#x} attempt {r.attempt} segments {r.segments}: "
+                    f"{'fail ' + str(r.failed) if r.failed else 'pass'} vs on-chain {r.outcome}: {mark}"
+                )
+            typer.echo(
+                f"{report.proof_problems} proof problems, {len(report.replays)} replays, "
+                f"{report.disagreements} disagreements, {report.unchecked_cheats} unchecked cheats"
+            )
         if report.findings:
             raise typer.Exit(FINDINGS_EXIT)
 
 
 @audit_app.command("bounty")
-def audit_bounty(bounty_id: int, rpc_url: RpcOpt = None, deployment: DeploymentOpt = None, replay: ReplayOpt = 0,
-                 seed: SeedOpt = None, as_json: JsonOpt = False) -> None:  # fmt: skip
+def audit_bounty(
+    bounty_id: int,
+    rpc_url: RpcOpt = None,
+    deployment: DeploymentOpt = None,
+    replay: ReplayOpt = 0,
+    seed: SeedOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Every commit, challenge, verdict, payment and slash of a bounty."""
     _run(bounty_id, None, None, rpc_url, deployment, replay, seed, as_json)
 
 
 @audit_app.command("task")
-def audit_task(task_id: Annotated[str, typer.Argument(help="Task id, decimal or 0x-hex.")], rpc_url: RpcOpt = None,
-               deployment: DeploymentOpt = None, replay: ReplayOpt = 0, seed: SeedOpt = None, as_json: JsonOpt = False) -> None:  # fmt: skip
+def audit_task(
+    task_id: Annotated[str, typer.Argument(help="Task id, decimal or 0x-hex.")],
+    rpc_url: RpcOpt = None,
+    deployment: DeploymentOpt = None,
+    replay: ReplayOpt = 0,
+    seed: SeedOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """One task's attempts and what became of each."""
     try:
         parsed = int(task_id, 0)
@@ -85,10 +127,16 @@ def audit_task(task_id: Annotated[str, typer.Argument(help="Task id, decimal or 
 
 
 @audit_app.command("node")
-def audit_node(address: str, rpc_url: RpcOpt = None, deployment: DeploymentOpt = None, replay: ReplayOpt = 0,
-               seed: SeedOpt = None, as_json: JsonOpt = False) -> None:  # fmt: skip
+def audit_node(
+    address: str,
+    rpc_url: RpcOpt = None,
+    deployment: DeploymentOpt = None,
+    replay: ReplayOpt = 0,
+    seed: SeedOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Everything one account did: claims, commits, verdicts, rewards, slashes."""
-    from cli.main import fail_on_user_errors
+    from cli.common import fail_on_user_errors
 
     with fail_on_user_errors():
         checked = parse_address(address)
@@ -98,7 +146,7 @@ def audit_node(address: str, rpc_url: RpcOpt = None, deployment: DeploymentOpt =
 @audit_app.command("index")
 def audit_index(rpc_url: RpcOpt = None, deployment: DeploymentOpt = None, as_json: JsonOpt = False) -> None:
     """Sync the local event index and re-read every indexed block from the chain to prove it matches."""
-    from cli.main import fail_on_user_errors
+    from cli.common import fail_on_user_errors
 
     with fail_on_user_errors():
         from ledger.index import EventIndex
@@ -110,8 +158,10 @@ def audit_index(rpc_url: RpcOpt = None, deployment: DeploymentOpt = None, as_jso
         if as_json:
             emit_json({"added": added, "synced_to": index.synced_to, "problems": problems})
         else:
-            typer.echo(f"index {session.settings.index}: +{added} events, synced to block {index.synced_to}; "
-                       f"{'matches the chain' if not problems else f'{len(problems)} differences'}")  # fmt: skip
+            typer.echo(
+                f"index {session.settings.index}: +{added} events, synced to block {index.synced_to}; "
+                f"{'matches the chain' if not problems else f'{len(problems)} differences'}"
+            )
             for p in problems[:20]:
                 typer.echo(f"  {p}")
         if problems:

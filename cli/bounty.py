@@ -7,14 +7,25 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.common import DeploymentOpt, JsonOpt, PasswordFileOpt, RpcOpt, WalletOpt, YesOpt, confirm, emit_json, fee_of, open_session
+from cli.common import (
+    DeploymentOpt,
+    JsonOpt,
+    PasswordFileOpt,
+    RpcOpt,
+    WalletOpt,
+    YesOpt,
+    confirm,
+    emit_json,
+    fee_of,
+    open_session,
+)
 
 bounty_app = typer.Typer(help="Post training bounties, follow them, and get unspent escrow back.", no_args_is_help=True)
 STATUS = ["Open", "Claimed", "Committed", "Challenged", "Accepted"]
 
 
 def _errors():  # type: ignore[no-untyped-def]
-    from cli.main import fail_on_user_errors
+    from cli.common import fail_on_user_errors
 
     return fail_on_user_errors()
 
@@ -24,8 +35,8 @@ def load_bounty_file(path: Path) -> tuple[Any, Any]:
     from pydantic import ValidationError
 
     from ledger.terms import BountyTerms
-    from protocol.spec import SpecError, TrainingSpec, read_spec_file
     from protocol.footprint import check_footprint
+    from protocol.spec import SpecError, TrainingSpec, read_spec_file
 
     raw = read_spec_file(path)
     if not isinstance(raw, dict) or not isinstance(raw.get("bounty"), dict):
@@ -46,15 +57,19 @@ def load_bounty_file(path: Path) -> tuple[Any, Any]:
 @bounty_app.command("post")
 def bounty_post(
     spec_file: Annotated[Path, typer.Argument(help="Training spec (TOML or JSON) with a [bounty] table of terms.")],
-    wallet: WalletOpt, rpc_url: RpcOpt = None, deployment: DeploymentOpt = None, password_file: PasswordFileOpt = None,
-    yes: YesOpt = False, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    wallet: WalletOpt,
+    rpc_url: RpcOpt = None,
+    deployment: DeploymentOpt = None,
+    password_file: PasswordFileOpt = None,
+    yes: YesOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Publish the spec to the content store, escrow rewards + verifier fees, and post the bounty."""
     with _errors():
         from cli.common import parse_address
+        from content.ipfs import open_store
         from ledger.amounts import format_amount
-        from ledger.errors import ShardworkError
-        from protocol.ipfs import open_store
+        from protocol.errors import ShardworkError
 
         spec, terms = load_bounty_file(spec_file)
         parse_address(terms.coordinator)
@@ -85,7 +100,9 @@ def bounty_post(
         signer.ensure_allowance(escrow)
         bounty_id = signer.post_bounty(params)
         result = {"bounty_id": bounty_id, "spec_cid": spec_cid, "escrow": escrow, "tasks": tasks}
-        emit_json(result) if as_json else typer.echo(f"bounty {bounty_id} posted; spec {spec_cid}; escrow {format_amount(escrow)}")
+        emit_json(result) if as_json else typer.echo(
+            f"bounty {bounty_id} posted; spec {spec_cid}; escrow {format_amount(escrow)}"
+        )
 
 
 def _index(session: Any) -> Any:
@@ -106,26 +123,39 @@ def bounty_list(rpc_url: RpcOpt = None, deployment: DeploymentOpt = None, as_jso
         rows = []
         for event in _index(session).events(names=("BountyPosted",)):
             b = session.market.bounty(int(event.args["bountyId"]))
-            rows.append({"bounty_id": b.bounty_id, "poster": b.poster, "status": b.status.name.lower(),
-                         "round": b.current_round, "rounds": b.rounds, "shards": b.shards, "escrow": b.escrow,
-                         "spec_cid": event.args["specCid"]})  # fmt: skip
+            rows.append(
+                {
+                    "bounty_id": b.bounty_id,
+                    "poster": b.poster,
+                    "status": b.status.name.lower(),
+                    "round": b.current_round,
+                    "rounds": b.rounds,
+                    "shards": b.shards,
+                    "escrow": b.escrow,
+                    "spec_cid": event.args["specCid"],
+                }
+            )
         if as_json:
             emit_json({"bounties": rows})
             return
         if not rows:
             typer.echo("no bounties yet: post one with `shardwork bounty post SPEC --wallet NAME`")
         for r in rows:
-            typer.echo(f"{r['bounty_id']:>4}  {r['status']:<9} round {r['round'] + 1}/{r['rounds']}  {r['shards']} shards  "
-                       f"escrow {format_amount(r['escrow']):>12}  poster {r['poster']}")  # fmt: skip
+            typer.echo(
+                f"{r['bounty_id']:>4}  {r['status']:<9} round {r['round'] + 1}/{r['rounds']}  {r['shards']} shards  "
+                f"escrow {format_amount(r['escrow']):>12}  poster {r['poster']}"
+            )
 
 
 @bounty_app.command("show")
-def bounty_show(bounty_id: int, rpc_url: RpcOpt = None, deployment: DeploymentOpt = None, as_json: JsonOpt = False) -> None:
+def bounty_show(
+    bounty_id: int, rpc_url: RpcOpt = None, deployment: DeploymentOpt = None, as_json: JsonOpt = False
+) -> None:
     """One bounty: terms, rounds, and every task with who did what."""
     with _errors():
         from ledger.amounts import format_amount
-        from ledger.errors import ShardworkError
         from ledger.market import BountyStatus, task_id_of
+        from protocol.errors import ShardworkError
 
         session = open_session(rpc_url, deployment)
         m = session.market
@@ -133,19 +163,43 @@ def bounty_show(bounty_id: int, rpc_url: RpcOpt = None, deployment: DeploymentOp
         if b.status == BountyStatus.NONE:
             raise ShardworkError(f"bounty {bounty_id} does not exist: see `shardwork bounty list`")
         index = _index(session)
-        rounds = [{"round": int(e.args["round"]), "event": e.name, "cid": e.args.get("modelCid") or e.args.get("aggregateCid")}
-                  for e in index.events(bounty_id=bounty_id, names=("RoundOpened", "RoundClosed"))]  # fmt: skip
+        rounds = [
+            {
+                "round": int(e.args["round"]),
+                "event": e.name,
+                "cid": e.args.get("modelCid") or e.args.get("aggregateCid"),
+            }
+            for e in index.events(bounty_id=bounty_id, names=("RoundOpened", "RoundClosed"))
+        ]
         tasks = []
         for round_ in range(b.current_round + 1):
             for shard in range(b.shards):
                 task_id = task_id_of(bounty_id, round_, shard)
                 t = m.task(task_id)
                 history = [e.name for e in index.events(task_id=task_id)]
-                tasks.append({"task_id": task_id, "round": round_, "shard": shard, "status": t.status.name.lower(),
-                              "volunteer": t.volunteer, "attempt": t.attempt, "history": history})  # fmt: skip
-        info = {"bounty_id": bounty_id, "status": b.status.name.lower(), "poster": b.poster, "coordinator": b.coordinator,
-                "escrow": b.escrow, "reward_per_task": b.reward_per_task, "stake_per_task": b.stake_per_task,
-                "rounds": rounds, "tasks": tasks, "spec_cid": m.spec_cid(bounty_id)}  # fmt: skip
+                tasks.append(
+                    {
+                        "task_id": task_id,
+                        "round": round_,
+                        "shard": shard,
+                        "status": t.status.name.lower(),
+                        "volunteer": t.volunteer,
+                        "attempt": t.attempt,
+                        "history": history,
+                    }
+                )
+        info = {
+            "bounty_id": bounty_id,
+            "status": b.status.name.lower(),
+            "poster": b.poster,
+            "coordinator": b.coordinator,
+            "escrow": b.escrow,
+            "reward_per_task": b.reward_per_task,
+            "stake_per_task": b.stake_per_task,
+            "rounds": rounds,
+            "tasks": tasks,
+            "spec_cid": m.spec_cid(bounty_id),
+        }
         if as_json:
             emit_json(info)
             return
@@ -154,20 +208,27 @@ def bounty_show(bounty_id: int, rpc_url: RpcOpt = None, deployment: DeploymentOp
         for r in rounds:
             typer.echo(f"  round {r['round']}: {r['event']} {r['cid']}")
         for t in tasks:
-            typer.echo(f"  task {t['task_id']:#x}  r{t['round']} s{t['shard']}  {t['status']:<10} attempt {t['attempt']}  "
-                       f"{t['volunteer']}  {' > '.join(t['history'])}")  # fmt: skip
+            typer.echo(
+                f"  task {t['task_id']:#x}  r{t['round']} s{t['shard']}  {t['status']:<10} attempt {t['attempt']}  "
+                f"{t['volunteer']}  {' > '.join(t['history'])}"
+            )
 
 
 @bounty_app.command("refund")
 def bounty_refund(
-    bounty_id: int, wallet: WalletOpt, rpc_url: RpcOpt = None, deployment: DeploymentOpt = None,
-    password_file: PasswordFileOpt = None, yes: YesOpt = False, as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+    bounty_id: int,
+    wallet: WalletOpt,
+    rpc_url: RpcOpt = None,
+    deployment: DeploymentOpt = None,
+    password_file: PasswordFileOpt = None,
+    yes: YesOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Take back escrow no task is owed, once the bounty is finalized or past its deadline."""
     with _errors():
         from ledger.amounts import format_amount
-        from ledger.errors import ShardworkError
         from ledger.market import BountyStatus
+        from protocol.errors import ShardworkError
 
         session = open_session(rpc_url, deployment, wallet)
         b = session.market.bounty(bounty_id)
@@ -177,11 +238,19 @@ def bounty_refund(
             raise ShardworkError(f"only the poster {b.poster} can refund bounty {bounty_id}")
         fee = fee_of(session, session.market.market.functions.refund(bounty_id))
         before = session.market.balance(session.address)
-        confirm([f"refund unspent escrow of bounty {bounty_id} (holds {format_amount(b.escrow)})",
-                 f"  network fee ≈ {fee / 1e18:.6f} ETH"], yes, as_json)  # fmt: skip
+        confirm(
+            [
+                f"refund unspent escrow of bounty {bounty_id} (holds {format_amount(b.escrow)})",
+                f"  network fee ≈ {fee / 1e18:.6f} ETH",
+            ],
+            yes,
+            as_json,
+        )
         tx = session.unlock(password_file).refund(bounty_id)
         after = session.market.balance(session.address)
         if as_json:
             emit_json({"bounty_id": bounty_id, "refunded": after - before, "gas_used": tx["gasUsed"]})
         else:
-            typer.echo(f"refunded {format_amount(after - before)}: balance {format_amount(before)} -> {format_amount(after)}")
+            typer.echo(
+                f"refunded {format_amount(after - before)}: balance {format_amount(before)} -> {format_amount(after)}"
+            )

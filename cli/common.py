@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -13,12 +16,46 @@ RpcOpt = Annotated[str | None, typer.Option("--rpc-url", help="JSON-RPC URL of t
 DeploymentOpt = Annotated[
     Path | None, typer.Option("--deployment", help="Deployment manifest [env SHARDWORK_DEPLOYMENT].")
 ]
-WalletOpt = Annotated[str, typer.Option("--wallet", "-w", help="Wallet name (see `shardwork wallet list`) or keystore path.")]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(help="Content store: a directory (embedded), or ipfs:http://HOST:PORT [env SHARDWORK_STORE]."),
+]
+WalletOpt = Annotated[
+    str, typer.Option("--wallet", "-w", help="Wallet name (see `shardwork wallet list`) or keystore path.")
+]
 PasswordFileOpt = Annotated[
     Path | None, typer.Option(help="File holding the keystore password (else $SHARDWORK_PASSWORD, else a prompt).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (for scripts).")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@contextlib.contextmanager
+def fail_on_user_errors() -> Iterator[None]:
+    """Turns the project's errors into a one-line message and exit code 1 (no traceback)."""
+    from cli.messages import explain
+    from ledger.errors import ContractRevert
+    from protocol.errors import ContentError, ShardworkError
+    from protocol.spec import SpecError
+
+    try:
+        yield
+    except ContractRevert as exc:
+        typer.echo(f"error: {explain(exc)}; nothing was sent", err=True)
+        raise typer.Exit(1) from None
+    except (ShardworkError, SpecError, ContentError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def user_errors(fn: F) -> F:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with fail_on_user_errors():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def emit_json(obj: Any) -> None:
@@ -33,14 +70,16 @@ def wallet_path(wallets_dir: Path, name: str) -> Path:
         return candidate
     path = wallets_dir / f"{name}.json"
     if not path.exists():
-        raise WalletError(f"no wallet named {name!r} in {wallets_dir}: see `shardwork wallet list` or `shardwork wallet new`")
+        raise WalletError(
+            f"no wallet named {name!r} in {wallets_dir}: see `shardwork wallet list` or `shardwork wallet new`"
+        )
     return path
 
 
 def parse_address(text: str) -> str:
     from web3 import Web3
 
-    from ledger.errors import ShardworkError
+    from protocol.errors import ShardworkError
 
     if not Web3.is_address(text):
         raise ShardworkError(f"{text!r} is not an address: expected 0x followed by 40 hex digits")
@@ -68,12 +107,12 @@ class Session:
 
 
 def open_session(rpc_url: str | None, deployment: Path | None, wallet: str | None = None) -> Session:
+    from config.settings import load_settings
     from ledger.chain import connect
-    from ledger.config import load_settings
     from ledger.deploy import Deployment
-    from ledger.errors import ShardworkError
     from ledger.market import Market
     from ledger.wallet import address_of
+    from protocol.errors import ShardworkError
 
     settings = load_settings(rpc_url=rpc_url, deployment=deployment)
     path = address = None
@@ -107,7 +146,7 @@ def confirm(lines: list[str], yes: bool, as_json: bool) -> None:
     if yes:
         return
     if as_json:
-        from ledger.errors import ShardworkError
+        from protocol.errors import ShardworkError
 
         raise ShardworkError("--json needs --yes: a script cannot answer the confirmation")
     for line in lines:

@@ -8,28 +8,31 @@ from typing import Annotated, Any
 
 import typer
 
-node_app = typer.Typer(help="Run a volunteer node: claim tasks, train them with a proof-of-learning trace, commit.",
-                       no_args_is_help=True)  # fmt: skip
+from cli.common import DeploymentOpt, RpcOpt, StoreOpt
+
+node_app = typer.Typer(
+    help="Run a volunteer node: claim tasks, train them with a proof-of-learning trace, commit.", no_args_is_help=True
+)
 
 
 @node_app.command("run")
 def node_run(
     keystore: Annotated[Path, typer.Option(help="Keystore of the volunteer's wallet (stake must already be bonded).")],
-    rpc_url: Annotated[str, typer.Option("--rpc-url", help="JSON-RPC URL of the EVM node.")] = "http://127.0.0.1:8545",
-    deployment: Annotated[Path, typer.Option(help="Deployment manifest written by `shardwork chain deploy`.")] = Path(
-        ".shardwork/deployment.json"
-    ),
+    rpc_url: RpcOpt = None,
+    deployment: DeploymentOpt = None,
     password_file: Annotated[
         Path | None, typer.Option(help="File holding the keystore password (else $SHARDWORK_PASSWORD, else a prompt).")
     ] = None,
-    store: Annotated[
-        str, typer.Option(help="Content store: a directory shared with the coordinator, or ipfs:http://HOST:PORT.")
-    ] = ".shardwork/store",
+    store: StoreOpt = None,
     work_dir: Annotated[
-        Path | None, typer.Option(help="Where training journals live (default .shardwork/node-<address>).")
+        Path | None, typer.Option(help="Where training journals live (default <home>/node-<address>).")
     ] = None,
-    family: Annotated[list[str] | None, typer.Option(help="Model families this node trains (repeatable; default all).")] = None,
-    bounty: Annotated[list[int] | None, typer.Option(help="Only work on these bounty ids (repeatable; default any).")] = None,
+    family: Annotated[
+        list[str] | None, typer.Option(help="Model families this node trains (repeatable; default all).")
+    ] = None,
+    bounty: Annotated[
+        list[int] | None, typer.Option(help="Only work on these bounty ids (repeatable; default any).")
+    ] = None,
     max_tasks: Annotated[int | None, typer.Option(help="Exit after committing this many tasks.", min=1)] = None,
     once: Annotated[bool, typer.Option(help="Take what is open now, then exit instead of waiting for more.")] = False,
     poll_interval: Annotated[float, typer.Option(help="Seconds between looks at the chain when idle.", min=0.1)] = 2.0,
@@ -47,40 +50,78 @@ def node_run(
     Logs are JSON lines on stderr. Example:
 
         SHARDWORK_PASSWORD=… shardwork node run --keystore alice.json --rpc-url http://127.0.0.1:8545
+
+    --rpc-url, --deployment and --store fall back to SHARDWORK_RPC_URL, SHARDWORK_DEPLOYMENT, SHARDWORK_STORE,
+    then to $SHARDWORK_HOME/config.toml.
     """
-    from cli.main import fail_on_user_errors
+    from cli.common import fail_on_user_errors
 
     with fail_on_user_errors():
-        _run(keystore, rpc_url, deployment, password_file, store, work_dir, family, bounty, max_tasks, once, poll_interval,
-             auto_claim, max_memory_mb, metrics_port, quiet)  # fmt: skip
+        _run(
+            keystore,
+            rpc_url,
+            deployment,
+            password_file,
+            store,
+            work_dir,
+            family,
+            bounty,
+            max_tasks,
+            once,
+            poll_interval,
+            auto_claim,
+            max_memory_mb,
+            metrics_port,
+            quiet,
+        )
 
 
-def _run(keystore: Path, rpc_url: str, deployment_path: Path, password_file: Path | None, store_dir: str,
-         work_dir: Path | None, families: list[str] | None, bounties: list[int] | None, max_tasks: int | None, once: bool,
-         poll_interval: float,
-         auto_claim: bool, max_memory_mb: int | None, metrics_port: int | None, quiet: bool) -> None:  # fmt: skip
+def _run(
+    keystore: Path,
+    rpc_url: str | None,
+    deployment_path: Path | None,
+    password_file: Path | None,
+    store_dir: str | None,
+    work_dir: Path | None,
+    families: list[str] | None,
+    bounties: list[int] | None,
+    max_tasks: int | None,
+    once: bool,
+    poll_interval: float,
+    auto_claim: bool,
+    max_memory_mb: int | None,
+    metrics_port: int | None,
+    quiet: bool,
+) -> None:
+    from config.settings import home, load_settings
+    from content.ipfs import open_store
     from ledger.chain import connect
     from ledger.deploy import Deployment
-    from ledger.errors import ShardworkError
     from ledger.market import Market
     from ledger.tx import Transactor
     from ledger.wallet import address_of, load_account, read_password
     from node.daemon import NodeDaemon, NodeOptions
-    from node.observability import HealthServer, json_logger, log
-    from protocol.ipfs import open_store
+    from node.observability import HealthServer
+    from protocol.errors import ShardworkError
     from protocol.workloads import REGISTRY
+    from telemetry.logs import json_logger, log
 
+    settings = load_settings(rpc_url=rpc_url, deployment=deployment_path, store=store_dir)
     unknown = sorted(set(families or []) - set(REGISTRY))
     if unknown:
-        raise ShardworkError(f"unknown model famil{'y' if len(unknown) == 1 else 'ies'} {unknown}; known: {sorted(REGISTRY)}")
-    if not deployment_path.is_file():
-        raise ShardworkError(f"no deployment manifest at {deployment_path}: run `shardwork chain deploy` or pass --deployment")
+        raise ShardworkError(
+            f"unknown model famil{'y' if len(unknown) == 1 else 'ies'} {unknown}; known: {sorted(REGISTRY)}"
+        )
+    if not settings.deployment.is_file():
+        raise ShardworkError(
+            f"no deployment manifest at {settings.deployment}: run `shardwork chain deploy` or pass --deployment"
+        )
     address = address_of(keystore)
     account = load_account(keystore, read_password(password_file))
-    w3 = connect(rpc_url)
-    market = Market(w3, Deployment.load(deployment_path), Transactor(w3, account))
+    w3 = connect(settings.rpc_url)
+    market = Market(w3, Deployment.load(settings.deployment), Transactor(w3, account))
     options = NodeOptions(
-        work_dir=work_dir or Path(f".shardwork/node-{address.lower()}"),
+        work_dir=work_dir or home() / f"node-{address.lower()}",
         families=frozenset(families or REGISTRY),
         max_tasks=max_tasks,
         once=once,
@@ -91,7 +132,7 @@ def _run(keystore: Path, rpc_url: str, deployment_path: Path, password_file: Pat
     )
     logger = json_logger(f"shardwork.node.{address[:10]}")
     progress, on_progress = _progress_bar(quiet)
-    daemon = NodeDaemon(market, open_store(store_dir), options, logger, on_progress=on_progress)  # type: ignore[arg-type]
+    daemon = NodeDaemon(market, open_store(settings.store), options, logger, on_progress=on_progress)  # type: ignore[arg-type]
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: daemon.stop())
     server = None
@@ -118,9 +159,15 @@ def _progress_bar(quiet: bool) -> tuple[Any, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} steps/s"),
-        TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(), console=Console(stderr=True), transient=True,
-    )  # fmt: skip
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} steps/s"),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
     bars: dict[str, Any] = {}
     started: dict[str, float] = {}
 

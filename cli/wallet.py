@@ -30,7 +30,7 @@ AmountArg = Annotated[str, typer.Argument(help="Tokens, e.g. 100 or 0.5 (up to 1
 
 
 def _errors():  # type: ignore[no-untyped-def]
-    from cli.main import fail_on_user_errors
+    from cli.common import fail_on_user_errors
 
     return fail_on_user_errors()
 
@@ -61,7 +61,7 @@ def _new_password(password_file: Path | None) -> str:
 def wallet_new(name: str, password_file: PasswordFileOpt = None, as_json: JsonOpt = False) -> None:
     """Create a wallet: a new random key, encrypted into <wallets>/NAME.json."""
     with _errors():
-        from ledger.config import load_settings
+        from config.settings import load_settings
         from ledger.wallet import create_keystore
 
         _check_name(name)
@@ -75,7 +75,9 @@ def wallet_new(name: str, password_file: PasswordFileOpt = None, as_json: JsonOp
 @wallet_app.command("import")
 def wallet_import(
     name: str,
-    private_key_file: Annotated[Path | None, typer.Option(help="File holding the hex private key (else a prompt).")] = None,
+    private_key_file: Annotated[
+        Path | None, typer.Option(help="File holding the hex private key (else a prompt).")
+    ] = None,
     password_file: PasswordFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -83,7 +85,7 @@ def wallet_import(
     with _errors():
         import getpass
 
-        from ledger.config import load_settings
+        from config.settings import load_settings
         from ledger.wallet import WalletError, create_keystore
 
         _check_name(name)
@@ -102,14 +104,16 @@ def wallet_import(
             raise WalletError(f"a private key is 32 bytes; this one is {len(key)}")
         path = load_settings().wallets / f"{name}.json"
         address = create_keystore(path, _new_password(password_file), key)
-        emit_json({"name": name, "address": address, "path": str(path)}) if as_json else typer.echo(f"wallet {name}: {address}")
+        emit_json({"name": name, "address": address, "path": str(path)}) if as_json else typer.echo(
+            f"wallet {name}: {address}"
+        )
 
 
 @wallet_app.command("list")
 def wallet_list(as_json: JsonOpt = False) -> None:
     """Wallets in the wallets directory, with their addresses (no password needed)."""
     with _errors():
-        from ledger.config import load_settings
+        from config.settings import load_settings
         from ledger.wallet import WalletError, address_of
 
         rows = []
@@ -135,12 +139,18 @@ def wallet_show(name: str, as_json: JsonOpt = False) -> None:
         import json as _json
 
         from cli.common import wallet_path
-        from ledger.config import load_settings
+        from config.settings import load_settings
         from ledger.wallet import address_of
 
         path = wallet_path(load_settings().wallets, name)
         kdf = _json.loads(path.read_text()).get("crypto", {}).get("kdf", "?")
-        info = {"name": name, "address": address_of(path), "path": str(path), "kdf": kdf, "mode": oct(path.stat().st_mode & 0o777)}
+        info = {
+            "name": name,
+            "address": address_of(path),
+            "path": str(path),
+            "kdf": kdf,
+            "mode": oct(path.stat().st_mode & 0o777),
+        }
         emit_json(info) if as_json else [typer.echo(f"{k:<8} {v}") for k, v in info.items()]
 
 
@@ -149,7 +159,7 @@ def wallet_export_address(name: str) -> None:
     """Print only the address (for scripts and for receiving tokens)."""
     with _errors():
         from cli.common import wallet_path
-        from ledger.config import load_settings
+        from config.settings import load_settings
         from ledger.wallet import address_of
 
         typer.echo(address_of(wallet_path(load_settings().wallets, name)))
@@ -160,7 +170,7 @@ def wallet_export_address(name: str) -> None:
 
 def _subject(who: str | None, wallet: str | None, rpc_url: str | None, deployment: Path | None) -> tuple[Session, str]:
     """The session and the address a read command is about: an ADDRESS argument, else the wallet's."""
-    from ledger.errors import ShardworkError
+    from protocol.errors import ShardworkError
 
     if who is None and wallet is None:
         raise ShardworkError("give an ADDRESS or --wallet NAME")
@@ -171,16 +181,31 @@ def _subject(who: str | None, wallet: str | None, rpc_url: str | None, deploymen
 def _position(session: Session, address: str) -> dict[str, int]:
     m = session.market
     stake = m.stake_of(address)
-    return {"balance": m.balance(address), "bonded": stake.bonded, "locked": stake.locked, "free_stake": stake.free,
-            "unbonding": stake.unbonding, "claimable": m.claimable(address)}  # fmt: skip
+    return {
+        "balance": m.balance(address),
+        "bonded": stake.bonded,
+        "locked": stake.locked,
+        "free_stake": stake.free,
+        "unbonding": stake.unbonding,
+        "claimable": m.claimable(address),
+    }
 
 
-def _report(as_json: bool, action: str, before: dict[str, int], after: dict[str, int], keys: list[str], tx: Any) -> None:
+def _report(
+    as_json: bool, action: str, before: dict[str, int], after: dict[str, int], keys: list[str], tx: Any
+) -> None:
     from ledger.amounts import format_amount
 
     if as_json:
-        emit_json({"action": action, "tx": "0x" + bytes(tx["transactionHash"]).hex(), "gas_used": tx["gasUsed"],
-                   "before": before, "after": after})  # fmt: skip
+        emit_json(
+            {
+                "action": action,
+                "tx": "0x" + bytes(tx["transactionHash"]).hex(),
+                "gas_used": tx["gasUsed"],
+                "before": before,
+                "after": after,
+            }
+        )
         return
     typer.echo(f"{action}: done in block {tx['blockNumber']} (gas {tx['gasUsed']:,})")
     for key in keys:
@@ -192,8 +217,10 @@ def register_money_commands(app: typer.Typer) -> None:
     def balance(
         who: Annotated[str | None, typer.Argument(help="An address; default: the --wallet's address.")] = None,
         wallet: Annotated[str | None, typer.Option("--wallet", "-w", help="Wallet name or keystore path.")] = None,
-        rpc_url: RpcOpt = None, deployment: DeploymentOpt = None, as_json: JsonOpt = False,
-    ) -> None:  # fmt: skip
+        rpc_url: RpcOpt = None,
+        deployment: DeploymentOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
         """Token balance, stake (bonded, locked by tasks, free, unbonding) and claimable rewards."""
         with _errors():
             from ledger.amounts import format_amount
@@ -209,14 +236,19 @@ def register_money_commands(app: typer.Typer) -> None:
 
     @app.command()
     def faucet(
-        amount: AmountArg, wallet: WalletOpt, rpc_url: RpcOpt = None, deployment: DeploymentOpt = None,
-        password_file: PasswordFileOpt = None, yes: YesOpt = False, as_json: JsonOpt = False,
-    ) -> None:  # fmt: skip
+        amount: AmountArg,
+        wallet: WalletOpt,
+        rpc_url: RpcOpt = None,
+        deployment: DeploymentOpt = None,
+        password_file: PasswordFileOpt = None,
+        yes: YesOpt = False,
+        as_json: JsonOpt = False,
+    ) -> None:
         """Mint test tokens to your wallet (local development chains only)."""
         with _errors():
             from ledger.amounts import format_amount, parse_amount
             from ledger.chain import LOCAL_CHAIN_IDS
-            from ledger.errors import ShardworkError
+            from protocol.errors import ShardworkError
 
             value = parse_amount(amount)
             session = open_session(rpc_url, deployment, wallet)
@@ -225,28 +257,42 @@ def register_money_commands(app: typer.Typer) -> None:
                 raise ShardworkError(f"chain {chain_id} is not a local development chain: it has no faucet")
             fee = fee_of(session, session.market.token.functions.faucet(session.address, value))
             before = _position(session, session.address)  # type: ignore[arg-type]
-            confirm([f"faucet: mint {format_amount(value)} tokens to {session.address}", f"  network fee ≈ {fee / 1e18:.6f} ETH"], yes, as_json)
+            confirm(
+                [
+                    f"faucet: mint {format_amount(value)} tokens to {session.address}",
+                    f"  network fee ≈ {fee / 1e18:.6f} ETH",
+                ],
+                yes,
+                as_json,
+            )
             tx = session.unlock(password_file).faucet(session.address, value)
             _report(as_json, "faucet", before, _position(session, session.address), ["balance"], tx)  # type: ignore[arg-type]
 
     @app.command()
     def stake(
-        amount: AmountArg, wallet: WalletOpt, rpc_url: RpcOpt = None, deployment: DeploymentOpt = None,
-        password_file: PasswordFileOpt = None, yes: YesOpt = False, as_json: JsonOpt = False,
-    ) -> None:  # fmt: skip
+        amount: AmountArg,
+        wallet: WalletOpt,
+        rpc_url: RpcOpt = None,
+        deployment: DeploymentOpt = None,
+        password_file: PasswordFileOpt = None,
+        yes: YesOpt = False,
+        as_json: JsonOpt = False,
+    ) -> None:
         """Bond tokens as stake; each claimed task locks part of it until the task settles."""
         with _errors():
             from ledger.amounts import format_amount, parse_amount
-            from ledger.errors import ShardworkError
             from ledger.tx import call
+            from protocol.errors import ShardworkError
 
             value = parse_amount(amount)
             session = open_session(rpc_url, deployment, wallet)
             m, address = session.market, session.address
             before = _position(session, address)  # type: ignore[arg-type]
             if before["balance"] < value:
-                raise ShardworkError(f"balance {format_amount(before['balance'])} is less than {format_amount(value)}: "
-                                     "get tokens first (`shardwork faucet` on local chains)")  # fmt: skip
+                raise ShardworkError(
+                    f"balance {format_amount(before['balance'])} is less than {format_amount(value)}: "
+                    "get tokens first (`shardwork faucet` on local chains)"
+                )
             allowance = int(call(m.token.functions.allowance(address, m.market.address)))
             steps = []
             if allowance < value:
@@ -254,43 +300,68 @@ def register_money_commands(app: typer.Typer) -> None:
                 steps.append(f"  approve the market to take {format_amount(value)} (fee ≈ {fee / 1e18:.6f} ETH)")
             else:
                 fee = fee_of(session, m.market.functions.stake(value))
-            confirm([f"stake {format_amount(value)} tokens from {address}", *steps,
-                     f"  balance {format_amount(before['balance'])} -> {format_amount(before['balance'] - value)}; "
-                     f"bonded {format_amount(before['bonded'])} -> {format_amount(before['bonded'] + value)}",
-                     f"  network fee ≈ {fee / 1e18:.6f} ETH per transaction"], yes, as_json)  # fmt: skip
+            confirm(
+                [
+                    f"stake {format_amount(value)} tokens from {address}",
+                    *steps,
+                    f"  balance {format_amount(before['balance'])} -> {format_amount(before['balance'] - value)}; "
+                    f"bonded {format_amount(before['bonded'])} -> {format_amount(before['bonded'] + value)}",
+                    f"  network fee ≈ {fee / 1e18:.6f} ETH per transaction",
+                ],
+                yes,
+                as_json,
+            )
             tx = session.unlock(password_file).stake(value)
             _report(as_json, "stake", before, _position(session, address), ["balance", "bonded", "free_stake"], tx)  # type: ignore[arg-type]
 
     @app.command()
     def unstake(
-        amount: AmountArg, wallet: WalletOpt, rpc_url: RpcOpt = None, deployment: DeploymentOpt = None,
-        password_file: PasswordFileOpt = None, yes: YesOpt = False, as_json: JsonOpt = False,
-    ) -> None:  # fmt: skip
+        amount: AmountArg,
+        wallet: WalletOpt,
+        rpc_url: RpcOpt = None,
+        deployment: DeploymentOpt = None,
+        password_file: PasswordFileOpt = None,
+        yes: YesOpt = False,
+        as_json: JsonOpt = False,
+    ) -> None:
         """Request to unstake: the amount leaves your bonded stake and can be withdrawn after the unbonding
         delay (it stays slashable until then)."""
         with _errors():
             from ledger.amounts import format_amount, parse_amount
-            from ledger.errors import ShardworkError
+            from protocol.errors import ShardworkError
 
             value = parse_amount(amount)
             session = open_session(rpc_url, deployment, wallet)
             m, address = session.market, session.address
             before = _position(session, address)  # type: ignore[arg-type]
             if value > before["bonded"]:
-                raise ShardworkError(f"cannot unstake {format_amount(value)}: only {format_amount(before['bonded'])} is bonded")
+                raise ShardworkError(
+                    f"cannot unstake {format_amount(value)}: only {format_amount(before['bonded'])} is bonded"
+                )
             fee = fee_of(session, m.market.functions.requestUnstake(value))
             delay = int(m.market.functions.unbondingDelay().call())
-            confirm([f"unstake {format_amount(value)} from {address}",
-                     f"  bonded {format_amount(before['bonded'])} -> {format_amount(before['bonded'] - value)}; "
-                     f"withdrawable after {dt.timedelta(seconds=delay)}", f"  network fee ≈ {fee / 1e18:.6f} ETH"], yes, as_json)  # fmt: skip
+            confirm(
+                [
+                    f"unstake {format_amount(value)} from {address}",
+                    f"  bonded {format_amount(before['bonded'])} -> {format_amount(before['bonded'] - value)}; "
+                    f"withdrawable after {dt.timedelta(seconds=delay)}",
+                    f"  network fee ≈ {fee / 1e18:.6f} ETH",
+                ],
+                yes,
+                as_json,
+            )
             tx = session.unlock(password_file).request_unstake(value)
             _report(as_json, "unstake", before, _position(session, address), ["bonded", "unbonding"], tx)  # type: ignore[arg-type]
 
     @app.command()
     def withdraw(
-        wallet: WalletOpt, rpc_url: RpcOpt = None, deployment: DeploymentOpt = None,
-        password_file: PasswordFileOpt = None, yes: YesOpt = False, as_json: JsonOpt = False,
-    ) -> None:  # fmt: skip
+        wallet: WalletOpt,
+        rpc_url: RpcOpt = None,
+        deployment: DeploymentOpt = None,
+        password_file: PasswordFileOpt = None,
+        yes: YesOpt = False,
+        as_json: JsonOpt = False,
+    ) -> None:
         """Withdraw unstaked tokens whose unbonding delay has passed."""
         with _errors():
             from ledger.amounts import format_amount
@@ -299,8 +370,14 @@ def register_money_commands(app: typer.Typer) -> None:
             m, address = session.market, session.address
             before = _position(session, address)  # type: ignore[arg-type]
             fee = fee_of(session, m.market.functions.withdraw())  # a premature withdraw fails here, typed
-            confirm([f"withdraw matured unstake requests of {address} (unbonding {format_amount(before['unbonding'])})",
-                     f"  network fee ≈ {fee / 1e18:.6f} ETH"], yes, as_json)  # fmt: skip
+            confirm(
+                [
+                    f"withdraw matured unstake requests of {address} (unbonding {format_amount(before['unbonding'])})",
+                    f"  network fee ≈ {fee / 1e18:.6f} ETH",
+                ],
+                yes,
+                as_json,
+            )
             tx = session.unlock(password_file).withdraw()
             _report(as_json, "withdraw", before, _position(session, address), ["balance", "unbonding"], tx)  # type: ignore[arg-type]
 
@@ -308,25 +385,33 @@ def register_money_commands(app: typer.Typer) -> None:
     def rewards(
         who: Annotated[str | None, typer.Argument(help="An address; default: the --wallet's address.")] = None,
         wallet: Annotated[str | None, typer.Option("--wallet", "-w", help="Wallet name or keystore path.")] = None,
-        rpc_url: RpcOpt = None, deployment: DeploymentOpt = None, as_json: JsonOpt = False,
-    ) -> None:  # fmt: skip
+        rpc_url: RpcOpt = None,
+        deployment: DeploymentOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
         """Rewards credited to an account and not yet claimed."""
         with _errors():
             from ledger.amounts import format_amount
 
             session, address = _subject(who, wallet, rpc_url, deployment)
             amount = session.market.claimable(address)
-            emit_json({"address": address, "claimable": amount}) if as_json else typer.echo(f"{address}: {format_amount(amount)} claimable")
+            emit_json({"address": address, "claimable": amount}) if as_json else typer.echo(
+                f"{address}: {format_amount(amount)} claimable"
+            )
 
     @app.command()
     def claim(
-        wallet: WalletOpt, rpc_url: RpcOpt = None, deployment: DeploymentOpt = None,
-        password_file: PasswordFileOpt = None, yes: YesOpt = False, as_json: JsonOpt = False,
-    ) -> None:  # fmt: skip
+        wallet: WalletOpt,
+        rpc_url: RpcOpt = None,
+        deployment: DeploymentOpt = None,
+        password_file: PasswordFileOpt = None,
+        yes: YesOpt = False,
+        as_json: JsonOpt = False,
+    ) -> None:
         """Pull your credited rewards (task rewards, verifier fees, challenge winnings) to your wallet."""
         with _errors():
             from ledger.amounts import format_amount
-            from ledger.errors import ShardworkError
+            from protocol.errors import ShardworkError
 
             session = open_session(rpc_url, deployment, wallet)
             m, address = session.market, session.address
@@ -334,8 +419,14 @@ def register_money_commands(app: typer.Typer) -> None:
             if before["claimable"] == 0:
                 raise ShardworkError(f"{address} has no rewards to claim yet")
             fee = fee_of(session, m.market.functions.claimRewards())
-            confirm([f"claim {format_amount(before['claimable'])} tokens to {address}",
-                     f"  balance {format_amount(before['balance'])} -> {format_amount(before['balance'] + before['claimable'])}",
-                     f"  network fee ≈ {fee / 1e18:.6f} ETH"], yes, as_json)  # fmt: skip
+            confirm(
+                [
+                    f"claim {format_amount(before['claimable'])} tokens to {address}",
+                    f"  balance {format_amount(before['balance'])} -> {format_amount(before['balance'] + before['claimable'])}",
+                    f"  network fee ≈ {fee / 1e18:.6f} ETH",
+                ],
+                yes,
+                as_json,
+            )
             tx = session.unlock(password_file).claim_rewards()
             _report(as_json, "claim", before, _position(session, address), ["balance", "claimable"], tx)  # type: ignore[arg-type]

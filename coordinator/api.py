@@ -22,10 +22,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from web3 import Web3
 
+from content.store import ContentStore
 from ledger.index import EventIndex
 from ledger.market import Market, TaskStatus, task_id_of
+from protocol.errors import ContentError, StoreUnavailable
 from protocol.manifests import RoundManifest
-from protocol.store import ContentError, ContentStore
 
 MAX_BODY_BYTES = 64 * 1024
 STATIC = Path(__file__).with_name("static")
@@ -51,11 +52,15 @@ class Explorer:
         self._families: dict[str, str] = {}
 
     def _manifest(self, cid: str) -> RoundManifest | None:
+        """The round manifest, or None. Content that is wrong or absent is remembered as such; an outage of
+        our own IPFS daemon is not: the next snapshot asks again."""
         if cid not in self._manifests:
             try:
                 self._manifests[cid] = RoundManifest.parse(self.store.get(cid, max_bytes=1 << 20))
             except ContentError:
                 self._manifests[cid] = None
+            except StoreUnavailable:
+                return None
         return self._manifests[cid]
 
     def _family(self, spec_cid: str) -> str:
@@ -63,9 +68,13 @@ class Explorer:
             from protocol.spec import TrainingSpec
 
             try:
-                self._families[spec_cid] = TrainingSpec.from_bytes(self.store.get(spec_cid, max_bytes=1 << 20)).model.family
+                self._families[spec_cid] = TrainingSpec.from_bytes(
+                    self.store.get(spec_cid, max_bytes=1 << 20)
+                ).model.family
             except (ContentError, ValueError):
                 self._families[spec_cid] = "unknown"
+            except StoreUnavailable:
+                return "unknown"  # not cached: the daemon may be back for the next snapshot
         return self._families[spec_cid]
 
     def build(self) -> Snapshot:
@@ -77,8 +86,18 @@ class Explorer:
         open_tasks: list[dict[str, Any]] = []
 
         def who(address: str) -> dict[str, Any]:
-            return volunteers.setdefault(address.lower(), {"address": Web3.to_checksum_address(address), "claimed": 0,
-                                         "accepted": 0, "slashed": 0, "earned": 0, "slashed_amount": 0, "tasks": []})  # fmt: skip
+            return volunteers.setdefault(
+                address.lower(),
+                {
+                    "address": Web3.to_checksum_address(address),
+                    "claimed": 0,
+                    "accepted": 0,
+                    "slashed": 0,
+                    "earned": 0,
+                    "slashed_amount": 0,
+                    "tasks": [],
+                },
+            )
 
         for posted in self.index.events(names=("BountyPosted",)):
             bounty_id = int(posted.args["bountyId"])
@@ -88,15 +107,27 @@ class Explorer:
             for e in events:
                 if e.name == "RoundOpened":
                     manifest = self._manifest(e.args["modelCid"])
-                    rounds.append({"round": int(e.args["round"]), "manifest_cid": e.args["modelCid"], "opened_block": e.block,
-                                   "metric_name": manifest.metric_name if manifest else None,
-                                   "metric": manifest.metric if manifest else None})  # fmt: skip
+                    rounds.append(
+                        {
+                            "round": int(e.args["round"]),
+                            "manifest_cid": e.args["modelCid"],
+                            "opened_block": e.block,
+                            "metric_name": manifest.metric_name if manifest else None,
+                            "metric": manifest.metric if manifest else None,
+                        }
+                    )
             final = next((e.args["finalModelCid"] for e in events if e.name == "BountyFinalized"), None)
             if final is not None:
                 manifest = self._manifest(final)
-                rounds.append({"round": b.rounds, "manifest_cid": final, "final": True,
-                               "metric_name": manifest.metric_name if manifest else None,
-                               "metric": manifest.metric if manifest else None})  # fmt: skip
+                rounds.append(
+                    {
+                        "round": b.rounds,
+                        "manifest_cid": final,
+                        "final": True,
+                        "metric_name": manifest.metric_name if manifest else None,
+                        "metric": manifest.metric if manifest else None,
+                    }
+                )
             slashes = []
             for e in events:
                 args = e.args
@@ -111,35 +142,79 @@ class Explorer:
                     v = who(args["volunteer"])
                     v["slashed"] += 1
                     v["slashed_amount"] += int(args["amount"])
-                    commit_event = next((x for x in reversed(events) if x.name == "TaskCommitted"
-                                         and x.args["taskId"] == args["taskId"] and x.block <= e.block), None)  # fmt: skip
+                    commit_event = next(
+                        (
+                            x
+                            for x in reversed(events)
+                            if x.name == "TaskCommitted" and x.args["taskId"] == args["taskId"] and x.block <= e.block
+                        ),
+                        None,
+                    )
                     commit = commit_event.args if commit_event else None
                     since = commit_event.block if commit_event else 0
-                    verdicts = [x.args for x in events if x.name == "VerdictAttested" and x.args["taskId"] == args["taskId"]
-                                and since <= x.block <= e.block]  # fmt: skip
-                    slashes.append({"task_id": int(args["taskId"]), "volunteer": args["volunteer"], "amount": int(args["amount"]),
-                                    "block": e.block, "verdicts": verdicts, "trace_cid": commit and commit["traceCid"],
-                                    "trace_root": commit and commit["traceRoot"]})  # fmt: skip
+                    verdicts = [
+                        x.args
+                        for x in events
+                        if x.name == "VerdictAttested"
+                        and x.args["taskId"] == args["taskId"]
+                        and since <= x.block <= e.block
+                    ]
+                    slashes.append(
+                        {
+                            "task_id": int(args["taskId"]),
+                            "volunteer": args["volunteer"],
+                            "amount": int(args["amount"]),
+                            "block": e.block,
+                            "verdicts": verdicts,
+                            "trace_cid": commit and commit["traceCid"],
+                            "trace_root": commit and commit["traceRoot"],
+                        }
+                    )
             family = self._family(posted.args["specCid"])
             current = []
             if b.round_open:
                 for shard in range(b.shards):
                     task_id = task_id_of(bounty_id, b.current_round, shard)
                     t = m.task(task_id)
-                    row = {"task_id": task_id, "task_id_hex": hex(task_id), "bounty_id": bounty_id, "round": b.current_round,
-                           "shard": shard, "status": t.status.name.lower(), "volunteer": t.volunteer, "attempt": t.attempt}  # fmt: skip
+                    row = {
+                        "task_id": task_id,
+                        "task_id_hex": hex(task_id),
+                        "bounty_id": bounty_id,
+                        "round": b.current_round,
+                        "shard": shard,
+                        "status": t.status.name.lower(),
+                        "volunteer": t.volunteer,
+                        "attempt": t.attempt,
+                    }
                     tasks[task_id] = row
                     current.append(row)
                     if t.status == TaskStatus.OPEN:
-                        open_tasks.append({**row, "family": family, "stake_per_task": str(b.stake_per_task),
-                                           "reward_per_task": str(b.reward_per_task)})  # fmt: skip
+                        open_tasks.append(
+                            {
+                                **row,
+                                "family": family,
+                                "stake_per_task": str(b.stake_per_task),
+                                "reward_per_task": str(b.reward_per_task),
+                            }
+                        )
             bounties[bounty_id] = {
-                "bounty_id": bounty_id, "status": b.status.name.lower(), "poster": b.poster, "coordinator": b.coordinator,
-                "family": family, "spec_cid": posted.args["specCid"], "shards": b.shards, "rounds": b.rounds,
-                "current_round": b.current_round, "escrow": str(b.escrow), "reward_per_task": str(b.reward_per_task),
-                "stake_per_task": str(b.stake_per_task), "round_history": rounds, "current_tasks": current,
-                "slashes": slashes, "final_model_cid": final,
-            }  # fmt: skip
+                "bounty_id": bounty_id,
+                "status": b.status.name.lower(),
+                "poster": b.poster,
+                "coordinator": b.coordinator,
+                "family": family,
+                "spec_cid": posted.args["specCid"],
+                "shards": b.shards,
+                "rounds": b.rounds,
+                "current_round": b.current_round,
+                "escrow": str(b.escrow),
+                "reward_per_task": str(b.reward_per_task),
+                "stake_per_task": str(b.stake_per_task),
+                "round_history": rounds,
+                "current_tasks": current,
+                "slashes": slashes,
+                "final_model_cid": final,
+            }
         for v in volunteers.values():
             v["earned"], v["slashed_amount"] = str(v["earned"]), str(v["slashed_amount"])
         return Snapshot(time.time(), self.index.synced_to, bounties, tasks, volunteers, open_tasks)
@@ -169,12 +244,22 @@ def create_app(explorer: Explorer, refresh_s: float = 0.5) -> FastAPI:
         stop.set()
         thread.join(timeout=10)
 
-    app = FastAPI(title="Shardwork coordinator", version="0.1.0", lifespan=lifespan,
-                  description="Read API of the Shardwork coordinator: bounties, rounds, tasks, volunteers, verdicts.")  # fmt: skip
+    app = FastAPI(
+        title="Shardwork coordinator",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Read API of the Shardwork coordinator: bounties, rounds, tasks, volunteers, verdicts.",
+    )
     registry = CollectorRegistry()
     requests = Counter("shardwork_api_requests", "API requests", ["route", "status"], registry=registry)
-    latency = Histogram("shardwork_api_latency_seconds", "API latency", ["route"], registry=registry,
-                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5))  # fmt: skip
+    latency = Histogram(
+        "shardwork_api_latency_seconds",
+        "API latency",
+        ["route"],
+        registry=registry,
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+    )
+
     @app.middleware("http")
     async def measure(request: Request, call_next):  # type: ignore[no-untyped-def]
         if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
@@ -194,8 +279,13 @@ def create_app(explorer: Explorer, refresh_s: float = 0.5) -> FastAPI:
     def health() -> dict[str, Any]:
         s = snap()
         age = time.time() - s.built_at
-        return {"status": "ok" if state["error"] is None and age < 30 else "degraded", "block": s.block,
-                "snapshot_age_s": round(age, 3), "error": state["error"], "bounties": len(s.bounties)}  # fmt: skip
+        return {
+            "status": "ok" if state["error"] is None and age < 30 else "degraded",
+            "block": s.block,
+            "snapshot_age_s": round(age, 3),
+            "error": state["error"],
+            "bounties": len(s.bounties),
+        }
 
     @app.get("/metrics")
     def metrics() -> Response:
@@ -262,10 +352,10 @@ def create_app(explorer: Explorer, refresh_s: float = 0.5) -> FastAPI:
 
 def app_from_settings() -> FastAPI:
     """`uvicorn --factory coordinator.api:app_from_settings`: read-only, so no keys are loaded."""
-    from coordinator.settings import CoordinatorSettings
+    from config.settings import CoordinatorSettings
+    from content.ipfs import open_store
     from ledger.chain import connect
     from ledger.deploy import Deployment
-    from protocol.ipfs import open_store
 
     settings = CoordinatorSettings()
     market = Market(connect(settings.rpc_url, timeout=30), Deployment.load(settings.deployment))

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from content.store import ContentStore
 from protocol import datasets
 from protocol.manifests import RoundManifest
 from protocol.spec import TrainingSpec
-from protocol.store import ContentStore
 from protocol.tensors import Tensors, to_bytes
 from protocol.workloads import resolve
 
@@ -34,7 +34,11 @@ def publish_data(spec: TrainingSpec, store: ContentStore) -> PublishedData:
 
 
 def publish_round(
-    store: ContentStore, data: PublishedData, bounty_id: int, round_: int, weights: Tensors,
+    store: ContentStore,
+    data: PublishedData,
+    bounty_id: int,
+    round_: int,
+    weights: Tensors,
     metric: tuple[str, float] | None = None,
 ) -> tuple[str, RoundManifest]:
     """Publishes the round's model and manifest; the manifest's CID is what `openRound` records."""
@@ -49,4 +53,3 @@ def publish_round(
         metric=metric[1] if metric else None,
     )
     return store.put(manifest.canonical_bytes()), manifest
-

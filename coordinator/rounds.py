@@ -7,20 +7,21 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from content.store import ContentStore
 from coordinator.aggregate import aggregate
-from ledger.chainview import ChainView, RoundContext
 from coordinator.intake import PublishedData, publish_data, publish_round
-from coordinator.verification import audit_commit, replay_segments
+from judge.commit import audit_commit, replay_segments
+from judge.context import ChainView, RoundContext
+from judge.draw import record_draw
 from ledger.errors import error_class
 from ledger.market import BountyStatus, Market, TaskStatus, task_id_of
-from node.observability import log
+from protocol.errors import ContentError
 from protocol.footprint import check_footprint
-from protocol.ipfs import ContentUnavailable
 from protocol.spec import SpecError, TrainingSpec
-from protocol.store import ContentError, ContentStore
 from protocol.tensors import Tensors, from_bytes
-from protocol.workloads import resolve
 from protocol.training import initial_weights, load_state
+from protocol.workloads import resolve
+from telemetry.logs import log
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,13 @@ class Coordinator:
         try:
             spec = TrainingSpec.from_bytes(self.store.get(self.market.spec_cid(bounty_id)))
             bounty = self.market.bounty(bounty_id)
-            if (bounty.shards, bounty.rounds, bounty.segments_per_task) != (spec.data.shards, spec.rounds, spec.segments):
+            if (bounty.shards, bounty.rounds, bounty.segments_per_task) != (
+                spec.data.shards,
+                spec.rounds,
+                spec.segments,
+            ):
                 raise SpecError("the bounty's shards/rounds/segments on-chain differ from its spec")
             check_footprint(spec)
-        except ContentUnavailable:
-            raise  # the daemon is down, not the spec wrong: the task is retried
         except (ContentError, SpecError) as exc:
             log(self.logger, "bounty rejected at intake", level=logging.WARNING, bounty_id=bounty_id, reason=str(exc))
             self.rejected[bounty_id] = str(exc)
@@ -122,6 +125,7 @@ class Coordinator:
             return False
         self.disputed.add((task_id, task.attempt))
         try:
+            record_draw(self.market, task)  # fixed from now on, whenever settle or a verifier reads it
             checked, _ = self.market.challenge(task_id)
         except error_class("MarketChallengeNotDrawnYet"):
             self.disputed.discard((task_id, task.attempt))
@@ -149,8 +153,11 @@ class Coordinator:
             try:
                 self.market.settle(task_id)
                 settled += 1
-            except (error_class("MarketChallengeWindowOpen"), error_class("MarketVerdictPending"),
-                    error_class("MarketChallengeNotDrawnYet")):  # fmt: skip
+            except (
+                error_class("MarketChallengeWindowOpen"),
+                error_class("MarketVerdictPending"),
+                error_class("MarketChallengeNotDrawnYet"),
+            ):
                 continue
         return settled
 
@@ -177,11 +184,24 @@ class Coordinator:
         cid, _ = publish_round(self.store, data, bounty_id, round_ + 1, weights, (ctx.workload.metric_name, metric))
         try:
             self.market.close_round(bounty_id, cid)
-        except (error_class("MarketRoundNotOpen"), error_class("MarketRoundIncomplete"), error_class("MarketBountyNotActive")):
+        except (
+            error_class("MarketRoundNotOpen"),
+            error_class("MarketRoundIncomplete"),
+            error_class("MarketBountyNotActive"),
+        ):
             return None  # another worker closed this round first: the chain holds its aggregate
         finalized = round_ + 1 == bounty.rounds
-        log(self.logger, "round closed", bounty_id=bounty_id, round=round_, metric=ctx.workload.metric_name,
-            value=round(metric, 4), updates=len(updates), excluded=excluded, finalized=finalized)  # fmt: skip
+        log(
+            self.logger,
+            "round closed",
+            bounty_id=bounty_id,
+            round=round_,
+            metric=ctx.workload.metric_name,
+            value=round(metric, 4),
+            updates=len(updates),
+            excluded=excluded,
+            finalized=finalized,
+        )
         return RoundResult(bounty_id, round_, ctx.workload.metric_name, metric, len(updates), excluded, cid, finalized)
 
 
@@ -205,6 +225,7 @@ class VerifierWorker:
         if task.status not in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED):
             return None
         try:
+            record_draw(self.market, task)  # the segments replayed here are then the ones every auditor sees
             checked, segments = self.market.challenge(task_id)
         except error_class("MarketChallengeNotDrawnYet"):
             return None
@@ -223,7 +244,13 @@ class VerifierWorker:
             self.market.attest(task_id, passed)
         except (error_class("MarketAlreadyAttested"), error_class("MarketTaskNotInStatus")):
             return None
-        log(self.logger, "verdict attested", task_id=task_id, verifier=self.market.address, passed=passed,
-            segments=segments, reasons=reasons[:3])  # fmt: skip
+        log(
+            self.logger,
+            "verdict attested",
+            task_id=task_id,
+            verifier=self.market.address,
+            passed=passed,
+            segments=segments,
+            reasons=reasons[:3],
+        )
         return passed
-

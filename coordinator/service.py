@@ -11,17 +11,17 @@ from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 
+from config.settings import CoordinatorSettings
+from content.ipfs import open_store
+from content.store import ContentStore
 from coordinator.rounds import Coordinator, VerifierWorker
-from coordinator.settings import CoordinatorSettings
 from ledger.chain import LOCAL_CHAIN_IDS, connect, dev_accounts
 from ledger.deploy import Deployment
-from ledger.errors import ShardworkError
 from ledger.market import Market
 from ledger.tx import Transactor
 from ledger.wallet import load_account, read_password
-from node.observability import json_logger
-from protocol.ipfs import open_store
-from protocol.store import ContentStore
+from protocol.errors import ShardworkError
+from telemetry.logs import json_logger
 
 
 class LockedTransactor(Transactor):
@@ -55,7 +55,9 @@ def _accounts(settings: CoordinatorSettings, chain_id: int, w3) -> tuple[LocalAc
     if settings.coordinator_keystore is None or not settings.verifier_keystores:
         raise ShardworkError("configure SHARDWORK_COORD_COORDINATOR_KEYSTORE and SHARDWORK_COORD_VERIFIER_KEYSTORES")
     password = read_password(None, prompt=False)
-    return load_account(settings.coordinator_keystore, password), [load_account(p, password) for p in settings.verifier_keystores]
+    return load_account(settings.coordinator_keystore, password), [
+        load_account(p, password) for p in settings.verifier_keystores
+    ]
 
 
 @functools.lru_cache(maxsize=1)

@@ -11,14 +11,27 @@ from __future__ import annotations
 import redis
 from celery import Celery
 
-from coordinator.settings import CoordinatorSettings
+from config.settings import CoordinatorSettings
 from ledger.errors import CHAIN_TRANSIENT, ChainError, TransactionFailed
 from ledger.market import BountyStatus, TaskStatus
-from protocol.ipfs import ContentUnavailable
+from protocol.errors import StoreUnavailable
 
-TRANSIENT = (ChainError, *CHAIN_TRANSIENT, ContentUnavailable, redis.ConnectionError, ConnectionError, TimeoutError,
-             TransactionFailed)  # fmt: skip
-RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 1, "retry_backoff_max": 60, "retry_jitter": True, "max_retries": 10}
+TRANSIENT = (
+    ChainError,
+    *CHAIN_TRANSIENT,
+    StoreUnavailable,
+    redis.ConnectionError,
+    ConnectionError,
+    TimeoutError,
+    TransactionFailed,
+)
+RETRY = {
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 1,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 10,
+}
 
 
 def create_celery(settings: CoordinatorSettings | None = None) -> Celery:
@@ -31,7 +44,9 @@ def create_celery(settings: CoordinatorSettings | None = None) -> Celery:
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": 600},
-        beat_schedule={"housekeeping": {"task": "shardwork.housekeeping", "schedule": settings.housekeeping_interval_s}},
+        beat_schedule={
+            "housekeeping": {"task": "shardwork.housekeeping", "schedule": settings.housekeeping_interval_s}
+        },
     )
     return celery
 
@@ -108,8 +123,12 @@ def housekeeping() -> dict[str, int]:
                 continue
             for task_id in coordinator.current_tasks(bounty_id):
                 task = market.task(task_id)
-                if task.status in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED) and mark_queued(f"check:{task_id}", QUEUED_MARK_S):
-                    check_commit.apply_async((task_id,), task_id=f"check-{task_id}-{task.attempt}-{market.w3.eth.block_number}")
+                if task.status in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED) and mark_queued(
+                    f"check:{task_id}", QUEUED_MARK_S
+                ):
+                    check_commit.apply_async(
+                        (task_id,), task_id=f"check-{task_id}-{task.attempt}-{market.w3.eth.block_number}"
+                    )
                     scheduled["check"] += 1
             if mark_queued(f"advance:{bounty_id}", QUEUED_MARK_S):
                 advance.delay(bounty_id)

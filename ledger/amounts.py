@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from ledger.errors import ShardworkError
+from protocol.errors import PermanentError
 
 DECIMALS = 18
 UNIT = 10**DECIMALS
 
 
-class AmountError(ShardworkError):
+class AmountError(PermanentError):
     """An amount a user typed that is not a non-negative number with at most 18 decimals."""
 
 

@@ -18,16 +18,16 @@ from typing import Any
 import solcx
 
 from ledger.artifacts import load
-from ledger.errors import ShardworkError
+from protocol.errors import PermanentError, ShardworkError
 
 _IMPORT = re.compile(r'^\s*import\s+(?:[^"\']*from\s+)?["\']([^"\']+)["\']', re.MULTILINE)
 
 
-class CompilerUnavailable(ShardworkError):
+class CompilerUnavailable(PermanentError):
     """Neither solc-js (via Node.js) nor a native solc could be found."""
 
 
-class SourceNotFound(ShardworkError):
+class SourceNotFound(PermanentError):
     """A Solidity import could not be resolved under contracts/ or node_modules/."""
 
 

@@ -15,13 +15,10 @@ from eth_utils import keccak, to_checksum_address
 from web3.exceptions import TimeExhausted
 
 from ledger.artifacts import all_error_abis
+from protocol.errors import PermanentError, ShardworkError, TransientError
 
 
-class ShardworkError(Exception):
-    """Root of every error this project raises on purpose."""
-
-
-class ChainError(ShardworkError):
+class ChainError(TransientError):
     """The chain could not be reached or answered something unusable."""
 
 
@@ -39,7 +36,7 @@ class TransactionFailed(ShardworkError):
     """A mined transaction reverted without a decodable reason."""
 
 
-class ContractRevert(ShardworkError):
+class ContractRevert(PermanentError):
     """A contract reverted with one of its custom errors."""
 
     error_name = "ContractRevert"

@@ -95,8 +95,15 @@ class EventIndex:
                 continue
             decoded = get_event_data(self.market.w3.codec, abi, log)
             args = {k: _jsonable(v) for k, v in decoded["args"].items()}
-            events.append(Event(log["blockNumber"], log["logIndex"], "0x" + bytes(log["transactionHash"]).hex(),
-                                decoded["event"], args))  # fmt: skip
+            events.append(
+                Event(
+                    log["blockNumber"],
+                    log["logIndex"],
+                    "0x" + bytes(log["transactionHash"]).hex(),
+                    decoded["event"],
+                    args,
+                )
+            )
         return events
 
     def _rewind_if_reorged(self) -> None:
@@ -126,8 +133,19 @@ class EventIndex:
             with self.db:
                 self.db.executemany(
                     "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(e.block, e.log_index, e.tx, e.name, _id(e.args, "bountyId", e.args.get("taskId")),
-                      _id(e.args, "taskId"), _account(e.args), json.dumps(e.args)) for e in events],  # fmt: skip
+                    [
+                        (
+                            e.block,
+                            e.log_index,
+                            e.tx,
+                            e.name,
+                            _id(e.args, "bountyId", e.args.get("taskId")),
+                            _id(e.args, "taskId"),
+                            _account(e.args),
+                            json.dumps(e.args),
+                        )
+                        for e in events
+                    ],
                 )
                 end_hash = "0x" + bytes(self.market.w3.eth.get_block(end)["hash"]).hex()
                 self.db.execute("INSERT OR REPLACE INTO blocks VALUES (?, ?)", (end, end_hash))
@@ -145,8 +163,14 @@ class EventIndex:
         problems += [f"block {k[0]} log {k[1]}: differs" for k in fresh.keys() & stored.keys() if fresh[k] != stored[k]]
         return sorted(problems)
 
-    def events(self, *, bounty_id: int | None = None, task_id: int | None = None, account: str | None = None,
-               names: tuple[str, ...] = ()) -> list[Event]:  # fmt: skip
+    def events(
+        self,
+        *,
+        bounty_id: int | None = None,
+        task_id: int | None = None,
+        account: str | None = None,
+        names: tuple[str, ...] = (),
+    ) -> list[Event]:
         query, params = "SELECT block, log_index, tx, name, args FROM events WHERE 1=1", []
         if bounty_id is not None:
             query += " AND bounty_id = ?"

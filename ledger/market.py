@@ -168,14 +168,20 @@ class Market:
             return []
         logs = self.market.events.RoundOpened().get_logs(from_block=start, to_block=latest, argument_filters=filters)
         return [
-            OpenedRound(log["args"]["bountyId"], log["args"]["round"], log["args"]["modelCid"],
-                        bytes(log["blockHash"]), log["blockNumber"])  # fmt: skip
+            OpenedRound(
+                log["args"]["bountyId"],
+                log["args"]["round"],
+                log["args"]["modelCid"],
+                bytes(log["blockHash"]),
+                log["blockNumber"],
+            )
             for log in logs
         ]
 
-    def commit_event(self, task_id: int) -> dict[str, Any] | None:
-        """The TaskCommitted event of the task's current attempt (None unless it is committed)."""
-        task = self.task(task_id)
+    def commit_event(self, task_id: int, task: Task | None = None) -> dict[str, Any] | None:
+        """The TaskCommitted event of the task's current attempt (None unless it is committed); pass the task
+        when it was just read, to save reading it again."""
+        task = task or self.task(task_id)
         if task.status not in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED, TaskStatus.ACCEPTED):
             return None
         # The task records its commit block: read that one block, not the chain's history.

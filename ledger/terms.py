@@ -53,13 +53,23 @@ class BountyTerms(BaseModel):
         from web3 import Web3
 
         return {
-            "specCid": spec_cid, "coordinator": Web3.to_checksum_address(self.coordinator), "shards": shards,
-            "rounds": rounds, "segmentsPerTask": segments, "segmentsPerCheck": min(self.segments_per_check, segments),
-            "checkBps": round(self.check_probability * 10_000), "minCheckBps": round(self.min_check_probability * 10_000),
-            "reputationHalfLife": self.reputation_half_life, "quorum": self.quorum,
-            "rewardPerTask": self.base("reward"), "stakePerTask": self.base("stake"),
-            "verifierFee": self.base("verifier_fee"), "challengeBond": self.base("challenge_bond"),
-            "leasePenalty": self.base("lease_penalty"), "leaseDuration": self.lease_duration_s,
-            "challengeWindow": self.challenge_window_s, "verifyWindow": self.verify_window_s,
+            "specCid": spec_cid,
+            "coordinator": Web3.to_checksum_address(self.coordinator),
+            "shards": shards,
+            "rounds": rounds,
+            "segmentsPerTask": segments,
+            "segmentsPerCheck": min(self.segments_per_check, segments),
+            "checkBps": round(self.check_probability * 10_000),
+            "minCheckBps": round(self.min_check_probability * 10_000),
+            "reputationHalfLife": self.reputation_half_life,
+            "quorum": self.quorum,
+            "rewardPerTask": self.base("reward"),
+            "stakePerTask": self.base("stake"),
+            "verifierFee": self.base("verifier_fee"),
+            "challengeBond": self.base("challenge_bond"),
+            "leasePenalty": self.base("lease_penalty"),
+            "leaseDuration": self.lease_duration_s,
+            "challengeWindow": self.challenge_window_s,
+            "verifyWindow": self.verify_window_s,
             "deadline": now + int(self.deadline_days * 86400),
-        }  # fmt: skip
+        }

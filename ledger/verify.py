@@ -59,7 +59,7 @@ def _check(w3: Web3, name: str, address: str, out: dict[str, Any]) -> ContractCh
         if matches:
             detail = "runtime bytecode matches the sources"
         else:
-            first = next(i for i, (a, b) in enumerate(zip(onchain_masked, compiled_masked)) if a != b)
+            first = next(i for i, (a, b) in enumerate(zip(onchain_masked, compiled_masked, strict=False)) if a != b)
             detail = f"bytecode differs from byte {first}"
     return ContractCheck(
         contract=name,

@@ -14,12 +14,12 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from ledger.errors import ShardworkError
+from protocol.errors import PermanentError
 
 PASSWORD_ENV = "SHARDWORK_PASSWORD"
 
 
-class WalletError(ShardworkError):
+class WalletError(PermanentError):
     """A keystore that is missing, malformed, or does not open with the given password."""
 
 

@@ -15,23 +15,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from content.store import ContentStore
+from judge.context import ChainView, RoundContext
 from ledger.errors import CHAIN_TRANSIENT, ContractRevert, TransactionFailed
 from ledger.market import Market, OpenedRound, TaskStatus, split_task_id, task_id_of
-from node.observability import NodeMetrics, log
+from node.observability import NodeMetrics
 from node.trainer import TaskInput, Trainer, TrainingInterrupted, train_task
+from protocol.errors import ContentError, StoreUnavailable
 from protocol.footprint import check_footprint
-from protocol.ipfs import ContentUnavailable
-from protocol.manifests import RoundManifest
-from protocol.seeds import task_seed
-from protocol.spec import SpecError, TrainingSpec
-from protocol.store import ContentError, ContentStore
+from protocol.spec import SpecError
 from protocol.tensors import from_bytes
-from protocol.workloads import REGISTRY, Workload, resolve
+from protocol.workloads import REGISTRY
+from telemetry.logs import log
 
 # Committing needs a transaction mined before the lease ends; leave this much room.
 COMMIT_MARGIN_S = 15
 # The chain node or the IPFS daemon is down or restarting: wait and carry on, resuming from the journal.
-TRANSIENT = (*CHAIN_TRANSIENT, ContentUnavailable, ConnectionError, TimeoutError)
+TRANSIENT = (*CHAIN_TRANSIENT, StoreUnavailable, ConnectionError, TimeoutError)
 MAX_BACKOFF_S = 30.0
 
 
@@ -48,14 +48,6 @@ class NodeOptions:
 
 
 @dataclass
-class _Round:
-    opened: OpenedRound
-    manifest: RoundManifest
-    spec: TrainingSpec
-    workload: Workload
-
-
-@dataclass
 class NodeStatus:
     address: str
     state: str = "starting"
@@ -63,8 +55,12 @@ class NodeStatus:
     committed: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"address": self.address, "state": self.state, "current_task": self.current_task,
-                "committed": len(self.committed)}  # fmt: skip
+        return {
+            "address": self.address,
+            "state": self.state,
+            "current_task": self.current_task,
+            "committed": len(self.committed),
+        }
 
 
 class NodeDaemon:
@@ -84,7 +80,8 @@ class NodeDaemon:
         self.trainer = trainer
         self.stop_event = threading.Event()
         self.status = NodeStatus(market.address)
-        self._rounds: dict[tuple[int, int], _Round | None] = {}  # None: a round this node cannot take
+        self.view = ChainView(market, store)
+        self._rounds: dict[tuple[int, int], RoundContext | None] = {}  # None: a round this node cannot take
         self._scan_from = market.deployment.block
         self._warned: set[str] = set()
         self._resumed = False
@@ -96,8 +93,13 @@ class NodeDaemon:
 
     def run(self) -> int:
         """Runs until stopped (or --once / --max-tasks is met); returns the number of tasks committed."""
-        log(self.logger, "node started", address=self.market.address, work_dir=str(self.options.work_dir),
-            families=sorted(self.options.families))  # fmt: skip
+        log(
+            self.logger,
+            "node started",
+            address=self.market.address,
+            work_dir=str(self.options.work_dir),
+            families=sorted(self.options.families),
+        )
         failures = 0
         while not self._done() and not self.stop_event.is_set():
             try:
@@ -118,8 +120,13 @@ class NodeDaemon:
                 delay = min(self.options.poll_interval_s * 2 ** min(failures, 10), MAX_BACKOFF_S)
                 self._resumed = False  # a held task may be half trained: resume it from its journal
                 self.status.state = "waiting"
-                log(self.logger, "chain or content store unreachable; retrying", error=f"{exc.__class__.__name__}: {exc}"[:300],
-                    retry_in_s=round(delay, 1), failures=failures)  # fmt: skip
+                log(
+                    self.logger,
+                    "chain or content store unreachable; retrying",
+                    error=f"{exc.__class__.__name__}: {exc}"[:300],
+                    retry_in_s=round(delay, 1),
+                    failures=failures,
+                )
                 self.stop_event.wait(delay)
                 continue
             if self.options.once and not worked:
@@ -139,8 +146,13 @@ class NodeDaemon:
             bounty = self.market.bounty(rnd.opened.bounty_id)
             free = self.market.stake_of(self.market.address).free
             if free < bounty.stake_per_task:
-                self._warn_once(f"stake-{bounty.bounty_id}", "not enough free stake for this bounty",
-                                bounty_id=bounty.bounty_id, free=free, needed=bounty.stake_per_task)  # fmt: skip
+                self._warn_once(
+                    f"stake-{bounty.bounty_id}",
+                    "not enough free stake for this bounty",
+                    bounty_id=bounty.bounty_id,
+                    free=free,
+                    needed=bounty.stake_per_task,
+                )
                 continue
             if self.market.now() + COMMIT_MARGIN_S >= bounty.deadline:
                 continue
@@ -154,14 +166,21 @@ class NodeDaemon:
                     log(self.logger, "claim lost", task_id=task_id, reason=str(exc))
                     continue
                 self.metrics.tasks_claimed.inc()
-                log(self.logger, "task claimed", task_id=task_id, bounty_id=bounty.bounty_id, round=rnd.opened.round, shard=shard)
+                log(
+                    self.logger,
+                    "task claimed",
+                    task_id=task_id,
+                    bounty_id=bounty.bounty_id,
+                    round=rnd.opened.round,
+                    shard=shard,
+                )
                 self._train_and_commit(task_id)
                 return True
         return False
 
     # ------------------------------------------------------------- discovery
 
-    def _open_rounds(self) -> list[_Round]:
+    def _open_rounds(self) -> list[RoundContext]:
         latest = self.market.w3.eth.block_number
         for opened in self.market.opened_rounds(from_block=self._scan_from):
             if self.options.bounties is not None and opened.bounty_id not in self.options.bounties:
@@ -179,32 +198,41 @@ class NodeDaemon:
                 current.append(rnd)
         return current
 
-    def _load_round(self, opened: OpenedRound) -> _Round | None:
+    def _load_round(self, opened: OpenedRound) -> RoundContext | None:
         try:
-            manifest = RoundManifest.parse(self.store.get(opened.model_cid))
-            spec = TrainingSpec.from_bytes(self.store.get(manifest.spec_cid))
+            ctx = self.view.load(opened)  # the verifiers' own loader: manifest, spec, bound to the bounty
+            spec = ctx.spec
             if spec.model.family not in self.options.families:
-                log(self.logger, "skipping bounty: model family not supported here", bounty_id=opened.bounty_id,
-                    family=spec.model.family)  # fmt: skip
+                log(
+                    self.logger,
+                    "skipping bounty: model family not supported here",
+                    bounty_id=opened.bounty_id,
+                    family=spec.model.family,
+                )
                 return None
-            workload = resolve(spec.model)
             needed = check_footprint(spec)  # a spec over the protocol's budget is unusable to anyone
-            if self.options.max_memory_mb is not None:
-                if needed > self.options.max_memory_mb:
-                    log(self.logger, "skipping bounty: needs more memory than allowed", bounty_id=opened.bounty_id,
-                        estimated_mb=needed, max_memory_mb=self.options.max_memory_mb)  # fmt: skip
-                    return None
-            if manifest.spec_cid != self.market.spec_cid(opened.bounty_id):
-                raise ContentError(f"round manifest names spec {manifest.spec_cid}, the bounty posted another")
-            return _Round(opened, manifest, spec, workload)
-        except ContentUnavailable:
-            raise  # the daemon is down, the content may be fine: run() waits and retries
+            if self.options.max_memory_mb is not None and needed > self.options.max_memory_mb:
+                log(
+                    self.logger,
+                    "skipping bounty: needs more memory than allowed",
+                    bounty_id=opened.bounty_id,
+                    estimated_mb=needed,
+                    max_memory_mb=self.options.max_memory_mb,
+                )
+                return None
+            return ctx
         except (ContentError, SpecError) as exc:
-            log(self.logger, "skipping round: its published content is unusable", level=logging.WARNING,
-                bounty_id=opened.bounty_id, round=opened.round, reason=str(exc))  # fmt: skip
+            log(
+                self.logger,
+                "skipping round: its published content is unusable",
+                level=logging.WARNING,
+                bounty_id=opened.bounty_id,
+                round=opened.round,
+                reason=str(exc),
+            )
             return None
 
-    def _round_of(self, task_id: int) -> _Round | None:
+    def _round_of(self, task_id: int) -> RoundContext | None:
         bounty_id, round_, _ = split_task_id(task_id)
         if (bounty_id, round_) not in self._rounds:
             for opened in self.market.opened_rounds(bounty_id=bounty_id):
@@ -226,13 +254,14 @@ class NodeDaemon:
 
     # --------------------------------------------------------------- work
 
-    def _task_input(self, task_id: int, rnd: _Round) -> TaskInput:
-        bounty_id, round_, shard = split_task_id(task_id)
-        names = {name: (p.dtype, tuple(p.shape)) for name, p in rnd.workload.build_model().named_parameters()}
-        weights = from_bytes(self.store.get(rnd.manifest.model_cid), names)
+    def _task_input(self, task_id: int, rnd: RoundContext) -> TaskInput:
+        shard = split_task_id(task_id)[2]
+        weights = self.view.round_weights(rnd)
         shard_tensors = from_bytes(self.store.get(rnd.manifest.shard_cids[shard]))
-        seed = task_seed(bounty_id, round_, shard, rnd.opened.block_hash)
-        return TaskInput(rnd.spec, rnd.workload, task_id, self.market.address, seed, rnd.opened.model_cid, weights, shard_tensors)
+        seed = rnd.seed(shard)
+        return TaskInput(
+            rnd.spec, rnd.workload, task_id, self.market.address, seed, rnd.opened.model_cid, weights, shard_tensors
+        )
 
     def _train_and_commit(self, task_id: int, resumed: bool = False) -> None:
         rnd = self._round_of(task_id)
@@ -265,7 +294,9 @@ class NodeDaemon:
         for cid in result.cids:
             self.store.pin(cid)  # the trace must stay retrievable until the challenge window closes
         try:
-            self.market.commit(task_id, result.trace_root, result.update_hash, result.manifest_cid, result.manifest.update_cid)
+            self.market.commit(
+                task_id, result.trace_root, result.update_hash, result.manifest_cid, result.manifest.update_cid
+            )
         except (ContractRevert, TransactionFailed) as exc:
             # A commit whose receipt timed out (a chain restart) may have been mined after all: retried, it
             # reverts, and that is no failure. Anything else lost the lease between the check and the send.
@@ -279,9 +310,15 @@ class NodeDaemon:
         self.metrics.tasks_committed.inc()
         self.status.committed.append(task_id)
         self.status.state, self.status.current_task = "idle", None
-        log(self.logger, "task committed", task_id=task_id, trace_cid=result.manifest_cid,
-            trace_root="0x" + result.trace_root.hex(), final_loss=result.manifest.losses[-1] if result.manifest.losses else None,
-            seconds=round(time.monotonic() - started, 2))  # fmt: skip
+        log(
+            self.logger,
+            "task committed",
+            task_id=task_id,
+            trace_cid=result.manifest_cid,
+            trace_root="0x" + result.trace_root.hex(),
+            final_loss=result.manifest.losses[-1] if result.manifest.losses else None,
+            seconds=round(time.monotonic() - started, 2),
+        )
 
     def claim_rewards(self) -> int:
         amount = self.market.claimable(self.market.address)
@@ -295,4 +332,3 @@ class NodeDaemon:
         if key not in self._warned:
             self._warned.add(key)
             log(self.logger, msg, level=logging.WARNING, **fields)
-

@@ -1,9 +1,8 @@
-"""Structured logs, Prometheus metrics and the /health + /metrics endpoint of a node daemon."""
+"""Prometheus metrics and the /health + /metrics endpoint of a node daemon (logs: telemetry.logs)."""
 
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -12,37 +11,6 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, msg and the record's `fields` (never secrets)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        entry.update(getattr(record, "fields", {}))
-        if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
-def json_logger(name: str, level: int = logging.INFO) -> logging.Logger:
-    logger = logging.getLogger(name)
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(JsonFormatter())
-        logger.addHandler(handler)
-        logger.propagate = False
-    logger.setLevel(level)
-    return logger
-
-
-def log(logger: logging.Logger, msg: str, level: int = logging.INFO, **fields: Any) -> None:
-    logger.log(level, msg, extra={"fields": fields})
 
 
 class NodeMetrics:
@@ -68,7 +36,7 @@ class HealthServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            def do_GET(self) -> None:
                 if self.path == "/health":
                     body, ctype = json.dumps(outer.status()).encode(), "application/json"
                 elif self.path == "/metrics":
@@ -82,7 +50,7 @@ class HealthServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet access log
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self.status = status

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from content.store import ContentStore
 from protocol.cid import b58decode
 from protocol.manifests import CheckpointRef, TraceManifest
 from protocol.spec import TrainingSpec
-from protocol.store import ContentStore
 from protocol.tensors import Tensors, canonical_hash, to_bytes
 from protocol.training import MODEL_PREFIX, TrainState, deterministic, load_state, run_steps
 from protocol.workloads import Workload
@@ -138,8 +138,16 @@ def train_task(
             while step < spec.steps_per_task:
                 if should_stop():
                     raise TrainingInterrupted(f"stopped at step {step} of task {task.task_id}")
-                losses += run_steps(state, task.workload, task.shard, task.seed, step, spec.checkpoint_interval,
-                                    spec.batch_size, on_step)  # fmt: skip
+                losses += run_steps(
+                    state,
+                    task.workload,
+                    task.shard,
+                    task.seed,
+                    step,
+                    spec.checkpoint_interval,
+                    spec.batch_size,
+                    on_step,
+                )
                 step += spec.checkpoint_interval
                 writer.submit(step, state.tensors(copy=False))
     finally:

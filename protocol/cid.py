@@ -11,6 +11,8 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from protocol.errors import ContentInvalid
+
 CHUNK_SIZE = 256 * 1024
 MAX_LINKS = 174
 _SHA256_MULTIHASH_PREFIX = b"\x12\x20"
@@ -18,7 +20,7 @@ _UNIXFS_FILE = 2
 _BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
-class InvalidCid(ValueError):
+class InvalidCid(ContentInvalid, ValueError):
     """A string that is not a CIDv0 this store can check."""
 
 

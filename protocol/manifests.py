@@ -7,8 +7,8 @@ import json
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from protocol.cid import InvalidCid, check_cid
+from protocol.errors import ContentInvalid
 from protocol.merkle import merkle_root, trace_leaf
-from protocol.store import ContentError
 
 # Manifests are a few KiB; a larger document is refused before it is parsed into Python objects.
 MAX_MANIFEST_BYTES = 1 << 20
@@ -25,18 +25,20 @@ class _Doc(BaseModel):
     @classmethod
     def parse(cls, data: bytes):  # type: ignore[no-untyped-def]
         if len(data) > MAX_MANIFEST_BYTES:
-            raise ContentError(f"malformed {cls.__name__}: {len(data)} bytes, over the {MAX_MANIFEST_BYTES}-byte limit")
+            raise ContentInvalid(
+                f"malformed {cls.__name__}: {len(data)} bytes, over the {MAX_MANIFEST_BYTES}-byte limit"
+            )
         try:
             doc = cls.model_validate_json(data)
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(part) for part in err["loc"])
-            raise ContentError(f"malformed {cls.__name__}: {where + ': ' if where else ''}{err['msg']}") from None
+            raise ContentInvalid(f"malformed {cls.__name__}: {where + ': ' if where else ''}{err['msg']}") from None
         try:
             for cid in doc.cids():
                 check_cid(cid)
         except InvalidCid as exc:
-            raise ContentError(f"malformed {cls.__name__}: {exc}") from None
+            raise ContentInvalid(f"malformed {cls.__name__}: {exc}") from None
         return doc
 
     def cids(self) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from protocol.errors import PermanentError
 from protocol.nesting import nesting_depth
 
 # A spec is a few hundred bytes; anything past this is refused before it is parsed (the explorer reads
@@ -21,7 +22,7 @@ MAX_SPEC_BYTES = 1 << 20
 MAX_SPEC_DEPTH = 32  # a spec nests 3 deep; a recursive parser must never meet thousands of levels
 
 
-class SpecError(ValueError):
+class SpecError(PermanentError, ValueError):
     """A spec file that cannot be read or does not describe a sound training job."""
 
 

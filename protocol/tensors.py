@@ -22,8 +22,8 @@ import torch
 from safetensors.torch import load as _st_load
 
 from protocol.cid import root_block
+from protocol.errors import ContentInvalid
 from protocol.nesting import nesting_depth
-from protocol.store import ContentError
 
 DTYPE_CODES: dict[torch.dtype, str] = {
     torch.float32: "F32",
@@ -96,10 +96,10 @@ def from_bytes(data: bytes, expected: dict[str, tuple[torch.dtype, tuple[int, ..
     try:
         tensors = _st_load(data)
     except Exception as exc:  # the parser's own error types vary by version; all mean "malformed"
-        raise ContentError(f"malformed safetensors: {exc}") from None
+        raise ContentInvalid(f"malformed safetensors: {exc}") from None
     for name, t in tensors.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise ContentError(f"tensor {name!r} contains NaN or Inf")
+            raise ContentInvalid(f"tensor {name!r} contains NaN or Inf")
     return tensors
 
 
@@ -108,60 +108,64 @@ def _read_header(data: bytes) -> dict[str, dict[str, Any]]:
     gets a reason naming it, nothing but ContentError escapes (not even 10^5-deep JSON), and a declared size
     (a 2**40-element shape) is compared with the bytes actually present before anything is allocated."""
     if len(data) < 8:
-        raise ContentError("not a safetensors file: shorter than its 8-byte header length")
+        raise ContentInvalid("not a safetensors file: shorter than its 8-byte header length")
     (header_len,) = struct.unpack("<Q", data[:8])
     hint = _sniff(data)
     if header_len > MAX_HEADER_BYTES or 8 + header_len > len(data):
-        raise ContentError(f"safetensors header length {header_len} is out of bounds for a {len(data)}-byte file{hint}")
+        raise ContentInvalid(
+            f"safetensors header length {header_len} is out of bounds for a {len(data)}-byte file{hint}"
+        )
     try:
         text = data[8 : 8 + header_len].decode()  # json.loads of bytes would also take UTF-16 and UTF-32
     except UnicodeDecodeError:
-        raise ContentError(f"safetensors header is not UTF-8{hint}") from None
+        raise ContentInvalid(f"safetensors header is not UTF-8{hint}") from None
     if nesting_depth(text) > MAX_HEADER_DEPTH:
-        raise ContentError("safetensors header is JSON nested too deeply")
+        raise ContentInvalid("safetensors header is JSON nested too deeply")
     try:
         header = json.loads(text, object_pairs_hook=_unique_keys)
     except ValueError:  # a JSONDecodeError, or an integer of more than 4,300 digits
-        raise ContentError(f"safetensors header is not JSON{hint}") from None
+        raise ContentInvalid(f"safetensors header is not JSON{hint}") from None
     except RecursionError:
-        raise ContentError("safetensors header is JSON nested too deeply") from None
+        raise ContentInvalid("safetensors header is JSON nested too deeply") from None
     if not isinstance(header, dict):
-        raise ContentError("safetensors header is not a JSON object")
+        raise ContentInvalid("safetensors header is not a JSON object")
     metadata = header.pop("__metadata__", {})
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise ContentError("safetensors __metadata__ is not a map of strings")
+        raise ContentInvalid("safetensors __metadata__ is not a map of strings")
     end = 0
     for name, info in sorted(header.items(), key=lambda item: _span(*item)):  # empty tensors first at a tie
         dtype, shape, (begin, stop) = info["dtype"], info["shape"], info["data_offsets"]
         if not isinstance(dtype, str) or dtype not in _ITEM_SIZES:
-            raise ContentError(f"tensor {_short(name)} has dtype {_short(dtype)}; accepted: {', '.join(_ITEM_SIZES)}")
+            raise ContentInvalid(f"tensor {_short(name)} has dtype {_short(dtype)}; accepted: {', '.join(_ITEM_SIZES)}")
         if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-            raise ContentError(f"tensor {_short(name)} has a malformed shape {_short(shape)}")
+            raise ContentInvalid(f"tensor {_short(name)} has a malformed shape {_short(shape)}")
         if len(shape) > MAX_RANK:  # else the product below is a CPU bomb: 50,000 dims of 2**62
-            raise ContentError(f"tensor {_short(name)} has {len(shape)} dimensions, more than {MAX_RANK}")
+            raise ContentInvalid(f"tensor {_short(name)} has {len(shape)} dimensions, more than {MAX_RANK}")
         size = math.prod(shape) * _ITEM_SIZES[dtype]  # a Python int: a shape bomb cannot overflow it
         if stop - begin != size:
             claimed = f"{size} bytes" if size < 2**64 else "over 2**64 bytes"  # str() refuses ints past 4,300 digits
-            raise ContentError(
+            raise ContentInvalid(
                 f"tensor {_short(name)} is {dtype}{_short(shape)} ({claimed}) but its data_offsets span {stop - begin}"
             )
         if begin != end:
-            raise ContentError(f"tensor {_short(name)} starts at data byte {begin}, expected {end}: tensors overlap or leave a gap")
+            raise ContentInvalid(
+                f"tensor {_short(name)} starts at data byte {begin}, expected {end}: tensors overlap or leave a gap"
+            )
         end = stop
     if end != len(data) - 8 - header_len:
-        raise ContentError(f"tensors cover {end} bytes of data but the file holds {len(data) - 8 - header_len}")
+        raise ContentInvalid(f"tensors cover {end} bytes of data but the file holds {len(data) - 8 - header_len}")
     return header
 
 
 def _span(name: str, info: object) -> tuple[int, int]:
     """The entry's data_offsets, once the entry is known to be {dtype, shape, [begin, end]}."""
     if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
-        raise ContentError(f"tensor {_short(name)}: header entry is not {{dtype, shape, data_offsets}}")
+        raise ContentInvalid(f"tensor {_short(name)}: header entry is not {{dtype, shape, data_offsets}}")
     offsets = info["data_offsets"]
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
-        raise ContentError(f"tensor {_short(name)} has malformed data_offsets {_short(offsets)}")
+        raise ContentInvalid(f"tensor {_short(name)} has malformed data_offsets {_short(offsets)}")
     if not 0 <= offsets[0] <= offsets[1]:
-        raise ContentError(f"tensor {_short(name)} has data_offsets {_short(offsets)} that run backwards")
+        raise ContentInvalid(f"tensor {_short(name)} has data_offsets {_short(offsets)} that run backwards")
     return offsets[0], offsets[1]
 
 
@@ -169,7 +173,7 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     # json keeps the last of duplicate keys, another parser may keep the first: refuse what has two meanings.
     obj = dict(pairs)
     if len(obj) != len(pairs):
-        raise ContentError("safetensors header has a duplicate key")
+        raise ContentInvalid("safetensors header has a duplicate key")
     return obj
 
 
@@ -189,13 +193,15 @@ def _check_layout(header: dict[str, dict[str, Any]], expected: dict[str, tuple[t
     names = set(header)
     if names != set(expected):
         missing, extra = sorted(set(expected) - names), sorted(names - set(expected))
-        raise ContentError(
+        raise ContentInvalid(
             f"tensor names differ from the model's: missing {_short(missing[:3])}, unexpected {_short(extra[:3])}"
         )
     for name, (dtype, shape) in expected.items():
         info = header[name]
         if info["dtype"] != DTYPE_CODES[dtype] or tuple(info["shape"]) != shape:
-            raise ContentError(f"tensor {name!r} is {info['dtype']}{_short(info['shape'])}, expected {DTYPE_CODES[dtype]}{list(shape)}")
+            raise ContentInvalid(
+                f"tensor {name!r} is {info['dtype']}{_short(info['shape'])}, expected {DTYPE_CODES[dtype]}{list(shape)}"
+            )
 
 
 def layout_of(tensors: Tensors) -> dict[str, tuple[torch.dtype, tuple[int, ...]]]:

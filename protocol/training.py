@@ -113,7 +113,9 @@ def run_steps(
     model, optimizer = state.model, state.optimizer
     model.train()
     for step in range(first_step, first_step + steps):
-        torch.default_generator.manual_seed(step_seed(seed, step))  # CPU only: torch.manual_seed also walks lazy CUDA hooks
+        torch.default_generator.manual_seed(
+            step_seed(seed, step)
+        )  # CPU only: torch.manual_seed also walks lazy CUDA hooks
         batch = workload.sample_batch(shard, batch_size)
         optimizer.zero_grad(set_to_none=True)
         loss = workload.loss(model, batch)
@@ -141,5 +143,7 @@ def replay_segment(
     workload = workload or resolve(spec.model)
     with deterministic(spec.replay):
         state = load_state(spec, checkpoint, workload, model=_replay_model(spec.canonical_bytes(), workload))
-        run_steps(state, workload, shard, seed, segment * spec.checkpoint_interval, spec.checkpoint_interval, spec.batch_size)
+        run_steps(
+            state, workload, shard, seed, segment * spec.checkpoint_interval, spec.checkpoint_interval, spec.batch_size
+        )
         return state.tensors(copy=False)

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import torch
 
+from protocol.errors import ContentError, ContentInvalid
+from protocol.manifests import TraceManifest
 from protocol.spec import TrainingSpec
-from protocol.store import ContentError
 from protocol.tensors import Tensors, canonical_hash, from_bytes
 from protocol.training import MODEL_PREFIX, OPTIM_PREFIX, deterministic, new_state, replay_segment
 from protocol.workloads import Workload, resolve
-from protocol.manifests import TraceManifest
 
 Layout = dict[str, tuple[torch.dtype, tuple[int, ...]]]
 
@@ -61,7 +61,7 @@ def parse_checkpoint(data: bytes, spec: TrainingSpec, workload: Workload, step: 
     # torch. An honest checkpoint at step k has counted exactly k steps.
     for name, t in tensors.items():
         if name.endswith(".step") and float(t) != step:
-            raise ContentError(f"{name} is {float(t):.6g}, but the checkpoint is at step {step}")
+            raise ContentInvalid(f"{name} is {float(t):.6g}, but the checkpoint is at step {step}")
     return tensors
 
 
@@ -78,8 +78,9 @@ def normalized_distance(replayed: Tensors, claimed: Tensors, start: Tensors) -> 
     return error / moved
 
 
-def _distance_to(end_bytes: bytes | None, replayed: Tensors, start: Tensors, spec: TrainingSpec, workload: Workload,
-                 step: int) -> float | None:  # fmt: skip
+def _distance_to(
+    end_bytes: bytes | None, replayed: Tensors, start: Tensors, spec: TrainingSpec, workload: Workload, step: int
+) -> float | None:
     """How far a failed exact replay landed from the end checkpoint, when its bytes are at hand and sane."""
     if end_bytes is None:
         return None
@@ -109,12 +110,19 @@ def verify_segment(
     `end_bytes` to measure the distance; given in exact mode, they only explain a failure.
     """
     if not 0 <= segment < len(trace.checkpoints) - 1:
-        return SegmentVerdict(segment, False, f"segment {segment} is not in a {len(trace.checkpoints) - 1}-segment trace")
+        return SegmentVerdict(
+            segment, False, f"segment {segment} is not in a {len(trace.checkpoints) - 1}-segment trace"
+        )
     if trace.trace_root() != committed_root:
         return SegmentVerdict(segment, False, "trace manifest does not hash to the committed trace root")
     start_ref, end_ref = trace.checkpoints[segment], trace.checkpoints[segment + 1]
-    if start_ref.step != segment * spec.checkpoint_interval or end_ref.step != start_ref.step + spec.checkpoint_interval:
-        return SegmentVerdict(segment, False, f"checkpoint steps {start_ref.step}→{end_ref.step} do not follow the spec")
+    if (
+        start_ref.step != segment * spec.checkpoint_interval
+        or end_ref.step != start_ref.step + spec.checkpoint_interval
+    ):
+        return SegmentVerdict(
+            segment, False, f"checkpoint steps {start_ref.step}→{end_ref.step} do not follow the spec"
+        )
     if spec.replay.mode != "exact" and end_bytes is None:
         raise ValueError("tolerance-mode verification needs the end checkpoint's bytes")
     with deterministic(spec.replay):  # the verifier's parsing runs on the spec's threads too (CPU time is the cost)
@@ -129,15 +137,23 @@ def verify_segment(
         try:
             replayed = replay_segment(spec, shard, seed, start, segment, workload)
         except (ArithmeticError, RuntimeError, ValueError) as exc:  # hostile values that slipped past parsing
-            return SegmentVerdict(segment, False, f"replay failed on the committed checkpoint: {exc.__class__.__name__}: {exc}"[:300])
+            return SegmentVerdict(
+                segment, False, f"replay failed on the committed checkpoint: {exc.__class__.__name__}: {exc}"[:300]
+            )
         if exact:
             if "0x" + canonical_hash(replayed).hex() == end_ref.hash:
                 return SegmentVerdict(segment, True, "replay reproduced the committed checkpoint bit for bit")
-            return SegmentVerdict(segment, False, "replay diverged from the committed checkpoint",
-                                  _distance_to(end_bytes, replayed, start, spec, workload, end_ref.step))  # fmt: skip
+            return SegmentVerdict(
+                segment,
+                False,
+                "replay diverged from the committed checkpoint",
+                _distance_to(end_bytes, replayed, start, spec, workload, end_ref.step),
+            )
         assert end is not None
         if "0x" + canonical_hash(end).hex() != end_ref.hash:
             return SegmentVerdict(segment, False, f"checkpoint {segment + 1} does not match its committed hash")
         distance = normalized_distance(replayed, end, start)
     passed = distance <= spec.replay.tolerance
-    return SegmentVerdict(segment, passed, f"normalized distance {distance:.3g} vs tolerance {spec.replay.tolerance}", distance)
+    return SegmentVerdict(
+        segment, passed, f"normalized distance {distance:.3g} vs tolerance {spec.replay.tolerance}", distance
+    )

@@ -122,10 +122,17 @@ class MnistCNN(_Classifier):
         c, h = self.params.channels, self.params.hidden
         return nn.Sequential(
             nn.Unflatten(1, (1, 28, 28)),
-            nn.Conv2d(1, c, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(c, 2 * c, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(2 * c * 49, h), nn.ReLU(), nn.Linear(h, 10),
-        )  # fmt: skip
+            nn.Conv2d(1, c, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c, 2 * c, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(2 * c * 49, h),
+            nn.ReLU(),
+            nn.Linear(h, 10),
+        )
 
 
 class _Block(nn.Module):

@@ -12,19 +12,19 @@ from pathlib import Path
 import pytest
 import torch
 
+from content.store import ContentStore
 from coordinator.aggregate import aggregate
+from devtools.adversaries import lazy_trainer, partial_faker
+from devtools.anvil import Anvil
 from ledger.errors import error_class
-from ledger.localnode import Anvil
 from ledger.market import TaskStatus
-from node.adversaries import lazy_trainer, partial_faker
 from node.trainer import TaskInput, TraceResult, train_task
 from protocol.cid import cid_of
 from protocol.spec import AggregationSpec
-from protocol.store import ContentStore
 from protocol.tensors import Tensors, canonical_hash, to_bytes
 from protocol.training import MODEL_PREFIX, initial_weights
-from tests.adversarial.arena import UNIT, Arena, post, spec
-from tests.integration.marketplace import start
+from tests.support.arena import UNIT, Arena, post, spec
+from tests.support.marketplace import start
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +48,16 @@ def rewrite_last(modify: Callable[[Tensors], None]) -> Callable[..., TraceResult
         data = to_bytes(tensors)
         forged = last.model_copy(update={"cid": store.put(data), "hash": "0x" + canonical_hash(tensors).hex()})
         update = {n: tensors[MODEL_PREFIX + n] - task.round_weights[n] for n in task.round_weights}
-        manifest = honest.manifest.model_copy(update={"checkpoints": [*honest.manifest.checkpoints[:-1], forged],
-                                                      "update_cid": store.put(to_bytes(update)),
-                                                      "update_hash": "0x" + canonical_hash(update).hex()})  # fmt: skip
-        return TraceResult(manifest, store.put(manifest.canonical_bytes()), manifest.trace_root(), canonical_hash(update))
+        manifest = honest.manifest.model_copy(
+            update={
+                "checkpoints": [*honest.manifest.checkpoints[:-1], forged],
+                "update_cid": store.put(to_bytes(update)),
+                "update_hash": "0x" + canonical_hash(update).hex(),
+            }
+        )
+        return TraceResult(
+            manifest, store.put(manifest.canonical_bytes()), manifest.trace_root(), canonical_hash(update)
+        )
 
     return trainer
 
@@ -91,9 +97,11 @@ CHEATS: dict[str, Callable[..., TraceResult]] = {
     "partial-faker-0.9": partial_faker(0.9),
     "nan-weights": rewrite_last(nan_weights),
     "hugely-scaled-update": rewrite_last(scaled_weights),
-    "stale-model": lambda task, *a: train_task(replace(task, round_weights=initial_weights(task.spec.model_copy(update={"init_seed": 99}))), *a),
+    "stale-model": lambda task, *a: train_task(
+        replace(task, round_weights=initial_weights(task.spec.model_copy(update={"init_seed": 99}))), *a
+    ),
     "other-data-order": lambda task, *a: train_task(replace(task, seed=b"\x07" * 32), *a),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("cheat", list(CHEATS))
@@ -181,7 +189,9 @@ def test_a_false_challenge_costs_the_challenger_its_bond_and_pays_the_volunteer(
     assert arena.status(task_id) == TaskStatus.CHALLENGED
     assert [v.verify(task_id) for v in arena.verifiers] == [True, True]
     assert arena.status(task_id) == TaskStatus.ACCEPTED and not arena.slashed(task_id, volunteer.address)
-    assert challenger.balance(challenger.address) == balance - 20 * UNIT and challenger.claimable(challenger.address) == 0
+    assert (
+        challenger.balance(challenger.address) == balance - 20 * UNIT and challenger.claimable(challenger.address) == 0
+    )
     assert volunteer.claimable(volunteer.address) == 10 * UNIT + 20 * UNIT  # reward + the forfeited bond
     assert bounty_id
 

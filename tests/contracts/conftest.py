@@ -5,8 +5,8 @@ from collections.abc import Iterator
 import pytest
 from web3 import HTTPProvider, Web3
 
-from tests.contracts.harness import Chain
-from ledger.localnode import Anvil
+from devtools.anvil import Anvil
+from tests.support.chain import Chain
 
 
 @pytest.fixture(scope="session")

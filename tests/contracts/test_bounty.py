@@ -1,6 +1,6 @@
 import pytest
 
-from tests.contracts.harness import ACCEPTED, RARE_CHECKS, TOKEN, Chain, default_params, reverts
+from tests.support.chain import ACCEPTED, RARE_CHECKS, TOKEN, Chain, default_params, reverts
 
 ZERO = "0x" + "00" * 20
 

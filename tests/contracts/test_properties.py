@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from ledger.errors import ContractRevert, UnknownRevert
-from tests.contracts.harness import CHALLENGED, COMMITTED, TOKEN, Chain
+from tests.support.chain import CHALLENGED, COMMITTED, TOKEN, Chain
 
 VOLUNTEERS = ("alice", "bob", "mallory")
 VERIFIERS = ("vera", "victor", "dave")

@@ -1,4 +1,4 @@
-from tests.contracts.harness import ACCEPTED, RARE_CHECKS, TOKEN, Chain
+from tests.support.chain import ACCEPTED, RARE_CHECKS, TOKEN, Chain
 
 
 def test_full_lifecycle_pays_reward_after_challenge_window(chain: Chain) -> None:

@@ -1,4 +1,4 @@
-from tests.contracts.harness import ALWAYS_CHECKED, TOKEN, UNBONDING_DELAY, Chain, reverts
+from tests.support.chain import ALWAYS_CHECKED, TOKEN, UNBONDING_DELAY, Chain, reverts
 
 
 def test_stake_bonds_tokens_and_emits(chain: Chain) -> None:

@@ -1,4 +1,4 @@
-from tests.contracts.harness import (
+from tests.support.chain import (
     ACCEPTED,
     ALWAYS_CHECKED,
     CLAIMED,

@@ -1,12 +1,12 @@
 import pytest
 from web3 import HTTPProvider, Web3
 
+from devtools.anvil import Anvil
 from ledger.artifacts import load
 from ledger.chain import dev_accounts, mnemonic_accounts
 from ledger.errors import ChainError
-from ledger.localnode import Anvil
 from ledger.tx import Transactor
-from tests.contracts.harness import TOKEN, Chain, reverts
+from tests.support.chain import TOKEN, Chain, reverts
 
 
 def test_faucet_mints_up_to_the_limit(chain: Chain) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from protocol.merkle import merkle_proof, merkle_root, trace_leaf
-from tests.contracts.harness import Chain
+from tests.support.chain import Chain
 
 
 def test_python_trace_proofs_verify_on_chain_for_every_leaf_and_fail_when_tampered(chain: Chain) -> None:

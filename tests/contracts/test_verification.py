@@ -1,4 +1,4 @@
-from tests.contracts.harness import (
+from tests.support.chain import (
     ACCEPTED,
     ALWAYS_CHECKED,
     CHALLENGED,
@@ -25,7 +25,11 @@ def test_pass_quorum_accepts_and_pays_verifier_fees_from_escrow(chain: Chain) ->
     bounty, task = _committed(chain, **ALWAYS_CHECKED)
     escrow = chain.bounty(bounty)["escrow"]
     receipt = chain.tx("vera", "attest", task, True)
-    assert chain.events(receipt, "VerdictAttested")[0] == {"taskId": task, "verifier": chain.addr("vera"), "passed": True}
+    assert chain.events(receipt, "VerdictAttested")[0] == {
+        "taskId": task,
+        "verifier": chain.addr("vera"),
+        "passed": True,
+    }
     assert chain.task(task)["status"] == COMMITTED
     chain.tx("victor", "attest", task, True)
     assert chain.task(task)["status"] == ACCEPTED
@@ -86,7 +90,10 @@ def test_dispute_forces_check_and_false_claim_loses_bond_to_volunteer(chain: Cha
     before = chain.balance("dave")
     receipt = chain.tx("dave", "dispute", task, 5)
     assert chain.events(receipt, "TaskDisputed")[0] == {
-        "taskId": task, "challenger": chain.addr("dave"), "segment": 5, "bond": 20 * TOKEN
+        "taskId": task,
+        "challenger": chain.addr("dave"),
+        "segment": 5,
+        "bond": 20 * TOKEN,
     }
     assert before - chain.balance("dave") == 20 * TOKEN
     assert chain.task(task)["status"] == CHALLENGED

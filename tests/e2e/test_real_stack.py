@@ -18,36 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.localstack import StackInfo, down, up
+from devtools.localstack import StackInfo, down, up
 from ledger.chain import connect, dev_accounts, mnemonic_accounts
 from ledger.deploy import Deployment
 from ledger.market import BountyStatus, Market
 from ledger.tx import Transactor
+from tests.support.specs import bounty_toml
 
 SHARDWORK = str(Path(sys.executable).with_name("shardwork"))
 PASSWORD = "e2e-password-123"
 UNIT = 10**18
-SPEC = """
-name = "e2e"
-rounds = 2
-steps_per_task = 20
-checkpoint_interval = 5
-batch_size = 32
-[model]
-family = "mnist-mlp"
-params = {{ hidden = 32 }}
-[data]
-shards = 3
-[bounty]
-reward = "10"
-stake = "100"
-segments_per_check = 2
-check_probability = 1.0
-min_check_probability = 0.5
-challenge_window_s = 5
-verify_window_s = 30
-coordinator = "{coordinator}"
-"""
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +56,14 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_slashed(stack: StackI
     w3 = connect(stack.rpc_url)
     deployment = Deployment.load(Path(stack.deployment))
     keys = dev_accounts(w3, 10)
-    env = {**os.environ, "SHARDWORK_HOME": str(tmp_path), "SHARDWORK_PASSWORD": PASSWORD, "SHARDWORK_RPC_URL": stack.rpc_url,
-           "SHARDWORK_DEPLOYMENT": stack.deployment, "SHARDWORK_STORE": f"ipfs:{stack.ipfs_api}"}  # fmt: skip
+    env = {
+        **os.environ,
+        "SHARDWORK_HOME": str(tmp_path),
+        "SHARDWORK_PASSWORD": PASSWORD,
+        "SHARDWORK_RPC_URL": stack.rpc_url,
+        "SHARDWORK_DEPLOYMENT": stack.deployment,
+        "SHARDWORK_STORE": f"ipfs:{stack.ipfs_api}",
+    }
 
     def cli(*args: str) -> str:
         run = subprocess.run([SHARDWORK, *args], capture_output=True, text=True, env=env, timeout=120)
@@ -95,22 +81,55 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_slashed(stack: StackI
     faker.faucet(faker.address, 5000 * UNIT)
     faker.stake(1000 * UNIT)
     coordinator_address = mnemonic_accounts(3)[2].address
-    (tmp_path / "spec.toml").write_text(SPEC.format(coordinator=coordinator_address))
+    (tmp_path / "spec.toml").write_text(bounty_toml(coordinator_address))
     posted = json.loads(cli("bounty", "post", str(tmp_path / "spec.toml"), "--wallet", "poster", "--yes", "--json"))
     bounty_id = posted["bounty_id"]
 
     logs = tmp_path / "logs"
     logs.mkdir()
-    nodes = [subprocess.Popen([sys.executable, "-m", "tests.e2e.adversary_node", stack.rpc_url, stack.deployment, "7",
-                               f"ipfs:{stack.ipfs_api}", str(tmp_path / "faker"), "faker"],
-                              stderr=open(logs / "faker.log", "w"), env=env)]  # fmt: skip
+    nodes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.support.adversary_node",
+                stack.rpc_url,
+                stack.deployment,
+                "7",
+                f"ipfs:{stack.ipfs_api}",
+                str(tmp_path / "faker"),
+                "faker",
+            ],
+            stderr=open(logs / "faker.log", "w"),
+            env=env,
+        )
+    ]
     time.sleep(3)  # the faker gets a head start, so it surely takes tasks
     for name in ("honest1", "honest2"):
-        nodes.append(subprocess.Popen([SHARDWORK, "node", "run", "--keystore", str(tmp_path / "wallets" / f"{name}.json"),
-                                       "--rpc-url", stack.rpc_url, "--deployment", stack.deployment,
-                                       "--store", f"ipfs:{stack.ipfs_api}", "--work-dir", str(tmp_path / name),
-                                       "--poll-interval", "0.5", "--auto-claim"],
-                                      stderr=open(logs / f"{name}.log", "w"), env=env))  # fmt: skip
+        nodes.append(
+            subprocess.Popen(
+                [
+                    SHARDWORK,
+                    "node",
+                    "run",
+                    "--keystore",
+                    str(tmp_path / "wallets" / f"{name}.json"),
+                    "--rpc-url",
+                    stack.rpc_url,
+                    "--deployment",
+                    stack.deployment,
+                    "--store",
+                    f"ipfs:{stack.ipfs_api}",
+                    "--work-dir",
+                    str(tmp_path / name),
+                    "--poll-interval",
+                    "0.5",
+                    "--auto-claim",
+                ],
+                stderr=open(logs / f"{name}.log", "w"),
+                env=env,
+            )
+        )
     secrets = [PASSWORD, *(k.key.hex() for k in keys), *(k.key.hex().removeprefix("0x") for k in keys)]
     try:
         deadline = time.monotonic() + 420
@@ -159,8 +178,20 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_slashed(stack: StackI
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "Debian chromium is required (scripts/test installs it)"
-    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=8000",
-                          "--dump-dom", f"{stack.api_url}/"], capture_output=True, text=True, timeout=120).stdout  # fmt: skip
+    dom = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=8000",
+            "--dump-dom",
+            f"{stack.api_url}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     assert f'id="bounty-{bounty_id}"' in dom and "finalized" in dom
     assert "metric-chart" in dom and "<polyline" in dom
     assert faker.address in dom and 'class="slashed"' in dom

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.localstack import StackInfo, down, start, stop, up
+from devtools.localstack import StackInfo, down, start, stop, up
 from ledger.market import BountyStatus
-from tests.faults.harness import VOLUNTEERS, Scenario, log_has, wait_until
+from tests.support.faults import VOLUNTEERS, Scenario, log_has, wait_until
 
 OUTCOMES: list[dict[str, object]] = []
 

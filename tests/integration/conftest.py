@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger.localnode import Anvil
-from tests.integration.marketplace import Marketplace, start
+from devtools.anvil import Anvil
+from tests.support.marketplace import Marketplace, start
 
 
 @pytest.fixture(scope="module")

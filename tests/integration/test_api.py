@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 
 from coordinator.api import Explorer, create_app
-from ledger.localnode import Anvil
+from devtools.anvil import Anvil
 from ledger.market import Market
-from tests.integration.marketplace import start
-from tests.integration.test_node_daemon import small_spec
+from tests.support.marketplace import start
+from tests.support.specs import small_spec
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +44,18 @@ def test_bounties_rounds_and_open_tasks_are_served(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     ("path", "status"),
-    [("/api/bounties/999", 404), ("/api/bounties/abc", 422), ("/api/tasks/0xzz", 422), ("/api/tasks/12345", 404),
-     ("/api/volunteers/0x123", 422), ("/api/volunteers/0x" + "12" * 20, 404), ("/api/open-tasks?limit=0", 422),
-     ("/api/open-tasks?limit=99999", 422), ("/nope", 404)],
-)  # fmt: skip
+    [
+        ("/api/bounties/999", 404),
+        ("/api/bounties/abc", 422),
+        ("/api/tasks/0xzz", 422),
+        ("/api/tasks/12345", 404),
+        ("/api/volunteers/0x123", 422),
+        ("/api/volunteers/0x" + "12" * 20, 404),
+        ("/api/open-tasks?limit=0", 422),
+        ("/api/open-tasks?limit=99999", 422),
+        ("/nope", 404),
+    ],
+)
 def test_bad_input_is_a_4xx_with_a_message(client: TestClient, path: str, status: int) -> None:
     response = client.get(path)
     assert response.status_code == status and response.json()["detail"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,17 +11,19 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from cli.scenario import Summary, run_scenario
+from content.store import LocalStore
+from coordinator.rounds import VerifierWorker
+from devtools.adversaries import partial_faker
+from devtools.anvil import Anvil
+from devtools.scenario import Summary, run_scenario
 from ledger.chain import connect, dev_accounts
 from ledger.deploy import Deployment
-from ledger.localnode import Anvil
 from ledger.market import Market, TaskStatus, task_id_of
 from ledger.tx import Transactor
 from node.daemon import NodeDaemon, NodeOptions
-from node.observability import json_logger
-from protocol.store import LocalStore
-from tests.integration.marketplace import Marketplace
-from tests.integration.test_node_daemon import small_spec
+from telemetry.logs import json_logger
+from tests.support.marketplace import Marketplace
+from tests.support.specs import small_spec
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +36,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Anvil, 
 
 
 def audit(home: Path, url: str, *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
-    result = CliRunner().invoke(app, ["audit", *args, "--json", "--rpc-url", url],
-                                env={"SHARDWORK_HOME": str(home)})  # fmt: skip
+    result = CliRunner().invoke(app, ["audit", *args, "--json", "--rpc-url", url], env={"SHARDWORK_HOME": str(home)})
     return result.exit_code, json.loads(result.output.strip().splitlines()[-1])
 
 
@@ -65,7 +67,9 @@ def test_audit_flags_a_wrong_verdict_injected_by_colluding_verifiers(demo_run) -
     w3 = connect(node.url)
     deployment = Deployment.load(home / "deployment.json")
     keys = dev_accounts(w3, 10)
-    m = Marketplace(w3, node.url, deployment, home / "deployment.json", LocalStore(home / "store"), home / "store", home)
+    m = Marketplace(
+        w3, node.url, deployment, home / "deployment.json", LocalStore(home / "store"), home / "store", home
+    )
     spec = small_spec(data={"shards": 1})
     bounty_id = m.post_and_open(spec, checkBps=10_000, minCheckBps=10_000)
     honest = Market(w3, deployment, Transactor(w3, keys[5]))
@@ -82,3 +86,40 @@ def test_audit_flags_a_wrong_verdict_injected_by_colluding_verifiers(demo_run) -
     assert code == 3
     (replay,) = report["replays"]
     assert replay["outcome"] == "slashed" and replay["failed"] == [] and replay["segments"] and not replay["agrees"]
+
+
+def test_audit_agrees_with_a_slash_decided_after_the_draw_was_lost(demo_run) -> None:  # type: ignore[no-untyped-def]
+    """Nobody recorded the draw and the verifiers first looked 300 blocks after the commit: the contract then
+    checks every segment, the verifiers replay all of them and catch the faked one, and the auditor must
+    re-decide on all of them too (it used to replay the block hash's sample and contradict the slash)."""
+    node, home, _ = demo_run
+    w3 = connect(node.url)
+    deployment = Deployment.load(home / "deployment.json")
+    keys = dev_accounts(w3, 10)
+    m = Marketplace(
+        w3, node.url, deployment, home / "deployment.json", LocalStore(home / "store"), home / "store", home
+    )
+    spec = small_spec(data={"shards": 1}, steps_per_task=40)  # 8 segments, one of them faked
+    bounty_id = m.post_and_open(spec, checkBps=10_000, minCheckBps=10_000, segmentsPerCheck=1)
+    faker = Market(w3, deployment, Transactor(w3, keys[6]))
+    daemon = NodeDaemon(
+        faker,
+        m.store,
+        NodeOptions(work_dir=home / "late-faker", once=True),
+        json_logger("test"),
+        trainer=partial_faker(1 / 8, random.Random(7)),
+    )
+    daemon.run()
+    task_id = task_id_of(bounty_id, 0, 0)
+    assert faker.task(task_id).status == TaskStatus.COMMITTED
+    w3.provider.make_request("anvil_mine", [300])  # type: ignore[arg-type]
+    assert faker.challenge(task_id) == (True, list(range(8)))  # the seed is lost: every segment is checked
+    for verifier_key in (keys[3], keys[4]):
+        verifier = VerifierWorker(Market(w3, deployment, Transactor(w3, verifier_key)), m.store, json_logger("test"))
+        verifier.verify(task_id)
+    assert faker.task(task_id).status == TaskStatus.OPEN  # slashed and reopened
+
+    code, report = audit(home, node.url, "task", hex(task_id), "--replay", "16")
+    (replay,) = report["replays"]
+    assert replay["outcome"] == "slashed" and replay["segments"] == list(range(8))
+    assert replay["failed"] and replay["agrees"] and code == 0

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from web3 import HTTPProvider, Web3
 
+from devtools.anvil import Anvil
 from ledger.artifacts import load
 from ledger.chain import dev_accounts
 from ledger.compiler import compile_sources
 from ledger.deploy import deploy
-from ledger.localnode import Anvil
 from ledger.tx import Transactor
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +49,18 @@ def anvil_deployment(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[
 
 def _verify(path: Path, url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*SHARDWORK, "contracts", "verify", "--deployment", str(path), "--rpc-url", url, "--sources", str(ROOT), "--json"],
+        [
+            *SHARDWORK,
+            "contracts",
+            "verify",
+            "--deployment",
+            str(path),
+            "--rpc-url",
+            url,
+            "--sources",
+            str(ROOT),
+            "--json",
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,

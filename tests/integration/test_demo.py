@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-SHARDWORK = str(Path(sys.executable).with_name("shardwork"))
+DEMO = str(Path(__file__).resolve().parents[2] / "scripts" / "demo")
 
 
 def test_demo_slashes_exactly_the_cheaters_pays_the_honest_and_trains_a_useful_model() -> None:
-    run = subprocess.run([SHARDWORK, "demo", "--json"], capture_output=True, text=True, timeout=600)
+    run = subprocess.run([DEMO, "--json"], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     summary = json.loads(run.stdout.strip().splitlines()[-1])
-    assert {"seconds", "metric_name", "final_metric", "baseline_metric", "slashed", "rewards", "bounty_id"} <= set(summary)
+    assert {"seconds", "metric_name", "final_metric", "baseline_metric", "slashed", "rewards", "bounty_id"} <= set(
+        summary
+    )
     by_role = {role: address for address, role in summary["roles"].items()}
     assert sorted(summary["slashed"]) == sorted([by_role["lazy"], by_role["faker"]])
     for honest in ("honest-1", "honest-2", "verifier-1", "verifier-2"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ledger.chain import connect
-from tests.contracts.harness import ACCEPTED, RARE_CHECKS, TOKEN, Chain, reverts
+from tests.support.chain import ACCEPTED, RARE_CHECKS, TOKEN, Chain, reverts
 
 
 def test_task_lifecycle_runs_on_the_embedded_chain() -> None:

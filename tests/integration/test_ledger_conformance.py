@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
+from devtools.anvil import Anvil
 from ledger.chain import advance_time, connect, dev_accounts
 from ledger.deploy import deploy
 from ledger.errors import error_class
 from ledger.index import EventIndex
-from ledger.localnode import Anvil
 from ledger.market import BountyStatus, Market, TaskStatus, task_id_of
 from ledger.terms import BountyTerms
 from ledger.tx import Transactor
@@ -34,7 +34,10 @@ def w3(request: pytest.FixtureRequest) -> Iterator[Web3]:
 def markets(w3: Web3) -> dict[str, Market]:
     keys = dev_accounts(w3, 5)
     deployment = deploy(w3, Transactor(w3, keys[0]), unbonding_delay_s=3600)
-    clients = {name: Market(w3, deployment, Transactor(w3, key)) for name, key in zip(["poster", "coord", "alice", "bob"], keys[1:])}
+    clients = {
+        name: Market(w3, deployment, Transactor(w3, key))
+        for name, key in zip(["poster", "coord", "alice", "bob"], keys[1:5], strict=True)
+    }
     for m in clients.values():
         m.faucet(m.address, 5_000 * UNIT)
     return clients
@@ -66,7 +69,9 @@ def test_typed_errors_carry_their_fields_and_nothing_is_mined(markets: dict[str,
     assert bob.w3.eth.get_transaction_count(bob.address) == nonce
 
 
-def test_post_claim_commit_and_the_event_index_rebuilds_to_the_chain(markets: dict[str, Market], tmp_path: Path) -> None:
+def test_post_claim_commit_and_the_event_index_rebuilds_to_the_chain(
+    markets: dict[str, Market], tmp_path: Path
+) -> None:
     poster, coord, alice = markets["poster"], markets["coord"], markets["alice"]
     terms = BountyTerms(coordinator=coord.address)
     params = terms.params("QmWfVY9y3xjsixTgbd9AorQxH7VtMpzfx2HaWtsoUYecaX", 2, 1, 4, poster.now())
@@ -76,7 +81,13 @@ def test_post_claim_commit_and_the_event_index_rebuilds_to_the_chain(markets: di
     coord.open_round(bounty_id, "QmWfVY9y3xjsixTgbd9AorQxH7VtMpzfx2HaWtsoUYecaX")
     task = task_id_of(bounty_id, 0, 1)
     alice.claim(task)
-    alice.commit(task, b"\x01" * 32, b"\x02" * 32, "QmWfVY9y3xjsixTgbd9AorQxH7VtMpzfx2HaWtsoUYecaX", "QmWfVY9y3xjsixTgbd9AorQxH7VtMpzfx2HaWtsoUYecaX")
+    alice.commit(
+        task,
+        b"\x01" * 32,
+        b"\x02" * 32,
+        "QmWfVY9y3xjsixTgbd9AorQxH7VtMpzfx2HaWtsoUYecaX",
+        "QmWfVY9y3xjsixTgbd9AorQxH7VtMpzfx2HaWtsoUYecaX",
+    )
     assert alice.task(task).status == TaskStatus.COMMITTED
     assert alice.commit_event(task)["traceRoot"] == b"\x01" * 32
     (opened,) = alice.opened_rounds(bounty_id=bounty_id)

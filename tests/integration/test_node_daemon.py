@@ -14,30 +14,41 @@ from pathlib import Path
 import pytest
 
 from ledger.market import TaskStatus, task_id_of
+from protocol import datasets
 from protocol.manifests import TraceManifest
 from protocol.seeds import task_seed
 from protocol.spec import TrainingSpec
 from protocol.verify import verify_segment
-from protocol import datasets
 from protocol.workloads import resolve
-from tests.integration.marketplace import PASSWORD, Marketplace
+from tests.support.marketplace import PASSWORD, Marketplace
+from tests.support.specs import small_spec
 
 SHARDWORK = str(Path(sys.executable).with_name("shardwork"))
-
-
-def small_spec(**overrides: object) -> TrainingSpec:
-    return TrainingSpec.model_validate(
-        {"model": {"family": "mnist-mlp", "params": {"hidden": 32}}, "steps_per_task": 20, "checkpoint_interval": 5,
-         "batch_size": 32, "data": {"shards": 2}, **overrides}
-    )  # fmt: skip
 
 
 def node_args(m: Marketplace, keystore: Path, work_dir: Path, *extra: str) -> list[str]:
     password_file = m.root / "password.txt"
     password_file.write_text(PASSWORD)
-    return [SHARDWORK, "node", "run", "--keystore", str(keystore), "--rpc-url", m.rpc_url,
-            "--deployment", str(m.deployment_path), "--password-file", str(password_file),
-            "--store", str(m.store_dir), "--work-dir", str(work_dir), "--poll-interval", "0.2", *extra]  # fmt: skip
+    return [
+        SHARDWORK,
+        "node",
+        "run",
+        "--keystore",
+        str(keystore),
+        "--rpc-url",
+        m.rpc_url,
+        "--deployment",
+        str(m.deployment_path),
+        "--password-file",
+        str(password_file),
+        "--store",
+        str(m.store_dir),
+        "--work-dir",
+        str(work_dir),
+        "--poll-interval",
+        "0.2",
+        *extra,
+    ]
 
 
 def assert_trace_verifies(m: Marketplace, spec: TrainingSpec, bounty_id: int, shard: int, segment: int) -> None:
@@ -49,18 +60,30 @@ def assert_trace_verifies(m: Marketplace, spec: TrainingSpec, bounty_id: int, sh
     (opened,) = m.poster.opened_rounds(bounty_id=bounty_id)
     workload = resolve(spec.model)
     shards, _ = datasets.split(workload.dataset, spec.data)
-    verdict = verify_segment(spec, workload, shards[shard], task_seed(bounty_id, 0, shard, opened.block_hash), trace,
-                             bytes(event["traceRoot"]), segment, m.store.get(trace.checkpoints[segment].cid),
-                             m.store.get(trace.checkpoints[segment + 1].cid))  # fmt: skip
+    verdict = verify_segment(
+        spec,
+        workload,
+        shards[shard],
+        task_seed(bounty_id, 0, shard, opened.block_hash),
+        trace,
+        bytes(event["traceRoot"]),
+        segment,
+        m.store.get(trace.checkpoints[segment].cid),
+        m.store.get(trace.checkpoints[segment + 1].cid),
+    )
     assert verdict.passed, verdict
 
 
-def test_node_claims_trains_and_commits_every_open_task_with_a_verifiable_trace(marketplace: Marketplace, tmp_path: Path) -> None:
+def test_node_claims_trains_and_commits_every_open_task_with_a_verifiable_trace(
+    marketplace: Marketplace, tmp_path: Path
+) -> None:
     m = marketplace
     spec = small_spec()
     bounty_id = m.post_and_open(spec)
     volunteer, keystore = m.volunteer(0)
-    run = subprocess.run(node_args(m, keystore, tmp_path / "node", "--once"), capture_output=True, text=True, timeout=180)
+    run = subprocess.run(
+        node_args(m, keystore, tmp_path / "node", "--once"), capture_output=True, text=True, timeout=180
+    )
     assert run.returncode == 0, run.stderr
     logs = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
     assert [e["task_id"] for e in logs if e["msg"] == "task committed"] == [task_id_of(bounty_id, 0, s) for s in (0, 1)]
@@ -76,8 +99,9 @@ def test_a_stopped_or_killed_node_commits_nothing_partial_and_a_restart_resumes_
     marketplace: Marketplace, tmp_path: Path, stop_signal: signal.Signals
 ) -> None:
     m = marketplace
-    spec = small_spec(model={"family": "mnist-cnn", "params": {}}, steps_per_task=240, checkpoint_interval=20,
-                      data={"shards": 1})  # fmt: skip
+    spec = small_spec(
+        model={"family": "mnist-cnn", "params": {}}, steps_per_task=240, checkpoint_interval=20, data={"shards": 1}
+    )
     bounty_id = m.post_and_open(spec)
     volunteer, keystore = m.volunteer(1 if stop_signal == signal.SIGTERM else 2)
     task_id = task_id_of(bounty_id, 0, 0)
@@ -119,16 +143,22 @@ def test_a_stopped_or_killed_node_commits_nothing_partial_and_a_restart_resumes_
     assert_trace_verifies(m, spec, bounty_id, shard=0, segment=done - 1)  # the segment that crossed the restart
 
 
-def test_several_nodes_on_one_machine_share_a_bounty_without_double_claims(marketplace: Marketplace, tmp_path: Path) -> None:
+def test_several_nodes_on_one_machine_share_a_bounty_without_double_claims(
+    marketplace: Marketplace, tmp_path: Path
+) -> None:
     m = marketplace
     spec = small_spec(data={"shards": 4})
     bounty_id = m.post_and_open(spec)
     nodes = [m.volunteer(i) for i in (3, 4)]
-    procs = [subprocess.Popen(node_args(m, keystore, tmp_path / f"node{i}", "--once"), stderr=subprocess.PIPE, text=True)
-             for i, (_, keystore) in enumerate(nodes)]  # fmt: skip
+    procs = [
+        subprocess.Popen(node_args(m, keystore, tmp_path / f"node{i}", "--once"), stderr=subprocess.PIPE, text=True)
+        for i, (_, keystore) in enumerate(nodes)
+    ]
     outputs = [p.communicate(timeout=300)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
-    committed = [json.loads(line)["task_id"] for out in outputs for line in out.splitlines() if '"task committed"' in line]
+    committed = [
+        json.loads(line)["task_id"] for out in outputs for line in out.splitlines() if '"task committed"' in line
+    ]
     assert sorted(committed) == [task_id_of(bounty_id, 0, s) for s in range(4)]  # each task exactly once
     owners = {m.poster.task(t).volunteer for t in committed}
     assert owners <= {market.address for market, _ in nodes}
@@ -144,7 +174,9 @@ def test_several_nodes_on_one_machine_share_a_bounty_without_double_claims(marke
         ("keystore", "no keystore at"),
     ],
 )
-def test_node_run_refuses_bad_input_with_one_line(marketplace: Marketplace, tmp_path: Path, change: str, message: str) -> None:
+def test_node_run_refuses_bad_input_with_one_line(
+    marketplace: Marketplace, tmp_path: Path, change: str, message: str
+) -> None:
     m = marketplace
     _, keystore = m.volunteer(0)
     args = node_args(m, keystore, tmp_path / "node", "--once")
@@ -163,13 +195,19 @@ def test_node_run_refuses_bad_input_with_one_line(marketplace: Marketplace, tmp_
     assert run.stderr.strip().splitlines() == [run.stderr.strip()] and message in run.stderr, run.stderr
 
 
-def test_node_skips_bounties_beyond_its_memory_limit_or_model_families(marketplace: Marketplace, tmp_path: Path) -> None:
+def test_node_skips_bounties_beyond_its_memory_limit_or_model_families(
+    marketplace: Marketplace, tmp_path: Path
+) -> None:
     m = marketplace
     bounty_id = m.post_and_open(small_spec(data={"shards": 1}))
     _, keystore = m.volunteer(5)
-    for extra, reason in ((["--max-memory-mb", "1"], "needs more memory"), (["--family", "mnist-cnn"], "not supported")):
-        run = subprocess.run(node_args(m, keystore, tmp_path / "node", "--once", *extra), capture_output=True, text=True,
-                             timeout=120)  # fmt: skip
+    for extra, reason in (
+        (["--max-memory-mb", "1"], "needs more memory"),
+        (["--family", "mnist-cnn"], "not supported"),
+    ):
+        run = subprocess.run(
+            node_args(m, keystore, tmp_path / "node", "--once", *extra), capture_output=True, text=True, timeout=120
+        )
         assert run.returncode == 0, run.stderr
         assert reason in run.stderr and "task claimed" not in run.stderr
     assert m.poster.task(task_id_of(bounty_id, 0, 0)).status == TaskStatus.OPEN

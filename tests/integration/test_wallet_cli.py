@@ -10,8 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from devtools.anvil import Anvil
 from ledger.chain import advance_time, connect, mnemonic_accounts
-from ledger.localnode import Anvil
+from tests.support.specs import bounty_toml
 
 PASSWORD = "hunter2-but-longer"
 UNIT = 10**18
@@ -21,8 +22,12 @@ class Cli:
     def __init__(self, home: Path, url: str) -> None:
         self.home, self.url = home, url
         self.runner = CliRunner()
-        self.env = {"SHARDWORK_HOME": str(home), "SHARDWORK_PASSWORD": PASSWORD, "SHARDWORK_RPC_URL": url,
-                    "COLUMNS": "200"}  # fmt: skip
+        self.env = {
+            "SHARDWORK_HOME": str(home),
+            "SHARDWORK_PASSWORD": PASSWORD,
+            "SHARDWORK_RPC_URL": url,
+            "COLUMNS": "200",
+        }
         self.w3 = connect(url)
 
     def __call__(self, *args: str, code: int = 0, env: dict[str, str | None] | None = None) -> str:
@@ -86,27 +91,16 @@ def test_confirmation_can_be_declined_and_then_nothing_is_sent(cli: Cli) -> None
     assert cli.nonce(address) == before
 
 
-SPEC = """
-name = "cli-test"
-rounds = 1
-steps_per_task = 10
-checkpoint_interval = 5
-[model]
-family = "mnist-mlp"
-params = {{ hidden = 16 }}
-[data]
-shards = 2
-[bounty]
-reward = "10"
-stake = "{stake}"
-coordinator = "{coordinator}"
-"""
+def cli_spec(coordinator: str, stake: str = "100") -> str:
+    return bounty_toml(
+        coordinator, name="cli-test", rounds=1, shards=2, steps=10, hidden=16, stake=stake, fast=False, batch_size=None
+    )
 
 
 def test_bounty_post_list_show_and_audit(cli: Cli) -> None:
     coordinator = mnemonic_accounts(3)[2].address
     spec = cli.home / "spec.toml"
-    spec.write_text(SPEC.format(stake="100", coordinator=coordinator))
+    spec.write_text(cli_spec(coordinator, stake="100"))
     out = cli("bounty", "post", str(spec), "--wallet", "alice", "--yes")
     assert "bounty 1 posted" in out
     listed = cli.json("bounty", "list")["bounties"]
@@ -120,17 +114,26 @@ def test_bounty_post_list_show_and_audit(cli: Cli) -> None:
 
 def test_bounty_post_shows_and_refuses_unsound_economics_before_sending(cli: Cli) -> None:
     spec = cli.home / "unsound.toml"
-    spec.write_text(SPEC.format(stake="15", coordinator=mnemonic_accounts(3)[2].address))
+    spec.write_text(cli_spec(mnemonic_accounts(3)[2].address, stake="15"))
     out = cli("bounty", "post", str(spec), "--wallet", "alice", "--yes", code=1)
     assert "UNSOUND" in out and "raise stake" in out
 
 
 BAD_INPUT = [
-    ("wrong password", ["stake", "1", "--wallet", "alice", "--yes"], {"SHARDWORK_PASSWORD": "not-the-password"},
-     "wrong password for keystore"),
+    (
+        "wrong password",
+        ["stake", "1", "--wallet", "alice", "--yes"],
+        {"SHARDWORK_PASSWORD": "not-the-password"},
+        "wrong password for keystore",
+    ),
     ("unknown wallet", ["stake", "1", "--wallet", "nobody", "--yes"], {}, "no wallet named 'nobody'"),
     ("malformed address", ["balance", "0x1234"], {}, "'0x1234' is not an address"),
-    ("too many decimals", ["stake", "0.0000000000000000001", "--wallet", "alice", "--yes"], {}, "more than 18 decimal places"),
+    (
+        "too many decimals",
+        ["stake", "0.0000000000000000001", "--wallet", "alice", "--yes"],
+        {},
+        "more than 18 decimal places",
+    ),
     ("negative amount", ["stake", "--wallet", "alice", "--yes", "--", "-5"], {}, "is negative"),
     ("not a number", ["stake", "lots", "--wallet", "alice", "--yes"], {}, "is not an amount"),
     ("insufficient balance", ["stake", "99999999", "--wallet", "alice", "--yes"], {}, "is less than 99,999,999"),
@@ -141,26 +144,51 @@ BAD_INPUT = [
     ("nonexistent bounty", ["bounty", "show", "999"], {}, "bounty 999 does not exist"),
     ("refund not poster", ["bounty", "refund", "1", "--wallet", "bob", "--yes"], {}, "only the poster"),
     ("refund too early", ["bounty", "refund", "1", "--wallet", "alice", "--yes"], {}, "is still running"),
-    ("unreachable rpc", ["balance", "--wallet", "alice", "--rpc-url", "http://127.0.0.1:9"], {}, "cannot reach an EVM node"),
-    ("missing deployment", ["balance", "--wallet", "alice", "--deployment", "/nonexistent.json"], {}, "no deployment manifest"),
+    (
+        "unreachable rpc",
+        ["balance", "--wallet", "alice", "--rpc-url", "http://127.0.0.1:9"],
+        {},
+        "cannot reach an EVM node",
+    ),
+    (
+        "missing deployment",
+        ["balance", "--wallet", "alice", "--deployment", "/nonexistent.json"],
+        {},
+        "no deployment manifest",
+    ),
     ("malformed spec", ["bounty", "post", "SPEC:bad.toml", "--wallet", "alice", "--yes"], {}, "is not valid TOML"),
-    ("spec without terms", ["bounty", "post", "SPEC:noterms.toml", "--wallet", "alice", "--yes"], {}, "has no [bounty] table"),
+    (
+        "spec without terms",
+        ["bounty", "post", "SPEC:noterms.toml", "--wallet", "alice", "--yes"],
+        {},
+        "has no [bounty] table",
+    ),
     ("bad spec value", ["bounty", "post", "SPEC:badvalue.toml", "--wallet", "alice", "--yes"], {}, "steps_per_task"),
-    ("spec over memory budget", ["bounty", "post", "SPEC:huge.toml", "--wallet", "alice", "--yes"], {}, "over the protocol's 8192 MB budget"),
+    (
+        "spec over memory budget",
+        ["bounty", "post", "SPEC:huge.toml", "--wallet", "alice", "--yes"],
+        {},
+        "over the protocol's 8192 MB budget",
+    ),
     ("json without yes", ["stake", "1", "--wallet", "alice", "--json"], {}, "--json needs --yes"),
     ("bad task id", ["audit", "task", "twelve"], {}, "is not a task id"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("case", "args", "env", "message"), BAD_INPUT, ids=[c[0] for c in BAD_INPUT])
-def test_bad_input_is_one_line_nonzero_and_sends_nothing(cli: Cli, case: str, args: list[str], env: dict[str, str],
-                                                         message: str) -> None:  # fmt: skip
-    files = {"bad.toml": "model = {", "noterms.toml": 'model = { family = "mnist-mlp" }',
-             "badvalue.toml": SPEC.format(stake="100", coordinator=mnemonic_accounts(3)[2].address)
-             .replace("steps_per_task = 10", "steps_per_task = 7"),
-             "huge.toml": SPEC.format(stake="100", coordinator=mnemonic_accounts(3)[2].address)
-             .replace("checkpoint_interval = 5", "checkpoint_interval = 5\nbatch_size = 4096")
-             .replace('family = "mnist-mlp"\nparams = { hidden = 16 }', 'family = "mnist-cnn"\nparams = { channels = 256 }')}  # fmt: skip
+def test_bad_input_is_one_line_nonzero_and_sends_nothing(
+    cli: Cli, case: str, args: list[str], env: dict[str, str], message: str
+) -> None:
+    files = {
+        "bad.toml": "model = {",
+        "noterms.toml": 'model = { family = "mnist-mlp" }',
+        "badvalue.toml": cli_spec(mnemonic_accounts(3)[2].address, stake="100").replace(
+            "steps_per_task = 10", "steps_per_task = 7"
+        ),
+        "huge.toml": cli_spec(mnemonic_accounts(3)[2].address, stake="100")
+        .replace("checkpoint_interval = 5", "checkpoint_interval = 5\nbatch_size = 4096")
+        .replace('family = "mnist-mlp"\nparams = { hidden = 16 }', 'family = "mnist-cnn"\nparams = { channels = 256 }'),
+    }
     for name, text in files.items():
         (cli.home / name).write_text(text)
     args = [str(cli.home / a[5:]) if a.startswith("SPEC:") else a for a in args]

@@ -21,11 +21,13 @@ def test_the_default_model_of_every_family_fits_the_budget(family: str) -> None:
 
 @pytest.mark.parametrize(
     "model,batch_size",
-    [({"family": "char-transformer", "params": {"dim": 64, "layers": 1, "context": 1024}}, 4096),
-     ({"family": "mnist-cnn", "params": {"channels": 256}}, 4096),
-     ({"family": "char-transformer", "params": {"dim": 1024, "layers": 24, "context": 1024, "heads": 8}}, 64)],
+    [
+        ({"family": "char-transformer", "params": {"dim": 64, "layers": 1, "context": 1024}}, 4096),
+        ({"family": "mnist-cnn", "params": {"channels": 256}}, 4096),
+        ({"family": "char-transformer", "params": {"dim": 1024, "layers": 24, "context": 1024, "heads": 8}}, 64),
+    ],
     ids=["long-context-huge-batch", "wide-cnn-huge-batch", "largest-transformer"],
-)  # fmt: skip
+)
 def test_a_spec_over_the_budget_is_refused_without_building_the_model(model: dict, batch_size: int) -> None:  # type: ignore[type-arg]
     started = time.perf_counter()
     with pytest.raises(SpecError, match=f"over the protocol's {MAX_STEP_MEMORY_MB} MB budget"):

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from content.store import LocalStore
 from node.trainer import TaskInput, TraceResult, TrainingInterrupted, train_task
 from protocol import datasets
 from protocol.seeds import task_seed
 from protocol.spec import TrainingSpec
-from protocol.store import LocalStore
 from protocol.tensors import canonical_hash, to_bytes
 from protocol.training import initial_weights
 from protocol.verify import SegmentVerdict, parse_checkpoint, verify_segment
@@ -24,19 +24,28 @@ ROUND_CID = "QmWfVY9y3xjsixTgbd9AorQxH7VtMpzfx2HaWtsoUYecaX"
 
 def make_task(**spec_overrides: object) -> TaskInput:
     spec = TrainingSpec.model_validate(
-        {"model": {"family": "mnist-mlp", "params": {"hidden": 32, "dropout": 0.1}},
-         "steps_per_task": 20, "checkpoint_interval": 5, "batch_size": 32, **spec_overrides}
-    )  # fmt: skip
+        {
+            "model": {"family": "mnist-mlp", "params": {"hidden": 32, "dropout": 0.1}},
+            "steps_per_task": 20,
+            "checkpoint_interval": 5,
+            "batch_size": 32,
+            **spec_overrides,
+        }
+    )
     workload = resolve(spec.model)
     shards, _ = datasets.split(workload.dataset, spec.data)
     seed = task_seed(1, 0, 2, b"\x5a" * 32)
     return TaskInput(spec, workload, 7, VOLUNTEER, seed, ROUND_CID, initial_weights(spec), shards[2])
 
 
-def check(task: TaskInput, store: LocalStore, result: TraceResult, segment: int, seed: bytes | None = None) -> SegmentVerdict:
+def check(
+    task: TaskInput, store: LocalStore, result: TraceResult, segment: int, seed: bytes | None = None
+) -> SegmentVerdict:
     m = result.manifest
     start, end = store.get(m.checkpoints[segment].cid), store.get(m.checkpoints[segment + 1].cid)
-    return verify_segment(task.spec, task.workload, task.shard, seed or task.seed, m, result.trace_root, segment, start, end)
+    return verify_segment(
+        task.spec, task.workload, task.shard, seed or task.seed, m, result.trace_root, segment, start, end
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +83,9 @@ def test_a_start_checkpoint_other_than_the_committed_one_is_refused(honest) -> N
     m = result.manifest
     tensors = parse_checkpoint(store.get(m.checkpoints[2].cid), task.spec, task.workload, 10)
     tensors["model.0.weight"] = tensors["model.0.weight"] * 1.001
-    verdict = verify_segment(task.spec, task.workload, task.shard, task.seed, m, result.trace_root, 2, to_bytes(tensors))
+    verdict = verify_segment(
+        task.spec, task.workload, task.shard, task.seed, m, result.trace_root, 2, to_bytes(tensors)
+    )
     assert not verdict.passed and "checkpoint 2 does not match its committed hash" in verdict.reason
 
 
@@ -86,7 +97,9 @@ def test_exact_mode_decides_on_the_committed_end_hash_not_on_downloaded_end_byte
     # Bytes that are not the committed end cannot make an honest segment fail, nor a dishonest one pass:
     # the replay is compared with the hash in the committed trace.
     wrong_end = store.get(m.checkpoints[3].cid)
-    assert verify_segment(task.spec, task.workload, task.shard, task.seed, m, result.trace_root, 1, start, wrong_end).passed
+    assert verify_segment(
+        task.spec, task.workload, task.shard, task.seed, m, result.trace_root, 1, start, wrong_end
+    ).passed
 
 
 def test_tolerance_mode_refuses_an_end_checkpoint_other_than_the_committed_one(tmp_path: Path) -> None:
@@ -97,7 +110,9 @@ def test_tolerance_mode_refuses_an_end_checkpoint_other_than_the_committed_one(t
     start = store.get(m.checkpoints[1].cid)
     wrong = parse_checkpoint(store.get(m.checkpoints[2].cid), task.spec, task.workload, 10)
     wrong["model.0.weight"] = wrong["model.0.weight"] * 1.001
-    verdict = verify_segment(task.spec, task.workload, task.shard, task.seed, m, result.trace_root, 1, start, to_bytes(wrong))
+    verdict = verify_segment(
+        task.spec, task.workload, task.shard, task.seed, m, result.trace_root, 1, start, to_bytes(wrong)
+    )
     assert not verdict.passed and "checkpoint 2 does not match its committed hash" in verdict.reason
     with pytest.raises(ValueError, match="end checkpoint"):
         verify_segment(task.spec, task.workload, task.shard, task.seed, m, result.trace_root, 1, start)
@@ -137,15 +152,21 @@ def test_tolerance_mode_accepts_honest_and_rejects_faked_segments(tmp_path: Path
 
 @pytest.mark.parametrize(
     "model",
-    [{"family": "mnist-cnn", "params": {"channels": 4, "hidden": 16}},
-     {"family": "char-transformer", "params": {"context": 32, "dim": 32, "layers": 1, "dropout": 0.1}}],
+    [
+        {"family": "mnist-cnn", "params": {"channels": 4, "hidden": 16}},
+        {"family": "char-transformer", "params": {"context": 32, "dim": 32, "layers": 1, "dropout": 0.1}},
+    ],
     ids=["mnist-cnn", "char-transformer"],
-)  # fmt: skip
+)
 def test_every_family_replays_bit_for_bit(tmp_path: Path, model: dict) -> None:  # type: ignore[type-arg]
-    spec = TrainingSpec.model_validate({"model": model, "steps_per_task": 10, "checkpoint_interval": 5, "batch_size": 8})
+    spec = TrainingSpec.model_validate(
+        {"model": model, "steps_per_task": 10, "checkpoint_interval": 5, "batch_size": 8}
+    )
     workload = resolve(spec.model)
     shards, _ = datasets.split(workload.dataset, spec.data)
-    task = TaskInput(spec, workload, 3, VOLUNTEER, task_seed(2, 0, 1, b"\x01" * 32), ROUND_CID, initial_weights(spec), shards[1])
+    task = TaskInput(
+        spec, workload, 3, VOLUNTEER, task_seed(2, 0, 1, b"\x01" * 32), ROUND_CID, initial_weights(spec), shards[1]
+    )
     store = LocalStore(tmp_path / "store")
     result = train_task(task, store, tmp_path / "work")
     assert [check(task, store, result, s).passed for s in range(spec.segments)] == [True, True]

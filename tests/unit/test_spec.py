@@ -23,7 +23,10 @@ def test_every_registered_family_builds_with_default_params() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('model = { family = "mnist-mlp" }\nsteps_per_task = 7\ncheckpoint_interval = 5', "multiple of checkpoint_interval"),
+        (
+            'model = { family = "mnist-mlp" }\nsteps_per_task = 7\ncheckpoint_interval = 5',
+            "multiple of checkpoint_interval",
+        ),
         ('model = { family = "mnist-mlp" }\nsteps_per_task = 600\ncheckpoint_interval = 1', "1 to 256"),
         ('model = { family = "mnist-mlp" }\nbatch_size = 0', "batch_size"),
         ('model = { family = "mnist-mlp" }\nsurprise = 1', "surprise: Extra inputs"),

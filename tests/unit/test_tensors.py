@@ -8,7 +8,7 @@ import struct
 import pytest
 import torch
 
-from protocol.store import ContentError
+from protocol.errors import ContentError
 from protocol.tensors import canonical_hash, from_bytes, layout_of, to_bytes
 
 

@@ -28,14 +28,15 @@ from typing import Any
 import pytest
 import torch
 
+from content.ipfs import IpfsStore
+from content.store import LocalStore
 from node.trainer import TaskInput, TraceResult, train_task
 from protocol import datasets
 from protocol.cid import cid_of
-from protocol.ipfs import IpfsStore
+from protocol.errors import ContentError, ContentMissing
 from protocol.manifests import RoundManifest, TraceManifest
 from protocol.seeds import task_seed
 from protocol.spec import SpecError, TrainingSpec, load_spec, read_spec_file
-from protocol.store import ContentError, ContentMissing, LocalStore
 from protocol.tensors import Tensors, from_bytes, layout_of, to_bytes
 from protocol.training import initial_weights
 from protocol.verify import verify_segment
@@ -121,7 +122,11 @@ SAFETENSORS_CASES: list[tuple[str, Builder, str]] = [
     ("empty", lambda t: b"", "shorter than its 8-byte header length"),
     ("truncated-header-length", lambda t: to_bytes(t)[:5], "shorter than its 8-byte header length"),
     ("header-length-past-end", lambda t: struct.pack("<Q", len(to_bytes(t))) + to_bytes(t)[8:], "is out of bounds"),
-    ("header-length-2**63", lambda t: struct.pack("<Q", 2**63) + to_bytes(t)[8:], "length 9223372036854775808 is out of bounds"),
+    (
+        "header-length-2**63",
+        lambda t: struct.pack("<Q", 2**63) + to_bytes(t)[8:],
+        "length 9223372036854775808 is out of bounds",
+    ),
     ("header-not-json", lambda t: _file(b"{tensors: yes}"), "header is not JSON"),
     ("header-json-array", lambda t: _file(b"[]"), "header is not a JSON object"),
     ("header-not-utf8", lambda t: _file(b'{"\xff\xfe": 1}'), "header is not UTF-8"),
@@ -129,8 +134,16 @@ SAFETENSORS_CASES: list[tuple[str, Builder, str]] = [
     ("header-duplicate-key", _duplicate_first, "duplicate key"),
     ("header-nested-1e5-deep", lambda t: _file(b"[" * 100_000 + b"]" * 100_000), "nested too deeply"),
     ("metadata-over-1MiB", lambda t: _edited(t, lambda h: h.update(__metadata__={"x": "a" * MiB})), "is out of bounds"),
-    ("metadata-not-strings", lambda t: _edited(t, lambda h: h.update(__metadata__={"x": [1]})), "__metadata__ is not a map of strings"),
-    ("tensor-renamed", lambda t: to_bytes({("x" + n if n == min(t) else n): v for n, v in t.items()}), "tensor names differ"),
+    (
+        "metadata-not-strings",
+        lambda t: _edited(t, lambda h: h.update(__metadata__={"x": [1]})),
+        "__metadata__ is not a map of strings",
+    ),
+    (
+        "tensor-renamed",
+        lambda t: to_bytes({("x" + n if n == min(t) else n): v for n, v in t.items()}),
+        "tensor names differ",
+    ),
     ("tensor-extra", lambda t: to_bytes({**t, "zz.extra": torch.zeros(2)}), "unexpected ['zz.extra']"),
     ("dtype-wrong", lambda t: to_bytes({n: v.half() if v.is_floating_point() else v for n, v in t.items()}), "is F16["),
     ("dtype-unsupported", lambda t: _edited(t, lambda h: h[min(h)].update(dtype="F8_E4M3")), "has dtype 'F8_E4M3'"),
@@ -140,24 +153,48 @@ SAFETENSORS_CASES: list[tuple[str, Builder, str]] = [
     ("shape-negative", lambda t: _edited(t, lambda h: h[min(h)].update(shape=[-1, 4])), "malformed shape [-1, 4]"),
     ("shape-float", lambda t: _edited(t, lambda h: h[min(h)].update(shape=[2.0])), "malformed shape [2.0]"),
     ("shape-bomb-2**40", lambda t: _edited(t, lambda h: h[min(h)].update(shape=[2**40])), "but its data_offsets span"),
-    ("shape-overflows-u64", lambda t: _edited(t, lambda h: h[min(h)].update(shape=[2**62, 64])), "but its data_offsets span"),
-    ("shape-rank-45000", lambda t: _edited(t, lambda h: h[min(h)].update(shape=[2**62] * 45_000)), "has 45000 dimensions, more than 32"),
-    ("shape-bomb-over-2**64-bytes", lambda t: _edited(t, lambda h: h[min(h)].update(shape=[10**4000] * 32)), "(over 2**64 bytes) but"),
-    ("shape-5000-digit-dim", lambda t: _file(b'{"w": {"dtype": "F32", "shape": [' + b"9" * 5000 + b'], "data_offsets": [0, 0]}}'), "header is not JSON"),
+    (
+        "shape-overflows-u64",
+        lambda t: _edited(t, lambda h: h[min(h)].update(shape=[2**62, 64])),
+        "but its data_offsets span",
+    ),
+    (
+        "shape-rank-45000",
+        lambda t: _edited(t, lambda h: h[min(h)].update(shape=[2**62] * 45_000)),
+        "has 45000 dimensions, more than 32",
+    ),
+    (
+        "shape-bomb-over-2**64-bytes",
+        lambda t: _edited(t, lambda h: h[min(h)].update(shape=[10**4000] * 32)),
+        "(over 2**64 bytes) but",
+    ),
+    (
+        "shape-5000-digit-dim",
+        lambda t: _file(b'{"w": {"dtype": "F32", "shape": [' + b"9" * 5000 + b'], "data_offsets": [0, 0]}}'),
+        "header is not JSON",
+    ),
     ("offsets-overlapping", lambda t: _edited(t, lambda h: _move(h[sorted(h)[1]], 0)), "overlap or leave a gap"),
     ("offsets-leave-gap", lambda t: _edited(t, lambda h: _move(h[min(h)], 8)), "overlap or leave a gap"),
     ("offsets-backwards", lambda t: _edited(t, lambda h: h[min(h)]["data_offsets"].reverse()), "run backwards"),
-    ("offsets-not-a-pair", lambda t: _edited(t, lambda h: h[min(h)].update(data_offsets=[0, 4, 8])), "malformed data_offsets"),
+    (
+        "offsets-not-a-pair",
+        lambda t: _edited(t, lambda h: h[min(h)].update(data_offsets=[0, 4, 8])),
+        "malformed data_offsets",
+    ),
     ("offsets-past-end", lambda t: to_bytes(t)[:-3], "but the file holds"),
     ("data-not-covered", lambda t: to_bytes(t) + b"\0" * 8, "but the file holds"),
-    ("entry-extra-field", lambda t: _edited(t, lambda h: h[min(h)].update(code="x")), "header entry is not {dtype, shape, data_offsets}"),
+    (
+        "entry-extra-field",
+        lambda t: _edited(t, lambda h: h[min(h)].update(code="x")),
+        "header entry is not {dtype, shape, data_offsets}",
+    ),
     ("entry-not-an-object", lambda t: _edited(t, lambda h: h.update({min(h): [1, 2]})), "header entry is not"),
     ("value-nan", lambda t: _poisoned(t, float("nan")), "contains NaN or Inf"),
     ("value-inf", lambda t: _poisoned(t, float("-inf")), "contains NaN or Inf"),
     ("torch-zip", lambda t: _zipped(pickle.dumps(t)), "looks like a zip archive (torch.save?)"),
     ("pickle", lambda t: pickle.dumps(t, protocol=5), "looks like a pickle"),
     ("gzip", lambda t: gzip.compress(to_bytes(t)), "looks like gzip data"),
-]  # fmt: skip
+]
 
 
 def small_tensors() -> Tensors:
@@ -176,7 +213,12 @@ def test_from_bytes_refuses_hostile_safetensors(build: Builder, reason: str) -> 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     spec = TrainingSpec.model_validate(
-        {"model": {"family": "mnist-mlp", "params": {"hidden": 8}}, "steps_per_task": 4, "checkpoint_interval": 2, "batch_size": 8}
+        {
+            "model": {"family": "mnist-mlp", "params": {"hidden": 8}},
+            "steps_per_task": 4,
+            "checkpoint_interval": 2,
+            "batch_size": 8,
+        }
     )
     workload = resolve(spec.model)
     shards, _ = datasets.split(workload.dataset, spec.data)
@@ -187,11 +229,15 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
 
 
 @pytest.mark.parametrize(("build", "reason"), [c[1:] for c in SAFETENSORS_CASES], ids=[c[0] for c in SAFETENSORS_CASES])
-def test_verify_segment_fails_hostile_start_checkpoints_with_a_reason(trained: Trained, build: Builder, reason: str) -> None:
+def test_verify_segment_fails_hostile_start_checkpoints_with_a_reason(
+    trained: Trained, build: Builder, reason: str
+) -> None:
     task, store, result = trained
     m = result.manifest
     checkpoint = from_bytes(store.get(m.checkpoints[1].cid))  # weights and Adam state: the real layout
-    verdict = verify_segment(task.spec, task.workload, task.shard, task.seed, m, result.trace_root, 1, build(checkpoint))
+    verdict = verify_segment(
+        task.spec, task.workload, task.shard, task.seed, m, result.trace_root, 1, build(checkpoint)
+    )
     assert not verdict.passed
     assert verdict.reason.startswith("checkpoint refused: ") and reason in verdict.reason, verdict.reason
     assert "\n" not in verdict.reason
@@ -231,7 +277,9 @@ def test_pickled_checkpoints_are_refused_without_being_unpickled(trained: Traine
         data, load = pickle.dumps(payload), lambda: pickle.loads(data)
     t = small_tensors()
     assert "not safetensors" in refusal(lambda: from_bytes(data, layout_of(t)), ContentError)
-    verdict = verify_segment(task.spec, task.workload, task.shard, task.seed, result.manifest, result.trace_root, 1, data)
+    verdict = verify_segment(
+        task.spec, task.workload, task.shard, task.seed, result.manifest, result.trace_root, 1, data
+    )
     assert not verdict.passed and "not safetensors" in verdict.reason
     assert not marker.exists()
     load()  # the control: a pickle loader does run the payload
@@ -242,8 +290,14 @@ def test_pickled_checkpoints_are_refused_without_being_unpickled(trained: Traine
 
 
 def _trace(**changes: object) -> bytes:
-    doc = {"task_id": 1, "volunteer": "0x" + "ab" * 20, "round_cid": CID, "update_cid": CID, "update_hash": HASH,
-           "checkpoints": [{"step": 0, "cid": CID, "hash": HASH}, {"step": 5, "cid": CID, "hash": HASH}]}  # fmt: skip
+    doc = {
+        "task_id": 1,
+        "volunteer": "0x" + "ab" * 20,
+        "round_cid": CID,
+        "update_cid": CID,
+        "update_hash": HASH,
+        "checkpoints": [{"step": 0, "cid": CID, "hash": HASH}, {"step": 5, "cid": CID, "hash": HASH}],
+    }
     return json.dumps({**doc, **changes}).encode()
 
 
@@ -255,25 +309,65 @@ def _round(**changes: object) -> bytes:
 MANIFEST_CASES: list[tuple[str, type[TraceManifest] | type[RoundManifest], bytes, str]] = [
     ("trace-nested-1e5-deep", TraceManifest, b"[" * 100_000 + b"]" * 100_000, "recursion limit exceeded"),
     ("trace-1e6-losses", TraceManifest, _trace(losses=[0] * 10**6), "over the 1048576-byte limit"),
-    ("trace-100001-losses", TraceManifest, _trace(losses=[0] * 100_001), "losses: List should have at most 100000 items"),
+    (
+        "trace-100001-losses",
+        TraceManifest,
+        _trace(losses=[0] * 100_001),
+        "losses: List should have at most 100000 items",
+    ),
     ("trace-cid-not-base58", TraceManifest, _trace(round_cid="Qm" + "0" * 44), "is not base58"),
     ("trace-cid-v1", TraceManifest, _trace(update_cid="bafy" + "a" * 42), "is not a CIDv0"),
     ("trace-cid-path", TraceManifest, _trace(round_cid="../../etc/passwd"), "is not a CIDv0"),
-    ("trace-258-checkpoints", TraceManifest, _trace(checkpoints=[{"step": 0, "cid": CID, "hash": HASH}] * 258), "checkpoints: List should have at most 257"),
-    ("trace-hash-uppercase", TraceManifest, _trace(update_hash=HASH.upper().replace("0X", "0x")), "update_hash: String should match pattern"),
-    ("trace-hash-short", TraceManifest, _trace(checkpoints=[{"step": 0, "cid": CID, "hash": "0xab"}] * 2), "checkpoints.0.hash: String should match"),
+    (
+        "trace-258-checkpoints",
+        TraceManifest,
+        _trace(checkpoints=[{"step": 0, "cid": CID, "hash": HASH}] * 258),
+        "checkpoints: List should have at most 257",
+    ),
+    (
+        "trace-hash-uppercase",
+        TraceManifest,
+        _trace(update_hash=HASH.upper().replace("0X", "0x")),
+        "update_hash: String should match pattern",
+    ),
+    (
+        "trace-hash-short",
+        TraceManifest,
+        _trace(checkpoints=[{"step": 0, "cid": CID, "hash": "0xab"}] * 2),
+        "checkpoints.0.hash: String should match",
+    ),
     ("trace-task-id-over-uint256", TraceManifest, _trace(task_id=2**256), "task_id: Input should be less than"),
-    ("trace-step-over-uint256", TraceManifest, _trace(checkpoints=[{"step": 2**256, "cid": CID, "hash": HASH}] * 2), "step: Input should be less than"),
-    ("trace-step-negative", TraceManifest, _trace(checkpoints=[{"step": -1, "cid": CID, "hash": HASH}] * 2), "step: Input should be greater than or equal to 0"),
-    ("trace-volunteer-not-address", TraceManifest, _trace(volunteer="0x1234"), "volunteer: String should match pattern"),
-    ("trace-extra-field", TraceManifest, _trace(payout_to="0x" + "cd" * 20), "payout_to: Extra inputs are not permitted"),
+    (
+        "trace-step-over-uint256",
+        TraceManifest,
+        _trace(checkpoints=[{"step": 2**256, "cid": CID, "hash": HASH}] * 2),
+        "step: Input should be less than",
+    ),
+    (
+        "trace-step-negative",
+        TraceManifest,
+        _trace(checkpoints=[{"step": -1, "cid": CID, "hash": HASH}] * 2),
+        "step: Input should be greater than or equal to 0",
+    ),
+    (
+        "trace-volunteer-not-address",
+        TraceManifest,
+        _trace(volunteer="0x1234"),
+        "volunteer: String should match pattern",
+    ),
+    (
+        "trace-extra-field",
+        TraceManifest,
+        _trace(payout_to="0x" + "cd" * 20),
+        "payout_to: Extra inputs are not permitted",
+    ),
     ("trace-not-an-object", TraceManifest, b"[1, 2]", "Input should be an object"),
     ("trace-not-utf8", TraceManifest, b"\xff\xfe{}", "Invalid JSON"),
     ("trace-zip", TraceManifest, _zipped(_trace()), "Invalid JSON"),
     ("round-extra-field", RoundManifest, _round(bonus=10**18), "bonus: Extra inputs are not permitted"),
     ("round-no-shards", RoundManifest, _round(shard_cids=[]), "shard_cids: List should have at least 1 item"),
     ("round-shard-cid-invalid", RoundManifest, _round(shard_cids=[CID, "QmNope"]), "is not a CIDv0"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("doc", "data", "reason"), [c[1:] for c in MANIFEST_CASES], ids=[c[0] for c in MANIFEST_CASES])
@@ -290,21 +384,49 @@ def _spec(**fields: object) -> bytes:
 
 SPEC_CASES: list[tuple[str, bytes, str]] = [
     ("family-unknown", _spec(model={"family": "resnet-9000"}), "model.family 'resnet-9000' is not one of"),
-    ("steps-1e9", _spec(steps_per_task=10**9, checkpoint_interval=10**7), "steps_per_task: Input should be less than or equal to 100000"),
+    (
+        "steps-1e9",
+        _spec(steps_per_task=10**9, checkpoint_interval=10**7),
+        "steps_per_task: Input should be less than or equal to 100000",
+    ),
     ("batch-1e7", _spec(batch_size=10**7), "batch_size: Input should be less than or equal to 4096"),
-    ("hidden-1e9", _spec(model={"family": "mnist-mlp", "params": {"hidden": 10**9}}), "model.params.hidden: Input should be less than or equal to 4096"),
-    ("transformer-dim-1e6", _spec(model={"family": "char-transformer", "params": {"dim": 10**6}}), "model.params.dim: Input should be less than or equal to 1024"),
-    ("cnn-channels-1e5", _spec(model={"family": "mnist-cnn", "params": {"channels": 10**5}}), "model.params.channels: Input should be less than or equal to 256"),
-    ("params-huge-list", _spec(model={"family": "mnist-mlp", "params": {"hidden": [1] * 100_000}}), "model.params.hidden: Input should be a valid integer"),
-    ("seed-5000-digits", b'{"model": {"family": "mnist-mlp"}, "init_seed": 1' + b"0" * 5000 + b"}", "number out of range"),
-    ("lr-infinite", b'{"model": {"family": "mnist-mlp"}, "optimizer": {"lr": 1e999}}', "optimizer.lr: Input should be less than or equal to 10"),
+    (
+        "hidden-1e9",
+        _spec(model={"family": "mnist-mlp", "params": {"hidden": 10**9}}),
+        "model.params.hidden: Input should be less than or equal to 4096",
+    ),
+    (
+        "transformer-dim-1e6",
+        _spec(model={"family": "char-transformer", "params": {"dim": 10**6}}),
+        "model.params.dim: Input should be less than or equal to 1024",
+    ),
+    (
+        "cnn-channels-1e5",
+        _spec(model={"family": "mnist-cnn", "params": {"channels": 10**5}}),
+        "model.params.channels: Input should be less than or equal to 256",
+    ),
+    (
+        "params-huge-list",
+        _spec(model={"family": "mnist-mlp", "params": {"hidden": [1] * 100_000}}),
+        "model.params.hidden: Input should be a valid integer",
+    ),
+    (
+        "seed-5000-digits",
+        b'{"model": {"family": "mnist-mlp"}, "init_seed": 1' + b"0" * 5000 + b"}",
+        "number out of range",
+    ),
+    (
+        "lr-infinite",
+        b'{"model": {"family": "mnist-mlp"}, "optimizer": {"lr": 1e999}}',
+        "optimizer.lr: Input should be less than or equal to 10",
+    ),
     ("name-100k-chars", _spec(name="x" * 100_000), "name: String should have at most 100 characters"),
     ("extra-field", _spec(run_after="rm -rf /"), "run_after: Extra inputs are not permitted"),
     ("nested-1e5-deep", b'{"model": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "recursion limit exceeded"),
     ("over-1MiB", _spec(name="x" * (2 * MiB)), "over the 1048576-byte limit"),
     ("not-utf8", b"\xff\xfe{}", "Invalid JSON"),
     ("zip", _zipped(_spec()), "Invalid JSON"),
-]  # fmt: skip
+]
 
 
 def untrusted_spec(data: bytes) -> None:
@@ -321,8 +443,16 @@ def test_spec_from_bytes_refuses_hostile_specs(data: bytes, reason: str) -> None
     [
         ("deep.toml", b"a = " + b"[" * 100_000 + b"]" * 100_000, "is TOML nested too deeply"),
         ("deep.json", b"[" * 100_000 + b"]" * 100_000, "is JSON nested too deeply"),
-        ("seed.toml", b'model = { family = "mnist-mlp" }\ninit_seed = 1' + b"0" * 5000, "is not valid TOML: Exceeds the limit"),
-        ("seed.json", b'{"model": {"family": "mnist-mlp"}, "init_seed": 1' + b"0" * 5000 + b"}", "is not valid JSON: Exceeds"),
+        (
+            "seed.toml",
+            b'model = { family = "mnist-mlp" }\ninit_seed = 1' + b"0" * 5000,
+            "is not valid TOML: Exceeds the limit",
+        ),
+        (
+            "seed.json",
+            b'{"model": {"family": "mnist-mlp"}, "init_seed": 1' + b"0" * 5000 + b"}",
+            "is not valid JSON: Exceeds",
+        ),
         ("big.toml", b"# " + b"x" * (2 * MiB), "is over the 1048576-byte limit"),
         ("endless.toml", None, "is over the 1048576-byte limit"),  # a link to /dev/zero: never ends
     ],
@@ -356,7 +486,12 @@ def bombs() -> dict[str, bytes]:
     size, name = 1 << 30, b"model.bin"
     deflated, crc = _deflated_zeros(size)
     local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 8, 0, 0, crc, len(deflated), size, len(name), 0) + name
-    central = struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 8, 0, 0, crc, len(deflated), size, len(name), 0, 0, 0, 0, 0, 0) + name
+    central = (
+        struct.pack(
+            "<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 8, 0, 0, crc, len(deflated), size, len(name), 0, 0, 0, 0, 0, 0
+        )
+        + name
+    )
     end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(central), len(local) + len(deflated), 0)
     zip_bomb = local + deflated + central + end
     assert zipfile.ZipFile(io.BytesIO(zip_bomb)).getinfo("model.bin").file_size == size  # a well-formed archive
@@ -382,7 +517,9 @@ def _via_store(tmp_path: Path, data: bytes, parse: Callable[[bytes], object], ma
         ("spec-file", "over the 1048576-byte limit"),
     ],
 )
-def test_bombs_are_refused_before_they_inflate(bombs: dict[str, bytes], tmp_path: Path, bomb: str, entry: str, reason: str) -> None:
+def test_bombs_are_refused_before_they_inflate(
+    bombs: dict[str, bytes], tmp_path: Path, bomb: str, entry: str, reason: str
+) -> None:
     data, t = bombs[bomb], small_tensors()
     (tmp_path / "spec.toml").write_bytes(data)
     call, error = {
@@ -491,11 +628,16 @@ ENDLESS = itertools.repeat(bytes(64 * 1024))
 Answer = Callable[[dict[str, bytes]], tuple[int, dict[str, str], Iterable[bytes]]]  # given the bombs
 IPFS_CASES: list[tuple[str, Answer, type[Exception], str]] = [
     ("endless-body", lambda b: (200, {}, ENDLESS), ContentError, "over the 1048576-byte limit"),
-    ("declared-1-TB", lambda b: (200, {"Content-Length": str(10**12)}, ENDLESS), ContentError, "1000000000000 bytes, over the"),
+    (
+        "declared-1-TB",
+        lambda b: (200, {"Content-Length": str(10**12)}, ENDLESS),
+        ContentError,
+        "1000000000000 bytes, over the",
+    ),
     ("gzip-bomb", lambda b: (200, {"Content-Encoding": "gzip"}, [b["gzip"]]), ContentError, "Content-Encoding 'gzip'"),
     ("bytes-not-the-cid", lambda b: (200, {}, [b"forged shard"]), ContentError, "hashes to"),
     ("error-with-endless-body", lambda b: (500, {}, ENDLESS), ContentMissing, "not available from IPFS (500)"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("answer", "error", "reason"), [c[1:] for c in IPFS_CASES], ids=[c[0] for c in IPFS_CASES])

@@ -51,8 +51,19 @@ class Anvil:
         persist = ["--state", str(state_file)] if state_file is not None else []
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [str(ANVIL), "--host", "127.0.0.1", "--port", str(self.port), "--silent", "--hardfork", "cancun",
-             "--chain-id", str(chain_id), *persist],
+            [
+                str(ANVIL),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--silent",
+                "--hardfork",
+                "cancun",
+                "--chain-id",
+                str(chain_id),
+                *persist,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,

@@ -15,7 +15,7 @@ from ledger.tx import Transactor
 from node.daemon import NodeDaemon, NodeOptions
 from node.trainer import Trainer, train_task
 from protocol.spec import TrainingSpec
-from tests.integration.marketplace import Marketplace
+from tests.support.marketplace import Marketplace
 
 UNIT = 10**18
 QUIET = logging.getLogger("arena")
@@ -24,9 +24,17 @@ QUIET.propagate = False
 
 
 def spec(**overrides: object) -> TrainingSpec:
-    return TrainingSpec.model_validate({"model": {"family": "mnist-mlp", "params": {"hidden": 16}}, "steps_per_task": 20,
-                                        "checkpoint_interval": 5, "batch_size": 16, "rounds": 1, "data": {"shards": 2},
-                                        **overrides})  # fmt: skip
+    return TrainingSpec.model_validate(
+        {
+            "model": {"family": "mnist-mlp", "params": {"hidden": 16}},
+            "steps_per_task": 20,
+            "checkpoint_interval": 5,
+            "batch_size": 16,
+            "rounds": 1,
+            "data": {"shards": 2},
+            **overrides,
+        }
+    )
 
 
 @dataclass
@@ -61,8 +69,12 @@ class Arena:
     def work_once(self, volunteer: Market, trainer: Trainer = train_task, store: object | None = None) -> int | None:
         """The volunteer's daemon takes one open task of the latest bounty with `trainer`; returns the committed
         task id. (Earlier tests leave open tasks in their bounties; those are not this test's business.)"""
-        options = NodeOptions(work_dir=self.work / volunteer.address, once=True, max_tasks=1,
-                              bounties=frozenset({self.m.poster.market.functions.nextBountyId().call() - 1}))  # fmt: skip
+        options = NodeOptions(
+            work_dir=self.work / volunteer.address,
+            once=True,
+            max_tasks=1,
+            bounties=frozenset({self.m.poster.market.functions.nextBountyId().call() - 1}),
+        )
         daemon = NodeDaemon(volunteer, store or self.m.store, options, QUIET, trainer=trainer)  # type: ignore[arg-type]
         daemon.run()
         return daemon.status.committed[-1] if daemon.status.committed else None

@@ -11,7 +11,7 @@ from ledger.errors import ContractRevert
 
 
 def _when(ts: Any) -> str:
-    return dt.datetime.fromtimestamp(int(ts), dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return dt.datetime.fromtimestamp(int(ts), dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 _MESSAGES: dict[str, Callable[[dict[str, Any]], str]] = {

@@ -8,15 +8,14 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ledger.chainview import ChainView
+from judge.commit import CommitAudit, replay_segments
+from judge.context import ChainView, Commit
+from judge.draw import sampled
 from ledger.index import Event, EventIndex
-from protocol.challenge import draw, draw_seed
 from protocol.cid import b58decode
+from protocol.errors import ContentError
 from protocol.manifests import TraceManifest
 from protocol.merkle import merkle_proof, verify_proof
-from protocol.ipfs import ContentUnavailable
-from protocol.store import ContentError
-from protocol.verify import verify_segment
 
 OUTCOMES = ("TaskAccepted", "TaskSlashed", "LeaseExpired")
 
@@ -32,6 +31,8 @@ class CommitRecord:
     outcome: str  # accepted | slashed | pending
     verdicts: list[bool] = field(default_factory=list)
     disputed_segment: int | None = None
+    drawn_seed: bytes | None = None  # recorded on-chain by drawChallenge for this attempt
+    first_verdict_block: int | None = None  # where the contract decided the task was checked
     proof_problems: list[str] = field(default_factory=list)
     trace: TraceManifest | None = None
 
@@ -80,11 +81,19 @@ class AuditReport:
         return self.disagreements + self.unchecked_cheats
 
     def as_dict(self) -> dict[str, Any]:
-        commits = [{k: v for k, v in asdict(c).items() if k != "trace"} for c in self.commits]
-        return {"subject": self.subject, "commits": commits, "replays": [asdict(r) for r in self.replays],
-                "proof_problems": self.proof_problems, "disagreements": self.disagreements,
-                "unchecked_cheats": self.unchecked_cheats,
-                "events": [{"block": e.block, "name": e.name, "args": e.args} for e in self.events]}  # fmt: skip
+        commits = [
+            {k: "0x" + v.hex() if isinstance(v, bytes) else v for k, v in asdict(c).items() if k != "trace"}
+            for c in self.commits
+        ]
+        return {
+            "subject": self.subject,
+            "commits": commits,
+            "replays": [asdict(r) for r in self.replays],
+            "proof_problems": self.proof_problems,
+            "disagreements": self.disagreements,
+            "unchecked_cheats": self.unchecked_cheats,
+            "events": [{"block": e.block, "name": e.name, "args": e.args} for e in self.events],
+        }
 
 
 def commits_of(events: list[Event]) -> list[CommitRecord]:
@@ -99,14 +108,25 @@ def commits_of(events: list[Event]) -> list[CommitRecord]:
         if e.name == "TaskClaimed":
             attempts[task_id] = int(e.args["attempt"])
         elif e.name == "TaskCommitted":
-            record = CommitRecord(task_id, attempts.get(task_id, 0), e.args["volunteer"], e.block, e.args["traceRoot"],
-                                  e.args["traceCid"], "pending")  # fmt: skip
+            record = CommitRecord(
+                task_id,
+                attempts.get(task_id, 0),
+                e.args["volunteer"],
+                e.block,
+                e.args["traceRoot"],
+                e.args["traceCid"],
+                "pending",
+            )
             records.append(record)
             open_by_task[task_id] = record
         elif task_id in open_by_task:
             record = open_by_task[task_id]
             if e.name == "VerdictAttested":
                 record.verdicts.append(bool(e.args["passed"]))
+                if record.first_verdict_block is None:
+                    record.first_verdict_block = e.block
+            elif e.name == "ChallengeDrawn" and int(e.args["attempt"]) == record.attempt:
+                record.drawn_seed = bytes.fromhex(str(e.args["seed"])[2:])
             elif e.name == "TaskDisputed":
                 record.disputed_segment = int(e.args["segment"])
             elif e.name in OUTCOMES:
@@ -120,8 +140,6 @@ def check_proofs(view: ChainView, record: CommitRecord) -> None:
     checkpoint's committed hash is the digest its CID names."""
     try:
         trace = TraceManifest.parse(view.store.get(record.trace_cid, max_bytes=1 << 20))
-    except ContentUnavailable:
-        raise  # the auditor's own daemon is down: a finding about the volunteer would be false
     except ContentError as exc:
         record.proof_problems.append(f"trace unavailable: {exc}")
         return
@@ -139,36 +157,39 @@ def check_proofs(view: ChainView, record: CommitRecord) -> None:
 
 
 def drawn_segments(view: ChainView, record: CommitRecord) -> list[int]:
-    """The segments the contract sampled for this commit, recomputed from chain history: the seed is the
-    hash of the block after the commit mixed with the task id and attempt (BountyMarket._draw)."""
+    """The segments the contract sampled for this commit, from chain history (judge.draw: the recorded seed,
+    else the live one where the first verdict was attested, else every segment), plus a disputed one."""
     raw = view.market.bounty(record.task_id >> 64).raw
-    segments, picks = int(raw["segmentsPerTask"]), int(raw["segmentsPerCheck"])
-    block_hash = bytes(view.market.w3.eth.get_block(record.block + 1)["hash"])
-    _, mask = draw(draw_seed(block_hash, record.task_id, record.attempt), 0, segments, picks)
-    if record.disputed_segment is not None and record.disputed_segment not in mask:
-        mask.append(record.disputed_segment)
-    return sorted(mask)
+    draw_block_hash = bytes(view.market.w3.eth.get_block(record.block + 1)["hash"])
+    drawn = sampled(
+        task_id=record.task_id,
+        attempt=record.attempt,
+        commit_block=record.block,
+        segments=int(raw["segmentsPerTask"]),
+        picks=int(raw["segmentsPerCheck"]),
+        draw_block_hash=draw_block_hash,
+        recorded=record.drawn_seed,
+        decided_at=record.first_verdict_block,
+        disputed=record.disputed_segment,
+    )
+    return list(drawn.segments)
 
 
 def _replay(view: ChainView, record: CommitRecord, segments: list[int]) -> tuple[list[int], str]:
-    assert record.trace is not None
-    ctx = view.round_of_task(record.task_id)
-    refs = record.trace.checkpoints
-    failed, reasons = [], []
-    for segment in segments:
-        try:
-            start = view.store.get(refs[segment].cid)
-            end = view.store.get(refs[segment + 1].cid) if ctx.spec.replay.mode != "exact" else None
-            verdict = verify_segment(ctx.spec, ctx.workload, view.shard(record.task_id), view.seed(record.task_id),
-                                     record.trace, bytes.fromhex(record.trace_root[2:]), segment, start, end)  # fmt: skip
-            ok, reason = verdict.passed, verdict.reason
-        except ContentUnavailable:
-            raise
-        except ContentError as exc:
-            ok, reason = False, f"checkpoint unavailable: {exc}"
-        if not ok:
-            failed.append(segment)
-            reasons.append(f"segment {segment}: {reason}")
+    """The verifiers' own replay (judge.commit) of this commit's segments, against its committed root."""
+    commit = Commit(
+        record.task_id,
+        record.attempt,
+        record.volunteer,
+        record.block,
+        bytes.fromhex(record.trace_root[2:]),
+        b"",
+        record.trace_cid,
+        "",
+    )
+    verdicts = replay_segments(view, CommitAudit(record.task_id, trace=record.trace, commit=commit), segments)
+    failed = [v.segment for v in verdicts if not v.passed]
+    reasons = [f"segment {v.segment}: {v.reason}" for v in verdicts if not v.passed]
     return failed, "; ".join(reasons) or "every replayed segment reproduced its checkpoint"
 
 
@@ -185,8 +206,19 @@ def replay_sample(view: ChainView, records: list[CommitRecord], budget: int, rng
         checked = bool(record.verdicts) or record.outcome == "slashed"
         if record.trace is None or record.proof_problems:
             # Nothing verifiable was published: only a slash agrees with that.
-            replays.append(Replay(record.task_id, record.attempt, record.volunteer, checked, [], [],
-                                  "trace unavailable or inconsistent", record.outcome, record.outcome == "slashed"))  # fmt: skip
+            replays.append(
+                Replay(
+                    record.task_id,
+                    record.attempt,
+                    record.volunteer,
+                    checked,
+                    [],
+                    [],
+                    "trace unavailable or inconsistent",
+                    record.outcome,
+                    record.outcome == "slashed",
+                )
+            )
             continue
         n_segments = len(record.trace.checkpoints) - 1
         segments = drawn_segments(view, record) if checked else [rng.randrange(n_segments)]
@@ -195,13 +227,32 @@ def replay_sample(view: ChainView, records: list[CommitRecord], budget: int, rng
         budget -= len(segments)
         failed, reason = _replay(view, record, segments)
         agrees = bool(failed) if record.outcome == "slashed" else not failed
-        replays.append(Replay(record.task_id, record.attempt, record.volunteer, checked, segments, failed, reason,
-                              record.outcome, agrees))  # fmt: skip
+        replays.append(
+            Replay(
+                record.task_id,
+                record.attempt,
+                record.volunteer,
+                checked,
+                segments,
+                failed,
+                reason,
+                record.outcome,
+                agrees,
+            )
+        )
     return replays
 
 
-def audit(index: EventIndex, view: ChainView, *, bounty_id: int | None = None, task_id: int | None = None,
-          account: str | None = None, replay: int = 0, seed: int | None = None) -> AuditReport:  # fmt: skip
+def audit(
+    index: EventIndex,
+    view: ChainView,
+    *,
+    bounty_id: int | None = None,
+    task_id: int | None = None,
+    account: str | None = None,
+    replay: int = 0,
+    seed: int | None = None,
+) -> AuditReport:
     index.sync()
     if task_id is not None:
         events, subject = index.events(task_id=task_id), f"task {task_id:#x}"
@@ -213,7 +264,9 @@ def audit(index: EventIndex, view: ChainView, *, bounty_id: int | None = None, t
     task_events = events
     if account is not None:  # a node's commits: follow each of its tasks' full history
         task_ids = {int(e.args["taskId"]) for e in events if "taskId" in e.args}
-        task_events = sorted((e for t in task_ids for e in index.events(task_id=t)), key=lambda e: (e.block, e.log_index))
+        task_events = sorted(
+            (e for t in task_ids for e in index.events(task_id=t)), key=lambda e: (e.block, e.log_index)
+        )
     records = commits_of(task_events)
     if account is not None:
         records = [r for r in records if r.volunteer.lower() == account.lower()]

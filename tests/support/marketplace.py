@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any
 
 from web3 import Web3
 
-import logging
-
+from content.store import LocalStore
 from coordinator.intake import publish_data
 from coordinator.rounds import Coordinator
 from ledger.chain import connect, mnemonic_accounts
@@ -18,8 +18,7 @@ from ledger.market import Market
 from ledger.tx import Transactor
 from ledger.wallet import create_keystore
 from protocol.spec import TrainingSpec
-from protocol.store import LocalStore
-from tests.contracts.harness import TOKEN, default_params
+from tests.support.chain import TOKEN, default_params
 
 PASSWORD = "correct horse battery staple"
 QUIET = logging.getLogger("marketplace")
@@ -65,8 +64,14 @@ class Marketplace:
         data = publish_data(spec, self.store)  # the spec's CID goes into the bounty
         poster = self.poster
         poster.faucet(poster.address, 10_000 * TOKEN)
-        params = default_params(specCid=data.spec_cid, coordinator=self.coordinator.address, shards=spec.data.shards,
-                                rounds=spec.rounds, segmentsPerTask=spec.segments, **overrides)  # fmt: skip
+        params = default_params(
+            specCid=data.spec_cid,
+            coordinator=self.coordinator.address,
+            shards=spec.data.shards,
+            rounds=spec.rounds,
+            segmentsPerTask=spec.segments,
+            **overrides,
+        )
         params.setdefault("deadline", None)
         if params["deadline"] is None:
             params["deadline"] = poster.now() + 30 * 24 * 3600

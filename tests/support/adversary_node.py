@@ -1,7 +1,7 @@
 """A volunteer as its own process keyed by a development account, for the real-stack tests: the node daemon
 with a partial-faker, lazy or honest trainer. Cheating is not part of the product's CLI on purpose.
 
-  python -m tests.e2e.adversary_node RPC_URL DEPLOYMENT KEY_INDEX STORE WORK_DIR faker|lazy|honest
+  python -m tests.support.adversary_node RPC_URL DEPLOYMENT KEY_INDEX STORE WORK_DIR faker|lazy|honest
 """
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ import signal
 import sys
 from pathlib import Path
 
+from content.ipfs import open_store
+from devtools.adversaries import lazy_trainer, partial_faker
 from ledger.chain import connect, dev_accounts
 from ledger.deploy import Deployment
 from ledger.market import Market
 from ledger.tx import Transactor
-from node.adversaries import lazy_trainer, partial_faker
 from node.daemon import NodeDaemon, NodeOptions
 from node.trainer import train_task
-from node.observability import json_logger
-from protocol.ipfs import open_store
+from telemetry.logs import json_logger
 
 
 def main() -> None:
@@ -27,8 +27,13 @@ def main() -> None:
     key = dev_accounts(w3, int(key_index) + 1)[int(key_index)]
     market = Market(w3, Deployment.load(Path(deployment)), Transactor(w3, key))
     trainer = {"lazy": lazy_trainer, "faker": partial_faker(0.5), "honest": train_task}[kind]
-    daemon = NodeDaemon(market, open_store(store), NodeOptions(work_dir=Path(work_dir), poll_interval_s=0.3),  # type: ignore[arg-type]
-                        json_logger(f"adversary.{kind}"), trainer=trainer)  # fmt: skip
+    daemon = NodeDaemon(
+        market,
+        open_store(store),
+        NodeOptions(work_dir=Path(work_dir), poll_interval_s=0.3),  # type: ignore[arg-type]
+        json_logger(f"adversary.{kind}"),
+        trainer=trainer,
+    )
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: daemon.stop())
     daemon.run()

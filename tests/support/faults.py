@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cli.bounty import load_bounty_file
-from coordinator.localstack import StackInfo
+from content.ipfs import IpfsStore
+from devtools.localstack import StackInfo
 from ledger.chain import connect, dev_accounts
 from ledger.deploy import Deployment
 from ledger.index import EventIndex
 from ledger.market import BountyStatus, Market
 from ledger.tx import Transactor
-from protocol.ipfs import IpfsStore
-from tests.e2e.test_real_stack import SPEC
+from tests.support.specs import bounty_toml
 
 UNIT = 10**18
 VOLUNTEERS = (5, 6)  # development-account indexes of the honest node daemons
@@ -68,7 +68,7 @@ class Scenario:
 
     def post_bounty(self) -> None:
         spec_file = self.work / "spec.toml"
-        spec_file.write_text(SPEC.format(coordinator=self.keys[2].address))
+        spec_file.write_text(bounty_toml(self.keys[2].address))
         self.spec, terms = load_bounty_file(spec_file)
         self.tasks = self.spec.data.shards * self.spec.rounds
         store = IpfsStore(self.info.ipfs_api)
@@ -76,8 +76,13 @@ class Scenario:
         self.poster.ensure_allowance(terms.escrow(self.tasks))
         self.from_block = self.w3.eth.block_number
         self.bounty_id = self.poster.post_bounty(
-            terms.params(store.put(self.spec.canonical_bytes()), self.spec.data.shards, self.spec.rounds,
-                         self.spec.segments, self.poster.now())  # fmt: skip
+            terms.params(
+                store.put(self.spec.canonical_bytes()),
+                self.spec.data.shards,
+                self.spec.rounds,
+                self.spec.segments,
+                self.poster.now(),
+            )
         )
 
     def fund_volunteers(self) -> None:
@@ -91,13 +96,23 @@ class Scenario:
         return self.work / f"node{index}.log"
 
     def start_node(self, index: int) -> None:
-        """`tests.e2e.adversary_node ... honest`: the real daemon, keyed by a development account."""
+        """`tests.support.adversary_node ... honest`: the real daemon, keyed by a development account."""
         with open(self.node_log(index), "a") as log:  # the child keeps its own descriptor
             self.nodes[index] = subprocess.Popen(
-                [sys.executable, "-m", "tests.e2e.adversary_node", self.info.rpc_url, self.info.deployment, str(index),
-                 f"ipfs:{self.info.ipfs_api}", str(self.work / f"node{index}"), "honest"],
-                stderr=log, start_new_session=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.support.adversary_node",
+                    self.info.rpc_url,
+                    self.info.deployment,
+                    str(index),
+                    f"ipfs:{self.info.ipfs_api}",
+                    str(self.work / f"node{index}"),
+                    "honest",
+                ],
+                stderr=log,
+                start_new_session=True,
+            )
 
     def kill_node(self, index: int) -> None:
         self.nodes[index].send_signal(signal.SIGKILL)
@@ -155,13 +170,21 @@ class Scenario:
         index_events = self._assert_index_matches_a_rebuild()
         health = json.loads(urllib.request.urlopen(f"{self.info.api_url}/health", timeout=10).read())
         assert health["status"] == "ok", health
-        return {"scenario": self.name, "bounty": self.bounty_id, "tasks_paid": len(accepted), "slashed": 0,
-                "node_restarts": self.restarts, "indexed_events": index_events}  # fmt: skip
+        return {
+            "scenario": self.name,
+            "bounty": self.bounty_id,
+            "tasks_paid": len(accepted),
+            "slashed": 0,
+            "node_restarts": self.restarts,
+            "indexed_events": index_events,
+        }
 
     def _assert_tokens_conserved(self) -> None:
         p = self.poster
         accounts = [k.address for k in self.keys]
-        escrow = sum(p.bounty(b).escrow for b in range(1, p.market.functions.nextBountyId().call()))  # every bounty so far
+        escrow = sum(
+            p.bounty(b).escrow for b in range(1, p.market.functions.nextBountyId().call())
+        )  # every bounty so far
         held = p.balance(self.deployment.market)
         staked = sum(p.stake_of(a).bonded + p.stake_of(a).unbonding for a in accounts)
         assert held == escrow + staked + sum(p.claimable(a) for a in accounts), "tokens not conserved"

@@ -9,11 +9,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ledger.chainview import ChainView
-from ledger.market import split_task_id
+from judge.context import ChainView, Commit
+from protocol.errors import ContentError, ContentMissing
 from protocol.manifests import TraceManifest
-from protocol.ipfs import ContentUnavailable
-from protocol.store import ContentError, ContentMissing
 from protocol.tensors import Tensors, canonical_hash, from_bytes
 from protocol.training import MODEL_PREFIX
 from protocol.verify import SegmentVerdict, parse_checkpoint, verify_segment
@@ -27,6 +25,7 @@ class CommitAudit:
     task_id: int
     problems: list[str] = field(default_factory=list)
     trace: TraceManifest | None = None
+    commit: Commit | None = None  # the attempt this audit is about (replays check against its root)
     update: Tensors | None = None
     missing: bool = False  # some content was not (yet) retrievable, as opposed to wrong
 
@@ -35,26 +34,19 @@ class CommitAudit:
         return not self.problems
 
 
-def committed(view: ChainView, task_id: int) -> dict[str, object]:
-    event = view.market.commit_event(task_id)
-    if event is None:
-        raise ContentError(f"task {task_id} has no commit on-chain")
-    return event
-
-
 def audit_commit(view: ChainView, task_id: int) -> CommitAudit:
     """Cheap structural checks of a commit: trace retrievable and bound to the on-chain commitment, starts
     at the round model, update = last − first, finite. Costs downloads and hashing, no training."""
     audit = CommitAudit(task_id)
     try:
-        event = committed(view, task_id)
+        commit = audit.commit = view.commit(task_id)
         ctx = view.round_of_task(task_id)
-        trace = TraceManifest.parse(view.store.get(str(event["traceCid"]), max_bytes=1 << 20))
+        trace = TraceManifest.parse(view.store.get(commit.trace_cid, max_bytes=1 << 20))
         audit.trace = trace
         spec = ctx.spec
-        if trace.task_id != task_id or trace.volunteer.lower() != str(event["volunteer"]).lower():
+        if trace.task_id != task_id or trace.volunteer.lower() != commit.volunteer.lower():
             audit.problems.append("trace manifest names another task or volunteer")
-        if trace.trace_root() != bytes(event["traceRoot"]):  # type: ignore[arg-type]
+        if trace.trace_root() != commit.trace_root:
             audit.problems.append("trace manifest does not hash to the committed trace root")
         if [c.step for c in trace.checkpoints] != [i * spec.checkpoint_interval for i in range(spec.segments + 1)]:
             audit.problems.append("checkpoint steps do not follow the spec")
@@ -63,20 +55,21 @@ def audit_commit(view: ChainView, task_id: int) -> CommitAudit:
         first = parse_checkpoint(view.store.get(trace.checkpoints[0].cid, MAX_CHECKPOINT_BYTES), spec, ctx.workload, 0)
         last_ref = trace.checkpoints[-1]
         last = parse_checkpoint(view.store.get(last_ref.cid, MAX_CHECKPOINT_BYTES), spec, ctx.workload, last_ref.step)
-        update = from_bytes(view.store.get(str(event["updateCid"]), MAX_CHECKPOINT_BYTES), ctx.weights_layout())  # type: ignore[arg-type]
+        update = from_bytes(view.store.get(commit.update_cid, MAX_CHECKPOINT_BYTES), ctx.weights_layout())
         round_weights = view.round_weights(ctx)
-        if "0x" + canonical_hash(first).hex() != trace.checkpoints[0].hash or "0x" + canonical_hash(last).hex() != last_ref.hash:
+        if (
+            "0x" + canonical_hash(first).hex() != trace.checkpoints[0].hash
+            or "0x" + canonical_hash(last).hex() != last_ref.hash
+        ):
             audit.problems.append("first or last checkpoint does not match its committed hash")
         elif not all(torch.equal(first[MODEL_PREFIX + n], w) for n, w in round_weights.items()):
             audit.problems.append("checkpoint 0 is not the round's model (stale or foreign start)")
-        elif canonical_hash(update) != bytes(event["updateHash"]):  # type: ignore[arg-type]
+        elif canonical_hash(update) != commit.update_hash:
             audit.problems.append("update does not match the committed update hash")
         elif not all(torch.equal(update[n], last[MODEL_PREFIX + n] - first[MODEL_PREFIX + n]) for n in update):
             audit.problems.append("update is not last checkpoint − first checkpoint")
         else:
             audit.update = update
-    except ContentUnavailable:
-        raise  # our own IPFS daemon is down: retry later (Celery), never hold it against the volunteer
     except ContentMissing as exc:
         audit.missing = True
         audit.problems.append(f"trace unavailable: {exc}")
@@ -85,31 +78,35 @@ def audit_commit(view: ChainView, task_id: int) -> CommitAudit:
     return audit
 
 
-def replay_segments(view: ChainView, audit: CommitAudit, segments: list[int]) -> list[SegmentVerdict]:
-    """Replays the sampled segments of an audited commit (the expensive part of a spot-check)."""
-    if audit.trace is None:
+def replay_segments(view: ChainView, audit: CommitAudit, segments: list[int] | tuple[int, ...]) -> list[SegmentVerdict]:
+    """Replays the sampled segments of an audited commit (the expensive part of a spot-check). Verifiers and
+    the auditor both call this: an outage of our own store raises (StoreUnavailable), never a verdict."""
+    commit, trace = audit.commit, audit.trace
+    if commit is None or trace is None:
         return [SegmentVerdict(s, False, "no trace to replay") for s in segments]
     task_id = audit.task_id
     ctx = view.round_of_task(task_id)
-    event = committed(view, task_id)
     verdicts = []
     needs_end = ctx.spec.replay.mode != "exact"  # exact mode compares the replay's hash with the committed one
     for segment in segments:
-        refs = audit.trace.checkpoints
+        refs = trace.checkpoints
         try:
             start = view.store.get(refs[segment].cid, MAX_CHECKPOINT_BYTES)
             end = view.store.get(refs[segment + 1].cid, MAX_CHECKPOINT_BYTES) if needs_end else None
-        except ContentUnavailable:
-            raise  # as in audit_commit: an outage of our daemon is no verdict on the volunteer
         except (ContentError, IndexError) as exc:
             verdicts.append(SegmentVerdict(segment, False, f"checkpoint unavailable: {exc}"))
             continue
         verdicts.append(
-            verify_segment(ctx.spec, ctx.workload, view.shard(task_id), view.seed(task_id), audit.trace,
-                           bytes(event["traceRoot"]), segment, start, end)  # type: ignore[arg-type]  # fmt: skip
+            verify_segment(
+                ctx.spec,
+                ctx.workload,
+                view.shard(task_id),
+                view.seed(task_id),
+                trace,
+                commit.trace_root,
+                segment,
+                start,
+                end,
+            )
         )
     return verdicts
-
-
-def bounty_of(task_id: int) -> int:
-    return split_task_id(task_id)[0]

@@ -145,7 +145,14 @@ class Chain:
 
     def task(self, task_id: int) -> dict[str, Any]:
         t = self.view("taskOf", task_id)
-        return {"volunteer": t[0], "status": t[1], "attempt": t[2], "deadline": t[3], "commitBlock": t[4], "checkBps": t[5]}
+        return {
+            "volunteer": t[0],
+            "status": t[1],
+            "attempt": t[2],
+            "deadline": t[3],
+            "commitBlock": t[4],
+            "checkBps": t[5],
+        }
 
     def bounty(self, bounty_id: int) -> dict[str, Any]:
         names = [o["name"] for o in _abi_outputs(self.market, "bountyOf")]

@@ -12,20 +12,30 @@ from pathlib import Path
 
 import torch
 
+from content.store import ContentStore
 from node.trainer import TaskInput, TraceResult
 from protocol.cid import cid_of
 from protocol.manifests import CheckpointRef, TraceManifest
-from protocol.store import ContentStore
 from protocol.tensors import Tensors, canonical_hash, to_bytes
 from protocol.training import MODEL_PREFIX, deterministic, load_state, run_steps
 
 
 def lazy_trainer(task: TaskInput, store: ContentStore, workdir: Path, *_: object) -> TraceResult:
     """Commits random hashes for work it never did and uploads nothing."""
-    refs = [CheckpointRef(step=i * task.spec.checkpoint_interval, cid=cid_of(os.urandom(8)), hash="0x" + os.urandom(32).hex())
-            for i in range(task.spec.segments + 1)]  # fmt: skip
-    manifest = TraceManifest(task_id=task.task_id, volunteer=task.volunteer, round_cid=task.round_cid, checkpoints=refs,
-                             update_cid=cid_of(os.urandom(8)), update_hash="0x" + os.urandom(32).hex())  # fmt: skip
+    refs = [
+        CheckpointRef(
+            step=i * task.spec.checkpoint_interval, cid=cid_of(os.urandom(8)), hash="0x" + os.urandom(32).hex()
+        )
+        for i in range(task.spec.segments + 1)
+    ]
+    manifest = TraceManifest(
+        task_id=task.task_id,
+        volunteer=task.volunteer,
+        round_cid=task.round_cid,
+        checkpoints=refs,
+        update_cid=cid_of(os.urandom(8)),
+        update_hash="0x" + os.urandom(32).hex(),
+    )
     return _NoPins(manifest, cid_of(manifest.canonical_bytes()), manifest.trace_root(), os.urandom(32))
 
 
@@ -48,7 +58,9 @@ def partial_faker(fraction: float, rng: random.Random | None = None) -> Callable
         losses: list[float] = []
 
         def save(step: int, tensors: Tensors) -> None:
-            refs.append(CheckpointRef(step=step, cid=store.put(to_bytes(tensors)), hash="0x" + canonical_hash(tensors).hex()))
+            refs.append(
+                CheckpointRef(step=step, cid=store.put(to_bytes(tensors)), hash="0x" + canonical_hash(tensors).hex())
+            )
 
         with deterministic(spec.replay):
             state = load_state(spec, task.round_weights, task.workload)
@@ -60,7 +72,9 @@ def partial_faker(fraction: float, rng: random.Random | None = None) -> Callable
                         for p in state.model.parameters():
                             p.add_(torch.randn_like(p) * 1e-3)
                 else:
-                    losses += run_steps(state, task.workload, task.shard, task.seed, first, spec.checkpoint_interval, spec.batch_size)
+                    losses += run_steps(
+                        state, task.workload, task.shard, task.seed, first, spec.checkpoint_interval, spec.batch_size
+                    )
                 if segment in faked and segment == 0:
                     # A real optimizer state keeps later checkpoints well-formed after a faked first segment.
                     run_steps(state, task.workload, task.shard, task.seed, first, 1, spec.batch_size)
@@ -68,8 +82,15 @@ def partial_faker(fraction: float, rng: random.Random | None = None) -> Callable
         final = state.tensors(copy=False)
         update = {n: final[MODEL_PREFIX + n] - task.round_weights[n] for n in task.round_weights}
         update_hash = canonical_hash(update)
-        manifest = TraceManifest(task_id=task.task_id, volunteer=task.volunteer, round_cid=task.round_cid, checkpoints=refs,
-                                 update_cid=store.put(to_bytes(update)), update_hash="0x" + update_hash.hex(), losses=losses)  # fmt: skip
+        manifest = TraceManifest(
+            task_id=task.task_id,
+            volunteer=task.volunteer,
+            round_cid=task.round_cid,
+            checkpoints=refs,
+            update_cid=store.put(to_bytes(update)),
+            update_hash="0x" + update_hash.hex(),
+            losses=losses,
+        )
         manifest_cid = store.put(manifest.canonical_bytes())
         return TraceResult(manifest, manifest_cid, manifest.trace_root(), update_hash)
 

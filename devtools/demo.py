@@ -10,7 +10,7 @@ import typer
 
 def run_demo(*, workload: str, as_json: bool) -> None:
     started = time.monotonic()  # the reported time includes loading torch, web3 and the data
-    from cli.scenario import TOKEN, run_scenario
+    from devtools.scenario import TOKEN, run_scenario
 
     say = (lambda _: None) if as_json else typer.echo
     s = run_scenario(workload, say)
@@ -33,8 +33,10 @@ def run_demo(*, workload: str, as_json: bool) -> None:
         typer.echo(json.dumps(summary))
         return
     typer.echo("")
-    typer.echo(f"final model ({s.final_model_cid}): {s.metric_name} {s.final_metric:.4f}   "
-               f"centralized baseline, same data and steps: {s.baseline_metric:.4f}")  # fmt: skip
+    typer.echo(
+        f"final model ({s.final_model_cid}): {s.metric_name} {s.final_metric:.4f}   "
+        f"centralized baseline, same data and steps: {s.baseline_metric:.4f}"
+    )
     typer.echo(f"{'account':<12} {'address':<43} {'credited':>10}  slashed")
     for address, name in s.names.items():
         if name == "poster":

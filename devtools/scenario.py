@@ -17,36 +17,60 @@ from typing import Any
 
 from web3 import Web3
 
+from content.store import LocalStore
 from coordinator.rounds import Coordinator, RoundResult, VerifierWorker
+from devtools.adversaries import lazy_trainer, partial_faker
 from ledger.chain import advance_time, connect, dev_accounts
 from ledger.deploy import deploy
 from ledger.market import Market, TaskStatus
 from ledger.tx import Transactor
-from node.adversaries import lazy_trainer, partial_faker
 from node.daemon import NodeDaemon, NodeOptions
 from node.trainer import Trainer, train_task
 from protocol import datasets
 from protocol.spec import TrainingSpec
-from protocol.store import LocalStore
 from protocol.training import deterministic, initial_weights, load_state, run_steps
 from protocol.workloads import resolve
 
 TOKEN = 10**18
 WORKLOADS: dict[str, dict[str, Any]] = {
-    "mnist": {"name": "mnist-demo", "model": {"family": "mnist-mlp", "params": {"hidden": 64}},
-              "optimizer": {"name": "adam", "lr": 0.003}, "batch_size": 32, "steps_per_task": 40,
-              "checkpoint_interval": 5, "rounds": 3, "data": {"shards": 4}},
-    "shakespeare": {"name": "shakespeare-demo",
-                    "model": {"family": "char-transformer", "params": {"context": 48, "dim": 48, "heads": 4, "layers": 2}},
-                    "optimizer": {"name": "adam", "lr": 0.003}, "batch_size": 16, "steps_per_task": 30,
-                    "checkpoint_interval": 5, "rounds": 3, "data": {"shards": 4}},
-}  # fmt: skip
+    "mnist": {
+        "name": "mnist-demo",
+        "model": {"family": "mnist-mlp", "params": {"hidden": 64}},
+        "optimizer": {"name": "adam", "lr": 0.003},
+        "batch_size": 32,
+        "steps_per_task": 40,
+        "checkpoint_interval": 5,
+        "rounds": 3,
+        "data": {"shards": 4},
+    },
+    "shakespeare": {
+        "name": "shakespeare-demo",
+        "model": {"family": "char-transformer", "params": {"context": 48, "dim": 48, "heads": 4, "layers": 2}},
+        "optimizer": {"name": "adam", "lr": 0.003},
+        "batch_size": 16,
+        "steps_per_task": 30,
+        "checkpoint_interval": 5,
+        "rounds": 3,
+        "data": {"shards": 4},
+    },
+}
 # Newcomers are always checked, 3 of 8 segments; the probability halves per 4 accepted tasks, to 50%.
 # Economics: stake 100 × 50% ≥ reward 10 (a cheater expects to lose far more than it could earn).
-BOUNTY_TERMS = {"checkBps": 10_000, "minCheckBps": 5_000, "reputationHalfLife": 4, "segmentsPerCheck": 3, "quorum": 2,
-                "rewardPerTask": 10 * TOKEN, "stakePerTask": 100 * TOKEN, "verifierFee": 1 * TOKEN,
-                "challengeBond": 20 * TOKEN, "leasePenalty": 5 * TOKEN, "leaseDuration": 3600,
-                "challengeWindow": 600, "verifyWindow": 1200}  # fmt: skip
+BOUNTY_TERMS = {
+    "checkBps": 10_000,
+    "minCheckBps": 5_000,
+    "reputationHalfLife": 4,
+    "segmentsPerCheck": 3,
+    "quorum": 2,
+    "rewardPerTask": 10 * TOKEN,
+    "stakePerTask": 100 * TOKEN,
+    "verifierFee": 1 * TOKEN,
+    "challengeBond": 20 * TOKEN,
+    "leasePenalty": 5 * TOKEN,
+    "leaseDuration": 3600,
+    "challengeWindow": 600,
+    "verifyWindow": 1200,
+}
 
 
 @dataclass
@@ -98,35 +122,58 @@ def run_scenario(
     home = home or Path(tempfile.mkdtemp(prefix="shardwork-demo-"))
     deployment.save(home / "deployment.json")
     roles = ["poster", "coordinator", "verifier-1", "verifier-2", "honest-1", "honest-2", "lazy", "faker"]
-    actors = {name: Actor(name, Market(w3, deployment, Transactor(w3, key))) for name, key in zip(roles, keys[1:], strict=False)}
+    actors = {
+        name: Actor(name, Market(w3, deployment, Transactor(w3, key)))
+        for name, key in zip(roles, keys[1:], strict=False)
+    }
     for a in actors.values():
         a.market.faucet(a.address, 10_000 * TOKEN)
         if a.name != "poster":
             a.market.stake(1_000 * TOKEN if a.name in ("coordinator", "verifier-1", "verifier-2") else 500 * TOKEN)
-    say(f"{'embedded chain' if rpc_url is None else rpc_url} (chain {deployment.chain_id}): contracts deployed; "
-        "8 accounts funded and staked")  # fmt: skip
+    say(
+        f"{'embedded chain' if rpc_url is None else rpc_url} (chain {deployment.chain_id}): contracts deployed; "
+        "8 accounts funded and staked"
+    )
 
     store = LocalStore(home / "store")
     poster, coord = actors["poster"].market, actors["coordinator"].market
     spec_cid = store.put(spec.canonical_bytes())
-    params = {"specCid": spec_cid, "coordinator": coord.address, "shards": spec.data.shards, "rounds": spec.rounds,
-              "segmentsPerTask": spec.segments, "deadline": poster.now() + 30 * 24 * 3600, **BOUNTY_TERMS}  # fmt: skip
+    params = {
+        "specCid": spec_cid,
+        "coordinator": coord.address,
+        "shards": spec.data.shards,
+        "rounds": spec.rounds,
+        "segmentsPerTask": spec.segments,
+        "deadline": poster.now() + 30 * 24 * 3600,
+        **BOUNTY_TERMS,
+    }
     poster.ensure_allowance(10_000 * TOKEN)
     escrow_before = poster.balance(poster.address)
     bounty_id = poster.post_bounty(params)
-    say(f"poster: bounty {bounty_id} posted ({spec.model.family}, {spec.data.shards} shards × {spec.rounds} rounds), "
-        f"escrow {(escrow_before - poster.balance(poster.address)) / TOKEN:g} tokens")  # fmt: skip
+    say(
+        f"poster: bounty {bounty_id} posted ({spec.model.family}, {spec.data.shards} shards × {spec.rounds} rounds), "
+        f"escrow {(escrow_before - poster.balance(poster.address)) / TOKEN:g} tokens"
+    )
 
     coordinator = Coordinator(coord, store, quiet)
     coordinator.intake(bounty_id)
     verifiers = [VerifierWorker(actors[n].market, store, quiet) for n in ("verifier-1", "verifier-2")]
     rng = random.Random(seed)
-    trainers: dict[str, Trainer] = {"honest-1": train_task, "honest-2": train_task, "lazy": lazy_trainer,
-                                    "faker": partial_faker(0.5, rng)}  # fmt: skip
+    trainers: dict[str, Trainer] = {
+        "honest-1": train_task,
+        "honest-2": train_task,
+        "lazy": lazy_trainer,
+        "faker": partial_faker(0.5, rng),
+    }
     work = home / "nodes"
     daemons = {
-        name: NodeDaemon(actors[name].market, store, NodeOptions(work_dir=work / name, once=True, max_tasks=1), quiet,
-                         trainer=trainer)  # fmt: skip
+        name: NodeDaemon(
+            actors[name].market,
+            store,
+            NodeOptions(work_dir=work / name, once=True, max_tasks=1),
+            quiet,
+            trainer=trainer,
+        )
         for name, trainer in trainers.items()
     }
     names = {a.address: a.name for a in actors.values()}
@@ -137,8 +184,10 @@ def run_scenario(
         result = coordinator.try_close_round(bounty_id)
         if result is not None:
             rounds.append(result)
-            say(f"coordinator: round {result.round} closed: {result.accepted_updates} updates aggregated, "
-                f"{result.metric_name} {result.metric:.4f}")  # fmt: skip
+            say(
+                f"coordinator: round {result.round} closed: {result.accepted_updates} updates aggregated, "
+                f"{result.metric_name} {result.metric:.4f}"
+            )
 
     for name in ("honest-1", "honest-2", "verifier-1", "verifier-2", "coordinator", "faker"):
         market = actors[name].market
@@ -150,15 +199,30 @@ def run_scenario(
     gas = sum(a.market.signer.gas_used for a in actors.values() if a.market.signer)
     final_cid = rounds[-1].manifest_cid
     return Summary(
-        seconds=round(time.monotonic() - started, 2), workload=workload, metric_name=rounds[-1].metric_name,
-        final_metric=rounds[-1].metric, baseline_metric=baseline, slashed=slashed, rewards=rewards,
-        bounty_id=bounty_id, rounds=rounds, gas_used=gas, names=names, final_model_cid=final_cid,
+        seconds=round(time.monotonic() - started, 2),
+        workload=workload,
+        metric_name=rounds[-1].metric_name,
+        final_metric=rounds[-1].metric,
+        baseline_metric=baseline,
+        slashed=slashed,
+        rewards=rewards,
+        bounty_id=bounty_id,
+        rounds=rounds,
+        gas_used=gas,
+        names=names,
+        final_model_cid=final_cid,
         replayed_segments=sum(v.replayed_segments for v in verifiers),
-    )  # fmt: skip
+    )
 
 
-def _volunteers_take_open_tasks(daemons: dict[str, NodeDaemon], coordinator: Coordinator, bounty_id: int,
-                                rng: random.Random, say: Callable[[str], None], names: dict[str, str]) -> None:  # fmt: skip
+def _volunteers_take_open_tasks(
+    daemons: dict[str, NodeDaemon],
+    coordinator: Coordinator,
+    bounty_id: int,
+    rng: random.Random,
+    say: Callable[[str], None],
+    names: dict[str, str],
+) -> None:
     """Volunteers in random turns take one task each until none is open."""
     while any(coordinator.market.task(t).status == TaskStatus.OPEN for t in coordinator.current_tasks(bounty_id)):
         order = list(daemons.items())
@@ -175,8 +239,14 @@ def _volunteers_take_open_tasks(daemons: dict[str, NodeDaemon], coordinator: Coo
             raise RuntimeError("open tasks remain but no volunteer can take them")
 
 
-def _verify_and_settle(w3: Web3, coordinator: Coordinator, verifiers: list[VerifierWorker], bounty_id: int,
-                       say: Callable[[str], None], names: dict[str, str]) -> None:  # fmt: skip
+def _verify_and_settle(
+    w3: Web3,
+    coordinator: Coordinator,
+    verifiers: list[VerifierWorker],
+    bounty_id: int,
+    say: Callable[[str], None],
+    names: dict[str, str],
+) -> None:
     from ledger.chain import mine
 
     mine(w3, 2)  # the block after each commit exists: challenges can be drawn
@@ -203,7 +273,12 @@ def _payments(market: Market, bounty_id: int, names: dict[str, str]) -> tuple[di
     for log in events.RewardCredited().get_logs(from_block=0):
         if log["args"]["taskId"] >> 64 == bounty_id:
             rewards[log["args"]["account"]] = rewards.get(log["args"]["account"], 0) + int(log["args"]["amount"])
-    slashed = sorted({log["args"]["volunteer"] for log in events.TaskSlashed().get_logs(from_block=0, argument_filters={"bountyId": bounty_id})})
+    slashed = sorted(
+        {
+            log["args"]["volunteer"]
+            for log in events.TaskSlashed().get_logs(from_block=0, argument_filters={"bountyId": bounty_id})
+        }
+    )
     return rewards, slashed
 
 

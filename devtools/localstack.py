@@ -2,7 +2,7 @@
 Celery worker and beat, and the FastAPI coordinator. Each runs in its own session, logs to <home>/logs and
 is recorded in <home>/stack.json, so `down` stops exactly what `up` started, by process group.
 
-  python -m coordinator.localstack up|down|status [--home .shardwork/stack]
+  python -m devtools.localstack up|down|status [--home .shardwork/stack]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ledger.localnode import ANVIL, ROOT, free_port, wait_for_port
+from devtools.anvil import ANVIL, ROOT, free_port, wait_for_port
 
 JSIPFS = ROOT / "node_modules" / ".bin" / "jsipfs"
 PYTHON = sys.executable
@@ -47,18 +47,24 @@ class StackInfo:
 
 
 def _spawn(name: str, args: list[str], home: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    log = open(home / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child from here on
-    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, **(env or {})}, cwd=ROOT)  # fmt: skip
+    log = open(home / "logs" / f"{name}.log", "ab")
+    return subprocess.Popen(
+        args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **(env or {})}, cwd=ROOT
+    )
 
 
 def _configure_ipfs(repo: Path, api_port: int) -> None:
     config_path = repo / "config"
     config = json.loads(config_path.read_text())
-    config["Addresses"].update({
-        "Swarm": [f"/ip4/127.0.0.1/tcp/{free_port()}"], "API": f"/ip4/127.0.0.1/tcp/{api_port}",
-        "Gateway": f"/ip4/127.0.0.1/tcp/{free_port()}", "RPC": f"/ip4/127.0.0.1/tcp/{free_port()}", "Delegates": [],
-    })  # fmt: skip
+    config["Addresses"].update(
+        {
+            "Swarm": [f"/ip4/127.0.0.1/tcp/{free_port()}"],
+            "API": f"/ip4/127.0.0.1/tcp/{api_port}",
+            "Gateway": f"/ip4/127.0.0.1/tcp/{free_port()}",
+            "RPC": f"/ip4/127.0.0.1/tcp/{free_port()}",
+            "Delegates": [],
+        }
+    )
     config["Bootstrap"] = []
     config["Discovery"] = {"MDNS": {"Enabled": False, "Interval": 10}, "webRTCStar": {"Enabled": False}}
     config_path.write_text(json.dumps(config, indent=2))
@@ -68,7 +74,9 @@ def start_ipfs(home: Path, port: int | None = None) -> tuple[subprocess.Popen[by
     repo = home / "ipfs"
     env = {"IPFS_PATH": str(repo)}
     if not (repo / "config").exists():
-        subprocess.run([str(JSIPFS), "init", "--empty-repo"], env={**os.environ, **env}, check=True, capture_output=True)
+        subprocess.run(
+            [str(JSIPFS), "init", "--empty-repo"], env={**os.environ, **env}, check=True, capture_output=True
+        )
     port = port or free_port()
     _configure_ipfs(repo, port)
     proc = _spawn("ipfs", [str(JSIPFS), "daemon", "--enable-preload=false"], home, env)
@@ -78,8 +86,23 @@ def start_ipfs(home: Path, port: int | None = None) -> tuple[subprocess.Popen[by
 
 def start_redis(home: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
     port = port or free_port()
-    proc = _spawn("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                            "--appendonly", "yes", "--dir", str(home)], home)  # fmt: skip
+    proc = _spawn(
+        "redis",
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--dir",
+            str(home),
+        ],
+        home,
+    )
     wait_for_port(port, proc)
     return proc, f"redis://127.0.0.1:{port}/0"
 
@@ -88,19 +111,50 @@ def start_anvil(home: Path, port: int | None = None) -> tuple[subprocess.Popen[b
     """Loads <home>/anvil-state.json when it exists and dumps the chain there on SIGTERM: a restarted node
     keeps every block, hash and log (a SIGKILLed one loses what it mined since its last dump)."""
     port = port or free_port()
-    proc = _spawn("anvil", [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--hardfork", "cancun",
-                            "--chain-id", "31337", "--state", str(home / "anvil-state.json"),
-                            # A block every second, as a live chain has: spot-checks are drawn from the block
-                            # after a commit, which an idle automining node would never produce.
-                            "--block-time", "1"], home)  # fmt: skip
+    proc = _spawn(
+        "anvil",
+        [
+            str(ANVIL),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--hardfork",
+            "cancun",
+            "--chain-id",
+            "31337",
+            "--state",
+            str(home / "anvil-state.json"),
+            # A block every second, as a live chain has: spot-checks are drawn from the block
+            # after a commit, which an idle automining node would never produce.
+            "--block-time",
+            "1",
+        ],
+        home,
+    )
     wait_for_port(port, proc)
     return proc, f"http://127.0.0.1:{port}"
 
 
 def start_worker(info: StackInfo, home: Path, name: str) -> subprocess.Popen[bytes]:
-    return _spawn(name, [PYTHON, "-m", "celery", "-A", "coordinator.worker", "worker", "--loglevel=INFO",
-                         "--concurrency=1", f"--hostname={name}@%h", "--without-gossip", "--without-mingle"],
-                  home, info.env())  # fmt: skip
+    return _spawn(
+        name,
+        [
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "coordinator.worker",
+            "worker",
+            "--loglevel=INFO",
+            "--concurrency=1",
+            f"--hostname={name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        home,
+        info.env(),
+    )
 
 
 def start_workers(info: StackInfo, home: Path, workers: int = 1) -> dict[str, int]:
@@ -108,16 +162,46 @@ def start_workers(info: StackInfo, home: Path, workers: int = 1) -> dict[str, in
     pids = {}
     for i in range(workers):
         pids[f"worker{i}"] = start_worker(info, home, f"worker{i}").pid
-    beat = _spawn("beat", [PYTHON, "-m", "celery", "-A", "coordinator.worker", "beat", "--loglevel=INFO",
-                           "--schedule", str(home / "beat-schedule")], home, env)  # fmt: skip
+    beat = _spawn(
+        "beat",
+        [
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "coordinator.worker",
+            "beat",
+            "--loglevel=INFO",
+            "--schedule",
+            str(home / "beat-schedule"),
+        ],
+        home,
+        env,
+    )
     pids["beat"] = beat.pid
     return pids
 
 
 def start_api(info: StackInfo, home: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
     port = port or free_port()
-    proc = _spawn("api", [PYTHON, "-m", "uvicorn", "--factory", "coordinator.api:app_from_settings", "--host",
-                          "127.0.0.1", "--port", str(port), "--log-level", "warning"], home, info.env())  # fmt: skip
+    proc = _spawn(
+        "api",
+        [
+            PYTHON,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "coordinator.api:app_from_settings",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        home,
+        info.env(),
+    )
     wait_for_port(port, proc, timeout=60)
     return proc, f"http://127.0.0.1:{port}"
 

@@ -1,6 +1,6 @@
 """The content store over a real IPFS daemon's Kubo HTTP RPC API (Kubo, or js-ipfs speaking the same API).
 
-Every read is re-hashed against its CID (protocol.store.verified); every write checks that the daemon named
+Every read is re-hashed against its CID (content.store.verified); every write checks that the daemon named
 the bytes exactly as protocol.cid does, so the embedded store and IPFS stay interchangeable.
 """
 
@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import httpx
 
+from content.store import DEFAULT_MAX_BYTES, ContentStore, verified
 from protocol.cid import check_cid, cid_of
-from protocol.store import DEFAULT_MAX_BYTES, ContentError, ContentMissing, verified
+from protocol.errors import ContentError, ContentInvalid, ContentMissing, StoreUnavailable
 
 # How long the daemon may look for content before answering "not found" (it has no other peers here).
 CAT_TIMEOUT = "15s"
-
-
-class ContentUnavailable(ContentMissing):
-    """The daemon could not be reached or timed out: worth retrying, unlike content that is wrong."""
 
 
 class IpfsStore:
@@ -28,15 +25,16 @@ class IpfsStore:
         try:
             response = self.client.post(path, **kwargs)  # type: ignore[arg-type]
         except httpx.TransportError as exc:
-            raise ContentUnavailable(f"IPFS daemon at {self.api_url} unreachable: {exc.__class__.__name__}") from None
+            raise StoreUnavailable(f"IPFS daemon at {self.api_url} unreachable: {exc.__class__.__name__}") from None
         if response.status_code >= 500 and b"not found" not in response.content.lower():
-            raise ContentUnavailable(f"IPFS daemon error {response.status_code}: {response.text[:200]}")
+            raise StoreUnavailable(f"IPFS daemon error {response.status_code}: {response.text[:200]}")
         return response
 
     def put(self, data: bytes) -> str:
         expected = cid_of(data)
-        response = self._post("/add", params={"cid-version": 0, "pin": "true", "quieter": "true"},
-                              files={"file": ("blob", data)})  # fmt: skip
+        response = self._post(
+            "/add", params={"cid-version": 0, "pin": "true", "quieter": "true"}, files={"file": ("blob", data)}
+        )
         if response.status_code != 200:
             raise ContentError(f"IPFS add failed ({response.status_code}): {response.text[:200]}")
         cid = response.json()["Hash"]
@@ -55,18 +53,20 @@ class IpfsStore:
                     raise ContentMissing(f"{cid} is not available from IPFS ({response.status_code}): {body!r}")
                 encoding = response.headers.get("content-encoding", "identity")
                 if encoding.lower() != "identity":
-                    raise ContentError(f"IPFS sent {cid} with Content-Encoding {encoding[:20]!r}; only raw bytes are accepted")
+                    raise ContentInvalid(
+                        f"IPFS sent {cid} with Content-Encoding {encoding[:20]!r}; only raw bytes are accepted"
+                    )
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > max_bytes:
-                    raise ContentError(f"{cid} is {declared} bytes, over the {max_bytes}-byte limit")
+                    raise ContentInvalid(f"{cid} is {declared} bytes, over the {max_bytes}-byte limit")
                 chunks, size = [], 0
                 for chunk in response.iter_raw():
                     size += len(chunk)
                     if size > max_bytes:
-                        raise ContentError(f"{cid} is over the {max_bytes}-byte limit")
+                        raise ContentInvalid(f"{cid} is over the {max_bytes}-byte limit")
                     chunks.append(chunk)
         except httpx.TransportError as exc:
-            raise ContentUnavailable(f"IPFS daemon at {self.api_url} unreachable: {exc.__class__.__name__}") from None
+            raise StoreUnavailable(f"IPFS daemon at {self.api_url} unreachable: {exc.__class__.__name__}") from None
         return verified(cid, b"".join(chunks))
 
     def has(self, cid: str) -> bool:
@@ -91,11 +91,11 @@ def _prefix(response: httpx.Response, limit: int) -> bytes:
     return out[:limit]
 
 
-def open_store(location: str) -> object:
+def open_store(location: str) -> ContentStore:
     """`ipfs:http://127.0.0.1:5001` for a daemon, anything else is a directory for the embedded store."""
     from pathlib import Path
 
-    from protocol.store import LocalStore
+    from content.store import LocalStore
 
     if location.startswith("ipfs:"):
         return IpfsStore(location[len("ipfs:") :])

@@ -1,4 +1,7 @@
-"""The content store interface and the embedded on-disk store (same CIDs as Kubo, see protocol.cid)."""
+"""The content store interface and the embedded on-disk store (same CIDs as Kubo, see protocol.cid).
+
+Errors (protocol.errors): ContentMissing (not here), ContentInvalid (here but wrong), StoreUnavailable
+(the store itself unreachable: transient, never a finding about the content)."""
 
 from __future__ import annotations
 
@@ -8,18 +11,11 @@ from pathlib import Path
 from typing import Protocol
 
 from protocol.cid import check_cid, cid_of
+from protocol.errors import ContentError, ContentInvalid, ContentMissing
 
 # Nothing the protocol stores (specs, shards, checkpoints, traces) comes near this; a larger object is
 # refused before it is read into memory rather than trusted to be what its CID says.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
-
-
-class ContentError(Exception):
-    """Content that is missing, too large, or does not match its CID."""
-
-
-class ContentMissing(ContentError):
-    """Content the store does not have (yet): a volunteer may still be uploading it."""
 
 
 class ContentStore(Protocol):
@@ -36,7 +32,7 @@ def verified(cid: str, data: bytes) -> bytes:
     """The bytes, if they hash to `cid`; every read from any store goes through this."""
     actual = cid_of(data)
     if actual != cid:
-        raise ContentError(f"content for {cid} hashes to {actual}: refusing it")
+        raise ContentInvalid(f"content for {cid} hashes to {actual}: refusing it")
     return data
 
 
@@ -71,11 +67,11 @@ class LocalStore:
         except FileNotFoundError:
             raise ContentMissing(f"{cid} is not in the store at {self.root}") from None
         if size > max_bytes:
-            raise ContentError(f"{cid} is {size} bytes, over the {max_bytes}-byte limit")
+            raise ContentInvalid(f"{cid} is {size} bytes, over the {max_bytes}-byte limit")
         with path.open("rb") as f:
             data = f.read(max_bytes + 1)  # bounded too: the file may have grown since stat
         if len(data) > max_bytes:
-            raise ContentError(f"{cid} is over the {max_bytes}-byte limit")
+            raise ContentInvalid(f"{cid} is over the {max_bytes}-byte limit")
         return verified(cid, data)
 
     def has(self, cid: str) -> bool:

@@ -1,0 +1,133 @@
+"""What it takes to judge a committed task, rebuilt from the chain and the content store alone.
+
+One place for it: the volunteer's daemon (training and resuming), the verifier workers, the coordinator and
+the auditor all load a round the same way, with the same checks, and cache what never changes once
+published (round manifests, specs, shards: immutable by CID; commits: immutable per attempt).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from content.store import ContentStore
+from ledger.market import Market, OpenedRound, TaskStatus, split_task_id
+from protocol.errors import ContentError, ContentInvalid
+from protocol.manifests import RoundManifest
+from protocol.seeds import task_seed
+from protocol.spec import TrainingSpec
+from protocol.tensors import Tensors, from_bytes
+from protocol.training import MODEL_PREFIX
+from protocol.verify import Layout, checkpoint_layout
+from protocol.workloads import Workload, resolve
+
+# A round manifest and a spec are a few kilobytes; anything past this is refused before it is read.
+MAX_MANIFEST_READ = 1 << 20
+
+
+@dataclass(frozen=True)
+class RoundContext:
+    opened: OpenedRound
+    manifest: RoundManifest
+    spec: TrainingSpec
+    workload: Workload
+
+    def weights_layout(self) -> Layout:
+        """Names, dtypes and shapes of the model's weights (cached per spec: no model is built per call)."""
+        layout = checkpoint_layout(self.spec, self.workload, with_optimizer=False)
+        return {name[len(MODEL_PREFIX) :]: shape for name, shape in layout.items()}
+
+    def seed(self, shard: int) -> bytes:
+        return task_seed(self.opened.bounty_id, self.opened.round, shard, self.opened.block_hash)
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A task's current commit as the chain recorded it (the TaskCommitted event of its attempt)."""
+
+    task_id: int
+    attempt: int
+    volunteer: str
+    block: int
+    trace_root: bytes
+    update_hash: bytes
+    trace_cid: str
+    update_cid: str
+
+
+def load_round(market: Market, store: ContentStore, opened: OpenedRound) -> RoundContext:
+    """The round's manifest and spec, bound to what the bounty posted; ContentError when they are unusable."""
+    manifest = RoundManifest.parse(store.get(opened.model_cid, max_bytes=MAX_MANIFEST_READ))
+    if manifest.spec_cid != market.spec_cid(opened.bounty_id):
+        raise ContentInvalid(f"round manifest names spec {manifest.spec_cid}, the bounty posted another")
+    spec = TrainingSpec.from_bytes(store.get(manifest.spec_cid, max_bytes=MAX_MANIFEST_READ))
+    return RoundContext(opened, manifest, spec, resolve(spec.model))
+
+
+class ChainView:
+    """Round contexts and commits, each read once: one ChainView per worker or daemon."""
+
+    def __init__(self, market: Market, store: ContentStore) -> None:
+        self.market, self.store = market, store
+        self._rounds: dict[tuple[int, int], RoundContext] = {}
+        self._commits: dict[tuple[int, int], Commit] = {}
+
+    def load(self, opened: OpenedRound) -> RoundContext:
+        key = (opened.bounty_id, opened.round)
+        if key not in self._rounds:
+            self._rounds[key] = load_round(self.market, self.store, opened)
+        return self._rounds[key]
+
+    def round(self, bounty_id: int, round_: int) -> RoundContext:
+        key = (bounty_id, round_)
+        if key not in self._rounds:
+            opened = next((r for r in self.market.opened_rounds(bounty_id=bounty_id) if r.round == round_), None)
+            if opened is None:
+                raise ContentError(f"round {round_} of bounty {bounty_id} was never opened")
+            self._rounds[key] = load_round(self.market, self.store, opened)
+        return self._rounds[key]
+
+    def round_of_task(self, task_id: int) -> RoundContext:
+        bounty_id, round_, _ = split_task_id(task_id)
+        return self.round(bounty_id, round_)
+
+    def commit(self, task_id: int) -> Commit:
+        """The current attempt's commit: one read of the task and one of its commit block per attempt."""
+        task = self.market.task(task_id)
+        if task.status not in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED, TaskStatus.ACCEPTED):
+            raise ContentError(f"task {task_id} has no commit on-chain")
+        key = (task_id, task.attempt)
+        if key not in self._commits:
+            event = self.market.commit_event(task_id, task)
+            if event is None:
+                raise ContentError(f"task {task_id} has no commit on-chain")
+            self._commits[key] = commit_of(task_id, task.attempt, task.commit_block, event)
+        return self._commits[key]
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - one ChainView per worker, content is immutable by CID
+    def tensors(self, cid: str) -> Tensors:
+        return from_bytes(self.store.get(cid))
+
+    def round_weights(self, ctx: RoundContext) -> Tensors:
+        return from_bytes(self.store.get(ctx.manifest.model_cid), ctx.weights_layout())
+
+    def shard(self, task_id: int) -> Tensors:
+        ctx = self.round_of_task(task_id)
+        return self.tensors(ctx.manifest.shard_cids[split_task_id(task_id)[2]])
+
+    def seed(self, task_id: int) -> bytes:
+        return self.round_of_task(task_id).seed(split_task_id(task_id)[2])
+
+
+def commit_of(task_id: int, attempt: int, block: int, args: dict[str, Any]) -> Commit:
+    return Commit(
+        task_id,
+        attempt,
+        str(args["volunteer"]),
+        block,
+        bytes(args["traceRoot"]),
+        bytes(args["updateHash"]),
+        str(args["traceCid"]),
+        str(args["updateCid"]),
+    )

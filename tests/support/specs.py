@@ -1,0 +1,70 @@
+"""The small bounty spec files the tests and benches post: one template, the terms as arguments."""
+
+from __future__ import annotations
+
+from protocol.spec import TrainingSpec
+
+TEMPLATE = """\
+name = "{name}"
+rounds = {rounds}
+steps_per_task = {steps}
+checkpoint_interval = 5
+{batch}[model]
+family = "mnist-mlp"
+params = {{ hidden = {hidden} }}
+[data]
+shards = {shards}
+[bounty]
+reward = "10"
+stake = "{stake}"
+coordinator = "{coordinator}"
+"""
+
+# A bounty the real stack settles quickly: every task checked, short windows.
+FAST_TERMS = """\
+segments_per_check = 2
+check_probability = 1.0
+min_check_probability = 0.5
+challenge_window_s = 5
+verify_window_s = {verify_window_s}
+"""
+
+
+def bounty_toml(
+    coordinator: str,
+    *,
+    name: str = "e2e",
+    rounds: int = 2,
+    shards: int = 3,
+    steps: int = 20,
+    hidden: int = 32,
+    stake: str = "100",
+    fast: bool = True,
+    verify_window_s: int = 30,
+    batch_size: int | None = 32,
+) -> str:
+    """A `shardwork bounty post` file for the MNIST MLP; `fast` adds the real stack's quick terms."""
+    text = TEMPLATE.format(
+        name=name,
+        rounds=rounds,
+        steps=steps,
+        batch="" if batch_size is None else f"batch_size = {batch_size}\n",
+        hidden=hidden,
+        shards=shards,
+        stake=stake,
+        coordinator=coordinator,
+    )
+    return text + (FAST_TERMS.format(verify_window_s=verify_window_s) if fast else "")
+
+
+def small_spec(**overrides: object) -> TrainingSpec:
+    return TrainingSpec.model_validate(
+        {
+            "model": {"family": "mnist-mlp", "params": {"hidden": 32}},
+            "steps_per_task": 20,
+            "checkpoint_interval": 5,
+            "batch_size": 32,
+            "data": {"shards": 2},
+            **overrides,
+        }
+    )
