@@ -29,6 +29,7 @@ from eth_utils import keccak
 from content.store import LocalStore
 from coordinator.rounds import Coordinator
 from devtools.anvil import Anvil, free_port, wait_for_port
+from ledger.amounts import UNIT
 from ledger.chain import connect, dev_accounts
 from ledger.deploy import deploy
 from ledger.market import Market
@@ -48,8 +49,8 @@ def setup(root: Path, url: str) -> dict[str, str]:
     quiet.addHandler(logging.NullHandler())
     quiet.propagate = False
     coordinator = Coordinator(coord, store, quiet)
-    poster.faucet(poster.address, 10_000 * 10**18)
-    poster.ensure_allowance(10_000 * 10**18)
+    poster.faucet(poster.address, 10_000 * UNIT)
+    poster.ensure_allowance(10_000 * UNIT)
     for shards in (4, 8, 16):
         spec = TrainingSpec.model_validate({"model": {"family": "mnist-mlp"}, "data": {"shards": shards}, "rounds": 2})
         terms = BountyTerms(coordinator=coord.address)
@@ -114,7 +115,7 @@ async def volunteers(api: str, rpc: str, market: str, count: int, seconds: float
         await asyncio.gather(*(one(i) for i in range(count)))
         elapsed = time.monotonic() - began
 
-    def pct(values: list[float], q: float) -> float:
+    def pct(values: list[float], q: int) -> float:
         return round(statistics.quantiles(values, n=100)[q - 1] * 1e3, 2) if len(values) > 1 else float("nan")
 
     return {
@@ -177,4 +178,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

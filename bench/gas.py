@@ -1,8 +1,10 @@
 """Gas of each market operation on a real EVM (anvil), and of one full task lifecycle.
 
 task_lifecycle = claim + commit + settle (accept after the challenge window) + claimRewards / 10
-(a volunteer pulls its rewards once per ten tasks). Prints JSON; `--write` refreshes the committed
-snapshot bench/gas-snapshot.json so regressions show in review.
+(a volunteer pulls its rewards once per ten tasks). Prints JSON; `--update` (or `--write`) refreshes the
+committed snapshot bench/gas-snapshot.json. `--check` compares every measured number with the snapshot and
+exits 1 when one moved by more than 1%, or an operation was added or removed: a gas change fails until the
+snapshot is updated in the same commit.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from web3 import HTTPProvider, Web3
 
@@ -19,6 +22,7 @@ from tests.support.chain import RARE_CHECKS, TOKEN, Chain
 
 SNAPSHOT = Path(__file__).with_name("gas-snapshot.json")
 REWARD_CLAIM_AMORTIZED_OVER = 10
+TOLERANCE = 0.01  # a relative change above this fails --check
 
 
 def measure(chain: Chain) -> tuple[dict[str, int], dict[str, int]]:
@@ -71,11 +75,54 @@ def measure(chain: Chain) -> tuple[dict[str, int], dict[str, int]]:
     }
 
 
+def measured(result: dict[str, Any]) -> dict[str, int]:
+    """Every gas number of a result (or snapshot) by name: each operation's steady-state mean, the first of each
+    repeated operation, and the task lifecycle (`commit` and `targets` repeat or bound these, they measure nothing)."""
+    flat = {name: int(gas) for name, gas in result.get("operations", {}).items()}
+    flat.update({f"{name} (first of ten)": int(gas) for name, gas in result.get("first_of_ten", {}).items()})
+    if "task_lifecycle" in result:
+        flat["task_lifecycle"] = int(result["task_lifecycle"])
+    return flat
+
+
+def compare(old: dict[str, int], new: dict[str, int], tolerance: float = TOLERANCE) -> dict[str, Any]:
+    """What --check reports: numbers that moved by more than `tolerance`, and names added or removed."""
+    changed = []
+    for name in sorted(old.keys() & new.keys()):
+        before, after = old[name], new[name]
+        change = (after - before) / before if before else (0.0 if after == before else float("inf"))
+        if abs(change) > tolerance:
+            changed.append({"name": name, "old": before, "new": after, "change_pct": round(100 * change, 2)})
+    added = [{"name": name, "new": new[name]} for name in sorted(new.keys() - old.keys())]
+    removed = [{"name": name, "old": old[name]} for name in sorted(old.keys() - new.keys())]
+    return {"ok": not (changed or added or removed), "changed": changed, "added": added, "removed": removed}
+
+
+def report(check: dict[str, Any], snapshot: Path, tolerance: float = TOLERANCE) -> list[str]:
+    lines = [f"{c['name']:<32} {c['old']:>9,} -> {c['new']:>9,}  ({c['change_pct']:+.2f}%)" for c in check["changed"]]
+    lines += [f"{a['name']:<32} {'(added)':>9} -> {a['new']:>9,}" for a in check["added"]]
+    lines += [f"{r['name']:<32} {r['old']:>9,} -> {'(removed)':>9}" for r in check["removed"]]
+    if check["ok"]:
+        return [f"gas matches {snapshot} (every number within {tolerance:.0%})"]
+    return [
+        f"gas differs from {snapshot} by more than {tolerance:.0%}:",
+        *lines,
+        "if the change is intended, refresh the snapshot in the same commit: ./scripts/bench gas --update",
+    ]
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench gas", description=__doc__)
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
-    parser.add_argument("--write", action="store_true", help=f"refresh {SNAPSHOT.name}")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--update", "--write", dest="update", action="store_true", help="rewrite the snapshot")
+    mode.add_argument(
+        "--check", action="store_true", help="compare with the snapshot; exit 1 on a change over 1%% or a new/gone name"
+    )
+    parser.add_argument("--snapshot", type=Path, default=SNAPSHOT, help=f"snapshot file (default {SNAPSHOT})")
     args = parser.parse_args(argv)
+    if args.check and not args.snapshot.is_file():
+        parser.error(f"no snapshot at {args.snapshot}: write one with --update")
     node = Anvil()
     try:
         chain = Chain.deploy_fresh(Web3(HTTPProvider(node.url, request_kwargs={"timeout": 30})))
@@ -83,23 +130,26 @@ def main(argv: list[str]) -> int:
     finally:
         node.stop()
     lifecycle = ops["claim"] + ops["commit"] + ops["settle"] + ops["claimRewards"] // REWARD_CLAIM_AMORTIZED_OVER
-    result = {
+    result: dict[str, Any] = {
         "operations": dict(sorted(ops.items())),
         "first_of_ten": dict(sorted(first.items())),
         "commit": ops["commit"],
         "task_lifecycle": lifecycle,
         "targets": {"commit": 60_000, "task_lifecycle": 150_000},
     }
-    if args.write:
-        SNAPSHOT.write_text(json.dumps(result, indent=2) + "\n")
+    if args.update:
+        args.snapshot.write_text(json.dumps(result, indent=2) + "\n")
+    check = compare(measured(json.loads(args.snapshot.read_text())), measured(result)) if args.check else None
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps({**result, "check": check} if check is not None else result))
     else:
         for name, used in result["operations"].items():
             print(f"{name:<22} {used:>9,}")
         print(f"{'commit':<22} {result['commit']:>9,}   (target <= 60,000)")
         print(f"{'task_lifecycle':<22} {lifecycle:>9,}   (target <= 150,000)")
-    return 0
+        if check is not None:
+            print("\n".join(report(check, args.snapshot)))
+    return 0 if check is None or check["ok"] else 1
 
 
 if __name__ == "__main__":

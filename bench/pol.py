@@ -11,9 +11,9 @@ replay        over ≥ 100 honest segments in exact mode: the fraction replayed 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -124,6 +124,10 @@ def hashing(repeats: int) -> dict[str, object]:
     }
 
 
+def _record_step_end(ends: dict[int, float], step: int, _loss: float) -> None:
+    ends[step] = time.perf_counter()
+
+
 def replay(tasks: int) -> dict[str, object]:
     spec = _spec("mnist-cnn", 100, 5)
     segments = exact = 0
@@ -139,7 +143,7 @@ def replay(tasks: int) -> dict[str, object]:
                 task,
                 store,
                 Path(tmp) / f"work{index}",
-                on_step=lambda step, _loss, ends=step_ends: ends.__setitem__(step, time.perf_counter()),
+                on_step=functools.partial(_record_step_end, step_ends),
             )
             refs = result.manifest.checkpoints
             for segment in range(spec.segments):
@@ -184,4 +188,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

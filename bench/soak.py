@@ -26,21 +26,32 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TypedDict
 
 import redis
+from web3.types import RPCEndpoint
 
-from cli.bounty import load_bounty_file
 from content.ipfs import IpfsStore
 from devtools.localstack import StackInfo, down, up
+from ledger.amounts import UNIT
 from ledger.chain import connect, dev_accounts
 from ledger.deploy import Deployment
 from ledger.market import Market, TaskStatus, task_id_of
+from ledger.terms import load_bounty_file
 from ledger.tx import Transactor
 from tests.support.specs import bounty_toml
 
-UNIT = 10**18
 FIRST_VOLUNTEER = 5  # development keys 0-4 are the deployer, poster, coordinator and two verifiers
 COMPONENTS = ("anvil", "redis", "ipfs", "worker0", "beat", "api")
+
+
+class Sample(TypedDict):
+    t_s: float
+    tasks_paid: int
+    backlog_tasks: int
+    celery_queue: int
+    pss_mb: dict[str, float]
+    nodes_alive: int
 
 
 def group_pss_mb(pgid: int) -> float:
@@ -75,10 +86,7 @@ def post_bounties(info: StackInfo, work: Path, count: int) -> tuple[Market, list
         poster.faucet(poster.address, 10_000 * UNIT)  # the faucet's per-call limit
     poster.ensure_allowance(needed)
     ids = [
-        poster.post_bounty(
-            terms.params(store.put(spec.canonical_bytes()), spec.data.shards, spec.rounds, spec.segments, poster.now())
-        )
-        for _ in range(count)
+        poster.post_bounty(terms.posting(spec, store.put(spec.canonical_bytes()), poster.now())) for _ in range(count)
     ]
     return poster, ids, spec.data.shards
 
@@ -90,7 +98,7 @@ def start_volunteers(info: StackInfo, work: Path, count: int) -> list[subprocess
     nodes = []
     for index in range(FIRST_VOLUNTEER, FIRST_VOLUNTEER + count):
         # Keys past anvil's ten funded accounts come from the same mnemonic; give them gas money.
-        w3.provider.make_request("anvil_setBalance", [keys[index].address, hex(100 * UNIT)])  # type: ignore[arg-type]
+        w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [keys[index].address, hex(100 * UNIT)])
         volunteer = Market(w3, deployment, Transactor(w3, keys[index]))
         volunteer.faucet(volunteer.address, 1_000 * UNIT)
         volunteer.stake(1_000 * UNIT)
@@ -144,7 +152,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="shardwork-soak-"))
     info = up(work / "stack")
     nodes: list[subprocess.Popen[bytes]] = []
-    samples: list[dict[str, object]] = []
+    samples: list[Sample] = []
     try:
         poster, bounty_ids, shards = post_bounties(info, work, args.bounties)
         nodes = start_volunteers(info, work, args.volunteers)
@@ -152,11 +160,11 @@ def main() -> None:
         started = time.monotonic()
         while (elapsed := time.monotonic() - started) < args.minutes * 60:
             paid = len(poster.market.events.TaskAccepted().get_logs(from_block=0))
-            sample = {
+            sample: Sample = {
                 "t_s": round(elapsed, 1),
                 "tasks_paid": paid,
                 "backlog_tasks": backlog(poster, bounty_ids, shards),
-                "celery_queue": int(queue.llen("celery")),  # type: ignore[arg-type]
+                "celery_queue": int(queue.llen("celery")),
                 "pss_mb": {name: round(group_pss_mb(info.pids[name]), 1) for name in COMPONENTS},
                 "nodes_alive": sum(n.poll() is None for n in nodes),
             }
@@ -179,7 +187,7 @@ def main() -> None:
         raise SystemExit("no sample was taken: --minutes is shorter than the set-up")
     memory = {}
     for name in COMPONENTS:
-        series = [float(s["pss_mb"][name]) for s in samples]  # type: ignore[index]
+        series = [float(s["pss_mb"][name]) for s in samples]
         ok, middle, last = bounded(series)
         memory[name] = {
             "first_mb": series[0],
@@ -188,16 +196,16 @@ def main() -> None:
             "last_third_mean_mb": last,
             "bounded": ok,
         }
-    minutes = samples[-1]["t_s"] / 60 if samples else 0  # type: ignore[operator]
+    minutes = samples[-1]["t_s"] / 60 if samples else 0
     result = {
         "minutes": round(minutes, 2),
         "volunteers": args.volunteers,
         "bounties": args.bounties,
         "tasks_completed": samples[-1]["tasks_paid"] if samples else 0,
-        "tasks_per_minute": round(samples[-1]["tasks_paid"] / minutes, 1) if minutes else 0,  # type: ignore[operator]
-        "backlog_tasks_max": max(int(s["backlog_tasks"]) for s in samples),  # type: ignore[call-overload]
+        "tasks_per_minute": round(samples[-1]["tasks_paid"] / minutes, 1) if minutes else 0,
+        "backlog_tasks_max": max(int(s["backlog_tasks"]) for s in samples),
         "backlog_tasks_final": samples[-1]["backlog_tasks"],
-        "celery_queue_max": max(int(s["celery_queue"]) for s in samples),  # type: ignore[call-overload]
+        "celery_queue_max": max(int(s["celery_queue"]) for s in samples),
         "nodes_alive_at_end": samples[-1]["nodes_alive"],
         "memory": memory,
         "memory_bounded": all(m["bounded"] for m in memory.values()),
@@ -208,4 +216,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

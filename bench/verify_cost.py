@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -133,14 +132,14 @@ def main() -> None:
         caught = 0
         for _ in range(args.trials):
             faked = set(rng.sample(range(total_segments), faked_count))
-            for task in range(args.tasks):
+            for task_index in range(args.tasks):
                 checked, segments = draw(rng.randbytes(32), args.check_bps, spec.segments, args.segments_per_check)
-                if checked and any(task * spec.segments + s in faked for s in segments):
+                if checked and any(task_index * spec.segments + s in faked for s in segments):
                     caught += 1
                     break
         detection[str(f)] = round(caught / args.trials, 4)
     per_verifier = verify_cpu / train_cpu
-    result = {
+    report = {
         "segments": total_segments,
         "replayed_segments": replayed,
         "sampled_fraction": round(replayed / total_segments, 4),
@@ -171,8 +170,8 @@ def main() -> None:
         "family": args.family,
         "steps_per_segment": args.steps_per_segment,
     }
-    print(json.dumps(result) if args.json else "\n".join(f"{k:>30}: {v}" for k, v in result.items()))
+    print(json.dumps(report) if args.json else "\n".join(f"{k:>30}: {v}" for k, v in report.items()))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -28,7 +29,7 @@ def _run(
     task_id: int | None,
     account: str | None,
     rpc_url: str | None,
-    deployment: object,
+    deployment: Path | None,
     replay: int,
     seed: int | None,
     as_json: bool,
@@ -44,7 +45,7 @@ def _run(
         from ledger.market import BountyStatus
         from protocol.errors import ShardworkError
 
-        session = open_session(rpc_url, deployment)  # type: ignore[arg-type]
+        session = open_session(rpc_url, deployment)
         if bounty_id is not None and session.market.bounty(bounty_id).status == BountyStatus.NONE:
             raise ShardworkError(f"bounty {bounty_id} does not exist: see `shardwork bounty list`")
         index = EventIndex(session.settings.index, session.market)
@@ -151,7 +152,7 @@ def audit_index(rpc_url: RpcOpt = None, deployment: DeploymentOpt = None, as_jso
     with fail_on_user_errors():
         from ledger.index import EventIndex
 
-        session = open_session(rpc_url, deployment)  # type: ignore[arg-type]
+        session = open_session(rpc_url, deployment)
         index = EventIndex(session.settings.index, session.market)
         added = index.sync()
         problems = index.revalidate()

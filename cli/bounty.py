@@ -19,39 +19,11 @@ from cli.common import (
     fee_of,
     open_session,
 )
+from cli.common import fail_on_user_errors as _errors
+from cli.money import network_fee
 
 bounty_app = typer.Typer(help="Post training bounties, follow them, and get unspent escrow back.", no_args_is_help=True)
 STATUS = ["Open", "Claimed", "Committed", "Challenged", "Accepted"]
-
-
-def _errors():  # type: ignore[no-untyped-def]
-    from cli.common import fail_on_user_errors
-
-    return fail_on_user_errors()
-
-
-def load_bounty_file(path: Path) -> tuple[Any, Any]:
-    """(TrainingSpec, BountyTerms) from a TOML/JSON spec file with a [bounty] table; one-line errors."""
-    from pydantic import ValidationError
-
-    from ledger.terms import BountyTerms
-    from protocol.footprint import check_footprint
-    from protocol.spec import SpecError, TrainingSpec, read_spec_file
-
-    raw = read_spec_file(path)
-    if not isinstance(raw, dict) or not isinstance(raw.get("bounty"), dict):
-        raise SpecError(f"spec {path} has no [bounty] table (reward, stake, coordinator, …)")
-    terms_raw = raw.pop("bounty")
-    try:
-        spec = TrainingSpec.model_validate(raw)
-        terms = BountyTerms.model_validate(terms_raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        section = "bounty." if "coordinator" in str(err["loc"]) or where in BountyTerms.model_fields else ""
-        raise SpecError(f"spec {path}: {section}{where}: {err['msg']}") from None
-    check_footprint(spec)  # resolves the model too: unknown families and bad params are SpecErrors
-    return spec, terms
 
 
 @bounty_app.command("post")
@@ -69,6 +41,7 @@ def bounty_post(
         from cli.common import parse_address
         from content.ipfs import open_store
         from ledger.amounts import format_amount
+        from ledger.terms import load_bounty_file
         from protocol.errors import ShardworkError
 
         spec, terms = load_bounty_file(spec_file)
@@ -77,7 +50,7 @@ def bounty_post(
         m, address = session.market, session.address
         tasks = spec.data.shards * spec.rounds
         escrow = terms.escrow(tasks)
-        sound = terms.base("stake") * terms.min_check_probability >= terms.base("reward")
+        sound = terms.sound
         p_full, p_one = terms.detection(spec.segments, spec.segments), terms.detection(spec.segments, 1)
         lines = [
             f"post bounty '{spec.name}': {spec.model.family}, {spec.data.shards} shards × {spec.rounds} rounds = {tasks} tasks",
@@ -95,7 +68,7 @@ def bounty_post(
             raise ShardworkError(f"balance {format_amount(balance)} is less than the escrow {format_amount(escrow)}")
         confirm([*lines, f"  balance {format_amount(balance)} -> {format_amount(balance - escrow)}"], yes, as_json)
         spec_cid = open_store(session.settings.store).put(spec.canonical_bytes())
-        params = terms.params(spec_cid, spec.data.shards, spec.rounds, spec.segments, m.now())
+        params = terms.posting(spec, spec_cid, m.now())
         signer = session.unlock(password_file)
         signer.ensure_allowance(escrow)
         bounty_id = signer.post_bounty(params)
@@ -241,7 +214,7 @@ def bounty_refund(
         confirm(
             [
                 f"refund unspent escrow of bounty {bounty_id} (holds {format_amount(b.escrow)})",
-                f"  network fee ≈ {fee / 1e18:.6f} ETH",
+                f"  {network_fee(fee)}",
             ],
             yes,
             as_json,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 
@@ -55,7 +55,7 @@ def user_errors(fn: F) -> F:
         with fail_on_user_errors():
             return fn(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)  # functools.wraps keeps fn's signature; the type system cannot see that
 
 
 def emit_json(obj: Any) -> None:
@@ -94,6 +94,15 @@ class Session:
     settings: Any
     wallet: Path | None = None
     address: str | None = None
+
+    @property
+    def signer(self) -> str:
+        """The --wallet's address (a command that signs always opened its session with a wallet)."""
+        if self.address is None:
+            from protocol.errors import ShardworkError
+
+            raise ShardworkError("this command needs --wallet NAME")
+        return self.address
 
     def unlock(self, password_file: Path | None) -> Any:
         from ledger.market import Market

@@ -132,7 +132,7 @@ def _run(
     )
     logger = json_logger(f"shardwork.node.{address[:10]}")
     progress, on_progress = _progress_bar(quiet)
-    daemon = NodeDaemon(market, open_store(settings.store), options, logger, on_progress=on_progress)  # type: ignore[arg-type]
+    daemon = NodeDaemon(market, open_store(settings.store), options, logger, on_progress=on_progress)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: daemon.stop())
     server = None

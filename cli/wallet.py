@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -17,22 +17,16 @@ from cli.common import (
     Session,
     WalletOpt,
     YesOpt,
-    confirm,
     emit_json,
-    fee_of,
     open_session,
     parse_address,
 )
+from cli.common import fail_on_user_errors as _errors
+from cli.money import Transfer, execute, position
 
 wallet_app = typer.Typer(help="Encrypted keystores (standard V3, scrypt, mode 0600).", no_args_is_help=True)
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 AmountArg = Annotated[str, typer.Argument(help="Tokens, e.g. 100 or 0.5 (up to 18 decimals).")]
-
-
-def _errors():  # type: ignore[no-untyped-def]
-    from cli.common import fail_on_user_errors
-
-    return fail_on_user_errors()
 
 
 def _check_name(name: str) -> None:
@@ -151,7 +145,11 @@ def wallet_show(name: str, as_json: JsonOpt = False) -> None:
             "kdf": kdf,
             "mode": oct(path.stat().st_mode & 0o777),
         }
-        emit_json(info) if as_json else [typer.echo(f"{k:<8} {v}") for k, v in info.items()]
+        if as_json:
+            emit_json(info)
+        else:
+            for k, v in info.items():
+                typer.echo(f"{k:<8} {v}")
 
 
 @wallet_app.command("export-address")
@@ -175,41 +173,7 @@ def _subject(who: str | None, wallet: str | None, rpc_url: str | None, deploymen
     if who is None and wallet is None:
         raise ShardworkError("give an ADDRESS or --wallet NAME")
     session = open_session(rpc_url, deployment, wallet)
-    return session, parse_address(who) if who else session.address  # type: ignore[return-value]
-
-
-def _position(session: Session, address: str) -> dict[str, int]:
-    m = session.market
-    stake = m.stake_of(address)
-    return {
-        "balance": m.balance(address),
-        "bonded": stake.bonded,
-        "locked": stake.locked,
-        "free_stake": stake.free,
-        "unbonding": stake.unbonding,
-        "claimable": m.claimable(address),
-    }
-
-
-def _report(
-    as_json: bool, action: str, before: dict[str, int], after: dict[str, int], keys: list[str], tx: Any
-) -> None:
-    from ledger.amounts import format_amount
-
-    if as_json:
-        emit_json(
-            {
-                "action": action,
-                "tx": "0x" + bytes(tx["transactionHash"]).hex(),
-                "gas_used": tx["gasUsed"],
-                "before": before,
-                "after": after,
-            }
-        )
-        return
-    typer.echo(f"{action}: done in block {tx['blockNumber']} (gas {tx['gasUsed']:,})")
-    for key in keys:
-        typer.echo(f"  {key:<11} {format_amount(before[key]):>16} -> {format_amount(after[key])}")
+    return session, parse_address(who) if who else session.signer
 
 
 def register_money_commands(app: typer.Typer) -> None:
@@ -226,7 +190,7 @@ def register_money_commands(app: typer.Typer) -> None:
             from ledger.amounts import format_amount
 
             session, address = _subject(who, wallet, rpc_url, deployment)
-            pos = _position(session, address)
+            pos = position(session, address)
             if as_json:
                 emit_json({"address": address, **pos})
             else:
@@ -255,18 +219,15 @@ def register_money_commands(app: typer.Typer) -> None:
             chain_id = session.market.deployment.chain_id
             if chain_id not in LOCAL_CHAIN_IDS:
                 raise ShardworkError(f"chain {chain_id} is not a local development chain: it has no faucet")
-            fee = fee_of(session, session.market.token.functions.faucet(session.address, value))
-            before = _position(session, session.address)  # type: ignore[arg-type]
-            confirm(
-                [
-                    f"faucet: mint {format_amount(value)} tokens to {session.address}",
-                    f"  network fee ≈ {fee / 1e18:.6f} ETH",
-                ],
-                yes,
-                as_json,
+            address = session.signer
+            transfer = Transfer(
+                "faucet",
+                [f"faucet: mint {format_amount(value)} tokens to {address}"],
+                session.market.token.functions.faucet(address, value),
+                lambda signer: signer.faucet(address, value),
+                ("balance",),
             )
-            tx = session.unlock(password_file).faucet(session.address, value)
-            _report(as_json, "faucet", before, _position(session, session.address), ["balance"], tx)  # type: ignore[arg-type]
+            execute(session, transfer, password_file=password_file, yes=yes, as_json=as_json)
 
     @app.command()
     def stake(
@@ -286,8 +247,8 @@ def register_money_commands(app: typer.Typer) -> None:
 
             value = parse_amount(amount)
             session = open_session(rpc_url, deployment, wallet)
-            m, address = session.market, session.address
-            before = _position(session, address)  # type: ignore[arg-type]
+            m, address = session.market, session.signer
+            before = position(session, address)
             if before["balance"] < value:
                 raise ShardworkError(
                     f"balance {format_amount(before['balance'])} is less than {format_amount(value)}: "
@@ -295,24 +256,26 @@ def register_money_commands(app: typer.Typer) -> None:
                 )
             allowance = int(call(m.token.functions.allowance(address, m.market.address)))
             steps = []
-            if allowance < value:
-                fee = fee_of(session, m.token.functions.approve(m.market.address, value))
-                steps.append(f"  approve the market to take {format_amount(value)} (fee ≈ {fee / 1e18:.6f} ETH)")
+            if allowance < value:  # stake() would revert on the allowance: estimate the approval instead
+                fee_call = m.token.functions.approve(m.market.address, value)
+                steps.append(f"  approve the market to take {format_amount(value)} first")
             else:
-                fee = fee_of(session, m.market.functions.stake(value))
-            confirm(
-                [
-                    f"stake {format_amount(value)} tokens from {address}",
-                    *steps,
-                    f"  balance {format_amount(before['balance'])} -> {format_amount(before['balance'] - value)}; "
-                    f"bonded {format_amount(before['bonded'])} -> {format_amount(before['bonded'] + value)}",
-                    f"  network fee ≈ {fee / 1e18:.6f} ETH per transaction",
-                ],
-                yes,
-                as_json,
+                fee_call = m.market.functions.stake(value)
+            lines = [
+                f"stake {format_amount(value)} tokens from {address}",
+                *steps,
+                f"  balance {format_amount(before['balance'])} -> {format_amount(before['balance'] - value)}; "
+                f"bonded {format_amount(before['bonded'])} -> {format_amount(before['bonded'] + value)}",
+            ]
+            transfer = Transfer(
+                "stake",
+                lines,
+                fee_call,
+                lambda signer: signer.stake(value),
+                ("balance", "bonded", "free_stake"),
+                fee_note=" per transaction",
             )
-            tx = session.unlock(password_file).stake(value)
-            _report(as_json, "stake", before, _position(session, address), ["balance", "bonded", "free_stake"], tx)  # type: ignore[arg-type]
+            execute(session, transfer, password_file=password_file, yes=yes, as_json=as_json)
 
     @app.command()
     def unstake(
@@ -332,26 +295,26 @@ def register_money_commands(app: typer.Typer) -> None:
 
             value = parse_amount(amount)
             session = open_session(rpc_url, deployment, wallet)
-            m, address = session.market, session.address
-            before = _position(session, address)  # type: ignore[arg-type]
+            m, address = session.market, session.signer
+            before = position(session, address)
             if value > before["bonded"]:
                 raise ShardworkError(
                     f"cannot unstake {format_amount(value)}: only {format_amount(before['bonded'])} is bonded"
                 )
-            fee = fee_of(session, m.market.functions.requestUnstake(value))
             delay = int(m.market.functions.unbondingDelay().call())
-            confirm(
-                [
-                    f"unstake {format_amount(value)} from {address}",
-                    f"  bonded {format_amount(before['bonded'])} -> {format_amount(before['bonded'] - value)}; "
-                    f"withdrawable after {dt.timedelta(seconds=delay)}",
-                    f"  network fee ≈ {fee / 1e18:.6f} ETH",
-                ],
-                yes,
-                as_json,
+            lines = [
+                f"unstake {format_amount(value)} from {address}",
+                f"  bonded {format_amount(before['bonded'])} -> {format_amount(before['bonded'] - value)}; "
+                f"withdrawable after {dt.timedelta(seconds=delay)}",
+            ]
+            transfer = Transfer(
+                "unstake",
+                lines,
+                m.market.functions.requestUnstake(value),
+                lambda signer: signer.request_unstake(value),
+                ("bonded", "unbonding"),
             )
-            tx = session.unlock(password_file).request_unstake(value)
-            _report(as_json, "unstake", before, _position(session, address), ["bonded", "unbonding"], tx)  # type: ignore[arg-type]
+            execute(session, transfer, password_file=password_file, yes=yes, as_json=as_json)
 
     @app.command()
     def withdraw(
@@ -367,19 +330,16 @@ def register_money_commands(app: typer.Typer) -> None:
             from ledger.amounts import format_amount
 
             session = open_session(rpc_url, deployment, wallet)
-            m, address = session.market, session.address
-            before = _position(session, address)  # type: ignore[arg-type]
-            fee = fee_of(session, m.market.functions.withdraw())  # a premature withdraw fails here, typed
-            confirm(
-                [
-                    f"withdraw matured unstake requests of {address} (unbonding {format_amount(before['unbonding'])})",
-                    f"  network fee ≈ {fee / 1e18:.6f} ETH",
-                ],
-                yes,
-                as_json,
+            m, address = session.market, session.signer
+            before = position(session, address)
+            transfer = Transfer(
+                "withdraw",
+                [f"withdraw matured unstake requests of {address} (unbonding {format_amount(before['unbonding'])})"],
+                m.market.functions.withdraw(),  # a premature withdraw fails in the fee estimate, typed
+                lambda signer: signer.withdraw(),
+                ("balance", "unbonding"),
             )
-            tx = session.unlock(password_file).withdraw()
-            _report(as_json, "withdraw", before, _position(session, address), ["balance", "unbonding"], tx)  # type: ignore[arg-type]
+            execute(session, transfer, password_file=password_file, yes=yes, as_json=as_json)
 
     @app.command()
     def rewards(
@@ -414,19 +374,19 @@ def register_money_commands(app: typer.Typer) -> None:
             from protocol.errors import ShardworkError
 
             session = open_session(rpc_url, deployment, wallet)
-            m, address = session.market, session.address
-            before = _position(session, address)  # type: ignore[arg-type]
+            m, address = session.market, session.signer
+            before = position(session, address)
             if before["claimable"] == 0:
                 raise ShardworkError(f"{address} has no rewards to claim yet")
-            fee = fee_of(session, m.market.functions.claimRewards())
-            confirm(
-                [
-                    f"claim {format_amount(before['claimable'])} tokens to {address}",
-                    f"  balance {format_amount(before['balance'])} -> {format_amount(before['balance'] + before['claimable'])}",
-                    f"  network fee ≈ {fee / 1e18:.6f} ETH",
-                ],
-                yes,
-                as_json,
+            lines = [
+                f"claim {format_amount(before['claimable'])} tokens to {address}",
+                f"  balance {format_amount(before['balance'])} -> {format_amount(before['balance'] + before['claimable'])}",
+            ]
+            transfer = Transfer(
+                "claim",
+                lines,
+                m.market.functions.claimRewards(),
+                lambda signer: signer.claim_rewards(),
+                ("balance", "claimable"),
             )
-            tx = session.unlock(password_file).claim_rewards()
-            _report(as_json, "claim", before, _position(session, address), ["balance", "claimable"], tx)  # type: ignore[arg-type]
+            execute(session, transfer, password_file=password_file, yes=yes, as_json=as_json)

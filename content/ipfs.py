@@ -6,6 +6,8 @@ the bytes exactly as protocol.cid does, so the embedded store and IPFS stay inte
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import httpx
 
 from content.store import DEFAULT_MAX_BYTES, ContentStore, verified
@@ -21,9 +23,11 @@ class IpfsStore:
         self.api_url = api_url.rstrip("/")
         self.client = httpx.Client(base_url=f"{self.api_url}/api/v0", timeout=timeout)
 
-    def _post(self, path: str, **kwargs: object) -> httpx.Response:
+    def _post(
+        self, path: str, params: Mapping[str, str | int], files: Mapping[str, tuple[str, bytes]] | None = None
+    ) -> httpx.Response:
         try:
-            response = self.client.post(path, **kwargs)  # type: ignore[arg-type]
+            response = self.client.post(path, params=params, files=files)
         except httpx.TransportError as exc:
             raise StoreUnavailable(f"IPFS daemon at {self.api_url} unreachable: {exc.__class__.__name__}") from None
         if response.status_code >= 500 and b"not found" not in response.content.lower():
@@ -45,7 +49,7 @@ class IpfsStore:
     def get(self, cid: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
         check_cid(cid)
         try:
-            params = {"arg": cid, "length": max_bytes + 1, "timeout": CAT_TIMEOUT}
+            params: dict[str, str | int] = {"arg": cid, "length": max_bytes + 1, "timeout": CAT_TIMEOUT}
             # Raw bytes only: a compressed answer would be inflated before it could be counted (a gzip bomb).
             with self.client.stream("POST", "/cat", params=params, headers={"Accept-Encoding": "identity"}) as response:
                 if response.status_code != 200:

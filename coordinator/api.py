@@ -11,7 +11,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from web3 import Web3
 
 from content.store import ContentStore
+from coordinator.api_models import BountyOut, BountySummary, Health, OpenTaskOut, TaskOut, VolunteerOut
 from ledger.index import EventIndex
 from ledger.market import Market, TaskStatus, task_id_of
 from protocol.errors import ContentError, StoreUnavailable
@@ -40,6 +41,15 @@ class Snapshot:
     tasks: dict[int, dict[str, Any]] = field(default_factory=dict)
     volunteers: dict[str, dict[str, Any]] = field(default_factory=dict)
     open_tasks: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _ServingState:
+    """What the API serves; the refresher thread replaces the snapshot."""
+
+    snapshot: Snapshot = field(default_factory=Snapshot)
+    error: str | None = None  # why the last rebuild failed, None after a good one
+    encoded_for: list[dict[str, Any]] | None = None  # the open tasks the cached encodings were made from
 
 
 class Explorer:
@@ -221,23 +231,23 @@ class Explorer:
 
 
 def create_app(explorer: Explorer, refresh_s: float = 0.5) -> FastAPI:
-    state: dict[str, Any] = {"snapshot": Snapshot(), "error": None}
+    state = _ServingState()
     stop = threading.Event()
 
     def refresh() -> None:
         while not stop.wait(refresh_s):
             try:
                 # Nothing on-chain changes between blocks: rebuild once per new block, not per tick.
-                if explorer.market.w3.eth.block_number == state["snapshot"].block and state["error"] is None:
-                    state["snapshot"] = replace(state["snapshot"], built_at=time.time())
+                if explorer.market.w3.eth.block_number == state.snapshot.block and state.error is None:
+                    state.snapshot = replace(state.snapshot, built_at=time.time())
                     continue
-                state["snapshot"], state["error"] = explorer.build(), None
+                state.snapshot, state.error = explorer.build(), None
             except Exception as exc:  # the API keeps serving the last good snapshot; /health reports the failure
-                state["error"] = f"{exc.__class__.__name__}: {exc}"
+                state.error = f"{exc.__class__.__name__}: {exc}"
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        state["snapshot"] = explorer.build()
+        state.snapshot = explorer.build()
         thread = threading.Thread(target=refresh, name="snapshot-refresher", daemon=True)
         thread.start()
         yield
@@ -261,7 +271,7 @@ def create_app(explorer: Explorer, refresh_s: float = 0.5) -> FastAPI:
     )
 
     @app.middleware("http")
-    async def measure(request: Request, call_next):  # type: ignore[no-untyped-def]
+    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
             return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
         started = time.perf_counter()
@@ -273,17 +283,17 @@ def create_app(explorer: Explorer, refresh_s: float = 0.5) -> FastAPI:
         return response
 
     def snap() -> Snapshot:
-        return state["snapshot"]  # type: ignore[return-value]
+        return state.snapshot
 
-    @app.get("/health")
+    @app.get("/health", response_model=Health)
     def health() -> dict[str, Any]:
         s = snap()
         age = time.time() - s.built_at
         return {
-            "status": "ok" if state["error"] is None and age < 30 else "degraded",
+            "status": "ok" if state.error is None and age < 30 else "degraded",
             "block": s.block,
             "snapshot_age_s": round(age, 3),
-            "error": state["error"],
+            "error": state.error,
             "bounties": len(s.bounties),
         }
 
@@ -291,18 +301,18 @@ def create_app(explorer: Explorer, refresh_s: float = 0.5) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/api/bounties")
+    @app.get("/api/bounties", response_model=list[BountySummary])
     def bounties() -> list[dict[str, Any]]:
         return [{k: v for k, v in b.items() if k not in ("current_tasks", "slashes")} for b in snap().bounties.values()]
 
-    @app.get("/api/bounties/{bounty_id}")
+    @app.get("/api/bounties/{bounty_id}", response_model=BountyOut)
     def bounty(bounty_id: int) -> dict[str, Any]:
         found = snap().bounties.get(bounty_id)
         if found is None:
             raise HTTPException(404, f"bounty {bounty_id} does not exist")
         return found
 
-    @app.get("/api/tasks/{task_id}")
+    @app.get("/api/tasks/{task_id}", response_model=TaskOut)
     def task(task_id: str) -> dict[str, Any]:
         try:
             parsed = int(task_id, 0)
@@ -313,7 +323,7 @@ def create_app(explorer: Explorer, refresh_s: float = 0.5) -> FastAPI:
             raise HTTPException(404, f"task {task_id} is not in an open round")
         return found
 
-    @app.get("/api/volunteers/{address}")
+    @app.get("/api/volunteers/{address}", response_model=VolunteerOut)
     def volunteer(address: str) -> dict[str, Any]:
         if not Web3.is_address(address):
             raise HTTPException(422, f"{address!r} is not an address")
@@ -322,21 +332,21 @@ def create_app(explorer: Explorer, refresh_s: float = 0.5) -> FastAPI:
             raise HTTPException(404, f"{address} has not taken part in any bounty")
         return found
 
-    @app.get("/api/volunteers")
+    @app.get("/api/volunteers", response_model=list[VolunteerOut])
     def volunteers() -> list[dict[str, Any]]:
         return list(snap().volunteers.values())
 
     encoded: dict[tuple[str | None, int], bytes] = {}
 
-    @app.get("/api/open-tasks", response_model=list[dict[str, Any]])
+    @app.get("/api/open-tasks", response_model=list[OpenTaskOut])  # answered pre-encoded: the model is the schema
     def open_tasks(family: str | None = None, limit: int = 100) -> Response:
         """Task discovery, the hottest path: each (family, limit) answer is encoded once per snapshot."""
         if not 1 <= limit <= 1000:
             raise HTTPException(422, "limit must be between 1 and 1000")
         s = snap()
-        if state.get("encoded_for") is not s.open_tasks:  # a rebuilt snapshot: drop stale encodings
+        if state.encoded_for is not s.open_tasks:  # a rebuilt snapshot: drop stale encodings
             encoded.clear()
-            state["encoded_for"] = s.open_tasks
+            state.encoded_for = s.open_tasks
         body = encoded.get((family, limit))
         if body is None:
             rows = [r for r in s.open_tasks if family is None or r["family"] == family][:limit]
@@ -359,4 +369,4 @@ def app_from_settings() -> FastAPI:
 
     settings = CoordinatorSettings()
     market = Market(connect(settings.rpc_url, timeout=30), Deployment.load(settings.deployment))
-    return create_app(Explorer(market, open_store(settings.store), settings.index))  # type: ignore[arg-type]
+    return create_app(Explorer(market, open_store(settings.store), settings.index))

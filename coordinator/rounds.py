@@ -14,7 +14,7 @@ from judge.commit import audit_commit, replay_segments
 from judge.context import ChainView, RoundContext
 from judge.draw import record_draw
 from ledger.errors import error_class
-from ledger.market import BountyStatus, Market, TaskStatus, task_id_of
+from ledger.market import BountyStatus, Market, Task, TaskStatus, task_id_of
 from protocol.errors import ContentError
 from protocol.footprint import check_footprint
 from protocol.spec import SpecError, TrainingSpec
@@ -42,10 +42,10 @@ def evaluate(view: ChainView, bounty_id: int, round_: int, weights: Tensors) -> 
     return ctx.workload.evaluate(state.model, view.tensors(ctx.manifest.holdout_cid))
 
 
-def trace_overdue(market: Market, task_id: int, timeout_s: int) -> bool:
+def trace_overdue(market: Market, task: Task, timeout_s: int) -> bool:
     """A commit's trace may be missing for a while (still uploading); after `timeout_s` it counts as never
     uploaded. Chain time, so every verifier reaches the same decision."""
-    return market.now() >= market.task(task_id).deadline + timeout_s
+    return market.now() >= task.deadline + timeout_s
 
 
 class Coordinator:
@@ -53,7 +53,7 @@ class Coordinator:
         self.market, self.store, self.logger = market, store, logger
         self.trace_timeout_s = trace_timeout_s
         self.view = ChainView(market, store)
-        self.disputed: set[tuple[int, int]] = set()
+        self.disputed: set[tuple[int, int]] = set()  # (task, attempt) whose audit reached a decision
         self._bounties: list[int] = []
         self._scanned_to = market.deployment.block - 1
         self.rejected: dict[int, str] = {}  # bounty id -> why its spec was refused at intake
@@ -121,19 +121,19 @@ class Coordinator:
         """Audits a fresh commit; one that fails the cheap checks and escaped the spot-check is disputed, so
         verifiers must rule on it. Returns True when a dispute was raised."""
         task = self.market.task(task_id)
-        if task.status != TaskStatus.COMMITTED or (task_id, task.attempt) in self.disputed:
+        key = (task_id, task.attempt)
+        if task.status != TaskStatus.COMMITTED or key in self.disputed:
             return False
-        self.disputed.add((task_id, task.attempt))
         try:
             record_draw(self.market, task)  # fixed from now on, whenever settle or a verifier reads it
             checked, _ = self.market.challenge(task_id)
         except error_class("MarketChallengeNotDrawnYet"):
-            self.disputed.discard((task_id, task.attempt))
             return False
-        audit = audit_commit(self.view, task_id)
-        if audit.missing and not trace_overdue(self.market, task_id, self.trace_timeout_s):
-            self.disputed.discard((task_id, task.attempt))  # look again later
-            return False
+        # An outage of our own store raises out of here before the commit is marked: the retry audits it again.
+        audit = audit_commit(self.view, task_id, task)
+        if audit.missing and not trace_overdue(self.market, task, self.trace_timeout_s):
+            return False  # look again later
+        self.disputed.add(key)  # decided: this attempt is never audited twice by this process
         if audit.ok or checked:
             return False
         self.market.ensure_allowance(self.market.bounty(task_id >> 64).raw["challengeBond"])
@@ -231,8 +231,8 @@ class VerifierWorker:
             return None
         if not checked:
             return None
-        audit = audit_commit(self.view, task_id)
-        if audit.missing and not trace_overdue(self.market, task_id, self.trace_timeout_s):
+        audit = audit_commit(self.view, task_id, task)
+        if audit.missing and not trace_overdue(self.market, task, self.trace_timeout_s):
             return None  # not yet: the volunteer may still be uploading
         reasons = list(audit.problems)
         if audit.ok:

@@ -8,8 +8,12 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract.contract import ContractConstructor, ContractFunction
+from web3.types import TxReceipt
 
 from config.settings import CoordinatorSettings
 from content.ipfs import open_store
@@ -23,16 +27,19 @@ from ledger.wallet import load_account, read_password
 from protocol.errors import ShardworkError
 from telemetry.logs import json_logger
 
+if TYPE_CHECKING:
+    from redis import Redis
+
 
 class LockedTransactor(Transactor):
     """Serializes one account's transactions across worker processes (a Redis lock), so two workers never
     race for the same nonce."""
 
-    def __init__(self, w3, account: LocalAccount, redis) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, w3: Web3, account: LocalAccount, redis: Redis) -> None:
         super().__init__(w3, account)
         self.redis = redis
 
-    def send(self, call, *, gas=None):  # type: ignore[no-untyped-def]
+    def send(self, call: ContractFunction | ContractConstructor, *, gas: int | None = None) -> TxReceipt:
         with self.redis.lock(f"shardwork:nonce:{self.address}", timeout=120, blocking_timeout=120):
             return super().send(call, gas=gas)
 
@@ -46,7 +53,7 @@ class Service:
     logger: logging.Logger
 
 
-def _accounts(settings: CoordinatorSettings, chain_id: int, w3) -> tuple[LocalAccount, list[LocalAccount]]:  # type: ignore[no-untyped-def]
+def _accounts(settings: CoordinatorSettings, chain_id: int, w3: Web3) -> tuple[LocalAccount, list[LocalAccount]]:
     if settings.dev_accounts:
         if chain_id not in LOCAL_CHAIN_IDS:
             raise ShardworkError(f"dev_accounts are public keys: refused on chain {chain_id}; configure keystores")
@@ -60,11 +67,26 @@ def _accounts(settings: CoordinatorSettings, chain_id: int, w3) -> tuple[LocalAc
     ]
 
 
-@functools.lru_cache(maxsize=1)
+_current: Service | None = None
+
+
 def service() -> Service:
+    """This process's service: built from CoordinatorSettings on first use, unless one was installed."""
+    global _current
+    if _current is None:
+        _current = build(CoordinatorSettings())
+    return _current
+
+
+def install(svc: Service | None) -> None:
+    """Runs this process's tasks with `svc` (an in-process chain, say); None: back to the settings."""
+    global _current
+    _current = svc
+
+
+def build(settings: CoordinatorSettings) -> Service:
     import redis
 
-    settings = CoordinatorSettings()
     w3 = connect(settings.rpc_url, timeout=30)
     deployment = Deployment.load(settings.deployment)
     coordinator_key, verifier_keys = _accounts(settings, deployment.chain_id, w3)
@@ -77,9 +99,9 @@ def service() -> Service:
 
     return Service(
         settings,
-        Coordinator(market(coordinator_key), store, logger, settings.trace_timeout_s),  # type: ignore[arg-type]
-        [VerifierWorker(market(k), store, logger, settings.trace_timeout_s) for k in verifier_keys],  # type: ignore[arg-type]
-        store,  # type: ignore[arg-type]
+        Coordinator(market(coordinator_key), store, logger, settings.trace_timeout_s),
+        [VerifierWorker(market(k), store, logger, settings.trace_timeout_s) for k in verifier_keys],
+        store,
         logger,
     )
 
@@ -97,12 +119,12 @@ def once(key: str, seconds: int) -> Iterator[bool]:
             client.delete(f"shardwork:once:{key}")
 
 
-def _redis():  # type: ignore[no-untyped-def]
+def _redis() -> Redis:
     return _redis_client(service().settings.redis_url)
 
 
 @functools.lru_cache(maxsize=4)
-def _redis_client(url: str):  # type: ignore[no-untyped-def]
+def _redis_client(url: str) -> Redis:
     import redis
 
     return redis.Redis.from_url(url)  # one connection pool per process, not one per call

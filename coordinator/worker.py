@@ -8,18 +8,25 @@ unreachable) are retried, with exponential backoff and jitter.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import redis
 from celery import Celery
 
 from config.settings import CoordinatorSettings
-from ledger.errors import CHAIN_TRANSIENT, ChainError, TransactionFailed
+from ledger.errors import CHAIN_TRANSIENT, TransactionFailed
 from ledger.market import BountyStatus, TaskStatus
-from protocol.errors import StoreUnavailable
+from protocol.errors import TransientError
+from telemetry.logs import log
 
+if TYPE_CHECKING:
+    from coordinator.service import Service
+
+# Retried with backoff: the project's transient family (chain node or IPFS daemon unreachable), what the
+# libraries underneath raise for the same outages, and a mined revert without a reason (re-read, re-decided).
 TRANSIENT = (
-    ChainError,
+    TransientError,
     *CHAIN_TRANSIENT,
-    StoreUnavailable,
     redis.ConnectionError,
     ConnectionError,
     TimeoutError,
@@ -54,7 +61,7 @@ def create_celery(settings: CoordinatorSettings | None = None) -> Celery:
 app = create_celery()
 
 
-def _svc():  # type: ignore[no-untyped-def]
+def _svc() -> Service:
     from coordinator.service import service
 
     return service()
@@ -84,6 +91,7 @@ def check_commit(task_id: int) -> list[bool | None]:
     """Audit a commit (dispute a broken, unchecked one) and let each verifier rule on it if checked."""
     _unmark(f"check:{task_id}")
     svc = _svc()
+    log(svc.logger, "commit check started", task_id=task_id, celery_id=check_commit.request.id)
     svc.coordinator.audit_and_dispute(task_id)
     return [v.verify(task_id) for v in svc.verifiers]
 

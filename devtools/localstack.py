@@ -17,8 +17,15 @@ import time
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devtools.anvil import ANVIL, ROOT, free_port, wait_for_port
+from ledger.amounts import UNIT
+
+if TYPE_CHECKING:  # web3 loads lazily: `stack status` needs none of it
+    from web3 import Web3
+
+    from ledger.deploy import Deployment
 
 JSIPFS = ROOT / "node_modules" / ".bin" / "jsipfs"
 PYTHON = sys.executable
@@ -206,7 +213,7 @@ def start_api(info: StackInfo, home: Path, port: int | None = None) -> tuple[sub
     return proc, f"http://127.0.0.1:{port}"
 
 
-def _fund_coordinator_accounts(w3, deployment) -> None:  # type: ignore[no-untyped-def]
+def _fund_coordinator_accounts(w3: Web3, deployment: Deployment) -> None:
     """The coordinator (#2, it posts challenge bonds) and verifiers (#3, #4) must hold free stake to act."""
     from ledger.chain import dev_accounts
     from ledger.market import Market
@@ -214,8 +221,8 @@ def _fund_coordinator_accounts(w3, deployment) -> None:  # type: ignore[no-untyp
 
     for key in dev_accounts(w3, 5)[2:5]:
         market = Market(w3, deployment, Transactor(w3, key))
-        market.faucet(key.address, 10_000 * 10**18)
-        market.stake(5_000 * 10**18)
+        market.faucet(key.address, 10_000 * UNIT)
+        market.stake(5_000 * UNIT)
 
 
 def up(home: Path, workers: int = 1) -> StackInfo:

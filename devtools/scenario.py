@@ -20,9 +20,11 @@ from web3 import Web3
 from content.store import LocalStore
 from coordinator.rounds import Coordinator, RoundResult, VerifierWorker
 from devtools.adversaries import lazy_trainer, partial_faker
+from ledger.amounts import UNIT
 from ledger.chain import advance_time, connect, dev_accounts
 from ledger.deploy import deploy
 from ledger.market import Market, TaskStatus
+from ledger.terms import BountyTerms
 from ledger.tx import Transactor
 from node.daemon import NodeDaemon, NodeOptions
 from node.trainer import Trainer, train_task
@@ -31,7 +33,7 @@ from protocol.spec import TrainingSpec
 from protocol.training import deterministic, initial_weights, load_state, run_steps
 from protocol.workloads import resolve
 
-TOKEN = 10**18
+TOKEN = UNIT
 WORKLOADS: dict[str, dict[str, Any]] = {
     "mnist": {
         "name": "mnist-demo",
@@ -56,21 +58,23 @@ WORKLOADS: dict[str, dict[str, Any]] = {
 }
 # Newcomers are always checked, 3 of 8 segments; the probability halves per 4 accepted tasks, to 50%.
 # Economics: stake 100 × 50% ≥ reward 10 (a cheater expects to lose far more than it could earn).
-BOUNTY_TERMS = {
-    "checkBps": 10_000,
-    "minCheckBps": 5_000,
-    "reputationHalfLife": 4,
-    "segmentsPerCheck": 3,
-    "quorum": 2,
-    "rewardPerTask": 10 * TOKEN,
-    "stakePerTask": 100 * TOKEN,
-    "verifierFee": 1 * TOKEN,
-    "challengeBond": 20 * TOKEN,
-    "leasePenalty": 5 * TOKEN,
-    "leaseDuration": 3600,
-    "challengeWindow": 600,
-    "verifyWindow": 1200,
-}
+# The coordinator is filled in per run (BountyTerms needs an address; the zero address is a placeholder).
+BOUNTY_TERMS = BountyTerms(
+    reward="10",
+    stake="100",
+    verifier_fee="1",
+    challenge_bond="20",
+    lease_penalty="5",
+    check_probability=1.0,
+    min_check_probability=0.5,
+    reputation_half_life=4,
+    segments_per_check=3,
+    quorum=2,
+    lease_duration_s=3600,
+    challenge_window_s=600,
+    verify_window_s=1200,
+    coordinator="0x" + "00" * 20,
+)
 
 
 @dataclass
@@ -138,15 +142,8 @@ def run_scenario(
     store = LocalStore(home / "store")
     poster, coord = actors["poster"].market, actors["coordinator"].market
     spec_cid = store.put(spec.canonical_bytes())
-    params = {
-        "specCid": spec_cid,
-        "coordinator": coord.address,
-        "shards": spec.data.shards,
-        "rounds": spec.rounds,
-        "segmentsPerTask": spec.segments,
-        "deadline": poster.now() + 30 * 24 * 3600,
-        **BOUNTY_TERMS,
-    }
+    terms = BOUNTY_TERMS.model_copy(update={"coordinator": coord.address})
+    params = terms.posting(spec, spec_cid, poster.now())  # the checks `shardwork bounty post` makes
     poster.ensure_allowance(10_000 * TOKEN)
     escrow_before = poster.balance(poster.address)
     bounty_id = poster.post_bounty(params)

@@ -53,6 +53,14 @@ class Replay:
     outcome: str
     agrees: bool
 
+    @classmethod
+    def of(
+        cls, record: CommitRecord, checked: bool, segments: list[int], failed: list[int], reason: str, agrees: bool
+    ) -> Replay:
+        return cls(
+            record.task_id, record.attempt, record.volunteer, checked, segments, failed, reason, record.outcome, agrees
+        )
+
 
 @dataclass
 class AuditReport:
@@ -206,19 +214,8 @@ def replay_sample(view: ChainView, records: list[CommitRecord], budget: int, rng
         checked = bool(record.verdicts) or record.outcome == "slashed"
         if record.trace is None or record.proof_problems:
             # Nothing verifiable was published: only a slash agrees with that.
-            replays.append(
-                Replay(
-                    record.task_id,
-                    record.attempt,
-                    record.volunteer,
-                    checked,
-                    [],
-                    [],
-                    "trace unavailable or inconsistent",
-                    record.outcome,
-                    record.outcome == "slashed",
-                )
-            )
+            reason, agrees = "trace unavailable or inconsistent", record.outcome == "slashed"
+            replays.append(Replay.of(record, checked, [], [], reason, agrees))
             continue
         n_segments = len(record.trace.checkpoints) - 1
         segments = drawn_segments(view, record) if checked else [rng.randrange(n_segments)]
@@ -227,19 +224,7 @@ def replay_sample(view: ChainView, records: list[CommitRecord], budget: int, rng
         budget -= len(segments)
         failed, reason = _replay(view, record, segments)
         agrees = bool(failed) if record.outcome == "slashed" else not failed
-        replays.append(
-            Replay(
-                record.task_id,
-                record.attempt,
-                record.volunteer,
-                checked,
-                segments,
-                failed,
-                reason,
-                record.outcome,
-                agrees,
-            )
-        )
+        replays.append(Replay.of(record, checked, segments, failed, reason, agrees))
     return replays
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import torch
 
 from judge.context import ChainView, Commit
+from ledger.market import Task
 from protocol.errors import ContentError, ContentMissing
 from protocol.manifests import TraceManifest
 from protocol.tensors import Tensors, canonical_hash, from_bytes
@@ -34,12 +35,12 @@ class CommitAudit:
         return not self.problems
 
 
-def audit_commit(view: ChainView, task_id: int) -> CommitAudit:
+def audit_commit(view: ChainView, task_id: int, task: Task | None = None) -> CommitAudit:
     """Cheap structural checks of a commit: trace retrievable and bound to the on-chain commitment, starts
     at the round model, update = last − first, finite. Costs downloads and hashing, no training."""
     audit = CommitAudit(task_id)
     try:
-        commit = audit.commit = view.commit(task_id)
+        commit = audit.commit = view.commit(task_id, task)
         ctx = view.round_of_task(task_id)
         trace = TraceManifest.parse(view.store.get(commit.trace_cid, max_bytes=1 << 20))
         audit.trace = trace

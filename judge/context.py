@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from content.store import ContentStore
-from ledger.market import Market, OpenedRound, TaskStatus, split_task_id
+from ledger.market import Market, OpenedRound, Task, TaskStatus, split_task_id
 from protocol.errors import ContentError, ContentInvalid
 from protocol.manifests import RoundManifest
 from protocol.seeds import task_seed
@@ -92,9 +92,10 @@ class ChainView:
         bounty_id, round_, _ = split_task_id(task_id)
         return self.round(bounty_id, round_)
 
-    def commit(self, task_id: int) -> Commit:
-        """The current attempt's commit: one read of the task and one of its commit block per attempt."""
-        task = self.market.task(task_id)
+    def commit(self, task_id: int, task: Task | None = None) -> Commit:
+        """The current attempt's commit (pass the task if it was just read): its commit block's log is read
+        once per attempt."""
+        task = task or self.market.task(task_id)
         if task.status not in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED, TaskStatus.ACCEPTED):
             raise ContentError(f"task {task_id} has no commit on-chain")
         key = (task_id, task.attempt)

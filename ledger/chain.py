@@ -5,8 +5,9 @@ from __future__ import annotations
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
+from web3.types import RPCEndpoint
 
-from ledger.errors import ChainError
+from ledger.errors import ChainError, ChainMisconfigured
 
 EMBEDDED_CHAIN_ID = 131277322940537
 # anvil's and Hardhat's well-known development mnemonic; its keys are public, for local chains only.
@@ -34,7 +35,7 @@ def dev_accounts(w3: Web3, count: int = 10) -> list[LocalAccount]:
         return [Account.from_key(i.to_bytes(32, "big")) for i in range(1, count + 1)]
     if chain_id in LOCAL_CHAIN_IDS:
         return mnemonic_accounts(count)
-    raise ChainError(f"chain {chain_id} is not a local development chain; it has no development accounts")
+    raise ChainMisconfigured(f"chain {chain_id} is not a local development chain; it has no development accounts")
 
 
 def mnemonic_accounts(count: int) -> list[LocalAccount]:
@@ -45,15 +46,15 @@ def mnemonic_accounts(count: int) -> list[LocalAccount]:
 
 def mine(w3: Web3, blocks: int = 1) -> None:
     for _ in range(blocks):
-        w3.provider.make_request("evm_mine", [])
+        w3.provider.make_request(RPCEndpoint("evm_mine"), [])
 
 
 def advance_time(w3: Web3, seconds: int) -> None:
     """Moves the chain's clock forward and mines a block stamped with the new time (local chains only)."""
     if w3.eth.chain_id == EMBEDDED_CHAIN_ID:
         target = w3.eth.get_block("latest")["timestamp"] + seconds
-        w3.provider.make_request("testing_timeTravel", [target])  # type: ignore[arg-type]
+        w3.provider.make_request(RPCEndpoint("testing_timeTravel"), [target])
         mine(w3)
     else:
-        w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+        w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [seconds])
         mine(w3)

@@ -19,7 +19,11 @@ from protocol.errors import PermanentError, ShardworkError, TransientError
 
 
 class ChainError(TransientError):
-    """The chain could not be reached or answered something unusable."""
+    """The chain node could not be reached: the same step can succeed once it is back."""
+
+
+class ChainMisconfigured(PermanentError):
+    """The node is another chain than the manifest's, or the client lacks what the call needs (a wallet)."""
 
 
 # The node is down, restarting or slow, or it dropped a sent transaction (a restart empties its mempool): the
@@ -117,8 +121,24 @@ def revert_data_of(exc: BaseException) -> bytes | None:
         for arg in getattr(seen, "args", ()):
             if isinstance(arg, bytes):
                 return arg
+            if isinstance(arg, str) and arg.startswith(_TESTER_REVERT):
+                return _tester_revert_bytes(arg)
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+# eth-tester raises some view-call reverts with the bytes only in its message: "execution reverted: b'...'".
+_TESTER_REVERT = "execution reverted: b"
+
+
+def _tester_revert_bytes(message: str) -> bytes | None:
+    import ast
+
+    try:
+        value = ast.literal_eval(message[len("execution reverted: ") :])
+    except (ValueError, SyntaxError):
+        return None
+    return value if isinstance(value, bytes) else None
 
 
 def is_revert(exc: BaseException) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_utils import event_abi_to_log_topic
+from eth_utils import event_abi_to_log_topic, filter_abi_by_type
 from hexbytes import HexBytes
 from web3._utils.events import get_event_data
 
@@ -59,10 +59,9 @@ class EventIndex:
         self.db = sqlite3.connect(path, check_same_thread=check_same_thread)
         self.db.executescript(SCHEMA)
         self._abis = {
-            event_abi_to_log_topic(abi): abi  # type: ignore[arg-type]
+            event_abi_to_log_topic(abi): abi
             for contract in (market.market, market.token)
-            for abi in contract.abi
-            if abi.get("type") == "event"
+            for abi in filter_abi_by_type("event", contract.abi)
         }
         scope = f"{market.deployment.chain_id}:{market.deployment.market.lower()}"
         stored = self._meta("scope")

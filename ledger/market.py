@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from eth_typing import ChecksumAddress
+from eth_utils import filter_abi_by_type
 from web3 import Web3
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from ledger.deploy import Deployment, contract_at
-from ledger.errors import ChainError
+from ledger.errors import ChainMisconfigured
 from ledger.tx import Transactor, call
 
 
@@ -93,24 +95,24 @@ class Market:
     def __init__(self, w3: Web3, deployment: Deployment, signer: Transactor | None = None) -> None:
         chain_id = w3.eth.chain_id
         if chain_id != deployment.chain_id:
-            raise ChainError(
+            raise ChainMisconfigured(
                 f"the node is chain {chain_id} but the deployment manifest is for chain {deployment.chain_id}"
             )
         self.w3, self.deployment, self.signer = w3, deployment, signer
         self.token = contract_at(w3, "Token", deployment.token)
         self.market = contract_at(w3, "BountyMarket", deployment.market)
-        bounty_of = next(i for i in self.market.abi if i.get("type") == "function" and i["name"] == "bountyOf")
+        bounty_of = next(i for i in filter_abi_by_type("function", self.market.abi) if i["name"] == "bountyOf")
         self._bounty_fields = [o["name"] for o in bounty_of["outputs"][0]["components"]]
 
     @property
-    def address(self) -> str:
+    def address(self) -> ChecksumAddress:
         if self.signer is None:
-            raise ChainError("this client has no wallet: it can only read")
+            raise ChainMisconfigured("this client has no wallet: it can only read")
         return self.signer.address
 
     def _send(self, fn: Any) -> TxReceipt:
         if self.signer is None:
-            raise ChainError("this client has no wallet: it can only read")
+            raise ChainMisconfigured("this client has no wallet: it can only read")
         return self.signer.send(fn)
 
     # ------------------------------------------------------------------ reads

@@ -1,13 +1,22 @@
-"""A bounty's economic terms as a poster writes them ([bounty] in the spec file), and their on-chain form."""
+"""A bounty's economic terms as a poster writes them ([bounty] in the spec file), and their on-chain form.
+
+The one way to make a bounty's parameters: `load_bounty_file` (or BountyTerms in code), then
+`BountyTerms.posting`, which refuses what the contract or the nodes would refuse later — a spec no node
+could train within the memory budget, terms under which cheating pays — before anything is sent.
+"""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ledger.amounts import parse_amount
+from ledger.amounts import format_amount, parse_amount
+from protocol.spec import SpecError, TrainingSpec, read_spec_file
+
+BPS = 10_000
 
 
 class BountyTerms(BaseModel):
@@ -49,6 +58,24 @@ class BountyTerms(BaseModel):
         missed = math.comb(segments - faked, picks) / math.comb(segments, picks)
         return self.min_check_probability * (1 - missed)
 
+    @property
+    def sound(self) -> bool:
+        """The contract's economics rule: the stake lost at the floor check rate outweighs the reward."""
+        return self.base("stake") * round(self.min_check_probability * BPS) >= self.base("reward") * BPS
+
+    def posting(self, spec: TrainingSpec, spec_cid: str, now: int) -> dict[str, Any]:
+        """The BountyParams that post `spec` (published as `spec_cid`) on these terms; SpecError for a spec or
+        terms that would be refused later, by the contract or by every node."""
+        from protocol.footprint import check_footprint
+
+        check_footprint(spec)
+        if not self.sound:
+            raise SpecError(
+                f"stake {format_amount(self.base('stake'))} × min_check_probability {self.min_check_probability} "
+                f"< reward {format_amount(self.base('reward'))}: cheating would pay; raise stake or min_check_probability"
+            )
+        return self.params(spec_cid, spec.data.shards, spec.rounds, spec.segments, now)
+
     def params(self, spec_cid: str, shards: int, rounds: int, segments: int, now: int) -> dict[str, Any]:
         from web3 import Web3
 
@@ -59,8 +86,8 @@ class BountyTerms(BaseModel):
             "rounds": rounds,
             "segmentsPerTask": segments,
             "segmentsPerCheck": min(self.segments_per_check, segments),
-            "checkBps": round(self.check_probability * 10_000),
-            "minCheckBps": round(self.min_check_probability * 10_000),
+            "checkBps": round(self.check_probability * BPS),
+            "minCheckBps": round(self.min_check_probability * BPS),
             "reputationHalfLife": self.reputation_half_life,
             "quorum": self.quorum,
             "rewardPerTask": self.base("reward"),
@@ -73,3 +100,23 @@ class BountyTerms(BaseModel):
             "verifyWindow": self.verify_window_s,
             "deadline": now + int(self.deadline_days * 86400),
         }
+
+
+def load_bounty_file(path: Path) -> tuple[TrainingSpec, BountyTerms]:
+    """(TrainingSpec, BountyTerms) from a TOML/JSON spec file with a [bounty] table; one-line SpecErrors."""
+    from protocol.footprint import check_footprint
+
+    raw = read_spec_file(path)
+    if not isinstance(raw, dict) or not isinstance(raw.get("bounty"), dict):
+        raise SpecError(f"spec {path} has no [bounty] table (reward, stake, coordinator, …)")
+    terms_raw = raw.pop("bounty")
+    try:
+        spec = TrainingSpec.model_validate(raw)
+        terms = BountyTerms.model_validate(terms_raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        section = "bounty." if "coordinator" in str(err["loc"]) or where in BountyTerms.model_fields else ""
+        raise SpecError(f"spec {path}: {section}{where}: {err['msg']}") from None
+    check_footprint(spec)  # resolves the model too: unknown families and bad params are SpecErrors
+    return spec, terms

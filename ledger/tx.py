@@ -14,7 +14,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import MethodUnavailable
-from web3.types import TxReceipt
+from web3.types import BlockIdentifier, TxParams, TxReceipt
 
 from ledger.errors import TransactionFailed, decode_revert, is_revert, revert_data_of
 
@@ -32,7 +32,7 @@ def typed_reverts() -> Iterator[None]:
         raise
 
 
-def call(fn: ContractFunction, block: int | str = "latest") -> Any:
+def call(fn: ContractFunction, block: BlockIdentifier = "latest") -> Any:
     """Calls a view function, raising the contract's typed error if it reverts."""
     with typed_reverts():
         return fn.call(block_identifier=block)
@@ -46,7 +46,7 @@ class Transactor:
         self.gas_used = 0  # by every transaction this signer sent, mined or reverted
 
     def send(self, call: ContractFunction | ContractConstructor, *, gas: int | None = None) -> TxReceipt:
-        params: dict[str, Any] = {
+        params: TxParams = {
             "from": self.address,
             "nonce": self.w3.eth.get_transaction_count(self.address, "pending"),
             "chainId": self.w3.eth.chain_id,
@@ -55,12 +55,12 @@ class Transactor:
             if gas is None:
                 # Estimated against the pending block, where the transaction will actually run: some
                 # calls (a challenge draw) are valid only from the block after the latest one.
-                probe = call.build_transaction({**params, "gas": 0})  # type: ignore[arg-type]
+                probe = call.build_transaction({**params, "gas": 0})
                 probe.pop("gas")
                 gas = self._estimate(probe)
                 gas = gas + gas // 5 + 10_000
-            tx = call.build_transaction({**params, "gas": gas})  # type: ignore[arg-type]
-        signed = self.account.sign_transaction(tx)
+            tx = call.build_transaction({**params, "gas": gas})
+        signed = self.account.sign_transaction(tx)  # type: ignore[arg-type]  # eth-account wants a dict, not a TxParams
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
         self.gas_used += int(receipt["gasUsed"])
@@ -68,20 +68,20 @@ class Transactor:
             self._raise_mined_revert(tx, receipt)
         return receipt
 
-    def _estimate(self, tx: dict[str, Any]) -> int:
+    def _estimate(self, tx: TxParams) -> int:
         try:
-            return int(self.w3.eth.estimate_gas(tx, "pending"))  # type: ignore[arg-type]
+            return int(self.w3.eth.estimate_gas(tx, "pending"))
         except MethodUnavailable:
             # eth-tester estimates only against the latest block.
-            return int(self.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
+            return int(self.w3.eth.estimate_gas(tx))
 
-    def _raise_mined_revert(self, tx: dict[str, Any], receipt: TxReceipt) -> None:
+    def _raise_mined_revert(self, tx: TxParams, receipt: TxReceipt) -> None:
         # Replayed on the state after its block first: a transaction that lost a race (another claim in the
         # same block) reverts there for the reason it did when mined; then on the state before the block.
         replay = {k: tx[k] for k in ("from", "to", "data", "value", "gas") if k in tx}
         for block in (receipt["blockNumber"], receipt["blockNumber"] - 1):
             with typed_reverts():
-                self.w3.eth.call(replay, block)  # type: ignore[arg-type]
+                self.w3.eth.call(replay, block)  # type: ignore[arg-type]  # a filtered TxParams, typed as a dict
         raise TransactionFailed(
             f"transaction {receipt['transactionHash'].hex()} reverted (gas used {receipt['gasUsed']})"
         )

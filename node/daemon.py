@@ -21,7 +21,7 @@ from ledger.errors import CHAIN_TRANSIENT, ContractRevert, TransactionFailed
 from ledger.market import Market, OpenedRound, TaskStatus, split_task_id, task_id_of
 from node.observability import NodeMetrics
 from node.trainer import TaskInput, Trainer, TrainingInterrupted, train_task
-from protocol.errors import ContentError, StoreUnavailable
+from protocol.errors import ContentError, TransientError
 from protocol.footprint import check_footprint
 from protocol.spec import SpecError
 from protocol.tensors import from_bytes
@@ -31,7 +31,7 @@ from telemetry.logs import log
 # Committing needs a transaction mined before the lease ends; leave this much room.
 COMMIT_MARGIN_S = 15
 # The chain node or the IPFS daemon is down or restarting: wait and carry on, resuming from the journal.
-TRANSIENT = (*CHAIN_TRANSIENT, StoreUnavailable, ConnectionError, TimeoutError)
+TRANSIENT: tuple[type[BaseException], ...] = (TransientError, *CHAIN_TRANSIENT, ConnectionError, TimeoutError)
 MAX_BACKOFF_S = 30.0
 
 
@@ -302,7 +302,7 @@ class NodeDaemon:
             # reverts, and that is no failure. Anything else lost the lease between the check and the send.
             event = self.market.commit_event(task_id)
             mine = event is not None and event["volunteer"] == self.market.address
-            if not mine or bytes(event["traceRoot"]) != result.trace_root:  # type: ignore[index]
+            if event is None or not mine or bytes(event["traceRoot"]) != result.trace_root:
                 self.metrics.tasks_abandoned.inc()
                 log(self.logger, "commit refused; task abandoned", task_id=task_id, reason=str(exc))
                 return

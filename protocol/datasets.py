@@ -54,8 +54,8 @@ def split(name: str, spec: DataSpec) -> tuple[list[Tensors], Tensors]:
     if "tokens" in data:
         tokens = data["tokens"]
         n_hold = int(len(tokens) * spec.holdout_fraction)
-        train, holdout = tokens[: len(tokens) - n_hold], tokens[len(tokens) - n_hold :]
-        return [{"tokens": piece.clone()} for piece in torch.tensor_split(train, spec.shards)], {"tokens": holdout}
+        train, held = tokens[: len(tokens) - n_hold], tokens[len(tokens) - n_hold :]
+        return [{"tokens": piece.clone()} for piece in torch.tensor_split(train, spec.shards)], {"tokens": held}
     n = len(data["y"])
     order = torch.randperm(n, generator=torch.Generator().manual_seed(spec.split_seed))
     n_hold = max(1, int(n * spec.holdout_fraction))

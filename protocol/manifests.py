@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,7 +24,7 @@ class _Doc(BaseModel):
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
-    def parse(cls, data: bytes):  # type: ignore[no-untyped-def]
+    def parse(cls, data: bytes) -> Self:
         if len(data) > MAX_MANIFEST_BYTES:
             raise ContentInvalid(
                 f"malformed {cls.__name__}: {len(data)} bytes, over the {MAX_MANIFEST_BYTES}-byte limit"

@@ -51,7 +51,7 @@ def _raw_bytes(t: torch.Tensor) -> memoryview:
     array = t.numpy()
     if sys.byteorder != "little":
         array = array.byteswap()
-    return memoryview(array).cast("B")
+    return array.data.cast("B")
 
 
 def canonical_hash(tensors: Tensors) -> bytes:

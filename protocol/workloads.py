@@ -105,6 +105,8 @@ class MnistMLP(_Classifier):
         hidden: int = Field(128, ge=1, le=4096, description="width of the hidden layer")
         dropout: float = Field(0.0, ge=0, lt=1)
 
+    params: Params
+
     def build_model(self) -> nn.Module:
         p = self.params
         return nn.Sequential(nn.Linear(784, p.hidden), nn.ReLU(), nn.Dropout(p.dropout), nn.Linear(p.hidden, 10))
@@ -117,6 +119,8 @@ class MnistCNN(_Classifier):
     class Params(_Params):
         channels: int = Field(8, ge=1, le=256)
         hidden: int = Field(64, ge=1, le=4096)
+
+    params: Params
 
     def build_model(self) -> nn.Module:
         c, h = self.params.channels, self.params.hidden
@@ -161,7 +165,8 @@ class CharTransformer(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(tokens.shape[1])
-        return self.head(self.norm(self.blocks(self.embed(tokens) + self.position(positions))))
+        logits: torch.Tensor = self.head(self.norm(self.blocks(self.embed(tokens) + self.position(positions))))
+        return logits
 
 
 @register
@@ -181,6 +186,8 @@ class ShakespeareLM(Workload):
         heads: int = Field(4, ge=1, le=32)
         layers: int = Field(2, ge=1, le=24)
         dropout: float = Field(0.0, ge=0, lt=1)
+
+    params: Params
 
     def __init__(self, params: BaseModel) -> None:
         super().__init__(params)

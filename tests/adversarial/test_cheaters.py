@@ -8,12 +8,15 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from web3.types import RPCEndpoint
 
 from content.store import ContentStore
 from coordinator.aggregate import aggregate
+from coordinator.rounds import Coordinator, VerifierWorker
 from devtools.adversaries import lazy_trainer, partial_faker
 from devtools.anvil import Anvil
 from ledger.errors import error_class
@@ -38,7 +41,7 @@ def arena(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arena]:
 def rewrite_last(modify: Callable[[Tensors], None]) -> Callable[..., TraceResult]:
     """Trains honestly, then replaces the final checkpoint with `modify`'s version and re-commits to it."""
 
-    def trainer(task: TaskInput, store: ContentStore, workdir: Path, *rest: object) -> TraceResult:
+    def trainer(task: TaskInput, store: ContentStore, workdir: Path, *rest: Any) -> TraceResult:
         honest = train_task(task, store, workdir, *rest)
         from protocol.verify import parse_checkpoint
 
@@ -111,6 +114,8 @@ def test_cheater_is_slashed_and_the_task_reopens(arena: Arena, cheat: str) -> No
     stake_before = cheater.stake_of(cheater.address).bonded
     task_id = arena.work_once(cheater, CHEATS[cheat])
     assert task_id is not None
+    assert task_id >> 64 == bounty_id  # a task of this test's bounty, not one an earlier test left open
+    cheated_attempt = arena.m.poster.task(task_id).attempt
     assert arena.verify(task_id) == [False, False]
     assert arena.slashed(task_id, cheater.address)
     assert arena.status(task_id) == TaskStatus.OPEN  # reopened for an honest volunteer
@@ -119,7 +124,18 @@ def test_cheater_is_slashed_and_the_task_reopens(arena: Arena, cheat: str) -> No
     assert arena.work_once(honest) == task_id
     assert arena.verify(task_id) == [True, True]
     assert arena.status(task_id) == TaskStatus.ACCEPTED
-    assert bounty_id
+    # On-chain: one slash of the cheater's whole task stake, then the same task reopened as a fresh attempt,
+    # redone by the honest volunteer and paid to it alone; nothing of it reaches the cheater.
+    slashes = [(e["bountyId"], e["volunteer"], e["amount"]) for e in arena.events("TaskSlashed", taskId=task_id)]
+    assert slashes == [(bounty_id, cheater.address, 100 * UNIT)]
+    redone = arena.m.poster.task(task_id)
+    assert redone.volunteer == honest.address and redone.attempt == cheated_attempt + 1
+    committers = [e["volunteer"] for e in arena.events("TaskCommitted", taskId=task_id)]
+    assert committers == [cheater.address, honest.address]
+    accepted = [(e["bountyId"], e["volunteer"], e["reward"]) for e in arena.events("TaskAccepted", taskId=task_id)]
+    assert accepted == [(bounty_id, honest.address, 10 * UNIT)]
+    assert honest.claimable(honest.address) == 10 * UNIT and cheater.claimable(cheater.address) == 0
+    assert not arena.slashed(task_id, honest.address) and honest.stake_of(honest.address).locked == 0
 
 
 def test_a_copied_commitment_is_worthless_to_the_copier(arena: Arena) -> None:
@@ -127,13 +143,13 @@ def test_a_copied_commitment_is_worthless_to_the_copier(arena: Arena) -> None:
     victim, copier = arena.account(), arena.account()
     results: list[TraceResult] = []
 
-    def record(task: TaskInput, *rest: object) -> TraceResult:
+    def record(task: TaskInput, *rest: Any) -> TraceResult:
         results.append(train_task(task, *rest))
         return results[-1]
 
     victim_task = arena.work_once(victim, record)
     copier_task = arena.work_once(copier, lambda *_: results[0])  # commits the victim's root, hash and CIDs
-    assert victim_task != copier_task and copier_task is not None
+    assert victim_task != copier_task and copier_task is not None and victim_task is not None
     assert arena.verify(copier_task) == [False, False] and arena.slashed(copier_task, copier.address)
     assert arena.verify(victim_task) == [True, True] and not arena.slashed(victim_task, victim.address)
 
@@ -143,15 +159,16 @@ def test_a_trace_never_uploaded_fails_once_overdue(arena: Arena) -> None:
     cheater = arena.account()
     task_id = arena.work_once(cheater, train_task, store=NoUpload(arena.m.store))
     assert task_id is not None
-    for worker in [arena.coordinator, *arena.verifiers]:
+    workers: list[Coordinator | VerifierWorker] = [arena.coordinator, *arena.verifiers]
+    for worker in workers:
         worker.trace_timeout_s = 300
     try:
         assert arena.verify(task_id) == [None, None]  # it may still be uploading: no verdict yet
         arena.settle(task_id >> 64, seconds=301)
-        arena.m.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        arena.m.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
         assert [v.verify(task_id) for v in arena.verifiers] == [False, False]
     finally:
-        for worker in [arena.coordinator, *arena.verifiers]:
+        for worker in workers:
             worker.trace_timeout_s = 0
     assert arena.slashed(task_id, cheater.address)
 
@@ -183,6 +200,7 @@ def test_a_false_challenge_costs_the_challenger_its_bond_and_pays_the_volunteer(
     volunteer, challenger = arena.account(), arena.account()
     task_id = arena.work_once(volunteer)
     assert task_id is not None
+    assert task_id >> 64 == bounty_id  # a task of this test's bounty, not one an earlier test left open
     challenger.ensure_allowance(20 * UNIT)
     balance = challenger.balance(challenger.address)
     challenger.dispute(task_id, 1)
@@ -193,7 +211,14 @@ def test_a_false_challenge_costs_the_challenger_its_bond_and_pays_the_volunteer(
         challenger.balance(challenger.address) == balance - 20 * UNIT and challenger.claimable(challenger.address) == 0
     )
     assert volunteer.claimable(volunteer.address) == 10 * UNIT + 20 * UNIT  # reward + the forfeited bond
-    assert bounty_id
+    # On-chain: the challenger's one dispute posted the bond; the acceptance credited it, with the reward, to
+    # the volunteer; nothing of this task was credited back to the challenger.
+    disputes = [(e["challenger"], e["bond"]) for e in arena.events("TaskDisputed", taskId=task_id)]
+    assert disputes == [(challenger.address, 20 * UNIT)]
+    accepted = [(e["bountyId"], e["volunteer"], e["reward"]) for e in arena.events("TaskAccepted", taskId=task_id)]
+    assert accepted == [(bounty_id, volunteer.address, 10 * UNIT + 20 * UNIT)]
+    assert arena.events("RewardCredited", account=challenger.address) == []
+    assert volunteer.stake_of(volunteer.address).locked == 0
 
 
 @pytest.mark.parametrize("method", ["trimmed_mean", "centered_clip"])

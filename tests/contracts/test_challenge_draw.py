@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from judge.draw import sampled
 from protocol.challenge import challenge, draw, draw_seed, seed_is_live
-from tests.support.chain import Chain
+from tests.support.chain import TOKEN, Chain
 
 
 def test_python_draw_matches_challenge_of_for_many_commits(chain: Chain) -> None:
     bounty = chain.post_and_open(
         shards=12, rounds=1, segmentsPerTask=8, segmentsPerCheck=3, checkBps=5000, minCheckBps=2000
     )
-    chain.stake("alice", 5_000 * 10**18)
+    chain.stake("alice", 5_000 * TOKEN)
     for shard in range(12):
         task = chain.task_id(bounty, 0, shard)
         chain.claim_and_commit("alice", task)
@@ -36,7 +36,7 @@ def test_sampled_mirrors_the_contract_before_and_after_the_blockhash_horizon(cha
     bounty = chain.post_and_open(
         shards=2, rounds=1, segmentsPerTask=8, segmentsPerCheck=2, checkBps=5000, minCheckBps=2000
     )
-    chain.stake("alice", 5_000 * 10**18)
+    chain.stake("alice", 5_000 * TOKEN)
     task = chain.task_id(bounty, 0, 0)
     chain.claim_and_commit("alice", task)
     t = chain.task(task)
@@ -69,7 +69,7 @@ def test_a_recorded_draw_is_what_everyone_sees_at_any_time(chain: Chain) -> None
     bounty = chain.post_and_open(
         shards=2, rounds=1, segmentsPerTask=8, segmentsPerCheck=2, checkBps=5000, minCheckBps=2000
     )
-    chain.stake("alice", 5_000 * 10**18)
+    chain.stake("alice", 5_000 * TOKEN)
     task = chain.task_id(bounty, 0, 1)
     chain.claim_and_commit("alice", task)
     chain.mine(2)

@@ -4,7 +4,7 @@ from web3 import HTTPProvider, Web3
 from devtools.anvil import Anvil
 from ledger.artifacts import load
 from ledger.chain import dev_accounts, mnemonic_accounts
-from ledger.errors import ChainError
+from ledger.errors import ChainMisconfigured
 from ledger.tx import Transactor
 from tests.support.chain import TOKEN, Chain, reverts
 
@@ -44,7 +44,7 @@ def test_dev_accounts_refuse_non_local_chain() -> None:
     node = Anvil(chain_id=10)
     try:
         w3 = Web3(HTTPProvider(node.url))
-        with pytest.raises(ChainError, match="not a local development chain"):
+        with pytest.raises(ChainMisconfigured, match="not a local development chain"):
             dev_accounts(w3)
     finally:
         node.stop()

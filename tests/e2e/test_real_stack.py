@@ -15,10 +15,12 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from devtools.localstack import StackInfo, down, up
+from ledger.amounts import UNIT
 from ledger.chain import connect, dev_accounts, mnemonic_accounts
 from ledger.deploy import Deployment
 from ledger.market import BountyStatus, Market
@@ -27,7 +29,6 @@ from tests.support.specs import bounty_toml
 
 SHARDWORK = str(Path(sys.executable).with_name("shardwork"))
 PASSWORD = "e2e-password-123"
-UNIT = 10**18
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,8 @@ def _command_lines() -> list[str]:
     return lines
 
 
-def get(url: str) -> object:
+def get(url: str) -> dict[str, Any]:
+    """A JSON object from the read API."""
     return json.loads(urllib.request.urlopen(url, timeout=10).read())
 
 
@@ -137,7 +139,7 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_slashed(stack: StackI
             # No key or password on any command line while everything runs (what `ps` shows every user).
             assert not any(secret in cmdline for cmdline in _command_lines() for secret in secrets)
             bounty = get(f"{stack.api_url}/api/bounties/{bounty_id}")
-            if bounty.get("status") == "finalized":  # type: ignore[union-attr]
+            if bounty.get("status") == "finalized":
                 break
             assert time.monotonic() < deadline, f"bounty not finalized in time: {bounty}"
             assert all(n.poll() is None for n in nodes), "a node daemon died"
@@ -165,9 +167,9 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_slashed(stack: StackI
     assert held == b.escrow + stakes + claimable
 
     detail = get(f"{stack.api_url}/api/bounties/{bounty_id}")
-    metrics = [r["metric"] for r in detail["round_history"]]  # type: ignore[index]
+    metrics = [r["metric"] for r in detail["round_history"]]
     assert len(metrics) == 3 and all(m is not None for m in metrics) and metrics[-1] > 0.5
-    assert detail["slashes"] and detail["slashes"][0]["volunteer"] == faker.address  # type: ignore[index]
+    assert detail["slashes"] and detail["slashes"][0]["volunteer"] == faker.address
 
     # No private key or password in any log line of the whole run (stack processes and node daemons).
     for log in [*Path(stack.home, "logs").glob("*.log"), *logs.glob("*.log")]:

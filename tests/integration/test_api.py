@@ -10,6 +10,7 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
+from schemathesis.core.result import Err
 
 from coordinator.api import Explorer, create_app
 from devtools.anvil import Anvil
@@ -69,13 +70,17 @@ def test_oversized_requests_are_refused(client: TestClient) -> None:
 def test_fuzzing_the_openapi_schema_finds_no_server_error(client: TestClient) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
     failures: list[tuple[str, int]] = []
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = []
+    for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()  # a part of our own schema that schemathesis cannot read
+        operations.append(result.ok())
     assert len(operations) >= 7
     for operation in operations:
 
         @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
         @given(case=operation.as_strategy())
-        def run(case) -> None:  # type: ignore[no-untyped-def]
+        def run(case: schemathesis.Case) -> None:
             response = case.call()
             if response.status_code >= 500:
                 failures.append((case.formatted_path, response.status_code))

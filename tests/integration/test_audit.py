@@ -6,12 +6,16 @@ import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
+from web3.types import RPCEndpoint
 
 from cli.main import app
 from content.store import LocalStore
+from coordinator.api import Explorer
+from coordinator.api_models import BountyOut, VolunteerOut
 from coordinator.rounds import VerifierWorker
 from devtools.adversaries import partial_faker
 from devtools.anvil import Anvil
@@ -25,9 +29,11 @@ from telemetry.logs import json_logger
 from tests.support.marketplace import Marketplace
 from tests.support.specs import small_spec
 
+DemoRun = tuple[Anvil, Path, Summary]  # the chain node, the demo's home, what the demo did
+
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Anvil, Path, Summary]]:
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     node = Anvil()
     home = tmp_path_factory.mktemp("demo-home")
     summary = run_scenario("mnist", rpc_url=node.url, home=home)
@@ -35,12 +41,12 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Anvil, 
     node.stop()
 
 
-def audit(home: Path, url: str, *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+def audit(home: Path, url: str, *args: str) -> tuple[int, dict[str, Any]]:
     result = CliRunner().invoke(app, ["audit", *args, "--json", "--rpc-url", url], env={"SHARDWORK_HOME": str(home)})
     return result.exit_code, json.loads(result.output.strip().splitlines()[-1])
 
 
-def test_audit_replays_agree_with_every_on_chain_verdict_of_the_demo(demo_run) -> None:  # type: ignore[no-untyped-def]
+def test_audit_replays_agree_with_every_on_chain_verdict_of_the_demo(demo_run: DemoRun) -> None:
     node, home, summary = demo_run
     code, report = audit(home, node.url, "bounty", str(summary.bounty_id), "--replay", "40", "--seed", "1")
     checked = [r for r in report["replays"] if r["checked"]]
@@ -62,7 +68,7 @@ def test_audit_replays_agree_with_every_on_chain_verdict_of_the_demo(demo_run) -
             assert commit["proof_problems"] == []
 
 
-def test_audit_flags_a_wrong_verdict_injected_by_colluding_verifiers(demo_run) -> None:  # type: ignore[no-untyped-def]
+def test_audit_flags_a_wrong_verdict_injected_by_colluding_verifiers(demo_run: DemoRun) -> None:
     node, home, _ = demo_run
     w3 = connect(node.url)
     deployment = Deployment.load(home / "deployment.json")
@@ -77,7 +83,7 @@ def test_audit_flags_a_wrong_verdict_injected_by_colluding_verifiers(demo_run) -
     daemon.run()
     task_id = task_id_of(bounty_id, 0, 0)
     assert honest.task(task_id).status == TaskStatus.COMMITTED
-    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    w3.provider.make_request(RPCEndpoint("evm_mine"), [])
     for verifier_key in (keys[3], keys[4]):  # the demo's verifiers, now lying: FAIL on honest work
         Market(w3, deployment, Transactor(w3, verifier_key)).attest(task_id, False)
     assert honest.task(task_id).status == TaskStatus.OPEN  # slashed and reopened
@@ -88,7 +94,7 @@ def test_audit_flags_a_wrong_verdict_injected_by_colluding_verifiers(demo_run) -
     assert replay["outcome"] == "slashed" and replay["failed"] == [] and replay["segments"] and not replay["agrees"]
 
 
-def test_audit_agrees_with_a_slash_decided_after_the_draw_was_lost(demo_run) -> None:  # type: ignore[no-untyped-def]
+def test_audit_agrees_with_a_slash_decided_after_the_draw_was_lost(demo_run: DemoRun) -> None:
     """Nobody recorded the draw and the verifiers first looked 300 blocks after the commit: the contract then
     checks every segment, the verifiers replay all of them and catch the faked one, and the auditor must
     re-decide on all of them too (it used to replay the block hash's sample and contradict the slash)."""
@@ -112,7 +118,7 @@ def test_audit_agrees_with_a_slash_decided_after_the_draw_was_lost(demo_run) -> 
     daemon.run()
     task_id = task_id_of(bounty_id, 0, 0)
     assert faker.task(task_id).status == TaskStatus.COMMITTED
-    w3.provider.make_request("anvil_mine", [300])  # type: ignore[arg-type]
+    w3.provider.make_request(RPCEndpoint("anvil_mine"), [300])
     assert faker.challenge(task_id) == (True, list(range(8)))  # the seed is lost: every segment is checked
     for verifier_key in (keys[3], keys[4]):
         verifier = VerifierWorker(Market(w3, deployment, Transactor(w3, verifier_key)), m.store, json_logger("test"))
@@ -123,3 +129,17 @@ def test_audit_agrees_with_a_slash_decided_after_the_draw_was_lost(demo_run) -> 
     (replay,) = report["replays"]
     assert replay["outcome"] == "slashed" and replay["segments"] == list(range(8))
     assert replay["failed"] and replay["agrees"] and code == 0
+
+
+def test_the_read_api_describes_the_demo_in_its_response_models(demo_run: DemoRun, tmp_path: Path) -> None:
+    """Every bounty, slash and volunteer of the demo (cheaters slashed, rounds closed, a final model) fits the
+    API's typed models, so the OpenAPI schema tells clients the truth."""
+    node, home, summary = demo_run
+    market = Market(connect(node.url), Deployment.load(home / "deployment.json"))
+    snapshot = Explorer(market, LocalStore(home / "store"), tmp_path / "index.sqlite").build()
+    demo = BountyOut.model_validate(snapshot.bounties[summary.bounty_id])
+    assert demo.final_model_cid == summary.final_model_cid and demo.round_history[-1].final
+    assert {s.volunteer for s in demo.slashes} == set(summary.slashed)
+    assert all(len(s.verdicts) >= 2 and not any(v.passed for v in s.verdicts) for s in demo.slashes if s.verdicts)
+    for v in snapshot.volunteers.values():
+        VolunteerOut.model_validate(v)

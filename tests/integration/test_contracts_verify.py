@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from web3 import HTTPProvider, Web3
@@ -14,20 +16,22 @@ from devtools.anvil import Anvil
 from ledger.artifacts import load
 from ledger.chain import dev_accounts
 from ledger.compiler import compile_sources
-from ledger.deploy import deploy
+from ledger.deploy import Deployment, deploy
 from ledger.tx import Transactor
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARDWORK = [sys.executable, "-m", "cli.main"]
 
+AnvilDeployment = tuple[Anvil, Deployment, Path]  # the node, what was deployed on it, the saved manifest
+
 
 @pytest.fixture(scope="module")
-def compiled() -> dict:
+def compiled() -> dict[str, dict[str, Any]]:
     return compile_sources(ROOT)
 
 
 @pytest.mark.parametrize("name", ["Token", "BountyMarket"])
-def test_shipped_artifacts_match_a_fresh_compile_of_the_sources(compiled: dict, name: str) -> None:
+def test_shipped_artifacts_match_a_fresh_compile_of_the_sources(compiled: dict[str, dict[str, Any]], name: str) -> None:
     artifact = load(name)
     out = compiled[name]["evm"]
     assert "0x" + out["bytecode"]["object"] == artifact.bytecode, "run ./scripts/build-contracts"
@@ -35,7 +39,7 @@ def test_shipped_artifacts_match_a_fresh_compile_of_the_sources(compiled: dict, 
 
 
 @pytest.fixture(scope="module")
-def anvil_deployment(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def anvil_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnvilDeployment]:
     node = Anvil()
     try:
         w3 = Web3(HTTPProvider(node.url))
@@ -68,7 +72,7 @@ def _verify(path: Path, url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_verify_cli_accepts_deployed_contracts(anvil_deployment) -> None:  # type: ignore[no-untyped-def]
+def test_verify_cli_accepts_deployed_contracts(anvil_deployment: AnvilDeployment) -> None:
     node, _, path = anvil_deployment
     result = _verify(path, node.url)
     assert result.returncode == 0, result.stderr
@@ -78,7 +82,9 @@ def test_verify_cli_accepts_deployed_contracts(anvil_deployment) -> None:  # typ
     assert all(c["immutable_bytes_masked"] > 0 for c in report["contracts"])
 
 
-def test_verify_cli_rejects_code_that_is_not_from_the_sources(anvil_deployment, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_verify_cli_rejects_code_that_is_not_from_the_sources(
+    anvil_deployment: AnvilDeployment, tmp_path: Path
+) -> None:
     node, deployment, _ = anvil_deployment
     swapped = deployment.model_copy(update={"token": deployment.market})
     path = tmp_path / "swapped.json"
@@ -97,7 +103,7 @@ def test_verify_cli_reports_missing_manifest_in_one_line(tmp_path: Path) -> None
     assert "Traceback" not in result.stderr
 
 
-def test_verify_cli_reports_unreachable_node_in_one_line(anvil_deployment) -> None:  # type: ignore[no-untyped-def]
+def test_verify_cli_reports_unreachable_node_in_one_line(anvil_deployment: AnvilDeployment) -> None:
     _, _, path = anvil_deployment
     result = _verify(path, "http://127.0.0.1:9")
     assert result.returncode == 1 and "cannot reach an EVM node" in result.stderr

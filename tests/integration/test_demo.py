@@ -6,9 +6,14 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from ledger.amounts import UNIT
+
 DEMO = str(Path(__file__).resolve().parents[2] / "scripts" / "demo")
 
 
+@pytest.mark.embedded  # the README's main job runs on the embedded chain: part of the fast tier
 def test_demo_slashes_exactly_the_cheaters_pays_the_honest_and_trains_a_useful_model() -> None:
     run = subprocess.run([DEMO, "--json"], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -23,6 +28,6 @@ def test_demo_slashes_exactly_the_cheaters_pays_the_honest_and_trains_a_useful_m
     assert by_role["lazy"] not in summary["rewards"]
     # 12 tasks at 10 tokens each went to volunteers, whoever did them.
     volunteer_pay = sum(summary["rewards"].get(by_role[r], 0) for r in ("honest-1", "honest-2", "faker"))
-    assert volunteer_pay == 12 * 10 * 10**18
+    assert volunteer_pay == 12 * 10 * UNIT
     assert summary["metric_name"] == "accuracy" and summary["final_metric"] > 0.8
     assert abs(summary["final_metric"] - summary["baseline_metric"]) < 0.1

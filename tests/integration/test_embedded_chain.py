@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ledger.chain import connect
 from tests.support.chain import ACCEPTED, RARE_CHECKS, TOKEN, Chain, reverts
+
+pytestmark = pytest.mark.embedded
 
 
 def test_task_lifecycle_runs_on_the_embedded_chain() -> None:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 from web3 import Web3
+from web3.types import RPCEndpoint
 
 from devtools.anvil import Anvil
+from ledger.amounts import UNIT
 from ledger.chain import advance_time, connect, dev_accounts
 from ledger.deploy import deploy
 from ledger.errors import error_class
@@ -17,10 +19,8 @@ from ledger.market import BountyStatus, Market, TaskStatus, task_id_of
 from ledger.terms import BountyTerms
 from ledger.tx import Transactor
 
-UNIT = 10**18
 
-
-@pytest.fixture(params=["embedded", "anvil"], scope="module")
+@pytest.fixture(params=[pytest.param("embedded", marks=pytest.mark.embedded), "anvil"], scope="module")
 def w3(request: pytest.FixtureRequest) -> Iterator[Web3]:
     if request.param == "embedded":
         yield connect(None)
@@ -89,7 +89,8 @@ def test_post_claim_commit_and_the_event_index_rebuilds_to_the_chain(
         "QmWfVY9y3xjsixTgbd9AorQxH7VtMpzfx2HaWtsoUYecaX",
     )
     assert alice.task(task).status == TaskStatus.COMMITTED
-    assert alice.commit_event(task)["traceRoot"] == b"\x01" * 32
+    event = alice.commit_event(task)
+    assert event is not None and event["traceRoot"] == b"\x01" * 32
     (opened,) = alice.opened_rounds(bounty_id=bounty_id)
     assert opened.round == 0 and opened.block_hash == bytes(alice.w3.eth.get_block(opened.block_number)["hash"])
 
@@ -110,11 +111,11 @@ def test_event_index_rewinds_when_the_chain_forgets_blocks(tmp_path: Path) -> No
         deployment = deploy(w3, Transactor(w3, keys[0]), unbonding_delay_s=3600)
         alice, bob = (Market(w3, deployment, Transactor(w3, k)) for k in keys[1:])
         index = EventIndex(tmp_path / "index.sqlite", alice)
-        snapshot = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+        snapshot = w3.provider.make_request(RPCEndpoint("evm_snapshot"), [])["result"]
         alice.faucet(alice.address, 7 * UNIT)
         index.sync()
         assert [e.args["to"] for e in index.events(names=("FaucetDripped",))] == [alice.address]
-        w3.provider.make_request("evm_revert", [snapshot])  # type: ignore[arg-type]
+        w3.provider.make_request(RPCEndpoint("evm_revert"), [snapshot])
         bob.faucet(bob.address, 9 * UNIT)  # a different history at the same height
         index.sync()
         assert [e.args["to"] for e in index.events(names=("FaucetDripped",))] == [bob.address]

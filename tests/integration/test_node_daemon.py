@@ -109,7 +109,8 @@ def test_a_stopped_or_killed_node_commits_nothing_partial_and_a_restart_resumes_
     proc = subprocess.Popen(node_args(m, keystore, work, "--metrics-port", "0"), stderr=subprocess.PIPE, text=True)
     try:
         url = None
-        for line in proc.stderr:  # type: ignore[union-attr]
+        assert proc.stderr is not None  # piped
+        for line in proc.stderr:
             entry = json.loads(line)
             url = entry.get("url", url)
             if entry["msg"] == "training":

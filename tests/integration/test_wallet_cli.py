@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
+from eth_typing import ChecksumAddress
 from typer.testing import CliRunner
 
 from cli.main import app
 from devtools.anvil import Anvil
+from ledger.amounts import UNIT
 from ledger.chain import advance_time, connect, mnemonic_accounts
 from tests.support.specs import bounty_toml
 
 PASSWORD = "hunter2-but-longer"
-UNIT = 10**18
 
 
 class Cli:
@@ -30,15 +32,15 @@ class Cli:
         }
         self.w3 = connect(url)
 
-    def __call__(self, *args: str, code: int = 0, env: dict[str, str | None] | None = None) -> str:
+    def __call__(self, *args: str, code: int = 0, env: Mapping[str, str | None] | None = None) -> str:
         result = self.runner.invoke(app, list(args), env={**self.env, **(env or {})})
         assert result.exit_code == code, f"{args}: exit {result.exit_code}\n{result.output}"
         return result.output
 
-    def json(self, *args: str) -> dict:  # type: ignore[type-arg]
+    def json(self, *args: str) -> dict[str, Any]:
         return json.loads(self(*args, "--json").strip().splitlines()[-1])
 
-    def nonce(self, address: str) -> int:
+    def nonce(self, address: ChecksumAddress) -> int:
         return self.w3.eth.get_transaction_count(address)
 
 

@@ -17,7 +17,7 @@ from ledger.deploy import Deployment
 from ledger.market import Market
 from ledger.tx import Transactor
 from node.daemon import NodeDaemon, NodeOptions
-from node.trainer import train_task
+from node.trainer import Trainer, train_task
 from telemetry.logs import json_logger
 
 
@@ -26,13 +26,13 @@ def main() -> None:
     w3 = connect(rpc_url)
     key = dev_accounts(w3, int(key_index) + 1)[int(key_index)]
     market = Market(w3, Deployment.load(Path(deployment)), Transactor(w3, key))
-    trainer = {"lazy": lazy_trainer, "faker": partial_faker(0.5), "honest": train_task}[kind]
+    trainers: dict[str, Trainer] = {"lazy": lazy_trainer, "faker": partial_faker(0.5), "honest": train_task}
     daemon = NodeDaemon(
         market,
         open_store(store),
-        NodeOptions(work_dir=Path(work_dir), poll_interval_s=0.3),  # type: ignore[arg-type]
+        NodeOptions(work_dir=Path(work_dir), poll_interval_s=0.3),
         json_logger(f"adversary.{kind}"),
-        trainer=trainer,
+        trainer=trainers[kind],
     )
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: daemon.stop())

@@ -8,6 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from web3.types import RPCEndpoint
+
+from content.store import ContentStore
 from coordinator.rounds import Coordinator, VerifierWorker
 from ledger.chain import advance_time, mine, mnemonic_accounts
 from ledger.market import Market, TaskStatus
@@ -59,14 +62,16 @@ class Arena:
         index = self._next_account
         self._next_account += 1
         key = mnemonic_accounts(index + 1)[index]
-        self.m.w3.provider.make_request("anvil_setBalance", [key.address, hex(10**20)])  # type: ignore[arg-type]
+        self.m.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [key.address, hex(10**20)])
         market = Market(self.m.w3, self.m.deployment, Transactor(self.m.w3, key))
         market.faucet(market.address, 10_000 * UNIT)
         if stake:
             market.stake(stake)
         return market
 
-    def work_once(self, volunteer: Market, trainer: Trainer = train_task, store: object | None = None) -> int | None:
+    def work_once(
+        self, volunteer: Market, trainer: Trainer = train_task, store: ContentStore | None = None
+    ) -> int | None:
         """The volunteer's daemon takes one open task of the latest bounty with `trainer`; returns the committed
         task id. (Earlier tests leave open tasks in their bounties; those are not this test's business.)"""
         options = NodeOptions(
@@ -75,7 +80,7 @@ class Arena:
             max_tasks=1,
             bounties=frozenset({self.m.poster.market.functions.nextBountyId().call() - 1}),
         )
-        daemon = NodeDaemon(volunteer, store or self.m.store, options, QUIET, trainer=trainer)  # type: ignore[arg-type]
+        daemon = NodeDaemon(volunteer, store or self.m.store, options, QUIET, trainer=trainer)
         daemon.run()
         return daemon.status.committed[-1] if daemon.status.committed else None
 
@@ -87,6 +92,12 @@ class Arena:
     def settle(self, bounty_id: int, seconds: int = 2_000) -> None:
         advance_time(self.m.w3, seconds)
         self.coordinator.settle_ready(bounty_id)
+
+    def events(self, name: str, **filters: object) -> list[dict[str, object]]:
+        """The arguments of every `name` event on the market (all bounties of the module's chain) matching the
+        indexed `filters`, oldest first."""
+        logs = getattr(self.m.poster.market.events, name)().get_logs(from_block=0, argument_filters=filters)
+        return [dict(log["args"]) for log in logs]
 
     def slashed(self, task_id: int, volunteer: str) -> bool:
         logs = self.m.poster.market.events.TaskSlashed().get_logs(from_block=0, argument_filters={"taskId": task_id})

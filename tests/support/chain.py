@@ -8,44 +8,50 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from eth_utils import filter_abi_by_type
 from web3 import Web3
 from web3.contract import Contract
-from web3.types import TxReceipt
+from web3.logs import DISCARD as _DISCARD
+from web3.types import RPCEndpoint, TxReceipt
 
 from ledger import errors
+from ledger.amounts import UNIT
 from ledger.chain import advance_time, dev_accounts, mine
 from ledger.deploy import Deployment, contract_at, deploy
+from ledger.terms import BountyTerms
 from ledger.tx import Transactor, call
 
-TOKEN = 10**18
+TOKEN = UNIT
 UNBONDING_DELAY = 3 * 24 * 3600
 ACTORS = ("deployer", "poster", "coordinator", "alice", "bob", "carol", "dave", "vera", "victor", "mallory")
 STARTING_BALANCE = 100_000 * TOKEN
 
 
+# The contract tests' sound bounty, made the product's way (BountyTerms.params): 2 shards × 2 rounds of 8
+# segments, spot-check p = 50% floor 20%, reward 10, stake 100.
+DEFAULT_TERMS = BountyTerms(
+    reward="10",
+    stake="100",
+    verifier_fee="1",
+    challenge_bond="20",
+    lease_penalty="5",
+    check_probability=0.5,
+    min_check_probability=0.2,
+    reputation_half_life=4,
+    segments_per_check=2,
+    quorum=2,
+    lease_duration_s=3600,
+    challenge_window_s=600,
+    verify_window_s=1200,
+    coordinator="0x" + "00" * 20,
+)
+
+
 def default_params(**overrides: Any) -> dict[str, Any]:
-    """A sound bounty: 2 shards × 2 rounds, spot-check p = 50% floor 20%, reward 10, stake 100."""
-    params: dict[str, Any] = {
-        "specCid": "bafkreispecspecspecspecspecspecspecspecspecspecspecspec",
-        "coordinator": None,  # filled with the coordinator actor
-        "shards": 2,
-        "rounds": 2,
-        "segmentsPerTask": 8,
-        "segmentsPerCheck": 2,
-        "checkBps": 5000,
-        "minCheckBps": 2000,
-        "reputationHalfLife": 4,
-        "quorum": 2,
-        "rewardPerTask": 10 * TOKEN,
-        "stakePerTask": 100 * TOKEN,
-        "verifierFee": 1 * TOKEN,
-        "challengeBond": 20 * TOKEN,
-        "leasePenalty": 5 * TOKEN,
-        "leaseDuration": 3600,
-        "challengeWindow": 600,
-        "verifyWindow": 1200,
-        "deadline": None,  # filled as now + 30 days
-    }
+    """DEFAULT_TERMS' BountyParams; `coordinator` and `deadline` stay None for the caller to fill, and any
+    field can be overridden raw (the contract tests post invalid parameters on purpose)."""
+    params = DEFAULT_TERMS.params("bafkreispecspecspecspecspecspecspecspecspecspecspecspec", 2, 2, 8, now=0)
+    params.update(coordinator=None, deadline=None)
     params.update(overrides)
     return params
 
@@ -98,10 +104,10 @@ class Chain:
         mine(self.w3, blocks)
 
     def snapshot(self) -> Any:
-        return self.w3.provider.make_request("evm_snapshot", [])["result"]
+        return self.w3.provider.make_request(RPCEndpoint("evm_snapshot"), [])["result"]
 
     def revert_to(self, snap: Any) -> None:
-        assert self.w3.provider.make_request("evm_revert", [snap])["result"] is True
+        assert self.w3.provider.make_request(RPCEndpoint("evm_revert"), [snap])["result"] is True
 
     def events(self, receipt: TxReceipt, name: str) -> list[dict[str, Any]]:
         event = getattr(self.market.events, name)()
@@ -159,7 +165,8 @@ class Chain:
         return dict(zip(names, self.view("bountyOf", bounty_id), strict=True))
 
     def stake_of(self, actor: str) -> tuple[int, int, int, int]:
-        return tuple(self.view("stakeOf", self.addr(actor)))  # type: ignore[return-value]
+        bonded, locked, unbonding, accepted_tasks = self.view("stakeOf", self.addr(actor))
+        return bonded, locked, unbonding, accepted_tasks
 
 
 # Spot-check probability 0.01%: a commit goes unchecked except once in 10,000 draws.
@@ -171,11 +178,8 @@ OPEN, CLAIMED, COMMITTED, CHALLENGED, ACCEPTED = range(5)
 
 
 def _abi_outputs(contract: Contract, fn: str) -> list[dict[str, Any]]:
-    item = next(i for i in contract.abi if i.get("type") == "function" and i["name"] == fn)
-    return item["outputs"][0]["components"]
-
-
-from web3.logs import DISCARD as _DISCARD  # noqa: E402
+    item = next(i for i in filter_abi_by_type("function", contract.abi) if i["name"] == fn)
+    return [dict(c) for c in item["outputs"][0].get("components", ())]
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ from typing import Any
 
 from web3 import Web3
 
-from content.store import LocalStore
+from content.store import ContentStore, LocalStore
 from coordinator.intake import publish_data
 from coordinator.rounds import Coordinator
 from ledger.chain import connect, mnemonic_accounts
@@ -32,7 +32,7 @@ class Marketplace:
     rpc_url: str
     deployment: Deployment
     deployment_path: Path
-    store: LocalStore
+    store: ContentStore  # the embedded store by default; a test may swap in an IpfsStore
     store_dir: Path
     root: Path
 

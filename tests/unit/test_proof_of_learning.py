@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -20,6 +21,8 @@ from protocol.workloads import resolve
 
 VOLUNTEER = "0x" + "ab" * 20
 ROUND_CID = "QmWfVY9y3xjsixTgbd9AorQxH7VtMpzfx2HaWtsoUYecaX"
+
+Honest = tuple[TaskInput, LocalStore, TraceResult]  # a task, its store and its honestly trained trace
 
 
 def make_task(**spec_overrides: object) -> TaskInput:
@@ -49,20 +52,20 @@ def check(
 
 
 @pytest.fixture(scope="module")
-def honest(tmp_path_factory: pytest.TempPathFactory) -> tuple[TaskInput, LocalStore, TraceResult]:
+def honest(tmp_path_factory: pytest.TempPathFactory) -> Honest:
     task = make_task()
     store = LocalStore(tmp_path_factory.mktemp("store"))
     return task, store, train_task(task, store, tmp_path_factory.mktemp("work"))
 
 
-def test_every_honest_segment_replays_bit_for_bit(honest) -> None:  # type: ignore[no-untyped-def]
+def test_every_honest_segment_replays_bit_for_bit(honest: Honest) -> None:
     task, store, result = honest
     verdicts = [check(task, store, result, s) for s in range(task.spec.segments)]
     assert all(v.passed for v in verdicts), verdicts
     assert result.manifest.losses[-1] < result.manifest.losses[0]
 
 
-def test_trace_starts_at_the_round_model_and_update_is_last_minus_first(honest) -> None:  # type: ignore[no-untyped-def]
+def test_trace_starts_at_the_round_model_and_update_is_last_minus_first(honest: Honest) -> None:
     task, store, result = honest
     m = result.manifest
     first = parse_checkpoint(store.get(m.checkpoints[0].cid), task.spec, task.workload, 0)
@@ -72,13 +75,13 @@ def test_trace_starts_at_the_round_model_and_update_is_last_minus_first(honest) 
     assert canonical_hash(update) == result.update_hash
 
 
-def test_replay_with_another_data_order_fails(honest) -> None:  # type: ignore[no-untyped-def]
+def test_replay_with_another_data_order_fails(honest: Honest) -> None:
     task, store, result = honest
     verdict = check(task, store, result, 1, seed=task_seed(1, 0, 3, b"\x5a" * 32))
     assert not verdict.passed and "diverged" in verdict.reason
 
 
-def test_a_start_checkpoint_other_than_the_committed_one_is_refused(honest) -> None:  # type: ignore[no-untyped-def]
+def test_a_start_checkpoint_other_than_the_committed_one_is_refused(honest: Honest) -> None:
     task, store, result = honest
     m = result.manifest
     tensors = parse_checkpoint(store.get(m.checkpoints[2].cid), task.spec, task.workload, 10)
@@ -89,7 +92,7 @@ def test_a_start_checkpoint_other_than_the_committed_one_is_refused(honest) -> N
     assert not verdict.passed and "checkpoint 2 does not match its committed hash" in verdict.reason
 
 
-def test_exact_mode_decides_on_the_committed_end_hash_not_on_downloaded_end_bytes(honest) -> None:  # type: ignore[no-untyped-def]
+def test_exact_mode_decides_on_the_committed_end_hash_not_on_downloaded_end_bytes(honest: Honest) -> None:
     task, store, result = honest
     m = result.manifest
     start = store.get(m.checkpoints[1].cid)
@@ -131,7 +134,7 @@ def test_a_trace_of_skipped_work_fails_replay(tmp_path: Path) -> None:
     assert check(task, store, faked, 0).passed  # untouched segments still replay: the sample must hit the fake
 
 
-def test_interrupted_training_resumes_to_the_identical_trace(honest, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_interrupted_training_resumes_to_the_identical_trace(honest: Honest, tmp_path: Path) -> None:
     task, _, result = honest
     store = LocalStore(tmp_path / "store")
     calls = iter(range(100))
@@ -146,7 +149,7 @@ def test_tolerance_mode_accepts_honest_and_rejects_faked_segments(tmp_path: Path
     store = LocalStore(tmp_path / "store")
     result = train_task(task, store, tmp_path / "work")
     good = check(task, store, result, 2)
-    assert good.passed and good.distance <= 1e-4
+    assert good.passed and good.distance is not None and good.distance <= 1e-4
     assert not check(task, store, result, 2, seed=task_seed(9, 9, 9, b"\x00" * 32)).passed
 
 
@@ -158,7 +161,7 @@ def test_tolerance_mode_accepts_honest_and_rejects_faked_segments(tmp_path: Path
     ],
     ids=["mnist-cnn", "char-transformer"],
 )
-def test_every_family_replays_bit_for_bit(tmp_path: Path, model: dict) -> None:  # type: ignore[type-arg]
+def test_every_family_replays_bit_for_bit(tmp_path: Path, model: dict[str, Any]) -> None:
     spec = TrainingSpec.model_validate(
         {"model": model, "steps_per_task": 10, "checkpoint_interval": 5, "batch_size": 8}
     )

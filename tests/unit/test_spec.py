@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,6 +50,6 @@ def test_load_spec_reports_one_line_errors(tmp_path: Path, text: str, message: s
         ({"family": "char-transformer", "params": {"dim": 30, "heads": 4}}, "multiple of heads"),
     ],
 )
-def test_resolve_rejects_unknown_families_and_bad_params(model: dict, message: str) -> None:  # type: ignore[type-arg]
+def test_resolve_rejects_unknown_families_and_bad_params(model: dict[str, Any], message: str) -> None:
     with pytest.raises(SpecError, match=message):
         resolve(TrainingSpec.model_validate({"model": model}).model)

@@ -566,7 +566,7 @@ def test_shape_bombs_are_refused_before_allocating() -> None:
     bomb = _edited(t, lambda h: h[min(h)].update(shape=[2**40]))  # claims 8 TiB, carries 32 bytes
     for layout in (layout_of(t), None):  # without a layout to compare with, the bytes still decide
         refusal(lambda: from_bytes(bomb, layout), ContentError)  # noqa: B023 - called at once
-        peak, seconds = bounded(lambda: from_bytes(bomb, layout))  # noqa: B023
+        peak, seconds = bounded(lambda: from_bytes(bomb, layout))  # noqa: B023 - called at once
         assert peak < MiB and seconds < 1  # generous: the machine is shared; an allocation would take far longer
 
 

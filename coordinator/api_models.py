@@ -1,0 +1,93 @@
+"""The read API's response models: what each route answers, typed (they are also the OpenAPI schema the
+API's fuzz tests check every answer against). Amounts are decimal strings of base units: JSON numbers
+cannot hold 256-bit integers exactly."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Health(_Out):
+    status: str  # "ok", or "degraded" when the last rebuild failed or the snapshot is over 30 s old
+    block: int
+    snapshot_age_s: float
+    error: str | None
+    bounties: int
+
+
+class RoundOut(_Out):
+    round: int
+    manifest_cid: str
+    opened_block: int | None = None  # None for the final model's row
+    final: bool = False
+    metric_name: str | None  # None while the manifest cannot be read
+    metric: float | None
+
+
+class Verdict(_Out):
+    taskId: int  # noqa: N815 - the event's own argument names
+    verifier: str
+    passed: bool
+
+
+class SlashOut(_Out):
+    task_id: int
+    volunteer: str
+    amount: int
+    block: int
+    verdicts: list[Verdict]
+    trace_cid: str | None
+    trace_root: str | None
+
+
+class TaskOut(_Out):
+    task_id: int
+    task_id_hex: str
+    bounty_id: int
+    round: int
+    shard: int
+    status: str
+    volunteer: str
+    attempt: int
+
+
+class OpenTaskOut(TaskOut):
+    family: str
+    stake_per_task: str
+    reward_per_task: str
+
+
+class BountySummary(_Out):
+    bounty_id: int
+    status: str
+    poster: str
+    coordinator: str
+    family: str
+    spec_cid: str
+    shards: int
+    rounds: int
+    current_round: int
+    escrow: str
+    reward_per_task: str
+    stake_per_task: str
+    round_history: list[RoundOut]
+    final_model_cid: str | None
+
+
+class BountyOut(BountySummary):
+    current_tasks: list[TaskOut]
+    slashes: list[SlashOut]
+
+
+class VolunteerOut(_Out):
+    address: str
+    claimed: int
+    accepted: int
+    slashed: int
+    earned: str
+    slashed_amount: str
+    tasks: list[int]

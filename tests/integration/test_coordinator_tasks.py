@@ -1,0 +1,178 @@
+"""The coordinator's Celery tasks, called directly, on the embedded in-process chain: intake, the commit check
+(audit, draw recorded, verifiers' replay and attestation), advance (settle, close the round, finalize) and
+beat's housekeeping scan, against real node daemons, an honest and a lazy one. Redis is real (the tasks'
+queue marks and single-flight guard live there), started on a free loopback port and stopped by PID."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from web3.types import RPCEndpoint
+
+from config.settings import CoordinatorSettings
+from content.store import DEFAULT_MAX_BYTES, ContentStore, LocalStore
+from coordinator import service as service_module
+from coordinator import worker
+from coordinator.rounds import Coordinator, VerifierWorker
+from devtools.adversaries import lazy_trainer
+from devtools.localstack import start_redis
+from ledger.amounts import UNIT
+from ledger.chain import connect, dev_accounts
+from ledger.deploy import deploy
+from ledger.market import BountyStatus, Market, TaskStatus, task_id_of
+from ledger.terms import BountyTerms
+from ledger.tx import Transactor
+from node.daemon import NodeDaemon, NodeOptions
+from protocol.errors import StoreUnavailable
+from tests.support.specs import small_spec
+
+pytestmark = pytest.mark.embedded
+Installed = tuple[service_module.Service, list[Market]]
+QUIET = logging.getLogger("shardwork.test.coordinator")
+QUIET.addHandler(logging.NullHandler())
+QUIET.propagate = False
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with tempfile.TemporaryDirectory() as home:
+        (Path(home) / "logs").mkdir()
+        proc, url = start_redis(Path(home))
+        yield url
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture()
+def installed(redis_url: str, tmp_path: Path) -> Iterator[Installed]:
+    w3 = connect(None)
+    keys = dev_accounts(w3, 8)
+    deployment = deploy(w3, Transactor(w3, keys[0]), unbonding_delay_s=3600)
+    store = LocalStore(tmp_path / "store")
+    clients = [Market(w3, deployment, Transactor(w3, k)) for k in keys]
+    for m in clients[1:]:
+        m.faucet(m.address, 2_000 * UNIT)
+    for m in (*clients[3:5], *clients[5:8]):  # verifiers and volunteers bond stake
+        m.stake(1_000 * UNIT)
+    settings = CoordinatorSettings(redis_url=redis_url, store=str(tmp_path / "store"), deployment=tmp_path / "d.json")
+    svc = service_module.Service(
+        settings,
+        Coordinator(clients[2], store, QUIET),
+        [VerifierWorker(clients[3], store, QUIET), VerifierWorker(clients[4], store, QUIET)],
+        store,
+        QUIET,
+    )
+    service_module.install(svc)
+    worker.app.conf.broker_url = redis_url  # housekeeping's .delay() publishes here; nothing consumes it
+    yield svc, clients
+    service_module.install(None)
+
+
+def _post(poster: Market, coordinator: str, store: ContentStore) -> int:
+    spec = small_spec(data={"shards": 2}, steps_per_task=10, rounds=1)
+    terms = BountyTerms(coordinator=coordinator, check_probability=1.0, min_check_probability=1.0, segments_per_check=1)
+    poster.ensure_allowance(terms.escrow(spec.data.shards * spec.rounds))
+    return poster.post_bounty(terms.posting(spec, store.put(spec.canonical_bytes()), poster.now()))
+
+
+def test_tasks_called_directly_take_a_bounty_from_post_to_final_model(installed: Installed, tmp_path: Path) -> None:
+    svc, clients = installed
+    poster, volunteer = clients[1], clients[5]
+    bounty_id = _post(poster, clients[2].address, svc.store)
+
+    assert worker.housekeeping() == {"intake": 1, "check": 0, "advance": 0}  # beat's scan finds the new bounty
+    assert worker.intake(bounty_id) is not None and worker.intake(bounty_id) is None  # idempotent
+    assert poster.bounty(bounty_id).round_open
+
+    NodeDaemon(volunteer, svc.store, NodeOptions(work_dir=tmp_path / "node", once=True), QUIET).run()
+    tasks = [task_id_of(bounty_id, 0, shard) for shard in range(2)]
+    assert [poster.task(t).status for t in tasks] == [TaskStatus.COMMITTED] * 2
+    assert worker.housekeeping()["check"] == 2
+    for task_id in tasks:
+        assert worker.check_commit(task_id) == [True, True]  # both verifiers replayed and attested PASS
+        assert poster.task(task_id).status == TaskStatus.ACCEPTED
+        assert worker.check_commit(task_id) == [None, None]  # a repeat finds nothing left to do
+
+    result = worker.advance(bounty_id)
+    assert result["closed_round"] == 0
+    assert poster.bounty(bounty_id).status == BountyStatus.FINALIZED
+    assert poster.claimable(volunteer.address) == 2 * 10 * UNIT
+
+
+def test_the_commit_check_slashes_a_lazy_volunteer_and_records_the_draw(installed: Installed, tmp_path: Path) -> None:
+    svc, clients = installed
+    poster, lazy = clients[1], clients[6]
+    bounty_id = _post(poster, clients[2].address, svc.store)
+    worker.intake(bounty_id)
+    options = NodeOptions(work_dir=tmp_path / "lazy", once=True, max_tasks=1)
+    NodeDaemon(lazy, svc.store, options, QUIET, trainer=lazy_trainer).run()
+    task_id = next(
+        t for t in (task_id_of(bounty_id, 0, s) for s in range(2)) if poster.task(t).volunteer == lazy.address
+    )
+    stake_before = poster.stake_of(lazy.address).bonded
+
+    assert worker.check_commit(task_id) == [None, None]  # the draw block is not mined yet: nothing to decide
+    lazy.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+    assert worker.check_commit(task_id) == [False, False]
+    assert poster.task(task_id).status == TaskStatus.OPEN  # slashed and reopened for an honest redo
+    assert poster.stake_of(lazy.address).bonded == stake_before - 100 * UNIT
+    drawn = poster.market.events.ChallengeDrawn().get_logs(from_block=0, argument_filters={"taskId": task_id})
+    assert len(drawn) == 1  # recorded once, by the first check, so the sample can never change afterwards
+
+
+class FlakyStore:
+    """The embedded store behind a switch: while `down`, every read fails as an unreachable daemon's would."""
+
+    def __init__(self, inner: ContentStore) -> None:
+        self.inner, self.down = inner, False
+
+    def put(self, data: bytes) -> str:
+        return self.inner.put(data)
+
+    def get(self, cid: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+        if self.down:
+            raise StoreUnavailable("IPFS daemon unreachable (test switch)")
+        return self.inner.get(cid, max_bytes)
+
+    def has(self, cid: str) -> bool:
+        return self.inner.has(cid)
+
+    def pin(self, cid: str) -> None:
+        self.inner.pin(cid)
+
+
+def test_a_commit_whose_audit_met_an_outage_is_audited_again(installed: Installed, tmp_path: Path) -> None:
+    """An unchecked lazy commit is disputed by the coordinator's audit; if our own store was down during the
+    first audit, the retry must audit it again (it used to be marked as handled before the audit ran)."""
+    svc, clients = installed
+    poster, coordinator_client, lazy = clients[1], clients[2], clients[7]
+    coordinator_client.stake(1_000 * UNIT)  # a dispute needs free stake of the bounty's stakePerTask
+    spec = small_spec(data={"shards": 1}, steps_per_task=10, rounds=1)
+    rare = BountyTerms(
+        coordinator=coordinator_client.address,
+        reward="0.1",
+        stake="1000",
+        check_probability=0.0001,
+        min_check_probability=0.0001,
+    )
+    poster.ensure_allowance(rare.escrow(1))
+    bounty_id = poster.post_bounty(rare.posting(spec, svc.store.put(spec.canonical_bytes()), poster.now()))
+    worker.intake(bounty_id)
+    NodeDaemon(lazy, svc.store, NodeOptions(work_dir=tmp_path / "lazy", once=True), QUIET, trainer=lazy_trainer).run()
+    task_id = task_id_of(bounty_id, 0, 0)
+    for _ in range(2):  # a view reads the latest block: the draw block must be behind it
+        lazy.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+    assert poster.challenge(task_id)[0] is False  # unchecked: only the coordinator's audit can catch it
+
+    flaky = FlakyStore(svc.store)
+    coordinator = Coordinator(coordinator_client, flaky, QUIET)
+    flaky.down = True
+    with pytest.raises(StoreUnavailable):
+        coordinator.audit_and_dispute(task_id)  # Celery retries this task
+    flaky.down = False
+    assert coordinator.audit_and_dispute(task_id) is True
+    assert poster.task(task_id).status == TaskStatus.CHALLENGED
