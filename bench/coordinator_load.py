@@ -18,7 +18,6 @@ import os
 import random
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from eth_utils import keccak
 from content.store import LocalStore
 from coordinator.rounds import Coordinator
 from devtools.anvil import Anvil, free_port, wait_for_port
+from devtools.localstack import api_command
 from ledger.amounts import UNIT
 from ledger.chain import connect, dev_accounts
 from ledger.deploy import deploy
@@ -148,19 +148,7 @@ def main() -> None:
             market = env.pop("market")
             port = free_port()
             api_proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "--factory",
-                    "coordinator.api:app_from_settings",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                ],
+                api_command(port),
                 env={**os.environ, **env},
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

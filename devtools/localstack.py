@@ -189,26 +189,27 @@ def start_workers(info: StackInfo, home: Path, workers: int = 1) -> dict[str, in
     return pids
 
 
+def api_command(port: int) -> list[str]:
+    """The coordinator's read API on a loopback port (uvicorn, settings from the SHARDWORK_COORD_* environment)."""
+    factory = "coordinator.api:app_from_settings"
+    return [
+        PYTHON,
+        "-m",
+        "uvicorn",
+        "--factory",
+        factory,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+
+
 def start_api(info: StackInfo, home: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
     port = port or free_port()
-    proc = _spawn(
-        "api",
-        [
-            PYTHON,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "coordinator.api:app_from_settings",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        home,
-        info.env(),
-    )
+    proc = _spawn("api", api_command(port), home, info.env())
     wait_for_port(port, proc, timeout=60)
     return proc, f"http://127.0.0.1:{port}"
 

@@ -48,7 +48,7 @@ def check_with_work_left(s: Scenario, worker: str) -> WorkerLine | None:
     coordinator transaction is under way: a nonce lock left behind by a dead worker or Redis would hold up
     every later transaction of that account for its 120 s timeout, past the bounty's verify window."""
     check = s.check_in_progress(worker)
-    if check is None or not s.needs_check(check.chain_task) or s.transaction_under_way():  # type: ignore[arg-type]
+    if check is None or check.chain_task is None or not s.needs_check(check.chain_task) or s.transaction_under_way():
         return None
     return check
 
@@ -138,9 +138,10 @@ def ipfs_stopped_while_verifiers_fetch(s: Scenario) -> None:
 
     def failed_fetches() -> set[int]:  # tasks of this bounty whose check met the outage and was put off
         return {
-            line.chain_task  # type: ignore[misc]
+            task
             for line in s.worker_lines(worker)
-            if line.task == "check_commit" and line.event == "retry" and s.ours(line.chain_task)
+            if (task := line.chain_task) is not None
+            if line.task == "check_commit" and line.event == "retry" and s.ours(task)
             if "StoreUnavailable" in line.text and "unreachable" in line.text and line.ts >= down_at
         }
 

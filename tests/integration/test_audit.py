@@ -46,6 +46,16 @@ def audit(home: Path, url: str, *args: str) -> tuple[int, dict[str, Any]]:
     return result.exit_code, json.loads(result.output.strip().splitlines()[-1])
 
 
+def on_demo_chain(demo_run: DemoRun) -> Marketplace:
+    """A marketplace on the demo's chain and content store, for bounties the demo did not post."""
+    node, home, _ = demo_run
+    w3 = connect(node.url)
+    deployment = Deployment.load(home / "deployment.json")
+    return Marketplace(
+        w3, node.url, deployment, home / "deployment.json", LocalStore(home / "store"), home / "store", home
+    )
+
+
 def test_audit_replays_agree_with_every_on_chain_verdict_of_the_demo(demo_run: DemoRun) -> None:
     node, home, summary = demo_run
     code, report = audit(home, node.url, "bounty", str(summary.bounty_id), "--replay", "40", "--seed", "1")
@@ -70,12 +80,8 @@ def test_audit_replays_agree_with_every_on_chain_verdict_of_the_demo(demo_run: D
 
 def test_audit_flags_a_wrong_verdict_injected_by_colluding_verifiers(demo_run: DemoRun) -> None:
     node, home, _ = demo_run
-    w3 = connect(node.url)
-    deployment = Deployment.load(home / "deployment.json")
-    keys = dev_accounts(w3, 10)
-    m = Marketplace(
-        w3, node.url, deployment, home / "deployment.json", LocalStore(home / "store"), home / "store", home
-    )
+    m = on_demo_chain(demo_run)
+    w3, deployment, keys = m.w3, m.deployment, dev_accounts(m.w3, 10)
     spec = small_spec(data={"shards": 1})
     bounty_id = m.post_and_open(spec, checkBps=10_000, minCheckBps=10_000)
     honest = Market(w3, deployment, Transactor(w3, keys[5]))
@@ -99,12 +105,8 @@ def test_audit_agrees_with_a_slash_decided_after_the_draw_was_lost(demo_run: Dem
     checks every segment, the verifiers replay all of them and catch the faked one, and the auditor must
     re-decide on all of them too (it used to replay the block hash's sample and contradict the slash)."""
     node, home, _ = demo_run
-    w3 = connect(node.url)
-    deployment = Deployment.load(home / "deployment.json")
-    keys = dev_accounts(w3, 10)
-    m = Marketplace(
-        w3, node.url, deployment, home / "deployment.json", LocalStore(home / "store"), home / "store", home
-    )
+    m = on_demo_chain(demo_run)
+    w3, deployment, keys = m.w3, m.deployment, dev_accounts(m.w3, 10)
     spec = small_spec(data={"shards": 1}, steps_per_task=40)  # 8 segments, one of them faked
     bounty_id = m.post_and_open(spec, checkBps=10_000, minCheckBps=10_000, segmentsPerCheck=1)
     faker = Market(w3, deployment, Transactor(w3, keys[6]))
