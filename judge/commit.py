@@ -15,10 +15,7 @@ from protocol.errors import ContentError, ContentMissing
 from protocol.manifests import TraceManifest
 from protocol.tensors import Tensors, canonical_hash, from_bytes
 from protocol.training import MODEL_PREFIX
-from protocol.verify import SegmentVerdict, parse_checkpoint, verify_segment
-
-# A checkpoint or update larger than this is refused unread (the spec's model fixes the real size).
-MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024
+from protocol.verify import SegmentVerdict, checkpoint_limit, parse_checkpoint, update_limit, verify_segment
 
 
 @dataclass
@@ -53,10 +50,12 @@ def audit_commit(view: ChainView, task_id: int, task: Task | None = None) -> Com
             audit.problems.append("checkpoint steps do not follow the spec")
         if audit.problems:
             return audit
-        first = parse_checkpoint(view.store.get(trace.checkpoints[0].cid, MAX_CHECKPOINT_BYTES), spec, ctx.workload, 0)
+        # Larger content is refused unread; the limits follow from the spec's model, never a fixed cap.
+        limit, update_max = checkpoint_limit(spec, ctx.workload), update_limit(spec, ctx.workload)
+        first = parse_checkpoint(view.store.get(trace.checkpoints[0].cid, limit), spec, ctx.workload, 0)
         last_ref = trace.checkpoints[-1]
-        last = parse_checkpoint(view.store.get(last_ref.cid, MAX_CHECKPOINT_BYTES), spec, ctx.workload, last_ref.step)
-        update = from_bytes(view.store.get(commit.update_cid, MAX_CHECKPOINT_BYTES), ctx.weights_layout())
+        last = parse_checkpoint(view.store.get(last_ref.cid, limit), spec, ctx.workload, last_ref.step)
+        update = from_bytes(view.store.get(commit.update_cid, update_max), ctx.weights_layout())
         round_weights = view.round_weights(ctx)
         if (
             "0x" + canonical_hash(first).hex() != trace.checkpoints[0].hash
@@ -89,11 +88,12 @@ def replay_segments(view: ChainView, audit: CommitAudit, segments: list[int] | t
     ctx = view.round_of_task(task_id)
     verdicts = []
     needs_end = ctx.spec.replay.mode != "exact"  # exact mode compares the replay's hash with the committed one
+    limit = checkpoint_limit(ctx.spec, ctx.workload)
     for segment in segments:
         refs = trace.checkpoints
         try:
-            start = view.store.get(refs[segment].cid, MAX_CHECKPOINT_BYTES)
-            end = view.store.get(refs[segment + 1].cid, MAX_CHECKPOINT_BYTES) if needs_end else None
+            start = view.store.get(refs[segment].cid, limit)
+            end = view.store.get(refs[segment + 1].cid, limit) if needs_end else None
         except (ContentError, IndexError) as exc:
             verdicts.append(SegmentVerdict(segment, False, f"checkpoint unavailable: {exc}"))
             continue

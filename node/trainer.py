@@ -103,11 +103,13 @@ class CheckpointWriter:
 
 
 def _resume_point(task: TaskInput, store: ContentStore, refs: dict[int, CheckpointRef]) -> tuple[TrainState, int]:
-    from protocol.verify import parse_checkpoint  # checks the layout: our own journal is not trusted blindly
+    # parse_checkpoint checks the layout: our own journal is not trusted blindly.
+    from protocol.verify import checkpoint_limit, parse_checkpoint
 
     if refs:
         last = max(refs)
-        tensors = parse_checkpoint(store.get(refs[last].cid), task.spec, task.workload, last)
+        data = store.get(refs[last].cid, checkpoint_limit(task.spec, task.workload))  # a large model's own journal
+        tensors = parse_checkpoint(data, task.spec, task.workload, last)
         return load_state(task.spec, tensors, task.workload), last
     return load_state(task.spec, task.round_weights, task.workload), 0
 

@@ -84,6 +84,20 @@ def _canonical_parts(tensors: Tensors) -> list[bytes | memoryview]:
     return [struct.pack("<Q", len(encoded)), encoded, *views]
 
 
+def canonical_size(layout: dict[str, tuple[torch.dtype, tuple[int, ...]]]) -> int:
+    """The exact length of `to_bytes` of tensors with this layout (names, dtypes, shapes), computed without
+    them: what an honest party's checkpoint of a spec weighs, so byte limits can follow from the spec."""
+    header: dict[str, object] = {}
+    offset = 0
+    for name in sorted(layout):
+        dtype, shape = layout[name]
+        size = math.prod(shape) * dtype.itemsize
+        header[name] = {"dtype": DTYPE_CODES[dtype], "shape": list(shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    encoded = len(json.dumps(header, separators=(",", ":")).encode())
+    return 8 + encoded + (-encoded % 8) + offset
+
+
 def from_bytes(data: bytes, expected: dict[str, tuple[torch.dtype, tuple[int, ...]]] | None = None) -> Tensors:
     """Parses safetensors bytes from an untrusted party; checks the header before touching the data.
 

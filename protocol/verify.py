@@ -15,7 +15,7 @@ import torch
 from protocol.errors import ContentError, ContentInvalid
 from protocol.manifests import TraceManifest
 from protocol.spec import TrainingSpec
-from protocol.tensors import Tensors, canonical_hash, from_bytes
+from protocol.tensors import Tensors, canonical_hash, canonical_size, from_bytes
 from protocol.training import MODEL_PREFIX, OPTIM_PREFIX, deterministic, new_state, replay_segment
 from protocol.workloads import Workload, resolve
 
@@ -53,6 +53,21 @@ def _layout(spec_bytes: bytes, with_optimizer: bool) -> tuple[tuple[str, tuple[t
         elif spec.optimizer.momentum > 0:
             layout[f"{OPTIM_PREFIX}{name}.momentum_buffer"] = (p.dtype, shape)
     return tuple(layout.items())
+
+
+# Room for a longer header than ours (another honest encoder); the tensor data itself has an exact size.
+HEADER_SLACK_BYTES = 64 * 1024
+
+
+def checkpoint_limit(spec: TrainingSpec, workload: Workload) -> int:
+    """The most bytes a checkpoint of this spec can honestly have (weights and optimizer state): every read
+    of one is bounded by the spec's own model, never by a fixed cap an honest large model could exceed."""
+    return canonical_size(checkpoint_layout(spec, workload, with_optimizer=True)) + HEADER_SLACK_BYTES
+
+
+def update_limit(spec: TrainingSpec, workload: Workload) -> int:
+    """The most bytes an update (weights only) of this spec can honestly have."""
+    return canonical_size(checkpoint_layout(spec, workload, with_optimizer=False)) + HEADER_SLACK_BYTES
 
 
 def parse_checkpoint(data: bytes, spec: TrainingSpec, workload: Workload, step: int) -> Tensors:

@@ -28,6 +28,7 @@ from ledger.terms import BountyTerms
 from ledger.tx import Transactor
 from node.daemon import NodeDaemon, NodeOptions
 from protocol.errors import StoreUnavailable
+from protocol.manifests import TraceManifest
 from tests.support.specs import small_spec
 
 pytestmark = pytest.mark.embedded
@@ -176,3 +177,30 @@ def test_a_commit_whose_audit_met_an_outage_is_audited_again(installed: Installe
     flaky.down = False
     assert coordinator.audit_and_dispute(task_id) is True
     assert poster.task(task_id).status == TaskStatus.CHALLENGED
+
+
+def test_an_honest_model_over_64_mib_per_checkpoint_is_paid(installed: Installed, tmp_path: Path) -> None:
+    """6.5M parameters (a CNN) with Adam: 78 MB checkpoints. The verifier's read limits follow from the spec's model
+    (a fixed 64 MiB cap used to report this honest trace "malformed … over the limit" and slash it)."""
+    svc, clients = installed
+    poster, volunteer = clients[1], clients[5]
+    spec = small_spec(
+        data={"shards": 1},
+        steps_per_task=10,
+        rounds=1,
+        model={"family": "mnist-cnn", "params": {"channels": 16, "hidden": 4096}},
+    )
+    terms = BountyTerms(
+        coordinator=clients[2].address, check_probability=1.0, min_check_probability=1.0, segments_per_check=1
+    )
+    poster.ensure_allowance(terms.escrow(1))
+    bounty_id = poster.post_bounty(terms.posting(spec, svc.store.put(spec.canonical_bytes()), poster.now()))
+    worker.intake(bounty_id)
+    NodeDaemon(volunteer, svc.store, NodeOptions(work_dir=tmp_path / "big", once=True), QUIET).run()
+    task_id = task_id_of(bounty_id, 0, 0)
+    trace = TraceManifest.parse(svc.store.get(svc.coordinator.view.commit(task_id).trace_cid))
+    assert len(svc.store.get(trace.checkpoints[-1].cid, 1 << 30)) > 64 * 1024 * 1024
+    for _ in range(2):
+        volunteer.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+    assert worker.check_commit(task_id) == [True, True]
+    assert poster.task(task_id).status == TaskStatus.ACCEPTED

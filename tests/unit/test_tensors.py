@@ -10,7 +10,10 @@ import pytest
 import torch
 
 from protocol.errors import ContentError
-from protocol.tensors import Tensors, canonical_hash, from_bytes, layout_of, to_bytes
+from protocol.spec import TrainingSpec
+from protocol.tensors import Tensors, canonical_hash, canonical_size, from_bytes, layout_of, to_bytes
+from protocol.verify import HEADER_SLACK_BYTES, checkpoint_layout, checkpoint_limit, update_limit
+from protocol.workloads import REGISTRY, resolve
 
 
 def tensors() -> dict[str, torch.Tensor]:
@@ -81,3 +84,16 @@ def test_canonical_bytes_are_safetensors_and_their_cid_carries_the_canonical_has
     data = to_bytes(t)
     assert all(torch.equal(load(data)[name], value) for name, value in t.items())
     assert b58decode(cid_of(data))[2:] == canonical_hash(t)
+
+
+@pytest.mark.parametrize("family", sorted(REGISTRY))
+def test_checkpoint_limits_are_the_exact_canonical_size_of_the_specs_model(family: str) -> None:
+    """Read limits follow from the spec (no fixed cap an honest large model could exceed): the computed size
+    is exactly what to_bytes writes for a checkpoint and an update of the family's model."""
+    spec = TrainingSpec.model_validate({"model": {"family": family}})
+    workload = resolve(spec.model)
+    for with_optimizer, limit in ((True, checkpoint_limit(spec, workload)), (False, update_limit(spec, workload))):
+        layout = checkpoint_layout(spec, workload, with_optimizer=with_optimizer)
+        written = len(to_bytes({name: torch.zeros(shape, dtype=dtype) for name, (dtype, shape) in layout.items()}))
+        assert canonical_size(layout) == written
+        assert limit == written + HEADER_SLACK_BYTES
