@@ -14,7 +14,7 @@ from judge.draw import sampled
 from ledger.index import Event, EventIndex
 from protocol.cid import b58decode
 from protocol.errors import ContentError
-from protocol.manifests import TraceManifest
+from protocol.manifests import TraceManifest, trace_manifest_limit
 from protocol.merkle import merkle_proof, verify_proof
 
 OUTCOMES = ("TaskAccepted", "TaskSlashed", "LeaseExpired")
@@ -147,7 +147,9 @@ def check_proofs(view: ChainView, record: CommitRecord) -> None:
     """Trace manifest retrievable and bound to the committed root; every leaf proves into the root; every
     checkpoint's committed hash is the digest its CID names."""
     try:
-        trace = TraceManifest.parse(view.store.get(record.trace_cid, max_bytes=1 << 20))
+        spec = view.round_of_task(record.task_id).spec
+        trace_max = trace_manifest_limit(spec.steps_per_task, spec.segments)
+        trace = TraceManifest.parse(view.store.get(record.trace_cid, max_bytes=trace_max), trace_max)
     except ContentError as exc:
         record.proof_problems.append(f"trace unavailable: {exc}")
         return

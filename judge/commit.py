@@ -12,7 +12,7 @@ import torch
 from judge.context import ChainView, Commit
 from ledger.market import Task
 from protocol.errors import ContentError, ContentMissing
-from protocol.manifests import TraceManifest
+from protocol.manifests import TraceManifest, trace_manifest_limit
 from protocol.tensors import Tensors, canonical_hash, from_bytes
 from protocol.training import MODEL_PREFIX
 from protocol.verify import SegmentVerdict, checkpoint_limit, parse_checkpoint, update_limit, verify_segment
@@ -39,7 +39,8 @@ def audit_commit(view: ChainView, task_id: int, task: Task | None = None) -> Com
     try:
         commit = audit.commit = view.commit(task_id, task)
         ctx = view.round_of_task(task_id)
-        trace = TraceManifest.parse(view.store.get(commit.trace_cid, max_bytes=1 << 20))
+        trace_max = trace_manifest_limit(ctx.spec.steps_per_task, ctx.spec.segments)
+        trace = TraceManifest.parse(view.store.get(commit.trace_cid, max_bytes=trace_max), trace_max)
         audit.trace = trace
         spec = ctx.spec
         if trace.task_id != task_id or trace.volunteer.lower() != commit.volunteer.lower():

@@ -11,10 +11,18 @@ from protocol.cid import InvalidCid, check_cid
 from protocol.errors import ContentInvalid
 from protocol.merkle import merkle_root, trace_leaf
 
-# Manifests are a few KiB; a larger document is refused before it is parsed into Python objects.
+# A round manifest is a few KiB; a larger document is refused before it is parsed into Python objects. A trace
+# manifest's limit follows from its spec instead (trace_manifest_limit): it holds one loss per training step.
 MAX_MANIFEST_BYTES = 1 << 20
 # Trace leaves encode task ids and steps as uint256: a larger number would fail inside the Merkle code.
 _UINT256 = 2**256
+
+
+def trace_manifest_limit(steps_per_task: int, segments: int) -> int:
+    """The most bytes an honest trace manifest of a task can have: a fixed part (ids, CIDs, hashes), one
+    checkpoint reference per segment boundary, one loss per step (a float's longest JSON form is 24 characters).
+    At the spec's 100,000 steps that is about 3.3 MB; a fixed 1 MiB refused honest traces past ~55,000 steps."""
+    return 4096 + 256 * (segments + 1) + 32 * steps_per_task
 
 
 class _Doc(BaseModel):
@@ -24,11 +32,9 @@ class _Doc(BaseModel):
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
-    def parse(cls, data: bytes) -> Self:
-        if len(data) > MAX_MANIFEST_BYTES:
-            raise ContentInvalid(
-                f"malformed {cls.__name__}: {len(data)} bytes, over the {MAX_MANIFEST_BYTES}-byte limit"
-            )
+    def parse(cls, data: bytes, max_bytes: int = MAX_MANIFEST_BYTES) -> Self:
+        if len(data) > max_bytes:
+            raise ContentInvalid(f"malformed {cls.__name__}: {len(data)} bytes, over the {max_bytes}-byte limit")
         try:
             doc = cls.model_validate_json(data)
         except ValidationError as exc:

@@ -51,7 +51,8 @@ class ReplaySpec(_Strict):
 
 
 class DataSpec(_Strict):
-    shards: int = Field(4, ge=1, le=1024, description="tasks per round, one content-addressed shard each")
+    # At most the market contract's MAX_SHARDS (256): a spec the chain would refuse is refused as a spec.
+    shards: int = Field(4, ge=1, le=256, description="tasks per round, one content-addressed shard each")
     holdout_fraction: float = Field(0.1, gt=0, lt=0.5, description="held out for evaluating each round's model")
     split_seed: int = Field(0, ge=0, lt=2**63, description="fixes which examples land in which shard")
 
