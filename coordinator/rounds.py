@@ -48,6 +48,17 @@ def trace_overdue(market: Market, task: Task, timeout_s: int) -> bool:
     return market.now() >= task.deadline + timeout_s
 
 
+def same_attempt(current: Task, judged: Task) -> bool:
+    """Whether the task still holds the commit that was judged. `attest` and `dispute` act on the task's
+    current attempt, so a verdict reached on an attempt that was settled and re-committed meanwhile (a replay
+    takes seconds) must not be sent: it would land on another, possibly honest, volunteer's commit."""
+    return (current.attempt, current.commit_block, current.volunteer) == (
+        judged.attempt,
+        judged.commit_block,
+        judged.volunteer,
+    )
+
+
 class Coordinator:
     def __init__(self, market: Market, store: ContentStore, logger: logging.Logger, trace_timeout_s: int = 0) -> None:
         self.market, self.store, self.logger = market, store, logger
@@ -136,6 +147,8 @@ class Coordinator:
         self.disputed.add(key)  # decided: this attempt is never audited twice by this process
         if audit.ok or checked:
             return False
+        if not same_attempt(self.market.task(task_id), task):
+            return False  # settled and re-claimed while we audited: this audit is about another commit
         self.market.ensure_allowance(self.market.bounty(task_id >> 64).raw["challengeBond"])
         try:
             self.market.dispute(task_id, 0)
@@ -240,6 +253,8 @@ class VerifierWorker:
             self.replayed_segments += len(verdicts)
             reasons = [f"segment {v.segment}: {v.reason}" for v in verdicts if not v.passed]
         passed = not reasons
+        if not same_attempt(self.market.task(task_id), task):
+            return None  # the attempt replayed here was settled meanwhile: never attest it against the next one
         try:
             self.market.attest(task_id, passed)
         except (error_class("MarketAlreadyAttested"), error_class("MarketTaskNotInStatus")):

@@ -146,9 +146,9 @@ def commits_of(events: list[Event]) -> list[CommitRecord]:
 def check_proofs(view: ChainView, record: CommitRecord) -> None:
     """Trace manifest retrievable and bound to the committed root; every leaf proves into the root; every
     checkpoint's committed hash is the digest its CID names."""
+    spec = view.round_of_task(record.task_id).spec  # an unusable round is no finding about the volunteer
+    trace_max = trace_manifest_limit(spec.steps_per_task, spec.segments)
     try:
-        spec = view.round_of_task(record.task_id).spec
-        trace_max = trace_manifest_limit(spec.steps_per_task, spec.segments)
         trace = TraceManifest.parse(view.store.get(record.trace_cid, max_bytes=trace_max), trace_max)
     except ContentError as exc:
         record.proof_problems.append(f"trace unavailable: {exc}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from content.store import ContentStore
+from ledger.errors import ChainError
 from ledger.market import Market, OpenedRound, Task, TaskStatus, split_task_id
 from protocol.errors import ContentError, ContentInvalid
 from protocol.manifests import RoundManifest
@@ -71,7 +72,7 @@ class ChainView:
     def __init__(self, market: Market, store: ContentStore) -> None:
         self.market, self.store = market, store
         self._rounds: dict[tuple[int, int], RoundContext] = {}
-        self._commits: dict[tuple[int, int], Commit] = {}
+        self._commits: dict[tuple[int, int, int], Commit] = {}
 
     def load(self, opened: OpenedRound) -> RoundContext:
         key = (opened.bounty_id, opened.round)
@@ -98,13 +99,15 @@ class ChainView:
         task = task or self.market.task(task_id)
         if task.status not in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED, TaskStatus.ACCEPTED):
             raise ContentError(f"task {task_id} has no commit on-chain")
-        key = (task_id, task.attempt)
-        if key not in self._commits:
+        # Keyed by the commit's block too: a reorg that replaced the commit within the attempt is read anew.
+        key = (task_id, task.attempt, task.commit_block)
+        cached = self._commits.get(key)
+        if cached is None or cached.volunteer.lower() != task.volunteer.lower():
             event = self.market.commit_event(task_id, task)
-            if event is None:
-                raise ContentError(f"task {task_id} has no commit on-chain")
-            self._commits[key] = commit_of(task_id, task.attempt, task.commit_block, event)
-        return self._commits[key]
+            if event is None:  # the task says committed: our node has not served the log (lagging, pruned)
+                raise ChainError(f"task {task_id} is committed in block {task.commit_block}, but its log is not served")
+            cached = self._commits[key] = commit_of(task_id, task.attempt, task.commit_block, event)
+        return cached
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one ChainView per worker, content is immutable by CID
     def tensors(self, cid: str) -> Tensors:

@@ -15,15 +15,17 @@ from web3.types import RPCEndpoint
 
 from config.settings import CoordinatorSettings
 from content.store import DEFAULT_MAX_BYTES, ContentStore, LocalStore
+from coordinator import rounds, worker
 from coordinator import service as service_module
-from coordinator import worker
 from coordinator.rounds import Coordinator, VerifierWorker
 from devtools.adversaries import lazy_trainer
 from devtools.localstack import start_redis
+from judge.commit import CommitAudit
+from judge.context import ChainView
 from ledger.amounts import UNIT
 from ledger.chain import connect, dev_accounts
 from ledger.deploy import deploy
-from ledger.market import BountyStatus, Market, TaskStatus, task_id_of
+from ledger.market import BountyStatus, Market, Task, TaskStatus, task_id_of
 from ledger.terms import BountyTerms
 from ledger.tx import Transactor
 from node.daemon import NodeDaemon, NodeOptions
@@ -204,3 +206,37 @@ def test_an_honest_model_over_64_mib_per_checkpoint_is_paid(installed: Installed
         volunteer.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
     assert worker.check_commit(task_id) == [True, True]
     assert poster.task(task_id).status == TaskStatus.ACCEPTED
+
+
+def test_a_verdict_on_a_commit_settled_meanwhile_is_not_sent_against_the_next_one(
+    installed: Installed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """attest() acts on the task's current attempt. While one verifier judges a lazy commit, other verifiers
+    slash it and an honest volunteer re-commits the task: the stale FAIL must not land on the honest commit."""
+    svc, clients = installed
+    poster, lazy, honest, other_verifier, third_verifier = clients[1], clients[6], clients[5], clients[4], clients[7]
+    spec = small_spec(data={"shards": 1}, steps_per_task=10, rounds=1)
+    terms = BountyTerms(coordinator=clients[2].address, check_probability=1.0, min_check_probability=1.0)
+    poster.ensure_allowance(terms.escrow(1))
+    bounty_id = poster.post_bounty(terms.posting(spec, svc.store.put(spec.canonical_bytes()), poster.now()))
+    worker.intake(bounty_id)
+    NodeDaemon(lazy, svc.store, NodeOptions(work_dir=tmp_path / "lazy", once=True), QUIET, trainer=lazy_trainer).run()
+    task_id = task_id_of(bounty_id, 0, 0)
+    for _ in range(2):
+        lazy.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+    judged = rounds.audit_commit
+
+    def audit_while_others_settle(view: ChainView, task: int, at: Task | None = None) -> CommitAudit:
+        audit = judged(view, task, at)
+        other_verifier.attest(task, False)  # the others reach quorum first: slashed, reopened
+        third_verifier.attest(task, False)
+        NodeDaemon(honest, svc.store, NodeOptions(work_dir=tmp_path / "honest", once=True), QUIET).run()
+        return audit
+
+    monkeypatch.setattr(rounds, "audit_commit", audit_while_others_settle)
+    verifier = svc.verifiers[0]
+    assert verifier.verify(task_id) is None  # its FAIL was about the slashed attempt: not sent
+    task = poster.task(task_id)
+    assert (task.status, task.attempt, task.volunteer) == (TaskStatus.COMMITTED, 1, honest.address)
+    fail_votes = poster.market.events.VerdictAttested().get_logs(from_block=0, argument_filters={"taskId": task_id})
+    assert [e["args"]["verifier"] for e in fail_votes] == [other_verifier.address, third_verifier.address]
