@@ -70,8 +70,10 @@ def installed(redis_url: str, tmp_path: Path) -> Iterator[Installed]:
         QUIET,
     )
     service_module.install(svc)
+    broker = worker.app.conf.broker_url
     worker.app.conf.broker_url = redis_url  # housekeeping's .delay() publishes here; nothing consumes it
     yield svc, clients
+    worker.app.conf.broker_url = broker
     service_module.install(None)
 
 
