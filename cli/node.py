@@ -93,6 +93,10 @@ def _run(
     metrics_port: int | None,
     quiet: bool,
 ) -> None:
+    from node.preflight import check_cpu
+
+    check_cpu()  # before anything here loads torch: an unsupported CPU is one line, not a crash
+
     from config.settings import home, load_settings
     from content.ipfs import open_store
     from ledger.chain import connect

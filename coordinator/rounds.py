@@ -231,6 +231,7 @@ class VerifierWorker:
         self.view = ChainView(market, store)
         self.replayed_segments = 0
         self.trace_timeout_s = trace_timeout_s
+        self.abstained: set[tuple[int, int]] = set()  # (task, attempt): judged not ours to judge; not replayed again
 
     def verify(self, task_id: int) -> bool | None:
         """Attests PASS/FAIL on a checked task; None when there is nothing for this verifier to do."""
@@ -242,7 +243,7 @@ class VerifierWorker:
             checked, segments = self.market.challenge(task_id)
         except error_class("MarketChallengeNotDrawnYet"):
             return None
-        if not checked:
+        if not checked or (task_id, task.attempt) in self.abstained:
             return None
         audit = audit_commit(self.view, task_id, task)
         if audit.missing and not trace_overdue(self.market, task, self.trace_timeout_s):
@@ -251,7 +252,13 @@ class VerifierWorker:
         if audit.ok:
             verdicts = replay_segments(self.view, audit, segments)
             self.replayed_segments += len(verdicts)
-            reasons = [f"segment {v.segment}: {v.reason}" for v in verdicts if not v.passed]
+            reasons = [f"segment {v.segment}: {v.reason}" for v in verdicts if v.failed]
+            abstained = [v for v in verdicts if v.abstained]
+            if abstained and not reasons:
+                # Another numeric class, and nothing this verifier can attribute to cheating: it says nothing.
+                log(self.logger, "verdict abstained", task_id=task_id, reasons=[v.reason for v in abstained][:3])
+                self.abstained.add((task_id, task.attempt))
+                return None
         passed = not reasons
         if not same_attempt(self.market.task(task_id), task):
             return None  # the attempt replayed here was settled meanwhile: never attest it against the next one

@@ -16,8 +16,9 @@ from content.store import ContentStore
 from node.trainer import TaskInput, TraceResult
 from protocol.cid import cid_of
 from protocol.manifests import CheckpointRef, TraceManifest
+from protocol.numerics import environment
 from protocol.tensors import Tensors, canonical_hash, to_bytes
-from protocol.training import MODEL_PREFIX, deterministic, load_state, run_steps
+from protocol.training import MODEL_PREFIX, TrainState, deterministic, load_state, run_steps
 
 
 def lazy_trainer(task: TaskInput, store: ContentStore, workdir: Path, *_: object) -> TraceResult:
@@ -35,6 +36,7 @@ def lazy_trainer(task: TaskInput, store: ContentStore, workdir: Path, *_: object
         checkpoints=refs,
         update_cid=cid_of(os.urandom(8)),
         update_hash="0x" + os.urandom(32).hex(),
+        numerics=environment(task.spec),
     )
     return _NoPins(manifest, cid_of(manifest.canonical_bytes()), manifest.trace_root(), os.urandom(32))
 
@@ -89,9 +91,91 @@ def partial_faker(fraction: float, rng: random.Random | None = None) -> Callable
             checkpoints=refs,
             update_cid=store.put(to_bytes(update)),
             update_hash="0x" + update_hash.hex(),
+            numerics=environment(spec),
             losses=losses,
         )
         manifest_cid = store.put(manifest.canonical_bytes())
         return TraceResult(manifest, manifest_cid, manifest.trace_root(), update_hash)
 
     return trainer
+
+
+# Cheats on one segment that keep the trace self-consistent (hashes, optimizer step counts, update = last −
+# first): only a replay of that segment can tell. Each saves work or bends the update, and each must fail
+# wherever a verifier samples the segment: bit for bit in the volunteer's class, by distance across classes.
+SEGMENT_CHEATS = ("skip-steps", "other-data-order", "noise", "scaled")
+
+
+def segment_cheater(kind: str, segment: int = 1, size: float | None = None) -> Callable[..., TraceResult]:
+    """skip-steps: trains half the segment's steps and extrapolates (a sandbagger); other-data-order: trains
+    the segment on another task's batches (reused work); noise: honest end plus Gaussian noise of `size` (1e-2)
+    times the segment's movement; scaled: the segment's movement times `size` (1.5)."""
+    if kind not in SEGMENT_CHEATS:
+        raise ValueError(f"unknown segment cheat {kind!r}; known: {', '.join(SEGMENT_CHEATS)}")
+
+    def fake(task: TaskInput, state: TrainState, first: int) -> None:
+        spec, interval = task.spec, task.spec.checkpoint_interval
+        start = {n: p.detach().clone() for n, p in state.model.named_parameters()}
+        factor = size or 1.5  # scaled
+        if kind == "skip-steps":
+            half = max(1, interval // 2)
+            run_steps(state, task.workload, task.shard, task.seed, first, half, spec.batch_size)
+            factor = interval / half
+        elif kind == "other-data-order":
+            other = bytes(b ^ 0xFF for b in task.seed)
+            run_steps(state, task.workload, task.shard, other, first, interval, spec.batch_size)
+        else:
+            run_steps(state, task.workload, task.shard, task.seed, first, interval, spec.batch_size)
+        with torch.no_grad():
+            params = dict(state.model.named_parameters())
+            if kind in ("skip-steps", "scaled"):
+                for n, p in params.items():
+                    p.copy_(start[n] + factor * (p - start[n]))
+            elif kind == "noise":
+                moved = torch.linalg.vector_norm(torch.cat([(p - start[n]).reshape(-1) for n, p in params.items()]))
+                count = sum(p.numel() for p in params.values())
+                for p in params.values():
+                    p.add_(torch.randn_like(p) * (size or 1e-2) * moved / count**0.5)
+            for p in params.values():  # the step counters an honest segment would leave
+                if "step" in state.optimizer.state.get(p, {}):
+                    state.optimizer.state[p]["step"].fill_(first + interval)
+
+    def trainer(task: TaskInput, store: ContentStore, workdir: Path, *_: object) -> TraceResult:
+        spec = task.spec
+        refs: list[CheckpointRef] = []
+
+        def save(step: int, tensors: Tensors) -> None:
+            refs.append(
+                CheckpointRef(step=step, cid=store.put(to_bytes(tensors)), hash="0x" + canonical_hash(tensors).hex())
+            )
+
+        with deterministic(spec.replay):
+            state = load_state(spec, task.round_weights, task.workload)
+            save(0, state.tensors())
+            for s in range(spec.segments):
+                first = s * spec.checkpoint_interval
+                if s == segment:
+                    fake(task, state, first)
+                else:
+                    run_steps(
+                        state, task.workload, task.shard, task.seed, first, spec.checkpoint_interval, spec.batch_size
+                    )
+                save(first + spec.checkpoint_interval, state.tensors())
+        return _publish(task, store, refs, state.tensors(copy=False))
+
+    return trainer
+
+
+def _publish(task: TaskInput, store: ContentStore, refs: list[CheckpointRef], final: Tensors) -> TraceResult:
+    update = {n: final[MODEL_PREFIX + n] - task.round_weights[n] for n in task.round_weights}
+    update_hash = canonical_hash(update)
+    manifest = TraceManifest(
+        task_id=task.task_id,
+        volunteer=task.volunteer,
+        round_cid=task.round_cid,
+        checkpoints=refs,
+        update_cid=store.put(to_bytes(update)),
+        update_hash="0x" + update_hash.hex(),
+        numerics=environment(task.spec),
+    )
+    return TraceResult(manifest, store.put(manifest.canonical_bytes()), manifest.trace_root(), update_hash)

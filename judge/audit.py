@@ -198,7 +198,7 @@ def _replay(view: ChainView, record: CommitRecord, segments: list[int]) -> tuple
         "",
     )
     verdicts = replay_segments(view, CommitAudit(record.task_id, trace=record.trace, commit=commit), segments)
-    failed = [v.segment for v in verdicts if not v.passed]
+    failed = [v.segment for v in verdicts if v.failed]
     reasons = [f"segment {v.segment}: {v.reason}" for v in verdicts if not v.passed]
     return failed, "; ".join(reasons) or "every replayed segment reproduced its checkpoint"
 

@@ -15,7 +15,14 @@ from protocol.errors import ContentError, ContentMissing
 from protocol.manifests import TraceManifest, trace_manifest_limit
 from protocol.tensors import Tensors, canonical_hash, from_bytes
 from protocol.training import MODEL_PREFIX
-from protocol.verify import SegmentVerdict, checkpoint_limit, parse_checkpoint, update_limit, verify_segment
+from protocol.verify import (
+    SegmentVerdict,
+    checkpoint_limit,
+    needs_end,
+    parse_checkpoint,
+    update_limit,
+    verify_segment,
+)
 
 
 @dataclass
@@ -88,13 +95,14 @@ def replay_segments(view: ChainView, audit: CommitAudit, segments: list[int] | t
     task_id = audit.task_id
     ctx = view.round_of_task(task_id)
     verdicts = []
-    needs_end = ctx.spec.replay.mode != "exact"  # exact mode compares the replay's hash with the committed one
+    # Exact mode in the volunteer's own numeric class compares the replay's hash with the committed one.
+    end_needed = needs_end(ctx.spec, trace)
     limit = checkpoint_limit(ctx.spec, ctx.workload)
     for segment in segments:
         refs = trace.checkpoints
         try:
             start = view.store.get(refs[segment].cid, limit)
-            end = view.store.get(refs[segment + 1].cid, limit) if needs_end else None
+            end = view.store.get(refs[segment + 1].cid, limit) if end_needed else None
         except (ContentError, IndexError) as exc:
             verdicts.append(SegmentVerdict(segment, False, f"checkpoint unavailable: {exc}"))
             continue

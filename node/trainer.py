@@ -19,6 +19,7 @@ from pathlib import Path
 from content.store import ContentStore
 from protocol.cid import b58decode
 from protocol.manifests import CheckpointRef, TraceManifest
+from protocol.numerics import environment
 from protocol.spec import TrainingSpec
 from protocol.tensors import Tensors, canonical_hash, to_bytes
 from protocol.training import MODEL_PREFIX, TrainState, deterministic, load_state, run_steps
@@ -165,6 +166,7 @@ def train_task(
         checkpoints=refs,
         update_cid=store.put(to_bytes(update)),
         update_hash="0x" + update_hash.hex(),
+        numerics=environment(spec),
         losses=losses,
     )
     manifest_cid = store.put(manifest.canonical_bytes())

@@ -74,6 +74,21 @@ class CheckpointRef(_Doc):
     hash: str = Field(pattern=r"^0x[0-9a-f]{64}$", description="canonical tensor hash (sha256)")
 
 
+class NumericEnvironment(_Doc):
+    """How the volunteer's machine computes, recorded in its trace manifest (bound by the trace root).
+
+    Two machines are in the same numeric class for a spec when their fingerprints are equal: the canonical
+    hash after a few training steps of the spec's own model on fixed synthetic data (protocol.numerics). Only
+    then is bit-for-bit replay meaningful. The other fields say why two classes differ, for people."""
+
+    torch: str = Field(max_length=64, description="torch version")
+    machine: str = Field(max_length=32, description="CPU architecture, e.g. x86_64")
+    kernels: str = Field(max_length=32, description="ATen CPU capability in force, e.g. AVX2")
+    profile: str = Field(max_length=32, description="kernel-dispatch pins in force (protocol.pins), or native")
+    threads: int = Field(ge=1, le=64)
+    fingerprint: str = Field(pattern=r"^0x[0-9a-f]{64}$")
+
+
 class TraceManifest(_Doc):
     """Published by the volunteer; its CID is the `traceCid` of TaskCommitted."""
 
@@ -83,6 +98,7 @@ class TraceManifest(_Doc):
     checkpoints: list[CheckpointRef] = Field(min_length=2, max_length=257)
     update_cid: str
     update_hash: str = Field(pattern=r"^0x[0-9a-f]{64}$")
+    numerics: NumericEnvironment
     losses: list[float] = Field(
         default_factory=list, max_length=100_000, description="training loss per step (≤ steps_per_task), for explorers"
     )

@@ -3,6 +3,12 @@
 A segment passes when its start checkpoint is the one in the committed trace and replaying the segment
 from it reproduces the committed end: bit for bit (the same canonical hash) in exact mode, within the
 normalized distance δ in tolerance mode.
+
+Exact mode judges only within a numeric class (protocol.numerics): a verifier whose fingerprint differs from
+the one the volunteer recorded cannot tell rounding from cheating by a hash. It still replays; bits that
+agree pass, and a replay that lands further from the claimed end than any kernel difference can carry it
+(CROSS_CLASS_FAIL_DISTANCE) fails. Anything in between is an abstention: the verifier attests nothing, and
+the contract never punishes a volunteer for verifiers that did not answer.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import torch
 
 from protocol.errors import ContentError, ContentInvalid
 from protocol.manifests import TraceManifest
+from protocol.numerics import environment, same_class
 from protocol.spec import TrainingSpec
 from protocol.tensors import Tensors, canonical_hash, canonical_size, from_bytes
 from protocol.training import MODEL_PREFIX, OPTIM_PREFIX, deterministic, new_state, replay_segment
@@ -22,12 +29,22 @@ from protocol.workloads import Workload, resolve
 Layout = dict[str, tuple[torch.dtype, tuple[int, ...]]]
 
 
+# Honest training on another numeric class lands within 1.3e-3 of the claimed end after a segment (the worst
+# measured: the MNIST CNN under another oneDNN ISA, 10 steps); half the segment's own movement is ~400× that.
+CROSS_CLASS_FAIL_DISTANCE = 0.5
+
+
 @dataclass(frozen=True)
 class SegmentVerdict:
     segment: int
     passed: bool
     reason: str
     distance: float | None = None  # normalized distance, where it was measured
+    abstained: bool = False  # the verifier cannot judge this segment (another numeric class): neither pass nor fail
+
+    @property
+    def failed(self) -> bool:
+        return not self.passed and not self.abstained
 
 
 def checkpoint_layout(spec: TrainingSpec, workload: Workload, with_optimizer: bool) -> Layout:
@@ -105,6 +122,11 @@ def _distance_to(
         return None
 
 
+def needs_end(spec: TrainingSpec, trace: TraceManifest) -> bool:
+    """Whether verifying a segment of this trace here needs its end checkpoint's bytes."""
+    return spec.replay.mode != "exact" or not same_class(trace.numerics, environment(spec))
+
+
 def verify_segment(
     spec: TrainingSpec,
     workload: Workload,
@@ -121,8 +143,9 @@ def verify_segment(
     The manifest must hash to the committed root, which binds every leaf of it, so no per-leaf Merkle proof
     is needed here (the auditor checks those for auditors who hold only a proof). Exact mode needs only the
     start checkpoint: the replay is hashed and compared with the committed hash of the end checkpoint, so
-    the end is never downloaded or parsed (a fifth of a segment's verify cost). Tolerance mode needs
-    `end_bytes` to measure the distance; given in exact mode, they only explain a failure.
+    the end is never downloaded or parsed (a fifth of a segment's verify cost). Tolerance mode, and exact
+    mode across numeric classes (`needs_end`), need `end_bytes` to measure the distance; given in exact mode
+    within a class, they only explain a failure.
     """
     if not 0 <= segment < len(trace.checkpoints) - 1:
         return SegmentVerdict(
@@ -138,13 +161,14 @@ def verify_segment(
         return SegmentVerdict(
             segment, False, f"checkpoint steps {start_ref.step}→{end_ref.step} do not follow the spec"
         )
-    if spec.replay.mode != "exact" and end_bytes is None:
-        raise ValueError("tolerance-mode verification needs the end checkpoint's bytes")
+    exact = spec.replay.mode == "exact"
+    in_class = same_class(trace.numerics, environment(spec))
+    if needs_end(spec, trace) and end_bytes is None:
+        raise ValueError("tolerance-mode and cross-class verification need the end checkpoint's bytes")
     with deterministic(spec.replay):  # the verifier's parsing runs on the spec's threads too (CPU time is the cost)
         try:
             start = parse_checkpoint(start_bytes, spec, workload, start_ref.step)
-            exact = spec.replay.mode == "exact"
-            end = None if exact or end_bytes is None else parse_checkpoint(end_bytes, spec, workload, end_ref.step)
+            end = None if exact and in_class else parse_checkpoint(_given(end_bytes), spec, workload, end_ref.step)
         except ContentError as exc:
             return SegmentVerdict(segment, False, f"checkpoint refused: {exc}")
         if "0x" + canonical_hash(start).hex() != start_ref.hash:
@@ -155,9 +179,9 @@ def verify_segment(
             return SegmentVerdict(
                 segment, False, f"replay failed on the committed checkpoint: {exc.__class__.__name__}: {exc}"[:300]
             )
-        if exact:
-            if "0x" + canonical_hash(replayed).hex() == end_ref.hash:
-                return SegmentVerdict(segment, True, "replay reproduced the committed checkpoint bit for bit")
+        if exact and "0x" + canonical_hash(replayed).hex() == end_ref.hash:
+            return SegmentVerdict(segment, True, "replay reproduced the committed checkpoint bit for bit")
+        if exact and in_class:
             return SegmentVerdict(
                 segment,
                 False,
@@ -168,7 +192,33 @@ def verify_segment(
         if "0x" + canonical_hash(end).hex() != end_ref.hash:
             return SegmentVerdict(segment, False, f"checkpoint {segment + 1} does not match its committed hash")
         distance = normalized_distance(replayed, end, start)
+    if exact:
+        return _across_classes(segment, distance, trace.numerics.fingerprint)
     passed = distance <= spec.replay.tolerance
     return SegmentVerdict(
         segment, passed, f"normalized distance {distance:.3g} vs tolerance {spec.replay.tolerance}", distance
     )
+
+
+def _across_classes(segment: int, distance: float, theirs: str) -> SegmentVerdict:
+    if distance > CROSS_CLASS_FAIL_DISTANCE:
+        return SegmentVerdict(
+            segment,
+            False,
+            f"replay diverged by {distance:.3g} of the segment's own movement, beyond any kernel difference "
+            f"(> {CROSS_CLASS_FAIL_DISTANCE}; the volunteer's numeric class {theirs[:10]}… is not ours)",
+            distance,
+        )
+    return SegmentVerdict(
+        segment,
+        False,
+        f"abstained: the volunteer's numeric class {theirs[:10]}… is not ours, and the replay landed "
+        f"{distance:.3g} from its end (bit-for-bit comparison needs the same class)",
+        distance,
+        abstained=True,
+    )
+
+
+def _given(end_bytes: bytes | None) -> bytes:
+    assert end_bytes is not None  # checked on entry
+    return end_bytes

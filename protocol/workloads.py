@@ -41,6 +41,11 @@ class Workload:
         """A batch's shapes and dtypes without data (torch's meta device): what protocol.footprint measures."""
         raise NotImplementedError
 
+    def synthetic_shard(self, generator: torch.Generator) -> Tensors:
+        """A small shard of random data in the real shards' format: what the numeric fingerprint trains on
+        (protocol.numerics), so it needs no dataset and is the same on every machine."""
+        raise NotImplementedError
+
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         raise NotImplementedError
 
@@ -82,6 +87,9 @@ class _Classifier(Workload):
 
     def meta_batch(self, batch_size: int) -> Batch:
         return torch.empty(batch_size, 784, device="meta"), torch.empty(batch_size, dtype=torch.long, device="meta")
+
+    def synthetic_shard(self, generator: torch.Generator) -> Tensors:
+        return {"x": torch.rand(256, 784, generator=generator), "y": torch.randint(10, (256,), generator=generator)}
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         x, y = batch
@@ -210,6 +218,10 @@ class ShakespeareLM(Workload):
     def meta_batch(self, batch_size: int) -> Batch:
         shape = (batch_size, self.params.context)
         return torch.empty(shape, dtype=torch.long, device="meta"), torch.empty(shape, dtype=torch.long, device="meta")
+
+    def synthetic_shard(self, generator: torch.Generator) -> Tensors:
+        size = 8 * (self.params.context + 1)
+        return {"tokens": torch.randint(self.VOCAB, (size,), generator=generator, dtype=torch.uint8)}
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         x, y = batch

@@ -8,7 +8,13 @@ import random
 import pytest
 
 from protocol.errors import ContentInvalid
-from protocol.manifests import MAX_MANIFEST_BYTES, CheckpointRef, TraceManifest, trace_manifest_limit
+from protocol.manifests import (
+    MAX_MANIFEST_BYTES,
+    CheckpointRef,
+    NumericEnvironment,
+    TraceManifest,
+    trace_manifest_limit,
+)
 from protocol.spec import TrainingSpec
 
 CID = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"
@@ -27,6 +33,14 @@ def longest_honest_trace(spec: TrainingSpec) -> TraceManifest:
         checkpoints=refs,
         update_cid=CID,
         update_hash="0x" + "cd" * 32,
+        numerics=NumericEnvironment(
+            torch="2.13.0+cpu" + "x" * 54,  # the longest fields the format allows
+            machine="x" * 32,
+            kernels="x" * 32,
+            profile="x" * 32,
+            threads=64,
+            fingerprint="0x" + "ef" * 32,
+        ),
         losses=[-rng.random() * 10 ** rng.randint(-300, 300) for _ in range(spec.steps_per_task)],  # longest floats
     )
 

@@ -289,6 +289,16 @@ def test_pickled_checkpoints_are_refused_without_being_unpickled(trained: Traine
 # --- manifests: parse → ContentError
 
 
+NUMERICS = {
+    "torch": "2.13.0",
+    "machine": "x86_64",
+    "kernels": "AVX2",
+    "profile": "x86-64-avx2",
+    "threads": 1,
+    "fingerprint": HASH,
+}
+
+
 def _trace(**changes: object) -> bytes:
     doc = {
         "task_id": 1,
@@ -297,6 +307,7 @@ def _trace(**changes: object) -> bytes:
         "update_cid": CID,
         "update_hash": HASH,
         "checkpoints": [{"step": 0, "cid": CID, "hash": HASH}, {"step": 5, "cid": CID, "hash": HASH}],
+        "numerics": NUMERICS,
     }
     return json.dumps({**doc, **changes}).encode()
 
@@ -360,6 +371,19 @@ MANIFEST_CASES: list[tuple[str, type[TraceManifest] | type[RoundManifest], bytes
         TraceManifest,
         _trace(payout_to="0x" + "cd" * 20),
         "payout_to: Extra inputs are not permitted",
+    ),
+    ("trace-no-numerics", TraceManifest, _trace(numerics=None), "numerics: Input should be"),
+    (
+        "trace-numerics-fingerprint-short",
+        TraceManifest,
+        _trace(numerics={**NUMERICS, "fingerprint": "0xab"}),
+        "numerics.fingerprint: String should match",
+    ),
+    (
+        "trace-numerics-threads-zero",
+        TraceManifest,
+        _trace(numerics={**NUMERICS, "threads": 0}),
+        "numerics.threads: Input should be greater than or equal to 1",
     ),
     ("trace-not-an-object", TraceManifest, b"[1, 2]", "Input should be an object"),
     ("trace-not-utf8", TraceManifest, b"\xff\xfe{}", "Invalid JSON"),

@@ -1,0 +1,151 @@
+"""Numeric classes: pinned kernel dispatch, the fingerprint every trace records, and verifiers that judge bit
+for bit only within a class (another class on this machine: the same CPU with native, unpinned kernels)."""
+
+from __future__ import annotations
+
+import ctypes
+import platform
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from content.store import LocalStore
+from node.trainer import TaskInput, TraceResult, train_task
+from protocol.manifests import NumericEnvironment, TraceManifest
+from protocol.numerics import environment
+from protocol.pins import NATIVE, PINNED_ENV, PROFILE, profile, vendor_shim_image
+from protocol.seeds import task_seed
+from protocol.verify import CROSS_CLASS_FAIL_DISTANCE, SegmentVerdict, verify_segment
+from tests.support.machines import FAMILIES, HOST, HOST_NATIVE, ROOT, train, verify
+
+x86_only = pytest.mark.skipif(platform.machine() != "x86_64", reason="the pins are for x86-64 AVX2 machines")
+
+
+@x86_only
+def test_kernel_dispatch_is_pinned_before_torch_loads_in_every_room() -> None:
+    # A fresh interpreter importing a room that trains (torch comes first in its import block).
+    code = (
+        "import node.trainer, os, torch; from protocol.pins import profile;"
+        "print(torch.backends.cpu.get_cpu_capability(), profile(), os.environ['MKL_CBWR'])"
+    )
+    env = {"PATH": "/usr/bin:/bin", "MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "default"}  # a user's shell
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["AVX2", PROFILE, PINNED_ENV["MKL_CBWR"]]
+
+
+@x86_only
+def test_this_test_process_runs_pinned() -> None:
+    assert profile() == PROFILE
+    assert torch.backends.cpu.get_cpu_capability() == "AVX2"
+
+
+@x86_only
+def test_the_vendor_shim_is_a_shared_object_whose_symbol_answers_intel(tmp_path: Path) -> None:
+    path = tmp_path / "shim.so"
+    path.write_bytes(vendor_shim_image())
+    assert ctypes.CDLL(str(path)).mkl_serv_intel_cpu_true() == 1
+
+
+def _task(family: str = "mnist-mlp", **params: object) -> TaskInput:
+    from protocol.spec import TrainingSpec
+    from protocol.training import initial_weights
+    from protocol.workloads import resolve
+
+    spec = TrainingSpec.model_validate(
+        {
+            "model": {"family": family, "params": {**FAMILIES[family], **params}},
+            "steps_per_task": 12,
+            "checkpoint_interval": 3,
+            "batch_size": 16,
+        }
+    )
+    workload = resolve(spec.model)
+    shard = workload.synthetic_shard(torch.Generator().manual_seed(11))
+    return TaskInput(
+        spec, workload, 7, "0x" + "ab" * 20, task_seed(1, 0, 2, b"\x5a" * 32), "Qm", initial_weights(spec), shard
+    )
+
+
+def test_a_trace_records_the_numeric_environment_it_was_trained_in(tmp_path: Path) -> None:
+    task = _task()
+    result = train_task(task, LocalStore(tmp_path / "store"), tmp_path / "work")
+    numerics = result.manifest.numerics
+    assert numerics == environment(task.spec)
+    assert (numerics.torch, numerics.threads) == (torch.__version__, task.spec.replay.threads)
+    assert numerics.profile == profile()
+
+
+def test_the_fingerprint_is_the_specs_own_model_not_the_machine_alone() -> None:
+    small, wider = _task(hidden=32), _task(hidden=48)
+    assert environment(small.spec).fingerprint != environment(wider.spec).fingerprint
+    assert environment(small.spec).fingerprint == environment(_task(hidden=32).spec).fingerprint
+
+
+def _verify_all(task: TaskInput, store: LocalStore, trace: TraceManifest, root: bytes) -> list[SegmentVerdict]:
+    refs = trace.checkpoints
+    return [
+        verify_segment(
+            task.spec,
+            task.workload,
+            task.shard,
+            task.seed,
+            trace,
+            root,
+            s,
+            store.get(refs[s].cid),
+            store.get(refs[s + 1].cid),
+        )
+        for s in range(task.spec.segments)
+    ]
+
+
+def _in_another_class(result: TraceResult) -> TraceManifest:
+    """The same trace, claimed from a machine whose fingerprint differs (the CIDs still bind the bytes)."""
+    foreign = result.manifest.numerics.model_copy(update={"fingerprint": "0x" + "0e" * 32, "profile": NATIVE})
+    return result.manifest.model_copy(update={"numerics": foreign})
+
+
+def test_honest_work_in_another_numeric_class_is_never_failed_in_either_direction(tmp_path: Path) -> None:
+    families = sorted(FAMILIES)
+    for trainer, verifier in [(HOST_NATIVE, HOST), (HOST, HOST_NATIVE)]:
+        trained = train(trainer, tmp_path, families)
+        judged = verify(verifier, tmp_path, trained)
+        for family in families:
+            verdicts = judged[family]["verdicts"]
+            assert not [v for v in verdicts if not v["passed"] and not v["abstained"]], verdicts
+            if trained[family]["numerics"]["fingerprint"] != judged[family]["numerics"]["fingerprint"]:
+                # This machine's native kernels round differently (AVX-512 or a non-Intel MKL path): exact
+                # replay cannot judge, and the verifier says so instead of failing honest work.
+                assert all(v["distance"] is None or v["distance"] < 1e-3 for v in verdicts), verdicts
+            else:
+                assert all(v["passed"] for v in verdicts), verdicts
+
+
+def test_a_replay_far_beyond_any_kernel_difference_fails_even_across_classes(tmp_path: Path) -> None:
+    task = _task()
+    store = LocalStore(tmp_path / "store")
+    other_order = replace(task, seed=task_seed(1, 0, 3, b"\x5a" * 32))
+    result = train_task(other_order, store, tmp_path / "work")  # trained on another shard's data order
+    verdicts = _verify_all(task, store, _in_another_class(result), result.trace_root)
+    assert all(v.failed for v in verdicts), verdicts
+    assert all(v.distance is not None and v.distance > CROSS_CLASS_FAIL_DISTANCE for v in verdicts)
+    assert "beyond any kernel difference" in verdicts[0].reason
+
+
+def test_bits_that_replay_exactly_pass_whatever_class_the_trace_claims(tmp_path: Path) -> None:
+    task = _task()
+    store = LocalStore(tmp_path / "store")
+    result = train_task(task, store, tmp_path / "work")
+    assert all(v.passed for v in _verify_all(task, store, result.manifest, result.trace_root))
+    # The same bits pass wherever they were made: a replay that matches the committed hash is proof enough.
+    verdicts = _verify_all(task, store, _in_another_class(result), result.trace_root)
+    assert all(v.passed for v in verdicts), verdicts
+
+
+def test_numeric_environment_fields_are_bounded() -> None:
+    with pytest.raises(ValueError, match="fingerprint"):
+        NumericEnvironment(torch="2", machine="x", kernels="AVX2", profile=PROFILE, threads=1, fingerprint="0x12")
