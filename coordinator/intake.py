@@ -21,15 +21,17 @@ class PublishedData:
     spec_cid: str
     shard_cids: list[str]
     holdout_cid: str
+    cross_class_tolerance: float | None = None
 
 
-def publish_data(spec: TrainingSpec, store: ContentStore) -> PublishedData:
+def publish_data(spec: TrainingSpec, store: ContentStore, cross_class_tolerance: float | None = None) -> PublishedData:
     workload = resolve(spec.model)
     shards, holdout = datasets.split(workload.dataset, spec.data)
     return PublishedData(
         spec_cid=store.put(spec.canonical_bytes()),
         shard_cids=[store.put(to_bytes(shard)) for shard in shards],
         holdout_cid=store.put(to_bytes(holdout)),
+        cross_class_tolerance=cross_class_tolerance,
     )
 
 
@@ -51,5 +53,6 @@ def publish_round(
         holdout_cid=data.holdout_cid,
         metric_name=metric[0] if metric else None,
         metric=metric[1] if metric else None,
+        cross_class_tolerance=data.cross_class_tolerance,
     )
     return store.put(manifest.canonical_bytes()), manifest

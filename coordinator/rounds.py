@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from content.store import ContentStore
 from coordinator.aggregate import aggregate
+from coordinator.calibration import calibrate
 from coordinator.intake import PublishedData, publish_data, publish_round
 from judge.commit import audit_commit, replay_segments
 from judge.context import ChainView, RoundContext
@@ -87,7 +88,15 @@ class Coordinator:
             log(self.logger, "bounty rejected at intake", level=logging.WARNING, bounty_id=bounty_id, reason=str(exc))
             self.rejected[bounty_id] = str(exc)
             return None
-        data = publish_data(spec, self.store)
+        calibration = calibrate(spec)  # measured once per spec and process (seconds: a few segments, twice)
+        log(
+            self.logger,
+            "cross-class tolerance measured",
+            bounty_id=bounty_id,
+            tolerance=calibration.tolerance,
+            measured=calibration.measured,
+        )
+        data = publish_data(spec, self.store, calibration.tolerance)
         weights = initial_weights(spec)
         workload = resolve(spec.model)
         state = load_state(spec, weights, workload)
@@ -220,7 +229,12 @@ class Coordinator:
 
 def _published(ctx: RoundContext) -> PublishedData:
     m = ctx.manifest
-    return PublishedData(spec_cid=m.spec_cid, shard_cids=list(m.shard_cids), holdout_cid=m.holdout_cid)
+    return PublishedData(
+        spec_cid=m.spec_cid,
+        shard_cids=list(m.shard_cids),
+        holdout_cid=m.holdout_cid,
+        cross_class_tolerance=m.cross_class_tolerance,
+    )
 
 
 class VerifierWorker:

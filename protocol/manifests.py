@@ -63,6 +63,9 @@ class RoundManifest(_Doc):
     holdout_cid: str
     metric_name: str | None = None  # the model's score on the held-out data, for explorers and posters
     metric: float | None = None
+    # δ× (coordinator/calibration.py): how far a replay in another numeric class may land from an honest end,
+    # measured on this spec at intake. None: not measured; verifiers across classes then abstain.
+    cross_class_tolerance: float | None = Field(None, gt=0, le=0.5)
 
     def cids(self) -> list[str]:
         return [self.spec_cid, self.model_cid, self.holdout_cid, *self.shard_cids]

@@ -4,11 +4,13 @@ A segment passes when its start checkpoint is the one in the committed trace and
 from it reproduces the committed end: bit for bit (the same canonical hash) in exact mode, within the
 normalized distance δ in tolerance mode.
 
-Exact mode judges only within a numeric class (protocol.numerics): a verifier whose fingerprint differs from
-the one the volunteer recorded cannot tell rounding from cheating by a hash. It still replays; bits that
-agree pass, and a replay that lands further from the claimed end than any kernel difference can carry it
-(CROSS_CLASS_FAIL_DISTANCE) fails. Anything in between is an abstention: the verifier attests nothing, and
-the contract never punishes a volunteer for verifiers that did not answer.
+Exact mode judges by hash only within a numeric class (protocol.numerics): a verifier whose fingerprint
+differs from the one the volunteer recorded cannot tell rounding from cheating by a hash. It still replays;
+bits that agree pass. Otherwise the distance decides against the round's cross-class tolerance δ×, which the
+coordinator measured on this spec at intake across the classes it can reach, times a margin
+(coordinator/calibration.py): within δ× passes, beyond fails. A round without δ× leaves the verifier only
+CROSS_CLASS_FAIL_DISTANCE, far beyond any kernel difference: beyond it fails, below it the verifier abstains
+(attests nothing; the contract never punishes a volunteer for verifiers that did not answer).
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ def verify_segment(
     segment: int,
     start_bytes: bytes,
     end_bytes: bytes | None = None,
+    cross_class_tolerance: float | None = None,
 ) -> SegmentVerdict:
     """Checks one segment of a committed trace; untrusted bytes never raise past this function.
 
@@ -193,14 +196,23 @@ def verify_segment(
             return SegmentVerdict(segment, False, f"checkpoint {segment + 1} does not match its committed hash")
         distance = normalized_distance(replayed, end, start)
     if exact:
-        return _across_classes(segment, distance, trace.numerics.fingerprint)
+        return _across_classes(segment, distance, trace.numerics.fingerprint, cross_class_tolerance)
     passed = distance <= spec.replay.tolerance
     return SegmentVerdict(
         segment, passed, f"normalized distance {distance:.3g} vs tolerance {spec.replay.tolerance}", distance
     )
 
 
-def _across_classes(segment: int, distance: float, theirs: str) -> SegmentVerdict:
+def _across_classes(segment: int, distance: float, theirs: str, tolerance: float | None) -> SegmentVerdict:
+    if tolerance is not None:
+        passed = distance <= tolerance
+        return SegmentVerdict(
+            segment,
+            passed,
+            f"normalized distance {distance:.3g} vs the cross-class tolerance {tolerance:.3g} measured at intake "
+            f"(the volunteer's numeric class {theirs[:10]}… is not ours)",
+            distance,
+        )
     if distance > CROSS_CLASS_FAIL_DISTANCE:
         return SegmentVerdict(
             segment,

@@ -5,8 +5,11 @@ would judge it.
 
     python -m tests.support.machines train STORE FAMILY[,FAMILY…] [--cheat NAME]
         → {FAMILY: {"manifest", "root", "numerics"}}
-    python -m tests.support.machines verify STORE FAMILY=MANIFEST:ROOT …
+    python -m tests.support.machines verify STORE FAMILY=MANIFEST:ROOT[:TOLERANCE] …
         → {FAMILY: {"verdicts", "numerics"}}
+    python -m tests.support.machines speed FAMILY[,FAMILY…] STEPS → {FAMILY: {"cpu_s", "steps"}}
+
+SHARDWORK_MACHINES_SEGMENTS sets the segments per task (3 steps each; default 4).
 
 One process does several families: under emulation, starting Python and loading torch takes ~15 s.
 """
@@ -89,7 +92,7 @@ def _task(family: str) -> Any:
     spec = TrainingSpec.model_validate(
         {
             "model": {"family": family, "params": FAMILIES[family]},
-            "steps_per_task": 12,
+            "steps_per_task": 3 * int(os.environ.get("SHARDWORK_MACHINES_SEGMENTS", "4")),
             "checkpoint_interval": 3,
             "batch_size": 16,
         }
@@ -104,9 +107,19 @@ def train(machine: Machine, store: Path, families: list[str], cheat: str | None 
     return machine.run("train", str(store), ",".join(families), *(["--cheat", cheat] if cheat else []))
 
 
-def verify(machine: Machine, store: Path, traces: dict[str, Any]) -> dict[str, Any]:
-    """Verifies every segment of each family's trace (`train`'s output) on `machine`."""
-    return machine.run("verify", str(store), *(f"{f}={t['manifest']}:{t['root']}" for f, t in traces.items()))
+def verify(
+    machine: Machine, store: Path, traces: dict[str, Any], tolerances: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """Verifies every segment of each family's trace (`train`'s output) on `machine`, with each family's
+    cross-class tolerance δ× when given (else a round without one)."""
+    jobs = [
+        f"{f}={t['manifest']}:{t['root']}" + (f":{tolerances[f]!r}" if tolerances else "") for f, t in traces.items()
+    ]
+    return machine.run("verify", str(store), *jobs)
+
+
+def spec_of(family: str) -> Any:
+    return _task(family).spec
 
 
 def _train(family: str, store_dir: str, cheat: str | None) -> dict[str, Any]:
@@ -122,7 +135,7 @@ def _train(family: str, store_dir: str, cheat: str | None) -> dict[str, Any]:
     return {"manifest": result.manifest_cid, "root": result.trace_root.hex(), "numerics": _numerics(task)}
 
 
-def _verify(family: str, store_dir: str, manifest_cid: str, root: str) -> dict[str, Any]:
+def _verify(family: str, store_dir: str, manifest_cid: str, root: str, tolerance: str | None = None) -> dict[str, Any]:
     from content.store import LocalStore
     from protocol.manifests import TraceManifest
     from protocol.verify import verify_segment
@@ -141,6 +154,7 @@ def _verify(family: str, store_dir: str, manifest_cid: str, root: str) -> dict[s
             segment,
             store.get(refs[segment].cid),
             store.get(refs[segment + 1].cid),
+            None if tolerance is None else float(tolerance),
         )
         for segment in range(task.spec.segments)
     ]
@@ -154,6 +168,30 @@ def _verify(family: str, store_dir: str, manifest_cid: str, root: str) -> dict[s
     }
 
 
+def _speed(family: str, steps: int) -> dict[str, Any]:
+    """CPU seconds for `steps` training steps of a bench-sized model of `family` (after two warm-up steps)."""
+    import time
+
+    import torch
+
+    from protocol.spec import TrainingSpec
+    from protocol.training import deterministic, new_state, run_steps
+    from protocol.workloads import resolve
+
+    sizes = {"mnist-mlp": {}, "mnist-cnn": {}, "char-transformer": {"context": 128, "dim": 128, "layers": 4}}
+    spec = TrainingSpec.model_validate(
+        {"model": {"family": family, "params": sizes[family]}, "steps_per_task": 10, "checkpoint_interval": 5}
+    )
+    workload = resolve(spec.model)
+    shard = workload.synthetic_shard(torch.Generator().manual_seed(1))
+    with deterministic(spec.replay):
+        state = new_state(spec, workload)
+        run_steps(state, workload, shard, b"\0" * 32, 0, 2, spec.batch_size)
+        started = time.process_time()
+        run_steps(state, workload, shard, b"\0" * 32, 2, steps, spec.batch_size)
+        return {"cpu_s": time.process_time() - started, "steps": steps}
+
+
 def _numerics(task: Any) -> dict[str, Any]:
     from protocol.numerics import environment
 
@@ -165,9 +203,11 @@ def main(argv: list[str]) -> None:
     if command == "train":
         cheat = rest[2] if rest[1:2] == ["--cheat"] else None
         print(json.dumps({f: _train(f, store_dir, cheat) for f in rest[0].split(",")}))
+    elif command == "speed":
+        print(json.dumps({f: _speed(f, int(rest[0])) for f in store_dir.split(",")}))
     elif command == "verify":
         jobs = [(arg.partition("=")[0], *arg.partition("=")[2].split(":")) for arg in rest]
-        print(json.dumps({family: _verify(family, store_dir, cid, root) for family, cid, root in jobs}))
+        print(json.dumps({family: _verify(family, store_dir, *job) for family, *job in jobs}))
     else:
         raise SystemExit(f"unknown command {command!r}")
 

@@ -20,7 +20,7 @@ from protocol.numerics import environment
 from protocol.pins import NATIVE, PINNED_ENV, PROFILE, profile, vendor_shim_image
 from protocol.seeds import task_seed
 from protocol.verify import CROSS_CLASS_FAIL_DISTANCE, SegmentVerdict, verify_segment
-from tests.support.machines import FAMILIES, HOST, HOST_NATIVE, ROOT, train, verify
+from tests.support.machines import FAMILIES, ROOT
 
 x86_only = pytest.mark.skipif(platform.machine() != "x86_64", reason="the pins are for x86-64 AVX2 machines")
 
@@ -107,22 +107,6 @@ def _in_another_class(result: TraceResult) -> TraceManifest:
     """The same trace, claimed from a machine whose fingerprint differs (the CIDs still bind the bytes)."""
     foreign = result.manifest.numerics.model_copy(update={"fingerprint": "0x" + "0e" * 32, "profile": NATIVE})
     return result.manifest.model_copy(update={"numerics": foreign})
-
-
-def test_honest_work_in_another_numeric_class_is_never_failed_in_either_direction(tmp_path: Path) -> None:
-    families = sorted(FAMILIES)
-    for trainer, verifier in [(HOST_NATIVE, HOST), (HOST, HOST_NATIVE)]:
-        trained = train(trainer, tmp_path, families)
-        judged = verify(verifier, tmp_path, trained)
-        for family in families:
-            verdicts = judged[family]["verdicts"]
-            assert not [v for v in verdicts if not v["passed"] and not v["abstained"]], verdicts
-            if trained[family]["numerics"]["fingerprint"] != judged[family]["numerics"]["fingerprint"]:
-                # This machine's native kernels round differently (AVX-512 or a non-Intel MKL path): exact
-                # replay cannot judge, and the verifier says so instead of failing honest work.
-                assert all(v["distance"] is None or v["distance"] < 1e-3 for v in verdicts), verdicts
-            else:
-                assert all(v["passed"] for v in verdicts), verdicts
 
 
 def test_a_replay_far_beyond_any_kernel_difference_fails_even_across_classes(tmp_path: Path) -> None:
