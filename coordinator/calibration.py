@@ -14,6 +14,7 @@ beyond it (protocol.verify).
 from __future__ import annotations
 
 import functools
+import math
 import os
 import subprocess
 import sys
@@ -23,11 +24,12 @@ from pathlib import Path
 
 import torch
 
+from protocol.errors import PermanentError
 from protocol.pins import ENV_SWITCH, NATIVE, PINNED_ENV
 from protocol.spec import TrainingSpec
 from protocol.tensors import from_bytes, to_bytes
 from protocol.training import deterministic, load_state, new_state, run_steps
-from protocol.verify import CROSS_CLASS_FAIL_DISTANCE, normalized_distance
+from protocol.verify import CROSS_CLASS_FAIL_DISTANCE, state_distance
 from protocol.workloads import resolve
 
 CALIBRATION_SEGMENTS = 3
@@ -39,6 +41,13 @@ REFERENCE_CLASSES: dict[str, dict[str, str]] = {
     "scalar": {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "SSE41"},
 }
 _SEED = b"shardwork cross-class calibration".ljust(32, b"\0")
+_PROJECT = Path(__file__).resolve().parent.parent
+REPLAY_TIMEOUT_S = 600
+
+
+class CalibrationFailed(PermanentError):
+    """The measurement could not be made here (a replay process failed or diverged); a round opened without
+    δ× leaves cross-class verifiers to abstain, so nothing honest is failed for it."""
 
 
 @dataclass(frozen=True)
@@ -63,12 +72,14 @@ def _calibrate(spec_bytes: bytes) -> Calibration:
         for name, overrides in REFERENCE_CLASSES.items():
             _replay_in(root, overrides)
             distances = [
-                normalized_distance(from_bytes((root / f"replayed-{i}.st").read_bytes()), checkpoints[i + 1], start)
+                state_distance(from_bytes((root / f"replayed-{i}.st").read_bytes()), checkpoints[i + 1], start)
                 for i, start in enumerate(checkpoints[:-1])
             ]
             measured[name] = max(distances)
-    tolerance = min(max(MARGIN * max(measured.values()), FLOOR), CROSS_CLASS_FAIL_DISTANCE)
-    return Calibration(tolerance, measured)
+    worst = max(measured.values())
+    if not math.isfinite(worst):
+        raise CalibrationFailed(f"honest replays in another class diverged without bound ({measured})")
+    return Calibration(min(max(MARGIN * worst, FLOOR), CROSS_CLASS_FAIL_DISTANCE), measured)
 
 
 def _train(spec: TrainingSpec, root: Path) -> list[dict[str, torch.Tensor]]:
@@ -79,13 +90,13 @@ def _train(spec: TrainingSpec, root: Path) -> list[dict[str, torch.Tensor]]:
     with deterministic(spec.replay), torch.random.fork_rng():
         torch.manual_seed(spec.init_seed)
         state = new_state(spec, workload)
-        # Start after one step: Adam's state exists, as in every segment but a task's first.
-        run_steps(state, workload, shard, _SEED, 0, 1, spec.batch_size)
+        # Segment 0 starts from a fresh optimizer, as a task's first does: Adam's first steps (m/√v ≈ sign g)
+        # magnify rounding in small gradients the most.
         for segment in range(CALIBRATION_SEGMENTS + 1):
             if segment:
                 run_steps(
-                    state, workload, shard, _SEED, segment * spec.checkpoint_interval, spec.checkpoint_interval,
-                    spec.batch_size,
+                    state, workload, shard, _SEED, (segment - 1) * spec.checkpoint_interval,
+                    spec.checkpoint_interval, spec.batch_size,
                 )  # fmt: skip
             tensors = state.tensors()
             (root / f"checkpoint-{segment}.st").write_bytes(to_bytes(tensors))
@@ -95,15 +106,21 @@ def _train(spec: TrainingSpec, root: Path) -> list[dict[str, torch.Tensor]]:
 
 def _replay_in(root: Path, overrides: dict[str, str]) -> None:
     env = {k: v for k, v in os.environ.items() if k not in PINNED_ENV} | {ENV_SWITCH: NATIVE} | overrides
-    done = subprocess.run(
-        [sys.executable, "-m", "coordinator.calibration", "replay", str(root)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PROJECT), env.get("PYTHONPATH")]))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "coordinator.calibration", "replay", str(root)],
+            env=env,
+            cwd=_PROJECT,
+            capture_output=True,
+            text=True,
+            timeout=REPLAY_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise CalibrationFailed(f"calibration replay took over {REPLAY_TIMEOUT_S} s") from None
     if done.returncode != 0:
-        raise RuntimeError(f"calibration replay failed: {done.stderr.strip()[-500:]}")
+        raise CalibrationFailed(f"calibration replay failed: {done.stderr.strip()[-500:]}")
 
 
 def _replay_all(root: Path) -> None:
@@ -112,11 +129,10 @@ def _replay_all(root: Path) -> None:
     shard = from_bytes((root / "shard.st").read_bytes())
     for segment in range(CALIBRATION_SEGMENTS):
         start = from_bytes((root / f"checkpoint-{segment}.st").read_bytes())
-        # The checkpoints are the segment grid's; segment 0 here starts after the warm-up step.
         state = load_state(spec, start, workload)
         with deterministic(spec.replay):
             run_steps(
-                state, workload, shard, _SEED, (segment + 1) * spec.checkpoint_interval, spec.checkpoint_interval,
+                state, workload, shard, _SEED, segment * spec.checkpoint_interval, spec.checkpoint_interval,
                 spec.batch_size,
             )  # fmt: skip
         (root / f"replayed-{segment}.st").write_bytes(to_bytes(state.tensors(copy=False)))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from content.store import ContentStore
 from coordinator.aggregate import aggregate
-from coordinator.calibration import calibrate
+from coordinator.calibration import CalibrationFailed, calibrate
 from coordinator.intake import PublishedData, publish_data, publish_round
 from judge.commit import audit_commit, replay_segments
 from judge.context import ChainView, RoundContext
@@ -70,6 +70,30 @@ class Coordinator:
         self._scanned_to = market.deployment.block - 1
         self.rejected: dict[int, str] = {}  # bounty id -> why its spec was refused at intake
 
+    def _cross_class_tolerance(self, bounty_id: int, spec: TrainingSpec) -> float | None:
+        """δ× for exact-mode bounties (tolerance mode has the spec's own δ); measured once per spec and process."""
+        if spec.replay.mode != "exact":
+            return None
+        try:
+            calibration = calibrate(spec)
+        except CalibrationFailed as exc:
+            log(
+                self.logger,
+                "cross-class tolerance not measured",
+                level=logging.WARNING,
+                bounty_id=bounty_id,
+                reason=str(exc),
+            )
+            return None
+        log(
+            self.logger,
+            "cross-class tolerance measured",
+            bounty_id=bounty_id,
+            tolerance=calibration.tolerance,
+            measured=calibration.measured,
+        )
+        return calibration.tolerance
+
     def intake(self, bounty_id: int) -> str | None:
         """Publishes the spec's shards and round-0 model and opens round 0; None if already open or unsound."""
         if bounty_id in self.rejected or self.market.opened_rounds(bounty_id=bounty_id):
@@ -88,15 +112,7 @@ class Coordinator:
             log(self.logger, "bounty rejected at intake", level=logging.WARNING, bounty_id=bounty_id, reason=str(exc))
             self.rejected[bounty_id] = str(exc)
             return None
-        calibration = calibrate(spec)  # measured once per spec and process (seconds: a few segments, twice)
-        log(
-            self.logger,
-            "cross-class tolerance measured",
-            bounty_id=bounty_id,
-            tolerance=calibration.tolerance,
-            measured=calibration.measured,
-        )
-        data = publish_data(spec, self.store, calibration.tolerance)
+        data = publish_data(spec, self.store, self._cross_class_tolerance(bounty_id, spec))
         weights = initial_weights(spec)
         workload = resolve(spec.model)
         state = load_state(spec, weights, workload)

@@ -117,7 +117,7 @@ def replay_segments(view: ChainView, audit: CommitAudit, segments: list[int] | t
                 segment,
                 start,
                 end,
-                ctx.manifest.cross_class_tolerance,
+                cross_class_tolerance=ctx.manifest.cross_class_tolerance,
             )
         )
     return verdicts

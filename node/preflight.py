@@ -7,6 +7,8 @@ import ctypes
 import mmap
 import platform
 import struct
+import sys
+from pathlib import Path
 
 from protocol.errors import PermanentError
 
@@ -33,9 +35,14 @@ class UnsupportedMachine(PermanentError):
 def check_cpu() -> None:
     """Raises UnsupportedMachine on an x86-64 CPU without AVX2 and FMA, which this torch build requires (it
     stops on an illegal instruction). Asks the CPU itself: under an emulator /proc/cpuinfo describes the host."""
-    if platform.machine() not in ("x86_64", "AMD64"):
+    if platform.machine() != "x86_64" or sys.platform != "linux":
         return
-    missing = [name for name, present in _features().items() if not present]
+    try:
+        features = _features()
+    except OSError:  # no executable memory here (SELinux deny_execmem, some containers): ask the kernel instead
+        flags = next((ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")), "")
+        features = {"AVX2": " avx2" in flags, "FMA": " fma" in flags}
+    missing = [name for name, present in features.items() if not present]
     if missing:
         raise UnsupportedMachine(
             f"this CPU lacks {' and '.join(missing)}, which the torch build volunteers use requires "

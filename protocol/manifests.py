@@ -78,7 +78,7 @@ class CheckpointRef(_Doc):
 
 
 class NumericEnvironment(_Doc):
-    """How the volunteer's machine computes, recorded in its trace manifest (bound by the trace root).
+    """How the volunteer's machine computes, recorded in its trace manifest (bound by the trace CID the commit records).
 
     Two machines are in the same numeric class for a spec when their fingerprints are equal: the canonical
     hash after a few training steps of the spec's own model on fixed synthetic data (protocol.numerics). Only

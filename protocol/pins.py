@@ -9,7 +9,7 @@ honest-matrix). The pins must be in force before torch loads its libraries, so t
 torch, and `protocol/__init__.py` applies them: every room that trains or replays imports `protocol` first.
 
 MKL's vendor check is the one thing no setting turns off; `MKL_CBWR=COMPATIBLE` avoids it only by falling
-back to SSE2 code (2.1× slower on the transformer). Instead, a 4 KiB shared object that defines
+back to SSE2 code (2.1× slower on the transformer). Instead, a 4.2 KB shared object that defines
 `mkl_serv_intel_cpu_true()` as 1 is loaded into the global symbol scope before torch: the MKL inside
 libtorch calls that symbol through its PLT, so it finds ours first and takes the Intel AVX2 paths on any
 vendor. The object is written here byte by byte (no compiler needed on a volunteer's machine).
@@ -21,13 +21,10 @@ a numeric class of its own (benches compare the two; tests use it as "another ma
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import platform
 import struct
 import sys
-import tempfile
-from pathlib import Path
 
 PROFILE = "x86-64-avx2"  # the pinned class's name, recorded in every trace manifest
 NATIVE = "native"
@@ -53,7 +50,7 @@ def apply_pins() -> str:
     late = "torch" in sys.modules
     os.environ.update(PINNED_ENV)  # the user's shell must not choose the numeric class
     if sys.platform == "linux":
-        ctypes.CDLL(str(_vendor_shim()), mode=ctypes.RTLD_GLOBAL)
+        _load_vendor_shim()
     _state["profile"] = f"late:{PROFILE}" if late else PROFILE
     return _state["profile"]
 
@@ -62,15 +59,15 @@ def profile() -> str:
     return _state.get("profile") or apply_pins()
 
 
-def _vendor_shim() -> Path:
-    image = vendor_shim_image()
-    digest = hashlib.sha256(image).hexdigest()[:16]
-    path = Path(tempfile.gettempdir()) / f"shardwork-mkl-intel-paths-{digest}.so"
-    if not path.exists() or path.read_bytes() != image:
-        scratch = path.with_suffix(f".{os.getpid()}.tmp")
-        scratch.write_bytes(image)
-        scratch.replace(path)  # atomic: another process may be loading it
-    return path
+def _load_vendor_shim() -> None:
+    # An anonymous in-memory file: nothing on disk that another local user could swap for their own code
+    # between our write and the loader's read (a shared, predictable /tmp path would allow exactly that).
+    fd = os.memfd_create("shardwork-mkl-intel-paths", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, vendor_shim_image())
+        ctypes.CDLL(f"/proc/self/fd/{fd}", mode=ctypes.RTLD_GLOBAL)
+    finally:
+        os.close(fd)  # the loader keeps its own mapping
 
 
 def vendor_shim_image() -> bytes:
@@ -89,9 +86,9 @@ def vendor_shim_image() -> bytes:
     strtab_off = symtab_off + 2 * 24
     text_off = _align(strtab_off + len(dynstr), 16)
     text = bytes([0xB8, 0x01, 0x00, 0x00, 0x00, 0xC3])  # mov eax, 1; ret
-    dynsym = bytes(24) + struct.pack(
-        "<IBBHQQ", 1, 0x12, 0, 7, text_off, len(text)
-    )  # GLOBAL FUNC, default visibility, section index: any defined one
+    # GLOBAL FUNC, default visibility. There are no section headers; the loader only asks whether the section
+    # index is SHN_UNDEF (0), so any other small number marks the symbol as defined here.
+    dynsym = bytes(24) + struct.pack("<IBBHQQ", 1, 0x12, 0, 7, text_off, len(text))
     dynamic = b"".join(
         struct.pack("<qQ", tag, value)
         for tag, value in [

@@ -154,7 +154,7 @@ def _verify(family: str, store_dir: str, manifest_cid: str, root: str, tolerance
             segment,
             store.get(refs[segment].cid),
             store.get(refs[segment + 1].cid),
-            None if tolerance is None else float(tolerance),
+            cross_class_tolerance=None if tolerance is None else float(tolerance),
         )
         for segment in range(task.spec.segments)
     ]

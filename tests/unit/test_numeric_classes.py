@@ -15,11 +15,12 @@ import torch
 
 from content.store import LocalStore
 from node.trainer import TaskInput, TraceResult, train_task
-from protocol.manifests import NumericEnvironment, TraceManifest
+from protocol.manifests import CheckpointRef, NumericEnvironment, TraceManifest
 from protocol.numerics import environment
 from protocol.pins import NATIVE, PINNED_ENV, PROFILE, profile, vendor_shim_image
 from protocol.seeds import task_seed
-from protocol.verify import CROSS_CLASS_FAIL_DISTANCE, SegmentVerdict, verify_segment
+from protocol.tensors import canonical_hash, to_bytes
+from protocol.verify import CROSS_CLASS_FAIL_DISTANCE, SegmentVerdict, parse_checkpoint, verify_segment
 from tests.support.machines import FAMILIES, ROOT
 
 x86_only = pytest.mark.skipif(platform.machine() != "x86_64", reason="the pins are for x86-64 AVX2 machines")
@@ -133,3 +134,54 @@ def test_bits_that_replay_exactly_pass_whatever_class_the_trace_claims(tmp_path:
 def test_numeric_environment_fields_are_bounded() -> None:
     with pytest.raises(ValueError, match="fingerprint"):
         NumericEnvironment(torch="2", machine="x", kernels="AVX2", profile=PROFILE, threads=1, fingerprint="0x12")
+
+
+def test_across_classes_the_published_tolerance_decides_pass_and_fail(tmp_path: Path) -> None:
+    task = _task()
+    store = LocalStore(tmp_path / "store")
+    honest = train_task(task, store, tmp_path / "work")
+    claimed = _in_another_class(honest)
+    # The same bits pass whatever the claim; perturb the end of segment 1 by a known fraction of its movement.
+    refs = claimed.checkpoints
+    start = parse_checkpoint(store.get(refs[1].cid), task.spec, task.workload, refs[1].step)
+    end = parse_checkpoint(store.get(refs[2].cid), task.spec, task.workload, refs[2].step)
+    nudged = {n: t + 1e-3 * (t - start.get(n, torch.zeros_like(t))) if ".step" not in n else t for n, t in end.items()}
+    trace, root = _with_checkpoint(claimed, 2, nudged, store)
+
+    def judge(tolerance: float | None) -> SegmentVerdict:
+        return verify_segment(
+            task.spec, task.workload, task.shard, task.seed, trace, root, 1,
+            store.get(refs[1].cid), store.get(trace.checkpoints[2].cid), cross_class_tolerance=tolerance,
+        )  # fmt: skip
+
+    assert judge(1e-2).passed
+    failed = judge(1e-4)
+    assert failed.failed and failed.distance == pytest.approx(1e-3, rel=0.05)
+    abstained = judge(None)  # a round without δ×: not attributable to cheating, so no verdict at all
+    assert abstained.abstained and not abstained.passed and not abstained.failed
+
+
+def test_across_classes_a_cheat_planted_in_the_optimizer_state_is_measured(tmp_path: Path) -> None:
+    task = _task()
+    store = LocalStore(tmp_path / "store")
+    claimed = _in_another_class(train_task(task, store, tmp_path / "work"))
+    refs = claimed.checkpoints
+    end = parse_checkpoint(store.get(refs[2].cid), task.spec, task.workload, refs[2].step)
+    planted = {n: t * 3 if n.endswith(".exp_avg") else t for n, t in end.items()}  # weights untouched
+    trace, root = _with_checkpoint(claimed, 2, planted, store)
+    verdict = verify_segment(
+        task.spec, task.workload, task.shard, task.seed, trace, root, 1,
+        store.get(refs[1].cid), store.get(trace.checkpoints[2].cid), cross_class_tolerance=1e-2,
+    )  # fmt: skip
+    assert verdict.failed and verdict.distance is not None and verdict.distance > 0.1  # 0.75 measured
+
+
+def _with_checkpoint(
+    trace: TraceManifest, index: int, tensors: dict[str, torch.Tensor], store: LocalStore
+) -> tuple[TraceManifest, bytes]:
+    ref = CheckpointRef(
+        step=trace.checkpoints[index].step, cid=store.put(to_bytes(tensors)), hash="0x" + canonical_hash(tensors).hex()
+    )
+    checkpoints = [*trace.checkpoints[:index], ref, *trace.checkpoints[index + 1 :]]
+    changed = trace.model_copy(update={"checkpoints": checkpoints})
+    return changed, changed.trace_root()
