@@ -19,8 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from coordinator.calibration import calibrate
 from devtools.adversaries import SEGMENT_CHEATS
+from judge.calibration import calibrate
 from tests.support.machines import EPYC_ROME, FAMILIES, HASWELL, HOST, HOST_NATIVE, Machine, spec_of, train, verify
 
 MACHINES = (HOST, HASWELL, EPYC_ROME, HOST_NATIVE)

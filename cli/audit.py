@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.common import DeploymentOpt, JsonOpt, RpcOpt, emit_json, open_session, parse_address
+
+if TYPE_CHECKING:
+    from protocol.manifests import TraceManifest
 
 audit_app = typer.Typer(
     help="Read the on-chain trail, check Merkle proofs against the content store, replay segments independently. "
@@ -80,10 +83,18 @@ def _run(
                 state = "proofs ok" if not c.proof_problems else "; ".join(c.proof_problems[:2])
                 typer.echo(
                     f"  commit task {c.task_id:#x} attempt {c.attempt} by {c.volunteer}: {c.outcome}, "
-                    f"verdicts {c.verdicts or '-'}; {state}"
+                    f"verdicts {c.verdicts or '-'}; {state}{_numerics(c.trace)}"
                 )
             for r in report.replays:
-                mark = "agrees" if r.agrees else "DISAGREES" if r.checked else "UNCHECKED CHEAT"
+                mark = (
+                    "inconclusive (another numeric class)"
+                    if r.inconclusive
+                    else "agrees"
+                    if r.agrees
+                    else "DISAGREES"
+                    if r.checked
+                    else "UNCHECKED CHEAT"
+                )
                 typer.echo(
                     f"  replay task {r.task_id:#x} attempt {r.attempt} segments {r.segments}: "
                     f"{'fail ' + str(r.failed) if r.failed else 'pass'} vs on-chain {r.outcome}: {mark}"
@@ -94,6 +105,14 @@ def _run(
             )
         if report.findings:
             raise typer.Exit(FINDINGS_EXIT)
+
+
+def _numerics(trace: TraceManifest | None) -> str:
+    """The commit's numeric class, as its trace manifest records it (torch, kernels, pins, fingerprint)."""
+    if trace is None:
+        return ""
+    n = trace.numerics
+    return f"; numerics torch {n.torch} {n.machine} {n.kernels} {n.profile}, class {n.fingerprint[:10]}…"
 
 
 @audit_app.command("bounty")

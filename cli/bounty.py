@@ -40,12 +40,14 @@ def bounty_post(
     with _errors():
         from cli.common import parse_address
         from content.ipfs import open_store
+        from judge.calibration import check_tolerance
         from ledger.amounts import format_amount
         from ledger.terms import load_bounty_file
         from protocol.errors import ShardworkError
 
         spec, terms = load_bounty_file(spec_file)
         parse_address(terms.coordinator)
+        check_tolerance(spec)  # tolerance mode: measures honest cross-CPU divergence first (seconds)
         session = open_session(rpc_url, deployment, wallet)
         m, address = session.market, session.address
         tasks = spec.data.shards * spec.rounds

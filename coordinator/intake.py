@@ -24,11 +24,15 @@ class PublishedData:
     cross_class_tolerance: float | None = None
 
 
-def publish_data(spec: TrainingSpec, store: ContentStore, cross_class_tolerance: float | None = None) -> PublishedData:
+def publish_data(
+    spec: TrainingSpec, store: ContentStore, cross_class_tolerance: float | None = None, spec_cid: str | None = None
+) -> PublishedData:
+    """Shards and holdout of the spec's data; the spec itself under `spec_cid` (the posted bytes) or, without
+    one, its canonical encoding."""
     workload = resolve(spec.model)
     shards, holdout = datasets.split(workload.dataset, spec.data)
     return PublishedData(
-        spec_cid=store.put(spec.canonical_bytes()),
+        spec_cid=spec_cid or store.put(spec.canonical_bytes()),
         shard_cids=[store.put(to_bytes(shard)) for shard in shards],
         holdout_cid=store.put(to_bytes(holdout)),
         cross_class_tolerance=cross_class_tolerance,

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 from content.store import ContentStore
 from coordinator.aggregate import aggregate
-from coordinator.calibration import CalibrationFailed, calibrate
 from coordinator.intake import PublishedData, publish_data, publish_round
+from judge.calibration import CalibrationFailed, calibrate, check_tolerance
 from judge.commit import audit_commit, replay_segments
-from judge.context import ChainView, RoundContext
+from judge.context import MAX_MANIFEST_READ, ChainView, RoundContext
 from judge.draw import record_draw
 from ledger.errors import error_class
 from ledger.market import BountyStatus, Market, Task, TaskStatus, task_id_of
@@ -99,7 +99,8 @@ class Coordinator:
         if bounty_id in self.rejected or self.market.opened_rounds(bounty_id=bounty_id):
             return None
         try:
-            spec = TrainingSpec.from_bytes(self.store.get(self.market.spec_cid(bounty_id)))
+            spec_cid = self.market.spec_cid(bounty_id)
+            spec = TrainingSpec.from_bytes(self.store.get(spec_cid, max_bytes=MAX_MANIFEST_READ))
             bounty = self.market.bounty(bounty_id)
             if (bounty.shards, bounty.rounds, bounty.segments_per_task) != (
                 spec.data.shards,
@@ -108,11 +109,14 @@ class Coordinator:
             ):
                 raise SpecError("the bounty's shards/rounds/segments on-chain differ from its spec")
             check_footprint(spec)
-        except (ContentError, SpecError) as exc:
+            check_tolerance(spec)
+        except (ContentError, SpecError, CalibrationFailed) as exc:
             log(self.logger, "bounty rejected at intake", level=logging.WARNING, bounty_id=bounty_id, reason=str(exc))
             self.rejected[bounty_id] = str(exc)
             return None
-        data = publish_data(spec, self.store, self._cross_class_tolerance(bounty_id, spec))
+        # The round manifest names the spec by the CID the bounty posted, even when those bytes are valid JSON
+        # in another form than ours: re-encoding it would name another CID, which every node refuses.
+        data = publish_data(spec, self.store, self._cross_class_tolerance(bounty_id, spec), spec_cid)
         weights = initial_weights(spec)
         workload = resolve(spec.model)
         state = load_state(spec, weights, workload)

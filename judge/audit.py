@@ -8,7 +8,7 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from judge.commit import CommitAudit, replay_segments
+from judge.commit import CommitAudit, audit_recorded, replay_segments
 from judge.context import ChainView, Commit
 from judge.draw import sampled
 from ledger.index import Event, EventIndex
@@ -35,6 +35,8 @@ class CommitRecord:
     first_verdict_block: int | None = None  # where the contract decided the task was checked
     proof_problems: list[str] = field(default_factory=list)
     trace: TraceManifest | None = None
+    update_cid: str = ""
+    update_hash: str = ""  # 0x-hex, as the event index keeps it
 
 
 @dataclass
@@ -52,13 +54,32 @@ class Replay:
     reason: str
     outcome: str
     agrees: bool
+    # The auditor's numeric class is not the volunteer's and the round gave no cross-class tolerance: its replay
+    # can neither confirm nor contradict the chain, so it counts as neither agreement nor finding.
+    inconclusive: bool = False
 
     @classmethod
     def of(
-        cls, record: CommitRecord, checked: bool, segments: list[int], failed: list[int], reason: str, agrees: bool
+        cls,
+        record: CommitRecord,
+        checked: bool,
+        segments: list[int],
+        failed: list[int],
+        reason: str,
+        agrees: bool,
+        inconclusive: bool = False,
     ) -> Replay:
         return cls(
-            record.task_id, record.attempt, record.volunteer, checked, segments, failed, reason, record.outcome, agrees
+            record.task_id,
+            record.attempt,
+            record.volunteer,
+            checked,
+            segments,
+            failed,
+            reason,
+            record.outcome,
+            agrees,
+            inconclusive,
         )
 
 
@@ -76,12 +97,12 @@ class AuditReport:
     @property
     def disagreements(self) -> int:
         """Checked commits whose on-chain verdict the auditor's replay contradicts."""
-        return sum(r.checked and not r.agrees for r in self.replays)
+        return sum(r.checked and not r.agrees and not r.inconclusive for r in self.replays)
 
     @property
     def unchecked_cheats(self) -> int:
         """Unchecked, accepted commits whose replay fails."""
-        return sum(not r.checked and not r.agrees for r in self.replays)
+        return sum(not r.checked and not r.agrees and not r.inconclusive for r in self.replays)
 
     @property
     def findings(self) -> int:
@@ -91,6 +112,7 @@ class AuditReport:
     def as_dict(self) -> dict[str, Any]:
         commits = [
             {k: "0x" + v.hex() if isinstance(v, bytes) else v for k, v in asdict(c).items() if k != "trace"}
+            | {"numerics": c.trace.numerics.model_dump() if c.trace else None}
             for c in self.commits
         ]
         return {
@@ -124,6 +146,8 @@ def commits_of(events: list[Event]) -> list[CommitRecord]:
                 e.args["traceRoot"],
                 e.args["traceCid"],
                 "pending",
+                update_cid=str(e.args["updateCid"]),
+                update_hash=str(e.args["updateHash"]),
             )
             records.append(record)
             open_by_task[task_id] = record
@@ -185,22 +209,27 @@ def drawn_segments(view: ChainView, record: CommitRecord) -> list[int]:
     return list(drawn.segments)
 
 
-def _replay(view: ChainView, record: CommitRecord, segments: list[int]) -> tuple[list[int], str]:
-    """The verifiers' own replay (judge.commit) of this commit's segments, against its committed root."""
+def _replay(view: ChainView, record: CommitRecord, segments: list[int]) -> tuple[list[int], list[int], bool, str]:
+    """What the verifiers ran on this commit (judge.commit): the cheap structural audit, which fails a commit
+    by itself (a last checkpoint a faked segment left malformed, an update that is not last − first), then
+    the replay of its sampled segments against its committed root. Returns the failed and abstained
+    segments, whether the structure is broken, and the reasons."""
     commit = Commit(
         record.task_id,
         record.attempt,
         record.volunteer,
         record.block,
         bytes.fromhex(record.trace_root[2:]),
-        b"",
+        bytes.fromhex(record.update_hash[2:]),
         record.trace_cid,
-        "",
+        record.update_cid,
     )
+    structure = audit_recorded(view, commit)
     verdicts = replay_segments(view, CommitAudit(record.task_id, trace=record.trace, commit=commit), segments)
     failed = [v.segment for v in verdicts if v.failed]
-    reasons = [f"segment {v.segment}: {v.reason}" for v in verdicts if not v.passed]
-    return failed, "; ".join(reasons) or "every replayed segment reproduced its checkpoint"
+    abstained = [v.segment for v in verdicts if v.abstained]
+    reasons = [*structure.problems, *(f"segment {v.segment}: {v.reason}" for v in verdicts if not v.passed)]
+    return failed, abstained, not structure.ok, "; ".join(reasons) or "every replayed segment reproduced its checkpoint"
 
 
 def replay_sample(view: ChainView, records: list[CommitRecord], budget: int, rng: random.Random) -> list[Replay]:
@@ -224,9 +253,11 @@ def replay_sample(view: ChainView, records: list[CommitRecord], budget: int, rng
         if len(segments) > budget:
             break  # a partial re-check of a verdict would prove nothing either way
         budget -= len(segments)
-        failed, reason = _replay(view, record, segments)
-        agrees = bool(failed) if record.outcome == "slashed" else not failed
-        replays.append(Replay.of(record, checked, segments, failed, reason, agrees))
+        failed, abstained, broken, reason = _replay(view, record, segments)
+        rejected = bool(failed) or broken
+        agrees = rejected if record.outcome == "slashed" else not rejected
+        inconclusive = bool(abstained) and not rejected
+        replays.append(Replay.of(record, checked, segments, failed, reason, agrees, inconclusive))
     return replays
 
 

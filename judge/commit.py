@@ -42,9 +42,14 @@ class CommitAudit:
 def audit_commit(view: ChainView, task_id: int, task: Task | None = None) -> CommitAudit:
     """Cheap structural checks of a commit: trace retrievable and bound to the on-chain commitment, starts
     at the round model, update = last − first, finite. Costs downloads and hashing, no training."""
-    audit = CommitAudit(task_id)
+    return audit_recorded(view, view.commit(task_id, task))
+
+
+def audit_recorded(view: ChainView, commit: Commit) -> CommitAudit:
+    """audit_commit of a commit as the chain recorded it, current or past (the auditor re-checks history)."""
+    task_id = commit.task_id
+    audit = CommitAudit(task_id, commit=commit)
     try:
-        commit = audit.commit = view.commit(task_id, task)
         ctx = view.round_of_task(task_id)
         trace_max = trace_manifest_limit(ctx.spec.steps_per_task, ctx.spec.segments)
         trace = TraceManifest.parse(view.store.get(commit.trace_cid, max_bytes=trace_max), trace_max)

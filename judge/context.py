@@ -20,7 +20,7 @@ from protocol.seeds import task_seed
 from protocol.spec import TrainingSpec
 from protocol.tensors import Tensors, from_bytes
 from protocol.training import MODEL_PREFIX
-from protocol.verify import Layout, checkpoint_layout
+from protocol.verify import Layout, checkpoint_layout, update_limit
 from protocol.workloads import Workload, resolve
 
 # A round manifest and a spec are a few kilobytes; anything past this is refused before it is read.
@@ -114,7 +114,9 @@ class ChainView:
         return from_bytes(self.store.get(cid))
 
     def round_weights(self, ctx: RoundContext) -> Tensors:
-        return from_bytes(self.store.get(ctx.manifest.model_cid), ctx.weights_layout())
+        # Bounded by the spec's own model, like every read of a checkpoint or update (protocol.verify).
+        limit = update_limit(ctx.spec, ctx.workload)
+        return from_bytes(self.store.get(ctx.manifest.model_cid, max_bytes=limit), ctx.weights_layout())
 
     def shard(self, task_id: int) -> Tensors:
         ctx = self.round_of_task(task_id)

@@ -63,7 +63,7 @@ class RoundManifest(_Doc):
     holdout_cid: str
     metric_name: str | None = None  # the model's score on the held-out data, for explorers and posters
     metric: float | None = None
-    # δ× (coordinator/calibration.py): how far a replay in another numeric class may land from an honest end,
+    # δ× (judge/calibration.py): how far a replay in another numeric class may land from an honest end,
     # measured on this spec at intake. None: not measured; verifiers across classes then abstain.
     cross_class_tolerance: float | None = Field(None, gt=0, le=0.5)
 

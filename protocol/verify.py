@@ -8,7 +8,7 @@ Exact mode judges by hash only within a numeric class (protocol.numerics): a ver
 differs from the one the volunteer recorded cannot tell rounding from cheating by a hash. It still replays;
 bits that agree pass. Otherwise the distance decides against the round's cross-class tolerance δ×, which the
 coordinator measured on this spec at intake across the classes it can reach, times a margin
-(coordinator/calibration.py): within δ× passes, beyond fails. A round without δ× leaves the verifier only
+(judge/calibration.py): within δ× passes, beyond fails. A round without δ× leaves the verifier only
 CROSS_CLASS_FAIL_DISTANCE, far beyond any kernel difference: beyond it fails, below it the verifier abstains
 (attests nothing; the contract never punishes a volunteer for verifiers that did not answer).
 """

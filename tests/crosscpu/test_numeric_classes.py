@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.calibration import MARGIN, calibrate
 from devtools.adversaries import SEGMENT_CHEATS
+from judge.calibration import MARGIN, calibrate
 from tests.support.machines import FAMILIES, HOST, HOST_NATIVE, spec_of, train, verify
 
 pytestmark = pytest.mark.crosscpu

@@ -1,7 +1,8 @@
 """The demo's scenario across real processes: anvil, Redis, a js-ipfs daemon, Celery worker + beat, the
 FastAPI coordinator, two honest node daemons (`shardwork node run`) and a partial faker, each its own
-process. Checked at the end: final on-chain state, balances and conservation, and the explorer page in
-headless Chromium."""
+process. One honest volunteer runs on another CPU in another numeric class: an emulated AMD EPYC-Rome
+(qemu-user) with native kernels, whose honest work the coordinator's verifiers on this machine must pay. Checked at the end: final on-chain state, balances
+and conservation, and the explorer page in headless Chromium."""
 
 from __future__ import annotations
 
@@ -19,12 +20,15 @@ from typing import Any
 
 import pytest
 
+from content.ipfs import open_store
 from devtools.localstack import StackInfo, down, up
 from ledger.amounts import UNIT
 from ledger.chain import connect, dev_accounts, mnemonic_accounts
 from ledger.deploy import Deployment
 from ledger.market import BountyStatus, Market
 from ledger.tx import Transactor
+from protocol.manifests import TraceManifest
+from protocol.pins import ENV_SWITCH, NATIVE, PINNED_ENV
 from tests.support.specs import bounty_toml
 
 SHARDWORK = str(Path(sys.executable).with_name("shardwork"))
@@ -47,6 +51,26 @@ def _command_lines() -> list[str]:
         except OSError:
             continue  # not a process, or it exited meanwhile
     return lines
+
+
+# A volunteer on another CPU and in another numeric class: qemu-user's AMD EPYC-Rome (AVX2, no AVX-512)
+# running the same venv with its native kernels (no pins), so the coordinator's verifiers on this machine
+# judge it by the cross-class tolerance measured at intake, not bit for bit.
+EMULATED_AMD = ["qemu-x86_64", "-cpu", "EPYC-Rome", sys.executable]
+
+
+def emulated_amd_env(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k not in PINNED_ENV} | {ENV_SWITCH: NATIVE}
+
+
+def _wait_for_commit(market: Market, volunteer: str, nodes: list[subprocess.Popen[bytes]], deadline_s: float) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not [
+        e for e in market.market.events.TaskCommitted().get_logs(from_block=0) if e["args"]["volunteer"] == volunteer
+    ]:
+        assert time.monotonic() < deadline, f"{volunteer} committed nothing in {deadline_s} s"
+        assert all(n.poll() is None for n in nodes), "a node daemon died"
+        time.sleep(1)
 
 
 def get(url: str) -> dict[str, Any]:
@@ -108,9 +132,12 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_slashed(stack: StackI
     ]
     time.sleep(3)  # the faker gets a head start, so it surely takes tasks
     for name in ("honest1", "honest2"):
+        if name == "honest2":  # the emulated volunteer commits honest work before this machine's competes
+            _wait_for_commit(Market(w3, deployment), keys[5].address, nodes, deadline_s=300)
         nodes.append(
             subprocess.Popen(
                 [
+                    *(EMULATED_AMD if name == "honest1" else []),
                     SHARDWORK,
                     "node",
                     "run",
@@ -129,7 +156,7 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_slashed(stack: StackI
                     "--auto-claim",
                 ],
                 stderr=open(logs / f"{name}.log", "w"),
-                env=env,
+                env=emulated_amd_env(env) if name == "honest1" else env,
             )
         )
     secrets = [PASSWORD, *(k.key.hex() for k in keys), *(k.key.hex().removeprefix("0x") for k in keys)]
@@ -154,11 +181,19 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_slashed(stack: StackI
     b = market.bounty(bounty_id)
     assert b.status == BountyStatus.FINALIZED
     slashed = {e["args"]["volunteer"] for e in market.market.events.TaskSlashed().get_logs(from_block=0)}
-    assert slashed == {faker.address}
+    assert slashed == {faker.address}  # never the volunteer on the other CPU
     accepted = market.market.events.TaskAccepted().get_logs(from_block=0, argument_filters={"bountyId": bounty_id})
     assert len(accepted) == 3 * 2
     honest = {keys[5].address, keys[6].address}
     assert sum(1 for e in accepted if e["args"]["volunteer"] in honest) >= 1
+    assert any(e["args"]["volunteer"] == keys[5].address for e in accepted)  # the emulated AMD volunteer was paid
+    emulated = [
+        e
+        for e in market.market.events.TaskCommitted().get_logs(from_block=0)
+        if e["args"]["volunteer"] == keys[5].address
+    ]
+    trace = TraceManifest.parse(open_store(f"ipfs:{stack.ipfs_api}").get(emulated[0]["args"]["traceCid"]))
+    assert (trace.numerics.profile, trace.numerics.kernels) == (NATIVE, "AVX2")  # another class than ours
     # Conservation: every token the market holds is escrow, stake or claimable.
     accounts = [k.address for k in keys]
     held = market.balance(deployment.market)

@@ -133,6 +133,45 @@ def test_audit_agrees_with_a_slash_decided_after_the_draw_was_lost(demo_run: Dem
     assert replay["failed"] and replay["agrees"] and code == 0
 
 
+class _LastSegment(random.Random):
+    """An rng for partial_faker that fakes exactly the last segment."""
+
+    def sample(self, population: Any, k: int, *, counts: Any = None) -> list[Any]:
+        return [list(population)[-1]]
+
+
+def test_audit_agrees_with_a_slash_for_a_malformed_trace_whatever_segment_was_drawn(demo_run: DemoRun) -> None:
+    """The faker fakes only its last segment, which leaves its last checkpoint's optimizer step count wrong: the
+    verifiers' structural check fails the commit whatever segment the chain drew. The auditor runs that check
+    too (it used to replay only the drawn segment, find it honest, and report the slash as a disagreement)."""
+    node, home, _ = demo_run
+    m = on_demo_chain(demo_run)
+    w3, deployment, keys = m.w3, m.deployment, dev_accounts(m.w3, 10)
+    spec = small_spec(data={"shards": 1}, steps_per_task=40)  # 8 segments
+    bounty_id = m.post_and_open(spec, checkBps=10_000, minCheckBps=10_000, segmentsPerCheck=1)
+    faker = Market(w3, deployment, Transactor(w3, keys[6]))
+    daemon = NodeDaemon(
+        faker,
+        m.store,
+        NodeOptions(work_dir=home / "last-faker", once=True),
+        json_logger("test"),
+        trainer=partial_faker(1 / 8, _LastSegment()),
+    )
+    daemon.run()
+    task_id = task_id_of(bounty_id, 0, 0)
+    w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+    for verifier_key in (keys[3], keys[4]):
+        VerifierWorker(Market(w3, deployment, Transactor(w3, verifier_key)), m.store, json_logger("test")).verify(
+            task_id
+        )
+    assert faker.task(task_id).status == TaskStatus.OPEN  # slashed and reopened
+
+    code, report = audit(home, node.url, "task", hex(task_id), "--replay", "8")
+    (replay,) = report["replays"]
+    assert replay["outcome"] == "slashed" and replay["agrees"] and code == 0, replay
+    assert "optim." in replay["reason"] or replay["failed"] == [7]
+
+
 def test_the_read_api_describes_the_demo_in_its_response_models(demo_run: DemoRun, tmp_path: Path) -> None:
     """Every bounty, slash and volunteer of the demo (cheaters slashed, rounds closed, a final model) fits the
     API's typed models, so the OpenAPI schema tells clients the truth."""

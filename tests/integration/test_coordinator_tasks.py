@@ -5,6 +5,7 @@ queue marks and single-flight guard live there), started on a free loopback port
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from collections.abc import Iterator
@@ -183,16 +184,16 @@ def test_a_commit_whose_audit_met_an_outage_is_audited_again(installed: Installe
     assert poster.task(task_id).status == TaskStatus.CHALLENGED
 
 
-def test_an_honest_model_over_64_mib_per_checkpoint_is_paid(installed: Installed, tmp_path: Path) -> None:
-    """6.5M parameters (a CNN) with Adam: 78 MB checkpoints. The verifier's read limits follow from the spec's model
-    (a fixed 64 MiB cap used to report this honest trace "malformed … over the limit" and slash it)."""
+def test_an_honest_10m_parameter_model_is_paid_end_to_end(installed: Installed, tmp_path: Path) -> None:
+    """10.07M parameters (a CNN) with Adam: 121 MB checkpoints. The verifier's read limits follow from the spec's
+    model (a fixed 64 MiB cap used to report a 6.5M-parameter honest trace "malformed … over the limit")."""
     svc, clients = installed
     poster, volunteer = clients[1], clients[5]
     spec = small_spec(
         data={"shards": 1},
         steps_per_task=10,
         rounds=1,
-        model={"family": "mnist-cnn", "params": {"channels": 16, "hidden": 4096}},
+        model={"family": "mnist-cnn", "params": {"channels": 25, "hidden": 4096}},  # 50·49·4096 + … = 10.07M
     )
     terms = BountyTerms(
         coordinator=clients[2].address, check_probability=1.0, min_check_probability=1.0, segments_per_check=1
@@ -203,7 +204,7 @@ def test_an_honest_model_over_64_mib_per_checkpoint_is_paid(installed: Installed
     NodeDaemon(volunteer, svc.store, NodeOptions(work_dir=tmp_path / "big", once=True), QUIET).run()
     task_id = task_id_of(bounty_id, 0, 0)
     trace = TraceManifest.parse(svc.store.get(svc.coordinator.view.commit(task_id).trace_cid))
-    assert len(svc.store.get(trace.checkpoints[-1].cid, 1 << 30)) > 64 * 1024 * 1024
+    assert len(svc.store.get(trace.checkpoints[-1].cid, 1 << 30)) > 120_000_000
     for _ in range(2):
         volunteer.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
     assert worker.check_commit(task_id) == [True, True]
@@ -242,3 +243,21 @@ def test_a_verdict_on_a_commit_settled_meanwhile_is_not_sent_against_the_next_on
     assert (task.status, task.attempt, task.volunteer) == (TaskStatus.COMMITTED, 1, honest.address)
     fail_votes = poster.market.events.VerdictAttested().get_logs(from_block=0, argument_filters={"taskId": task_id})
     assert [e["args"]["verifier"] for e in fail_votes] == [other_verifier.address, third_verifier.address]
+
+
+def test_a_spec_posted_in_another_json_form_opens_a_round_every_node_can_load(
+    installed: Installed, tmp_path: Path
+) -> None:
+    """Valid spec JSON that is not our canonical encoding (indented, keys in another order): the round manifest
+    must name the posted CID; re-encoding it named another CID, which every node refuses as a foreign spec."""
+    svc, clients = installed
+    poster, volunteer = clients[1], clients[5]
+    spec = small_spec(data={"shards": 1}, steps_per_task=10, rounds=1)
+    posted = json.dumps(dict(reversed(list(json.loads(spec.canonical_bytes()).items()))), indent=2).encode()
+    assert posted != spec.canonical_bytes()
+    terms = BountyTerms(coordinator=clients[2].address, check_probability=1.0, min_check_probability=1.0)
+    poster.ensure_allowance(terms.escrow(1))
+    bounty_id = poster.post_bounty(terms.posting(spec, svc.store.put(posted), poster.now()))
+    assert worker.intake(bounty_id) is not None
+    NodeDaemon(volunteer, svc.store, NodeOptions(work_dir=tmp_path / "node", once=True), QUIET).run()
+    assert poster.task(task_id_of(bounty_id, 0, 0)).status == TaskStatus.COMMITTED

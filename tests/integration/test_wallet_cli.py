@@ -172,6 +172,12 @@ BAD_INPUT = [
         {},
         "over the protocol's 8192 MB budget",
     ),
+    (
+        "tolerance tighter than honest cpus",
+        ["bounty", "post", "SPEC:tight.toml", "--wallet", "alice", "--yes"],
+        {},
+        "replay.tolerance 1e-09 is tighter than honest training of this model on other CPUs lands",
+    ),
     ("json without yes", ["stake", "1", "--wallet", "alice", "--json"], {}, "--json needs --yes"),
     ("bad task id", ["audit", "task", "twelve"], {}, "is not a task id"),
 ]
@@ -190,6 +196,9 @@ def test_bad_input_is_one_line_nonzero_and_sends_nothing(
         "huge.toml": cli_spec(mnemonic_accounts(3)[2].address, stake="100")
         .replace("checkpoint_interval = 5", "checkpoint_interval = 5\nbatch_size = 4096")
         .replace('family = "mnist-mlp"\nparams = { hidden = 16 }', 'family = "mnist-cnn"\nparams = { channels = 256 }'),
+        "tight.toml": cli_spec(mnemonic_accounts(3)[2].address, stake="100").replace(
+            "[bounty]", '[replay]\nmode = "tolerance"\ntolerance = 1e-9\n[bounty]'
+        ),
     }
     for name, text in files.items():
         (cli.home / name).write_text(text)

@@ -8,7 +8,7 @@ other classes it can reach on its own CPU (native kernels; scalar kernels), and 
 distance times a margin. A verifier outside a volunteer's class passes a segment within δ× and fails one
 beyond it (protocol.verify).
 
-    python -m coordinator.calibration replay DIR   (the child: replays DIR's segments in this process's class)
+    python -m judge.calibration replay DIR   (the child: replays DIR's segments in this process's class)
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch
 
 from protocol.errors import PermanentError
 from protocol.pins import ENV_SWITCH, NATIVE, PINNED_ENV
-from protocol.spec import TrainingSpec
+from protocol.spec import SpecError, TrainingSpec
 from protocol.tensors import from_bytes, to_bytes
 from protocol.training import deterministic, load_state, new_state, run_steps
 from protocol.verify import CROSS_CLASS_FAIL_DISTANCE, state_distance
@@ -82,6 +82,20 @@ def _calibrate(spec_bytes: bytes) -> Calibration:
     return Calibration(min(max(MARGIN * worst, FLOOR), CROSS_CLASS_FAIL_DISTANCE), measured)
 
 
+def check_tolerance(spec: TrainingSpec) -> None:
+    """SpecError for a tolerance-mode spec whose δ is tighter than honest work on another CPU lands: every
+    such volunteer would be failed. Refused when posted and at intake, never found by slashing someone."""
+    if spec.replay.mode != "tolerance":
+        return
+    calibration = calibrate(spec)
+    if spec.replay.tolerance < calibration.tolerance:
+        raise SpecError(
+            f"replay.tolerance {spec.replay.tolerance:g} is tighter than honest training of this model on other "
+            f"CPUs lands ({max(calibration.measured.values()):.3g} measured, {MARGIN:g}× margin): honest volunteers "
+            f'would be failed; set replay.tolerance ≥ {calibration.tolerance:.3g}, or use replay.mode = "exact"'
+        )
+
+
 def _train(spec: TrainingSpec, root: Path) -> list[dict[str, torch.Tensor]]:
     workload = resolve(spec.model)
     shard = workload.synthetic_shard(torch.Generator().manual_seed(spec.init_seed))
@@ -109,7 +123,7 @@ def _replay_in(root: Path, overrides: dict[str, str]) -> None:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PROJECT), env.get("PYTHONPATH")]))
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "coordinator.calibration", "replay", str(root)],
+            [sys.executable, "-m", "judge.calibration", "replay", str(root)],
             env=env,
             cwd=_PROJECT,
             capture_output=True,
@@ -140,5 +154,5 @@ def _replay_all(root: Path) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] != ["replay"] or len(sys.argv) != 3:
-        raise SystemExit("usage: python -m coordinator.calibration replay DIR")
+        raise SystemExit("usage: python -m judge.calibration replay DIR")
     _replay_all(Path(sys.argv[2]))
