@@ -13,12 +13,12 @@ from pathlib import Path
 import torch
 
 from content.store import ContentStore
-from node.trainer import TaskInput, TraceResult
+from node.trainer import TaskInput, TraceResult, publish_trace
 from protocol.cid import cid_of
 from protocol.manifests import CheckpointRef, TraceManifest
 from protocol.numerics import environment
 from protocol.tensors import Tensors, canonical_hash, to_bytes
-from protocol.training import MODEL_PREFIX, TrainState, deterministic, load_state, run_steps
+from protocol.training import TrainState, deterministic, load_state, run_steps
 
 
 def lazy_trainer(task: TaskInput, store: ContentStore, workdir: Path, *_: object) -> TraceResult:
@@ -58,11 +58,7 @@ def partial_faker(fraction: float, rng: random.Random | None = None) -> Callable
         faked = set(rng.sample(range(spec.segments), max(1, round(fraction * spec.segments))))
         refs: list[CheckpointRef] = []
         losses: list[float] = []
-
-        def save(step: int, tensors: Tensors) -> None:
-            refs.append(
-                CheckpointRef(step=step, cid=store.put(to_bytes(tensors)), hash="0x" + canonical_hash(tensors).hex())
-            )
+        save = _saver(store, refs)
 
         with deterministic(spec.replay):
             state = load_state(spec, task.round_weights, task.workload)
@@ -81,21 +77,7 @@ def partial_faker(fraction: float, rng: random.Random | None = None) -> Callable
                     # A real optimizer state keeps later checkpoints well-formed after a faked first segment.
                     run_steps(state, task.workload, task.shard, task.seed, first, 1, spec.batch_size)
                 save(first + spec.checkpoint_interval, state.tensors())
-        final = state.tensors(copy=False)
-        update = {n: final[MODEL_PREFIX + n] - task.round_weights[n] for n in task.round_weights}
-        update_hash = canonical_hash(update)
-        manifest = TraceManifest(
-            task_id=task.task_id,
-            volunteer=task.volunteer,
-            round_cid=task.round_cid,
-            checkpoints=refs,
-            update_cid=store.put(to_bytes(update)),
-            update_hash="0x" + update_hash.hex(),
-            numerics=environment(spec),
-            losses=losses,
-        )
-        manifest_cid = store.put(manifest.canonical_bytes())
-        return TraceResult(manifest, manifest_cid, manifest.trace_root(), update_hash)
+        return publish_trace(task, store, refs, state.tensors(copy=False), losses)
 
     return trainer
 
@@ -143,11 +125,7 @@ def segment_cheater(kind: str, segment: int = 1, size: float | None = None) -> C
     def trainer(task: TaskInput, store: ContentStore, workdir: Path, *_: object) -> TraceResult:
         spec = task.spec
         refs: list[CheckpointRef] = []
-
-        def save(step: int, tensors: Tensors) -> None:
-            refs.append(
-                CheckpointRef(step=step, cid=store.put(to_bytes(tensors)), hash="0x" + canonical_hash(tensors).hex())
-            )
+        save = _saver(store, refs)
 
         with deterministic(spec.replay):
             state = load_state(spec, task.round_weights, task.workload)
@@ -161,21 +139,17 @@ def segment_cheater(kind: str, segment: int = 1, size: float | None = None) -> C
                         state, task.workload, task.shard, task.seed, first, spec.checkpoint_interval, spec.batch_size
                     )
                 save(first + spec.checkpoint_interval, state.tensors())
-        return _publish(task, store, refs, state.tensors(copy=False))
+        return publish_trace(task, store, refs, state.tensors(copy=False), [])
 
     return trainer
 
 
-def _publish(task: TaskInput, store: ContentStore, refs: list[CheckpointRef], final: Tensors) -> TraceResult:
-    update = {n: final[MODEL_PREFIX + n] - task.round_weights[n] for n in task.round_weights}
-    update_hash = canonical_hash(update)
-    manifest = TraceManifest(
-        task_id=task.task_id,
-        volunteer=task.volunteer,
-        round_cid=task.round_cid,
-        checkpoints=refs,
-        update_cid=store.put(to_bytes(update)),
-        update_hash="0x" + update_hash.hex(),
-        numerics=environment(task.spec),
-    )
-    return TraceResult(manifest, store.put(manifest.canonical_bytes()), manifest.trace_root(), update_hash)
+def _saver(store: ContentStore, refs: list[CheckpointRef]) -> Callable[[int, Tensors], None]:
+    """Stores a checkpoint and appends its reference, as the honest trainer's writer does."""
+
+    def save(step: int, tensors: Tensors) -> None:
+        refs.append(
+            CheckpointRef(step=step, cid=store.put(to_bytes(tensors)), hash="0x" + canonical_hash(tensors).hex())
+        )
+
+    return save

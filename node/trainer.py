@@ -156,7 +156,13 @@ def train_task(
     finally:
         refs = writer.close()
         losses_path.write_text(json.dumps(losses))
-    final = state.tensors(copy=False)
+    return publish_trace(task, store, refs, state.tensors(copy=False), losses)
+
+
+def publish_trace(
+    task: TaskInput, store: ContentStore, refs: list[CheckpointRef], final: Tensors, losses: list[float]
+) -> TraceResult:
+    """Stores the update (final weights − the round's) and the trace manifest over the stored checkpoints."""
     update = {name: final[MODEL_PREFIX + name] - task.round_weights[name] for name in task.round_weights}
     update_hash = canonical_hash(update)
     manifest = TraceManifest(
@@ -166,7 +172,7 @@ def train_task(
         checkpoints=refs,
         update_cid=store.put(to_bytes(update)),
         update_hash="0x" + update_hash.hex(),
-        numerics=environment(spec),
+        numerics=environment(task.spec),
         losses=losses,
     )
     manifest_cid = store.put(manifest.canonical_bytes())

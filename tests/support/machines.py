@@ -80,7 +80,8 @@ def qemu_available() -> bool:
     return shutil.which("qemu-x86_64") is not None
 
 
-def _task(family: str) -> Any:
+def task_of(family: str, **params: object) -> Any:
+    """The small task every machine trains and verifies (a TaskInput), `params` overriding the family's."""
     import torch
 
     from node.trainer import TaskInput
@@ -91,7 +92,7 @@ def _task(family: str) -> Any:
 
     spec = TrainingSpec.model_validate(
         {
-            "model": {"family": family, "params": FAMILIES[family]},
+            "model": {"family": family, "params": {**FAMILIES[family], **params}},
             "steps_per_task": 3 * int(os.environ.get("SHARDWORK_MACHINES_SEGMENTS", "4")),
             "checkpoint_interval": 3,
             "batch_size": 16,
@@ -119,7 +120,7 @@ def verify(
 
 
 def spec_of(family: str) -> Any:
-    return _task(family).spec
+    return task_of(family).spec
 
 
 def _train(family: str, store_dir: str, cheat: str | None) -> dict[str, Any]:
@@ -127,7 +128,7 @@ def _train(family: str, store_dir: str, cheat: str | None) -> dict[str, Any]:
     from devtools.adversaries import SEGMENT_CHEATS, partial_faker, segment_cheater
     from node.trainer import train_task
 
-    task, store = _task(family), LocalStore(Path(store_dir))
+    task, store = task_of(family), LocalStore(Path(store_dir))
     cheats = {"partial-faker": partial_faker(0.5)} | {kind: segment_cheater(kind) for kind in SEGMENT_CHEATS}
     trainer = train_task if cheat is None else cheats[cheat]
     with tempfile.TemporaryDirectory() as work:
@@ -140,7 +141,7 @@ def _verify(family: str, store_dir: str, manifest_cid: str, root: str, tolerance
     from protocol.manifests import TraceManifest
     from protocol.verify import verify_segment
 
-    task, store = _task(family), LocalStore(Path(store_dir))
+    task, store = task_of(family), LocalStore(Path(store_dir))
     trace = TraceManifest.parse(store.get(manifest_cid))
     refs = trace.checkpoints
     verdicts = [

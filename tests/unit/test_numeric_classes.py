@@ -21,7 +21,7 @@ from protocol.pins import NATIVE, PINNED_ENV, PROFILE, profile, vendor_shim_imag
 from protocol.seeds import task_seed
 from protocol.tensors import canonical_hash, to_bytes
 from protocol.verify import CROSS_CLASS_FAIL_DISTANCE, SegmentVerdict, parse_checkpoint, verify_segment
-from tests.support.machines import FAMILIES, ROOT
+from tests.support.machines import ROOT, task_of
 
 x86_only = pytest.mark.skipif(platform.machine() != "x86_64", reason="the pins are for x86-64 AVX2 machines")
 
@@ -52,23 +52,8 @@ def test_the_vendor_shim_is_a_shared_object_whose_symbol_answers_intel(tmp_path:
 
 
 def _task(family: str = "mnist-mlp", **params: object) -> TaskInput:
-    from protocol.spec import TrainingSpec
-    from protocol.training import initial_weights
-    from protocol.workloads import resolve
-
-    spec = TrainingSpec.model_validate(
-        {
-            "model": {"family": family, "params": {**FAMILIES[family], **params}},
-            "steps_per_task": 12,
-            "checkpoint_interval": 3,
-            "batch_size": 16,
-        }
-    )
-    workload = resolve(spec.model)
-    shard = workload.synthetic_shard(torch.Generator().manual_seed(11))
-    return TaskInput(
-        spec, workload, 7, "0x" + "ab" * 20, task_seed(1, 0, 2, b"\x5a" * 32), "Qm", initial_weights(spec), shard
-    )
+    task: TaskInput = task_of(family, **params)
+    return task
 
 
 def test_a_trace_records_the_numeric_environment_it_was_trained_in(tmp_path: Path) -> None:
