@@ -40,14 +40,14 @@ def bounty_post(
     with _errors():
         from cli.common import parse_address
         from content.ipfs import open_store
-        from judge.calibration import check_tolerance
+        from judge.calibration import check_replay
         from ledger.amounts import format_amount
         from ledger.terms import load_bounty_file
         from protocol.errors import ShardworkError
 
         spec, terms = load_bounty_file(spec_file)
         parse_address(terms.coordinator)
-        check_tolerance(spec)  # tolerance mode: measures honest cross-CPU divergence first (seconds)
+        calibration = check_replay(spec)  # measures honest cross-CPU divergence on this spec (seconds, then cached)
         session = open_session(rpc_url, deployment, wallet)
         m, address = session.market, session.address
         tasks = spec.data.shards * spec.rounds
@@ -63,8 +63,16 @@ def bounty_post(
             f"({'sound' if sound else 'UNSOUND: cheating would pay'}); one faked segment of {spec.segments} is caught "
             f"with p = {p_one:.0%}",
         ]
+        if calibration is not None:
+            exact = spec.replay.mode == "exact"
+            allowed = calibration.tolerance if exact else spec.replay.tolerance
+            lines.append(
+                f"  across CPUs: honest work lands within {max(calibration.measured.values()):.2g} of a replay; "
+                f"{'verifiers in another class' if exact else 'every verifier'} allows {allowed:.2g}; a segment with "
+                f"a step skipped lands at {calibration.skipped_step:.2g} and is caught as surely as a faked one"
+            )
         if not sound:
-            raise ShardworkError(lines[-1].strip() + "; raise stake or min_check_probability")
+            raise ShardworkError(lines[2].strip() + "; raise stake or min_check_probability")
         balance = m.balance(address)
         if balance < escrow:
             raise ShardworkError(f"balance {format_amount(balance)} is less than the escrow {format_amount(escrow)}")
@@ -74,7 +82,13 @@ def bounty_post(
         signer = session.unlock(password_file)
         signer.ensure_allowance(escrow)
         bounty_id = signer.post_bounty(params)
-        result = {"bounty_id": bounty_id, "spec_cid": spec_cid, "escrow": escrow, "tasks": tasks}
+        result: dict[str, Any] = {"bounty_id": bounty_id, "spec_cid": spec_cid, "escrow": escrow, "tasks": tasks}
+        if calibration is not None:
+            result["cross_class"] = {
+                "honest_distance": max(calibration.measured.values()),
+                "tolerance": calibration.tolerance,
+                "skipped_step": calibration.skipped_step,
+            }
         emit_json(result) if as_json else typer.echo(
             f"bounty {bounty_id} posted; spec {spec_cid}; escrow {format_amount(escrow)}"
         )

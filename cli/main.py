@@ -13,6 +13,7 @@ from cli.audit import audit_app
 from cli.bounty import bounty_app
 from cli.common import DeploymentOpt, JsonOpt, RpcOpt, user_errors
 from cli.node import node_app
+from cli.verify import verify_app
 from cli.wallet import register_money_commands, wallet_app
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ contracts_app = typer.Typer(
 app.add_typer(chain_app, name="chain")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(node_app, name="node")
+app.add_typer(verify_app, name="verify")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(bounty_app, name="bounty")
 app.add_typer(audit_app, name="audit")

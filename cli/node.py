@@ -105,9 +105,9 @@ def _run(
     from ledger.tx import Transactor
     from ledger.wallet import address_of, load_account, read_password
     from node.daemon import NodeDaemon, NodeOptions
-    from node.observability import HealthServer
     from protocol.errors import ShardworkError
     from protocol.workloads import REGISTRY
+    from telemetry.health import HealthServer
     from telemetry.logs import json_logger, log
 
     settings = load_settings(rpc_url=rpc_url, deployment=deployment_path, store=store_dir)
@@ -141,7 +141,7 @@ def _run(
         signal.signal(sig, lambda *_: daemon.stop())
     server = None
     if metrics_port is not None:
-        server = HealthServer(metrics_port, daemon.metrics, daemon.status.as_dict)
+        server = HealthServer(metrics_port, daemon.metrics.registry, daemon.status.as_dict)
         log(logger, "serving /health and /metrics", url=f"http://127.0.0.1:{server.port}")
     try:
         if progress is not None:

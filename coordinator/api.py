@@ -27,7 +27,8 @@ from coordinator.api_models import BountyOut, BountySummary, Health, OpenTaskOut
 from ledger.index import EventIndex
 from ledger.market import Market, TaskStatus, task_id_of
 from protocol.errors import ContentError, StoreUnavailable
-from protocol.manifests import RoundManifest
+from protocol.manifests import RoundManifest, TraceManifest, trace_manifest_limit
+from protocol.spec import TrainingSpec
 
 MAX_BODY_BYTES = 64 * 1024
 STATIC = Path(__file__).with_name("static")
@@ -59,7 +60,8 @@ class Explorer:
         self.market, self.store = market, store
         self.index = EventIndex(index_path, market, check_same_thread=False)
         self._manifests: dict[str, RoundManifest | None] = {}
-        self._families: dict[str, str] = {}
+        self._specs: dict[str, TrainingSpec | None] = {}
+        self._numerics_of: dict[str, dict[str, Any] | None] = {}  # by trace CID: immutable
 
     def _manifest(self, cid: str) -> RoundManifest | None:
         """The round manifest, or None. Content that is wrong or absent is remembered as such; an outage of
@@ -73,19 +75,35 @@ class Explorer:
                 return None
         return self._manifests[cid]
 
-    def _family(self, spec_cid: str) -> str:
-        if spec_cid not in self._families:
-            from protocol.spec import TrainingSpec
-
+    def _spec(self, spec_cid: str) -> TrainingSpec | None:
+        """The bounty's spec, or None when it cannot be read (an outage is not remembered, as in _manifest)."""
+        if spec_cid not in self._specs:
             try:
-                self._families[spec_cid] = TrainingSpec.from_bytes(
-                    self.store.get(spec_cid, max_bytes=1 << 20)
-                ).model.family
+                self._specs[spec_cid] = TrainingSpec.from_bytes(self.store.get(spec_cid, max_bytes=1 << 20))
             except (ContentError, ValueError):
-                self._families[spec_cid] = "unknown"
+                self._specs[spec_cid] = None
             except StoreUnavailable:
-                return "unknown"  # not cached: the daemon may be back for the next snapshot
-        return self._families[spec_cid]
+                return None
+        return self._specs[spec_cid]
+
+    def _family(self, spec_cid: str) -> str:
+        spec = self._spec(spec_cid)
+        return spec.model.family if spec is not None else "unknown"
+
+    def _numerics(self, trace_cid: str, spec: TrainingSpec | None) -> dict[str, Any] | None:
+        """The numeric environment a commit's trace manifest records (read bounded by the spec), or None."""
+        if spec is None:
+            return None
+        if trace_cid not in self._numerics_of:
+            limit = trace_manifest_limit(spec.steps_per_task, spec.segments)
+            try:
+                trace = TraceManifest.parse(self.store.get(trace_cid, max_bytes=limit), limit)
+                self._numerics_of[trace_cid] = trace.numerics.model_dump()
+            except ContentError:
+                self._numerics_of[trace_cid] = None
+            except StoreUnavailable:
+                return None
+        return self._numerics_of[trace_cid]
 
     def build(self) -> Snapshot:
         self.index.sync()
@@ -124,8 +142,10 @@ class Explorer:
                             "opened_block": e.block,
                             "metric_name": manifest.metric_name if manifest else None,
                             "metric": manifest.metric if manifest else None,
+                            "cross_class_tolerance": manifest.cross_class_tolerance if manifest else None,
                         }
                     )
+            spec = self._spec(posted.args["specCid"])
             final = next((e.args["finalModelCid"] for e in events if e.name == "BountyFinalized"), None)
             if final is not None:
                 manifest = self._manifest(final)
@@ -178,14 +198,18 @@ class Explorer:
                             "verdicts": verdicts,
                             "trace_cid": commit and commit["traceCid"],
                             "trace_root": commit and commit["traceRoot"],
+                            "numerics": commit and self._numerics(commit["traceCid"], spec),
                         }
                     )
             family = self._family(posted.args["specCid"])
             current = []
             if b.round_open:
+                latest_commit = {int(e.args["taskId"]): e.args for e in events if e.name == "TaskCommitted"}
                 for shard in range(b.shards):
                     task_id = task_id_of(bounty_id, b.current_round, shard)
                     t = m.task(task_id)
+                    committed = t.status in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED, TaskStatus.ACCEPTED)
+                    commit_args = latest_commit.get(task_id) if committed else None
                     row = {
                         "task_id": task_id,
                         "task_id_hex": hex(task_id),
@@ -195,6 +219,7 @@ class Explorer:
                         "status": t.status.name.lower(),
                         "volunteer": t.volunteer,
                         "attempt": t.attempt,
+                        "numerics": commit_args and self._numerics(commit_args["traceCid"], spec),
                     }
                     tasks[task_id] = row
                     current.append(row)

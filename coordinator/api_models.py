@@ -26,6 +26,18 @@ class RoundOut(_Out):
     final: bool = False
     metric_name: str | None  # None while the manifest cannot be read
     metric: float | None
+    cross_class_tolerance: float | None = None  # δ× measured at intake (None: not measured, or the final row)
+
+
+class Numerics(_Out):
+    """The numeric environment a commit's trace records (protocol.manifests.NumericEnvironment)."""
+
+    torch: str
+    machine: str
+    kernels: str
+    profile: str
+    threads: int
+    fingerprint: str
 
 
 class Verdict(_Out):
@@ -42,6 +54,7 @@ class SlashOut(_Out):
     verdicts: list[Verdict]
     trace_cid: str | None
     trace_root: str | None
+    numerics: Numerics | None = None
 
 
 class TaskOut(_Out):
@@ -53,6 +66,7 @@ class TaskOut(_Out):
     status: str
     volunteer: str
     attempt: int
+    numerics: Numerics | None = None  # of the current commit; None before one, or while its trace is unreadable
 
 
 class OpenTaskOut(TaskOut):

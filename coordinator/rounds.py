@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from content.store import ContentStore
 from coordinator.aggregate import aggregate
 from coordinator.intake import PublishedData, publish_data, publish_round
-from judge.calibration import CalibrationFailed, calibrate, check_tolerance
-from judge.commit import audit_commit, replay_segments
+from judge.calibration import CalibrationFailed, calibrate, check_replay
+from judge.commit import audit_commit, same_attempt, trace_overdue
 from judge.context import MAX_MANIFEST_READ, ChainView, RoundContext
 from judge.draw import record_draw
 from ledger.errors import error_class
-from ledger.market import BountyStatus, Market, Task, TaskStatus, task_id_of
+from ledger.market import BountyStatus, Market, TaskStatus, task_id_of
 from protocol.errors import ContentError
 from protocol.footprint import check_footprint
 from protocol.spec import SpecError, TrainingSpec
@@ -41,23 +41,6 @@ def evaluate(view: ChainView, bounty_id: int, round_: int, weights: Tensors) -> 
     ctx = view.round(bounty_id, round_)
     state = load_state(ctx.spec, weights, ctx.workload)
     return ctx.workload.evaluate(state.model, view.tensors(ctx.manifest.holdout_cid))
-
-
-def trace_overdue(market: Market, task: Task, timeout_s: int) -> bool:
-    """A commit's trace may be missing for a while (still uploading); after `timeout_s` it counts as never
-    uploaded. Chain time, so every verifier reaches the same decision."""
-    return market.now() >= task.deadline + timeout_s
-
-
-def same_attempt(current: Task, judged: Task) -> bool:
-    """Whether the task still holds the commit that was judged. `attest` and `dispute` act on the task's
-    current attempt, so a verdict reached on an attempt that was settled and re-committed meanwhile (a replay
-    takes seconds) must not be sent: it would land on another, possibly honest, volunteer's commit."""
-    return (current.attempt, current.commit_block, current.volunteer) == (
-        judged.attempt,
-        judged.commit_block,
-        judged.volunteer,
-    )
 
 
 class Coordinator:
@@ -91,6 +74,7 @@ class Coordinator:
             bounty_id=bounty_id,
             tolerance=calibration.tolerance,
             measured=calibration.measured,
+            skipped_step=calibration.skipped_step,
         )
         return calibration.tolerance
 
@@ -109,7 +93,7 @@ class Coordinator:
             ):
                 raise SpecError("the bounty's shards/rounds/segments on-chain differ from its spec")
             check_footprint(spec)
-            check_tolerance(spec)
+            check_replay(spec)
         except (ContentError, SpecError, CalibrationFailed) as exc:
             log(self.logger, "bounty rejected at intake", level=logging.WARNING, bounty_id=bounty_id, reason=str(exc))
             self.rejected[bounty_id] = str(exc)
@@ -255,58 +239,3 @@ def _published(ctx: RoundContext) -> PublishedData:
         holdout_cid=m.holdout_cid,
         cross_class_tolerance=m.cross_class_tolerance,
     )
-
-
-class VerifierWorker:
-    """One staked verifier: replays the segments the chain sampled and attests what it found."""
-
-    def __init__(self, market: Market, store: ContentStore, logger: logging.Logger, trace_timeout_s: int = 0) -> None:
-        self.market, self.logger = market, logger
-        self.view = ChainView(market, store)
-        self.replayed_segments = 0
-        self.trace_timeout_s = trace_timeout_s
-        self.abstained: set[tuple[int, int]] = set()  # (task, attempt): judged not ours to judge; not replayed again
-
-    def verify(self, task_id: int) -> bool | None:
-        """Attests PASS/FAIL on a checked task; None when there is nothing for this verifier to do."""
-        task = self.market.task(task_id)
-        if task.status not in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED):
-            return None
-        try:
-            record_draw(self.market, task)  # the segments replayed here are then the ones every auditor sees
-            checked, segments = self.market.challenge(task_id)
-        except error_class("MarketChallengeNotDrawnYet"):
-            return None
-        if not checked or (task_id, task.attempt) in self.abstained:
-            return None
-        audit = audit_commit(self.view, task_id, task)
-        if audit.missing and not trace_overdue(self.market, task, self.trace_timeout_s):
-            return None  # not yet: the volunteer may still be uploading
-        reasons = list(audit.problems)
-        if audit.ok:
-            verdicts = replay_segments(self.view, audit, segments)
-            self.replayed_segments += len(verdicts)
-            reasons = [f"segment {v.segment}: {v.reason}" for v in verdicts if v.failed]
-            abstained = [v for v in verdicts if v.abstained]
-            if abstained and not reasons:
-                # Another numeric class, and nothing this verifier can attribute to cheating: it says nothing.
-                log(self.logger, "verdict abstained", task_id=task_id, reasons=[v.reason for v in abstained][:3])
-                self.abstained.add((task_id, task.attempt))
-                return None
-        passed = not reasons
-        if not same_attempt(self.market.task(task_id), task):
-            return None  # the attempt replayed here was settled meanwhile: never attest it against the next one
-        try:
-            self.market.attest(task_id, passed)
-        except (error_class("MarketAlreadyAttested"), error_class("MarketTaskNotInStatus")):
-            return None
-        log(
-            self.logger,
-            "verdict attested",
-            task_id=task_id,
-            verifier=self.market.address,
-            passed=passed,
-            segments=segments,
-            reasons=reasons[:3],
-        )
-        return passed

@@ -18,7 +18,7 @@ from web3.types import TxReceipt
 from config.settings import CoordinatorSettings
 from content.ipfs import open_store
 from content.store import ContentStore
-from coordinator.rounds import Coordinator, VerifierWorker
+from coordinator.rounds import Coordinator
 from ledger.chain import LOCAL_CHAIN_IDS, connect, dev_accounts
 from ledger.deploy import Deployment
 from ledger.market import Market
@@ -26,6 +26,7 @@ from ledger.tx import Transactor
 from ledger.wallet import load_account, read_password
 from protocol.errors import ShardworkError
 from telemetry.logs import json_logger
+from verifier.worker import VerifierWorker
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -39,9 +40,11 @@ class LockedTransactor(Transactor):
         super().__init__(w3, account)
         self.redis = redis
 
-    def send(self, call: ContractFunction | ContractConstructor, *, gas: int | None = None) -> TxReceipt:
+    def send(
+        self, call: ContractFunction | ContractConstructor, *, gas: int | None = None, min_gas: int = 0
+    ) -> TxReceipt:
         with self.redis.lock(f"shardwork:nonce:{self.address}", timeout=120, blocking_timeout=120):
-            return super().send(call, gas=gas)
+            return super().send(call, gas=gas, min_gas=min_gas)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import Any
 from web3 import Web3
 
 from content.store import LocalStore
-from coordinator.rounds import Coordinator, RoundResult, VerifierWorker
+from coordinator.rounds import Coordinator, RoundResult
 from devtools.adversaries import lazy_trainer, partial_faker
 from ledger.amounts import UNIT
 from ledger.chain import advance_time, connect, dev_accounts
@@ -32,6 +32,7 @@ from protocol import datasets
 from protocol.spec import TrainingSpec
 from protocol.training import deterministic, initial_weights, load_state, run_steps
 from protocol.workloads import resolve
+from verifier.worker import VerifierWorker
 
 TOKEN = UNIT
 WORKLOADS: dict[str, dict[str, Any]] = {

@@ -8,14 +8,22 @@ other classes it can reach on its own CPU (native kernels; scalar kernels), and 
 distance times a margin. A verifier outside a volunteer's class passes a segment within δ× and fails one
 beyond it (protocol.verify).
 
+Tolerance must not hide saved work: the same segments are also trained with their last step skipped (the
+smallest work-saving cheat), and a spec whose tolerance would pass that is refused when posted and at intake.
+Results are cached on disk per spec, torch build and CPU, so posting the same spec again is instant.
+
     python -m judge.calibration replay DIR   (the child: replays DIR's segments in this process's class)
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import json
 import math
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -43,6 +51,7 @@ REFERENCE_CLASSES: dict[str, dict[str, str]] = {
 _SEED = b"shardwork cross-class calibration".ljust(32, b"\0")
 _PROJECT = Path(__file__).resolve().parent.parent
 REPLAY_TIMEOUT_S = 600
+VERSION = b"2"  # of what a calibration measures and how: part of the disk cache's key
 
 
 class CalibrationFailed(PermanentError):
@@ -52,8 +61,9 @@ class CalibrationFailed(PermanentError):
 
 @dataclass(frozen=True)
 class Calibration:
-    tolerance: float
+    tolerance: float  # δ×
     measured: dict[str, float]  # reference class -> largest normalized distance over the segments
+    skipped_step: float  # smallest distance of a segment with its last step skipped: the cheapest saved work
 
 
 def calibrate(spec: TrainingSpec) -> Calibration:
@@ -63,7 +73,44 @@ def calibrate(spec: TrainingSpec) -> Calibration:
 
 @functools.lru_cache(maxsize=32)
 def _calibrate(spec_bytes: bytes) -> Calibration:
-    spec = TrainingSpec.from_bytes(spec_bytes)
+    cached = _cache_file(spec_bytes)
+    try:
+        return _parse_cached(cached.read_text())
+    except (OSError, ValueError, TypeError):
+        pass  # not measured on this machine yet, or an unreadable entry: measure
+    calibration = _measure(TrainingSpec.from_bytes(spec_bytes))
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(calibration.__dict__))
+        partial.replace(cached)
+    except OSError:
+        pass  # a read-only home only costs the next process the measurement
+    return calibration
+
+
+def _parse_cached(text: str) -> Calibration:
+    entry = json.loads(text)
+    numbers = [entry["tolerance"], entry["skipped_step"], *entry["measured"].values()]
+    if not all(isinstance(x, float) and math.isfinite(x) and x >= 0 for x in numbers):
+        raise ValueError("a cached calibration holds something other than finite distances")
+    return Calibration(entry["tolerance"], dict(entry["measured"]), entry["skipped_step"])
+
+
+def _cache_file(spec_bytes: bytes) -> Path:
+    """Where this machine keeps the calibration of a spec: keyed by the spec, the torch build, the CPU and the
+    calibration's own version, so nothing measured elsewhere or by older code is ever reused."""
+    cpu = ""
+    with contextlib.suppress(OSError):
+        cpu = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line), "")
+    key = hashlib.sha256(
+        b"\0".join([spec_bytes, torch.__version__.encode(), platform.machine().encode(), cpu.encode(), VERSION])
+    ).hexdigest()
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "shardwork" / "calibration"
+    return root / f"{key}.json"
+
+
+def _measure(spec: TrainingSpec) -> Calibration:
     with tempfile.TemporaryDirectory(prefix="shardwork-calibration-") as scratch:
         root = Path(scratch)
         (root / "spec.json").write_bytes(spec.canonical_bytes())
@@ -79,21 +126,63 @@ def _calibrate(spec_bytes: bytes) -> Calibration:
     worst = max(measured.values())
     if not math.isfinite(worst):
         raise CalibrationFailed(f"honest replays in another class diverged without bound ({measured})")
-    return Calibration(min(max(MARGIN * worst, FLOOR), CROSS_CLASS_FAIL_DISTANCE), measured)
+    tolerance = min(max(MARGIN * worst, FLOOR), CROSS_CLASS_FAIL_DISTANCE)
+    return Calibration(tolerance, measured, _skipped_step(spec, checkpoints))
 
 
-def check_tolerance(spec: TrainingSpec) -> None:
-    """SpecError for a tolerance-mode spec whose δ is tighter than honest work on another CPU lands: every
-    such volunteer would be failed. Refused when posted and at intake, never found by slashing someone."""
-    if spec.replay.mode != "tolerance":
-        return
-    calibration = calibrate(spec)
-    if spec.replay.tolerance < calibration.tolerance:
+def _skipped_step(spec: TrainingSpec, checkpoints: list[dict[str, torch.Tensor]]) -> float:
+    """How close to honest work a segment lands that skipped its last step (step counters put right, as a
+    cheater would): the smallest distance over the calibration segments."""
+    workload = resolve(spec.model)
+    shard = workload.synthetic_shard(torch.Generator().manual_seed(spec.init_seed))
+    distances = []
+    for segment, start in enumerate(checkpoints[:-1]):
+        state = load_state(spec, start, workload)
+        with deterministic(spec.replay):
+            run_steps(
+                state, workload, shard, _SEED, segment * spec.checkpoint_interval, spec.checkpoint_interval - 1,
+                spec.batch_size,
+            )  # fmt: skip
+        distances.append(state_distance(checkpoints[segment + 1], state.tensors(), start))
+    return min(distances)
+
+
+def check_replay(spec: TrainingSpec) -> Calibration | None:
+    """SpecError for a spec whose replay rule would fail honest volunteers on other CPUs or pass saved work;
+    refused when posted and at intake, never found by slashing someone or paying a cheat.
+
+    Tolerance mode: the spec's δ must cover honest divergence across CPUs (δ×) and stay below a skipped step.
+    Exact mode: across classes verifiers judge by δ×, which must stay below a skipped step. A measurement that
+    cannot be made here (CalibrationFailed) refuses a tolerance-mode spec; in exact mode it is left to intake,
+    whose round then opens without δ× (cross-class verifiers abstain)."""
+    try:
+        calibration = calibrate(spec)
+    except CalibrationFailed:
+        if spec.replay.mode == "tolerance":
+            raise
+        return None
+    skipped = calibration.skipped_step
+    if spec.replay.mode == "tolerance":
+        if spec.replay.tolerance < calibration.tolerance:
+            raise SpecError(
+                f"replay.tolerance {spec.replay.tolerance:g} is tighter than honest training of this model on other "
+                f"CPUs lands ({max(calibration.measured.values()):.3g} measured, {MARGIN:g}× margin): honest "
+                f"volunteers would be failed; set replay.tolerance ≥ {calibration.tolerance:.3g}, or use "
+                'replay.mode = "exact"'
+            )
+        if spec.replay.tolerance >= skipped:
+            raise SpecError(
+                f"replay.tolerance {spec.replay.tolerance:g} would pass a segment with a training step skipped (it "
+                f"lands {skipped:.3g} from honest work): volunteers could save work unseen; set replay.tolerance "
+                f"below {skipped:.3g}"
+            )
+    elif calibration.tolerance >= skipped:
         raise SpecError(
-            f"replay.tolerance {spec.replay.tolerance:g} is tighter than honest training of this model on other "
-            f"CPUs lands ({max(calibration.measured.values()):.3g} measured, {MARGIN:g}× margin): honest volunteers "
-            f'would be failed; set replay.tolerance ≥ {calibration.tolerance:.3g}, or use replay.mode = "exact"'
+            f"across CPUs, honest rounding of this model ({calibration.tolerance:.3g} with margin) reaches as far as a "
+            f"skipped training step ({skipped:.3g}): a volunteer on another CPU could skip steps unseen; use a "
+            "shorter checkpoint_interval"
         )
+    return calibration
 
 
 def _train(spec: TrainingSpec, root: Path) -> list[dict[str, torch.Tensor]]:

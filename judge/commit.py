@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import torch
 
 from judge.context import ChainView, Commit
-from ledger.market import Task
+from ledger.market import Market, Task
 from protocol.errors import ContentError, ContentMissing
 from protocol.manifests import TraceManifest, trace_manifest_limit
 from protocol.tensors import Tensors, canonical_hash, from_bytes
@@ -37,6 +37,23 @@ class CommitAudit:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def trace_overdue(market: Market, task: Task, timeout_s: int) -> bool:
+    """A commit's trace may be missing for a while (still uploading); after `timeout_s` it counts as never
+    uploaded. Chain time, so every verifier reaches the same decision."""
+    return market.now() >= task.deadline + timeout_s
+
+
+def same_attempt(current: Task, judged: Task) -> bool:
+    """Whether the task still holds the commit that was judged. `attest` and `dispute` act on the task's
+    current attempt, so a verdict reached on an attempt that was settled and re-committed meanwhile (a replay
+    takes seconds) must not be sent: it would land on another, possibly honest, volunteer's commit."""
+    return (current.attempt, current.commit_block, current.volunteer) == (
+        judged.attempt,
+        judged.commit_block,
+        judged.volunteer,
+    )
 
 
 def audit_commit(view: ChainView, task_id: int, task: Task | None = None) -> CommitAudit:

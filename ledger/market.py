@@ -83,6 +83,12 @@ class OpenedRound:
     block_number: int
 
 
+# Gas for a verifier's vote that turns out to decide its task: it settles the task (accept, or slash and
+# reopen) and credits the fee to every voter on the winning side, up to the largest quorum (16) at ~30k each.
+# Unused gas is not charged; the limit only has to cover the worst case.
+ATTEST_DECIDING_GAS = 1_000_000
+
+
 def task_id_of(bounty_id: int, round_: int, shard: int) -> int:
     return (bounty_id << 64) | (round_ << 32) | shard
 
@@ -110,10 +116,10 @@ class Market:
             raise ChainMisconfigured("this client has no wallet: it can only read")
         return self.signer.address
 
-    def _send(self, fn: Any) -> TxReceipt:
+    def _send(self, fn: Any, min_gas: int = 0) -> TxReceipt:
         if self.signer is None:
             raise ChainMisconfigured("this client has no wallet: it can only read")
-        return self.signer.send(fn)
+        return self.signer.send(fn, min_gas=min_gas)
 
     # ------------------------------------------------------------------ reads
 
@@ -232,7 +238,9 @@ class Market:
         return self._send(self.market.functions.dispute(task_id, segment))
 
     def attest(self, task_id: int, passed: bool) -> TxReceipt:
-        return self._send(self.market.functions.attest(task_id, passed))
+        # Estimated before other verifiers' votes land, a vote may be mined as the deciding one, which settles
+        # the task and pays every winning verifier: it gets the gas of that path whatever the estimate said.
+        return self._send(self.market.functions.attest(task_id, passed), min_gas=ATTEST_DECIDING_GAS)
 
     def settle(self, task_id: int) -> TxReceipt:
         return self._send(self.market.functions.settle(task_id))

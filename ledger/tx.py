@@ -45,7 +45,11 @@ class Transactor:
         self.address = account.address
         self.gas_used = 0  # by every transaction this signer sent, mined or reverted
 
-    def send(self, call: ContractFunction | ContractConstructor, *, gas: int | None = None) -> TxReceipt:
+    def send(
+        self, call: ContractFunction | ContractConstructor, *, gas: int | None = None, min_gas: int = 0
+    ) -> TxReceipt:
+        """Signs, sends and waits. `gas` skips the estimate; `min_gas` raises an estimate that may fall short
+        once mined (the state the estimate saw can change before the transaction runs)."""
         params: TxParams = {
             "from": self.address,
             "nonce": self.w3.eth.get_transaction_count(self.address, "pending"),
@@ -58,7 +62,7 @@ class Transactor:
                 probe = call.build_transaction({**params, "gas": 0})
                 probe.pop("gas")
                 gas = self._estimate(probe)
-                gas = gas + gas // 5 + 10_000
+                gas = max(gas + gas // 5 + 10_000, min_gas)
             tx = call.build_transaction({**params, "gas": gas})
         signed = self.account.sign_transaction(tx)  # type: ignore[arg-type]  # eth-account wants a dict, not a TxParams
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
@@ -76,6 +80,12 @@ class Transactor:
             return int(self.w3.eth.estimate_gas(tx))
 
     def _raise_mined_revert(self, tx: TxParams, receipt: TxReceipt) -> None:
+        if int(receipt["gasUsed"]) >= int(tx["gas"]):
+            # Out of gas: the state changed between the estimate and the block (a replay would say so as an
+            # RPC error, not a revert). Re-read and try again.
+            raise TransactionFailed(
+                f"transaction {receipt['transactionHash'].hex()} ran out of gas ({receipt['gasUsed']} used)"
+            )
         # Replayed on the state after its block first: a transaction that lost a race (another claim in the
         # same block) reverts there for the reason it did when mined; then on the state before the block.
         replay = {k: tx[k] for k in ("from", "to", "data", "value", "gas") if k in tx}

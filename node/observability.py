@@ -1,16 +1,10 @@
-"""Prometheus metrics and the /health + /metrics endpoint of a node daemon (logs: telemetry.logs)."""
+"""Prometheus metrics of a node daemon (served by telemetry.health; logs: telemetry.logs)."""
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
 class NodeMetrics:
@@ -27,38 +21,3 @@ class NodeMetrics:
         self.steps_per_s = Gauge("shardwork_node_steps_per_second", "Training speed of the current task", registry=r)
         self.rewards_claimed = Counter("shardwork_node_rewards_claimed_base_units", "Rewards pulled", registry=r)
         self.started = time.time()
-
-
-class HealthServer:
-    """Serves GET /health (JSON from `status()`) and GET /metrics on 127.0.0.1 from a daemon thread."""
-
-    def __init__(self, port: int, metrics: NodeMetrics, status: Callable[[], dict[str, Any]]) -> None:
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path == "/health":
-                    body, ctype = json.dumps(outer.status()).encode(), "application/json"
-                elif self.path == "/metrics":
-                    body, ctype = generate_latest(metrics.registry), CONTENT_TYPE_LATEST
-                else:
-                    self.send_error(404, "try /health or /metrics")
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.status = status
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, name="health", daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()

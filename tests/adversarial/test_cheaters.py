@@ -16,7 +16,7 @@ from web3.types import RPCEndpoint
 
 from content.store import ContentStore
 from coordinator.aggregate import aggregate
-from coordinator.rounds import Coordinator, VerifierWorker
+from coordinator.rounds import Coordinator
 from devtools.adversaries import lazy_trainer, partial_faker
 from devtools.anvil import Anvil
 from ledger.errors import error_class
@@ -28,6 +28,7 @@ from protocol.tensors import Tensors, canonical_hash, to_bytes
 from protocol.training import MODEL_PREFIX, initial_weights
 from tests.support.arena import UNIT, Arena, post, spec
 from tests.support.marketplace import start
+from verifier.worker import VerifierWorker
 
 
 @pytest.fixture(scope="module")

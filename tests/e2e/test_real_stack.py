@@ -1,8 +1,12 @@
 """The demo's scenario across real processes: anvil, Redis, a js-ipfs daemon, Celery worker + beat, the
-FastAPI coordinator, two honest node daemons (`shardwork node run`) and a partial faker, each its own
-process. One honest volunteer runs on another CPU in another numeric class: an emulated AMD EPYC-Rome
-(qemu-user) with native kernels, whose honest work the coordinator's verifiers on this machine must pay. Checked at the end: final on-chain state, balances
-and conservation, and the explorer page in headless Chromium."""
+FastAPI coordinator, two honest node daemons (`shardwork node run`), a partial faker and an independent
+verifier daemon (`shardwork verify run`), each its own process.
+
+Two numeric classes meet: one honest volunteer and the independent verifier run on another CPU, an emulated
+AMD EPYC-Rome (qemu-user) with native kernels; the other volunteer and the coordinator's verifiers run here,
+pinned. The bounty's quorum is 3, so every verdict needs verifiers of both classes: each judges its own
+class bit for bit and the other by the tolerance measured at intake. Checked at the end: final on-chain
+state, balances and conservation, and the explorer page in headless Chromium."""
 
 from __future__ import annotations
 
@@ -96,7 +100,7 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_slashed(stack: StackI
         assert run.returncode == 0, f"{args}: {run.stderr}"
         return run.stdout
 
-    for name, index in (("poster", 1), ("honest1", 5), ("honest2", 6)):
+    for name, index in (("poster", 1), ("honest1", 5), ("honest2", 6), ("verifier", 8)):
         key_file = tmp_path / f"{name}.key"
         key_file.write_text(keys[index].key.hex())
         cli("wallet", "import", name, "--private-key-file", str(key_file))
@@ -107,7 +111,8 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_slashed(stack: StackI
     faker.faucet(faker.address, 5000 * UNIT)
     faker.stake(1000 * UNIT)
     coordinator_address = mnemonic_accounts(3)[2].address
-    (tmp_path / "spec.toml").write_text(bounty_toml(coordinator_address))
+    # Quorum 3: the coordinator's two verifiers and the emulated one must all attest every verdict.
+    (tmp_path / "spec.toml").write_text(bounty_toml(coordinator_address, quorum=3, verify_window_s=120))
     posted = json.loads(cli("bounty", "post", str(tmp_path / "spec.toml"), "--wallet", "poster", "--yes", "--json"))
     bounty_id = posted["bounty_id"]
 
@@ -130,6 +135,28 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_slashed(stack: StackI
             env=env,
         )
     ]
+    nodes.append(
+        subprocess.Popen(
+            [
+                *EMULATED_AMD,
+                SHARDWORK,
+                "verify",
+                "run",
+                "--keystore",
+                str(tmp_path / "wallets" / "verifier.json"),
+                "--rpc-url",
+                stack.rpc_url,
+                "--deployment",
+                stack.deployment,
+                "--store",
+                f"ipfs:{stack.ipfs_api}",
+                "--poll-interval",
+                "0.5",
+            ],
+            stderr=open(logs / "verifier.log", "w"),
+            env=emulated_amd_env(env),
+        )
+    )
     time.sleep(3)  # the faker gets a head start, so it surely takes tasks
     for name in ("honest1", "honest2"):
         if name == "honest2":  # the emulated volunteer commits honest work before this machine's competes
@@ -194,6 +221,17 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_slashed(stack: StackI
     ]
     trace = TraceManifest.parse(open_store(f"ipfs:{stack.ipfs_api}").get(emulated[0]["args"]["traceCid"]))
     assert (trace.numerics.profile, trace.numerics.kernels) == (NATIVE, "AVX2")  # another class than ours
+    # The emulated verifier judged both classes: its own volunteer's commits and this machine's.
+    verdicts = market.market.events.VerdictAttested().get_logs(
+        from_block=0, argument_filters={"verifier": keys[8].address}
+    )
+    committed_by = {
+        int(e["args"]["taskId"]): e["args"]["volunteer"]
+        for e in market.market.events.TaskCommitted().get_logs(from_block=0)
+    }
+    judged = {committed_by[int(v["args"]["taskId"])] for v in verdicts if v["args"]["passed"]}
+    assert {keys[5].address, keys[6].address} <= judged
+    assert any(not v["args"]["passed"] for v in verdicts)  # and failed the faker
     # Conservation: every token the market holds is escrow, stake or claimable.
     accounts = [k.address for k in keys]
     held = market.balance(deployment.market)

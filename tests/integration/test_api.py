@@ -15,7 +15,10 @@ from schemathesis.core.result import Err
 from coordinator.api import Explorer, create_app
 from devtools.anvil import Anvil
 from ledger.market import Market
-from tests.support.marketplace import start
+from node.daemon import NodeDaemon, NodeOptions
+from protocol.numerics import environment
+from protocol.pins import PROFILE
+from tests.support.marketplace import QUIET, start
 from tests.support.specs import small_spec
 
 
@@ -25,6 +28,8 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     root = Path(tmp_path_factory.mktemp("api"))
     m = start(node.url, root)
     m.post_and_open(small_spec())
+    volunteer, _ = m.volunteer(0)
+    NodeDaemon(volunteer, m.store, NodeOptions(work_dir=root / "node", once=True, max_tasks=1), QUIET).run()
     explorer = Explorer(Market(m.w3, m.deployment), m.store, root / "index.sqlite")
     with TestClient(create_app(explorer, refresh_s=0.2)) as c:
         yield c
@@ -37,10 +42,23 @@ def test_bounties_rounds_and_open_tasks_are_served(client: TestClient) -> None:
     detail = client.get(f"/api/bounties/{bounty['bounty_id']}").json()
     assert detail["round_history"][0]["metric_name"] == "accuracy" and detail["round_history"][0]["metric"] is not None
     open_tasks = client.get("/api/open-tasks", params={"family": "mnist-mlp"}).json()
-    assert len(open_tasks) == 2 and client.get(f"/api/tasks/{open_tasks[0]['task_id_hex']}").json()["status"] == "open"
+    assert len(open_tasks) == 1 and client.get(f"/api/tasks/{open_tasks[0]['task_id_hex']}").json()["status"] == "open"
     assert client.get("/health").json()["status"] == "ok"
     assert "shardwork_api_requests_total" in client.get("/metrics").text
     assert "Shardwork explorer" in client.get("/").text
+
+
+def test_each_commit_shows_its_numeric_class_and_each_round_its_cross_class_tolerance(client: TestClient) -> None:
+    (bounty,) = client.get("/api/bounties").json()
+    detail = client.get(f"/api/bounties/{bounty['bounty_id']}").json()
+    (committed,) = [t for t in detail["current_tasks"] if t["status"] == "committed"]
+    (still_open,) = [t for t in detail["current_tasks"] if t["status"] == "open"]
+    assert committed["numerics"] == environment(small_spec()).model_dump()  # what the volunteer's trace records
+    assert committed["numerics"]["profile"] == PROFILE
+    assert still_open["numerics"] is None
+    tolerance = detail["round_history"][0]["cross_class_tolerance"]
+    assert tolerance is not None and 0 < tolerance <= 0.5  # measured at intake
+    assert client.get(f"/api/tasks/{committed['task_id_hex']}").json()["numerics"] == committed["numerics"]
 
 
 @pytest.mark.parametrize(

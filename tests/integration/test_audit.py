@@ -16,7 +16,6 @@ from cli.main import app
 from content.store import LocalStore
 from coordinator.api import Explorer
 from coordinator.api_models import BountyOut, VolunteerOut
-from coordinator.rounds import VerifierWorker
 from devtools.adversaries import partial_faker
 from devtools.anvil import Anvil
 from devtools.scenario import Summary, run_scenario
@@ -28,6 +27,7 @@ from node.daemon import NodeDaemon, NodeOptions
 from telemetry.logs import json_logger
 from tests.support.marketplace import Marketplace
 from tests.support.specs import small_spec
+from verifier.worker import VerifierWorker
 
 DemoRun = tuple[Anvil, Path, Summary]  # the chain node, the demo's home, what the demo did
 

@@ -16,9 +16,9 @@ from web3.types import RPCEndpoint
 
 from config.settings import CoordinatorSettings
 from content.store import DEFAULT_MAX_BYTES, ContentStore, LocalStore
-from coordinator import rounds, worker
 from coordinator import service as service_module
-from coordinator.rounds import Coordinator, VerifierWorker
+from coordinator import worker
+from coordinator.rounds import Coordinator
 from devtools.adversaries import lazy_trainer
 from devtools.localstack import start_redis
 from judge.commit import CommitAudit
@@ -33,6 +33,8 @@ from node.daemon import NodeDaemon, NodeOptions
 from protocol.errors import StoreUnavailable
 from protocol.manifests import TraceManifest
 from tests.support.specs import small_spec
+from verifier import worker as verifier_worker
+from verifier.worker import VerifierWorker
 
 pytestmark = pytest.mark.embedded
 Installed = tuple[service_module.Service, list[Market]]
@@ -227,7 +229,7 @@ def test_a_verdict_on_a_commit_settled_meanwhile_is_not_sent_against_the_next_on
     task_id = task_id_of(bounty_id, 0, 0)
     for _ in range(2):
         lazy.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
-    judged = rounds.audit_commit
+    judged = verifier_worker.audit_commit
 
     def audit_while_others_settle(view: ChainView, task: int, at: Task | None = None) -> CommitAudit:
         audit = judged(view, task, at)
@@ -236,7 +238,7 @@ def test_a_verdict_on_a_commit_settled_meanwhile_is_not_sent_against_the_next_on
         NodeDaemon(honest, svc.store, NodeOptions(work_dir=tmp_path / "honest", once=True), QUIET).run()
         return audit
 
-    monkeypatch.setattr(rounds, "audit_commit", audit_while_others_settle)
+    monkeypatch.setattr(verifier_worker, "audit_commit", audit_while_others_settle)
     verifier = svc.verifiers[0]
     assert verifier.verify(task_id) is None  # its FAIL was about the slashed attempt: not sent
     task = poster.task(task_id)

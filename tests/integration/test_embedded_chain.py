@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from coordinator.worker import TRANSIENT as CELERY_RETRIED
 from ledger.chain import connect
+from ledger.errors import TransactionFailed
 from tests.support.chain import ACCEPTED, RARE_CHECKS, TOKEN, Chain, reverts
+from verifier.daemon import TRANSIENT as VERIFIER_RETRIED
 
 pytestmark = pytest.mark.embedded
 
@@ -26,3 +29,16 @@ def test_task_lifecycle_runs_on_the_embedded_chain() -> None:
     before = chain.balance("alice")
     chain.tx("alice", "claimRewards")  # nonReentrant uses TSTORE: needs Cancun on py-evm too
     assert chain.balance("alice") - before == TOKEN // 10
+
+
+def test_a_transaction_mined_out_of_gas_is_a_transient_failure_not_a_crash() -> None:
+    """A verifier's vote estimated before another's lands can be mined as the deciding one, which needs more
+    gas than estimated; the receipt says "out of gas", and the caller must be able to re-read and retry."""
+    chain = Chain.deploy_fresh(connect(None))
+    bounty = chain.post_and_open(**RARE_CHECKS)
+    chain.stake("alice", 2_000 * TOKEN)
+    task = chain.task_id(bounty)
+    with pytest.raises(TransactionFailed, match="ran out of gas"):
+        chain.actors["alice"].send(chain.market.functions.claim(task), gas=30_000)
+    assert TransactionFailed in CELERY_RETRIED and TransactionFailed in VERIFIER_RETRIED
+    chain.tx("alice", "claim", task)  # the retry, estimated afresh, goes through

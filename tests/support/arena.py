@@ -11,7 +11,7 @@ from pathlib import Path
 from web3.types import RPCEndpoint
 
 from content.store import ContentStore
-from coordinator.rounds import Coordinator, VerifierWorker
+from coordinator.rounds import Coordinator
 from ledger.chain import advance_time, mine, mnemonic_accounts
 from ledger.market import Market, TaskStatus
 from ledger.tx import Transactor
@@ -19,6 +19,7 @@ from node.daemon import NodeDaemon, NodeOptions
 from node.trainer import Trainer, train_task
 from protocol.spec import TrainingSpec
 from tests.support.marketplace import Marketplace
+from verifier.worker import VerifierWorker
 
 UNIT = 10**18
 QUIET = logging.getLogger("arena")

@@ -27,6 +27,7 @@ check_probability = 1.0
 min_check_probability = 0.5
 challenge_window_s = 5
 verify_window_s = {verify_window_s}
+quorum = {quorum}
 """
 
 
@@ -41,6 +42,7 @@ def bounty_toml(
     stake: str = "100",
     fast: bool = True,
     verify_window_s: int = 30,
+    quorum: int = 2,
     batch_size: int | None = 32,
 ) -> str:
     """A `shardwork bounty post` file for the MNIST MLP; `fast` adds the real stack's quick terms."""
@@ -54,7 +56,7 @@ def bounty_toml(
         stake=stake,
         coordinator=coordinator,
     )
-    return text + (FAST_TERMS.format(verify_window_s=verify_window_s) if fast else "")
+    return text + (FAST_TERMS.format(verify_window_s=verify_window_s, quorum=quorum) if fast else "")
 
 
 def small_spec(**overrides: object) -> TrainingSpec:

@@ -1,0 +1,127 @@
+"""`shardwork verify …`: the verifier daemon's command line (heavy imports happen inside the command)."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import DeploymentOpt, PasswordFileOpt, RpcOpt, StoreOpt
+
+verify_app = typer.Typer(
+    help="Run a verifier: replay the segments the chain sampled of other volunteers' commits and attest.",
+    no_args_is_help=True,
+)
+
+
+@verify_app.command("run")
+def verify_run(
+    keystore: Annotated[
+        Path,
+        typer.Option(help="Keystore of the verifier's wallet (its free stake must cover a bounty's stake per task)."),
+    ],
+    rpc_url: RpcOpt = None,
+    deployment: DeploymentOpt = None,
+    password_file: PasswordFileOpt = None,
+    store: StoreOpt = None,
+    bounty: Annotated[
+        list[int] | None, typer.Option(help="Only judge commits of these bounty ids (repeatable; default any).")
+    ] = None,
+    once: Annotated[bool, typer.Option(help="Judge what is judgeable now, then exit instead of waiting.")] = False,
+    poll_interval: Annotated[float, typer.Option(help="Seconds between looks at the chain when idle.", min=0.1)] = 2.0,
+    trace_timeout: Annotated[
+        int, typer.Option(help="Seconds past a task's deadline a missing trace is waited for before it fails.", min=1)
+    ] = 120,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve /health and /metrics on 127.0.0.1 at this port (0: any free port).")
+    ] = None,
+) -> None:
+    """Run until stopped (Ctrl-C or SIGTERM stop between commits; a restart replays nothing it attested).
+
+    Watches every bounty on the market, whoever coordinates it. For each commit the chain checks, the daemon
+    records the draw, replays the sampled segments and attests PASS or FAIL; a correct verdict earns the
+    bounty's verifier fee. Within its own numeric class it compares bit for bit; across classes it judges by
+    the round's calibrated tolerance, and abstains where it cannot attribute a difference to cheating.
+
+    Logs are JSON lines on stderr. Example:
+
+        SHARDWORK_PASSWORD=… shardwork verify run --keystore bob.json --rpc-url http://127.0.0.1:8545
+
+    --rpc-url, --deployment and --store fall back to SHARDWORK_RPC_URL, SHARDWORK_DEPLOYMENT, SHARDWORK_STORE,
+    then to $SHARDWORK_HOME/config.toml.
+    """
+    from cli.common import fail_on_user_errors
+
+    with fail_on_user_errors():
+        _run(
+            keystore,
+            rpc_url,
+            deployment,
+            password_file,
+            store,
+            bounty,
+            once,
+            poll_interval,
+            trace_timeout,
+            metrics_port,
+        )
+
+
+def _run(
+    keystore: Path,
+    rpc_url: str | None,
+    deployment_path: Path | None,
+    password_file: Path | None,
+    store_location: str | None,
+    bounties: list[int] | None,
+    once: bool,
+    poll_interval: float,
+    trace_timeout: int,
+    metrics_port: int | None,
+) -> None:
+    from node.preflight import check_cpu
+
+    check_cpu()  # before anything here loads torch: an unsupported CPU is one line, not a crash
+
+    from config.settings import load_settings
+    from content.ipfs import open_store
+    from ledger.chain import connect
+    from ledger.deploy import Deployment
+    from ledger.market import Market
+    from ledger.tx import Transactor
+    from ledger.wallet import address_of, load_account, read_password
+    from protocol.errors import ShardworkError
+    from telemetry.health import HealthServer
+    from telemetry.logs import json_logger, log
+    from verifier.daemon import VerifierDaemon, VerifierOptions
+
+    settings = load_settings(rpc_url=rpc_url, deployment=deployment_path, store=store_location)
+    if not settings.deployment.is_file():
+        raise ShardworkError(
+            f"no deployment manifest at {settings.deployment}: run `shardwork chain deploy` or pass --deployment"
+        )
+    address = address_of(keystore)
+    account = load_account(keystore, read_password(password_file))
+    w3 = connect(settings.rpc_url)
+    market = Market(w3, Deployment.load(settings.deployment), Transactor(w3, account))
+    options = VerifierOptions(
+        poll_interval_s=poll_interval,
+        once=once,
+        bounties=frozenset(bounties) if bounties else None,
+        trace_timeout_s=trace_timeout,
+    )
+    logger = json_logger(f"shardwork.verifier.{address[:10]}")
+    daemon = VerifierDaemon(market, open_store(settings.store), options, logger)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: daemon.stop())
+    server = None
+    if metrics_port is not None:
+        server = HealthServer(metrics_port, daemon.metrics.registry, daemon.status.as_dict)
+        log(logger, "serving /health and /metrics", url=f"http://127.0.0.1:{server.port}")
+    try:
+        daemon.run()
+    finally:
+        if server is not None:
+            server.close()

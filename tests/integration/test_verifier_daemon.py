@@ -1,0 +1,92 @@
+"""`shardwork verify run`'s daemon on the embedded chain: independent verifiers, each with its own key and
+stake, find the commits of any bounty on the market, replay what the chain sampled and attest; a restart
+replays nothing already attested; a verifier without enough free stake, or judging its own commit, stays out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+from web3.types import RPCEndpoint
+
+from content.store import LocalStore
+from coordinator.rounds import Coordinator
+from devtools.adversaries import lazy_trainer
+from ledger.amounts import UNIT
+from ledger.chain import connect, dev_accounts
+from ledger.deploy import deploy
+from ledger.market import Market, TaskStatus, task_id_of
+from ledger.terms import BountyTerms
+from ledger.tx import Transactor
+from node.daemon import NodeDaemon, NodeOptions
+from tests.support.specs import small_spec
+from verifier.daemon import VerifierDaemon, VerifierOptions
+
+pytestmark = pytest.mark.embedded
+QUIET = logging.getLogger("shardwork.test.verifier")
+QUIET.addHandler(logging.NullHandler())
+QUIET.propagate = False
+
+
+def test_independent_verifier_daemons_pay_the_honest_slash_the_lazy_and_never_replay_twice(tmp_path: Path) -> None:
+    w3 = connect(None)
+    keys = dev_accounts(w3, 9)
+    deployment = deploy(w3, Transactor(w3, keys[0]), unbonding_delay_s=3600)
+    store = LocalStore(tmp_path / "store")
+    clients = [Market(w3, deployment, Transactor(w3, k)) for k in keys]
+    for m in clients[1:]:
+        m.faucet(m.address, 2_000 * UNIT)
+    for m in clients[3:8]:  # three verifiers and two volunteers bond stake; #8 bonds none
+        m.stake(1_000 * UNIT)
+    poster, coordinator, honest, lazy = clients[1], clients[2], clients[6], clients[7]
+    verifiers = clients[3:6]
+
+    spec = small_spec(data={"shards": 2}, steps_per_task=10, rounds=1)
+    terms = BountyTerms(
+        coordinator=coordinator.address,
+        check_probability=1.0,
+        min_check_probability=1.0,
+        segments_per_check=1,
+        quorum=3,  # every verdict needs all three daemons
+    )
+    poster.ensure_allowance(terms.escrow(spec.data.shards * spec.rounds))
+    bounty_id = poster.post_bounty(terms.posting(spec, store.put(spec.canonical_bytes()), poster.now()))
+    assert Coordinator(coordinator, store, QUIET).intake(bounty_id) is not None
+    NodeDaemon(
+        lazy, store, NodeOptions(work_dir=tmp_path / "lazy", once=True, max_tasks=1), QUIET, trainer=lazy_trainer
+    ).run()
+    NodeDaemon(honest, store, NodeOptions(work_dir=tmp_path / "honest", once=True), QUIET).run()
+    tasks = [task_id_of(bounty_id, 0, shard) for shard in range(2)]
+    by_volunteer = {poster.task(t).volunteer: t for t in tasks}
+    assert set(by_volunteer) == {honest.address, lazy.address}
+    time.sleep(1.1)  # past the trace timeout below: the lazy volunteer's trace is then never uploaded
+    w3.provider.make_request(RPCEndpoint("evm_mine"), [])  # the draw block
+
+    def daemon(market: Market) -> VerifierDaemon:
+        return VerifierDaemon(market, store, VerifierOptions(once=True, poll_interval_s=0.1, trace_timeout_s=1), QUIET)
+
+    # An unstaked account stays out: no verdict, no replay, nothing sent.
+    unstaked = daemon(clients[8])
+    assert unstaked.run() == {"passed": 0, "failed": 0, "abstained": 0}
+    assert unstaked.worker.replayed_segments == 0
+    # A volunteer with free stake judges others' commits, never its own.
+    assert daemon(honest).run() == {"passed": 0, "failed": 1, "abstained": 0}
+
+    first_two = [daemon(v) for v in verifiers[:2]]
+    assert first_two[0].run() == {"passed": 1, "failed": 1, "abstained": 0}
+    assert {poster.task(t).status for t in tasks} == {TaskStatus.COMMITTED}  # quorum 3: both still waiting
+    assert first_two[1].run() == {"passed": 1, "failed": 1, "abstained": 0}
+    assert poster.task(by_volunteer[lazy.address]).status == TaskStatus.OPEN  # three FAILs: slashed, reopened
+    assert poster.stake_of(lazy.address).bonded == 1_000 * UNIT - 100 * UNIT
+    assert poster.task(by_volunteer[honest.address]).status == TaskStatus.COMMITTED  # two PASSes of three
+
+    restarted = daemon(verifiers[0])  # a restart of the first: it attested both, so it replays nothing
+    assert restarted.run() == {"passed": 0, "failed": 0, "abstained": 0}
+    assert restarted.worker.replayed_segments == 0
+
+    assert daemon(verifiers[2]).run() == {"passed": 1, "failed": 0, "abstained": 0}
+    assert poster.task(by_volunteer[honest.address]).status == TaskStatus.ACCEPTED
+    # The verifier fee for each verdict on the winning side.
+    assert [poster.claimable(v.address) for v in verifiers] == [2 * UNIT, 2 * UNIT, 1 * UNIT]

@@ -1,0 +1,92 @@
+"""One staked verifier's judgement of one task: replay the segments the chain sampled and attest what it found.
+
+Used alike by `shardwork verify run` (verifier.daemon) and the coordinator's Celery workers. Each call takes a
+task id, reads the truth from the chain, and is safe to repeat: a task already attested, settled or abstained
+from is left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from content.store import ContentStore
+from judge.commit import audit_commit, replay_segments, same_attempt, trace_overdue
+from judge.context import ChainView
+from judge.draw import record_draw
+from ledger.errors import error_class
+from ledger.market import Market, Task, TaskStatus
+from telemetry.logs import log
+
+
+class VerifierWorker:
+    """One staked verifier: replays the segments the chain sampled and attests what it found."""
+
+    def __init__(self, market: Market, store: ContentStore, logger: logging.Logger, trace_timeout_s: int = 0) -> None:
+        self.market, self.logger = market, logger
+        self.view = ChainView(market, store)
+        self.replayed_segments = 0
+        self.trace_timeout_s = trace_timeout_s
+        self.abstained: set[tuple[int, int]] = set()  # (task, attempt): judged not ours to judge; not replayed again
+
+    def verify(self, task_id: int) -> bool | None:
+        """Attests PASS/FAIL on a checked task; None when there is nothing for this verifier to do."""
+        task = self.market.task(task_id)
+        if task.status not in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED):
+            return None
+        try:
+            record_draw(self.market, task)  # the segments replayed here are then the ones every auditor sees
+            checked, segments = self.market.challenge(task_id)
+        except error_class("MarketChallengeNotDrawnYet"):
+            return None
+        if not checked or (task_id, task.attempt) in self.abstained or self.attested(task):
+            return None
+        audit = audit_commit(self.view, task_id, task)
+        if audit.missing and not trace_overdue(self.market, task, self.trace_timeout_s):
+            return None  # not yet: the volunteer may still be uploading
+        reasons = list(audit.problems)
+        if audit.ok:
+            verdicts = replay_segments(self.view, audit, segments)
+            self.replayed_segments += len(verdicts)
+            reasons = [f"segment {v.segment}: {v.reason}" for v in verdicts if v.failed]
+            abstained = [v for v in verdicts if v.abstained]
+            if abstained and not reasons:
+                # Another numeric class, and nothing this verifier can attribute to cheating: it says nothing.
+                log(self.logger, "verdict abstained", task_id=task_id, reasons=[v.reason for v in abstained][:3])
+                self.abstained.add((task_id, task.attempt))
+                return None
+        passed = not reasons
+        if not same_attempt(self.market.task(task_id), task):
+            return None  # the attempt replayed here was settled meanwhile: never attest it against the next one
+        try:
+            self.market.attest(task_id, passed)
+        except (error_class("MarketAlreadyAttested"), error_class("MarketTaskNotInStatus")):
+            return None
+        log(
+            self.logger,
+            "verdict attested",
+            task_id=task_id,
+            verifier=self.market.address,
+            passed=passed,
+            segments=segments,
+            reasons=reasons[:3],
+        )
+        return passed
+
+    def attested(self, task: Task) -> bool:
+        """Whether this verifier already attested the task's current attempt (before a restart, say): its
+        replay would only be refused by the contract. Every attestation since the commit is about this attempt."""
+        latest = self.market.w3.eth.block_number
+        if latest < task.commit_block:
+            return False
+        logs = self.market.market.events.VerdictAttested().get_logs(
+            from_block=task.commit_block,
+            to_block=latest,
+            argument_filters={"taskId": task.task_id, "verifier": self.market.address},
+        )
+        return bool(logs)
+
+    def done_with(self, task: Task) -> bool:
+        """Whether nothing is left for this verifier on the task's current attempt."""
+        if task.status not in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED):
+            return True
+        return (task.task_id, task.attempt) in self.abstained or self.attested(task)
