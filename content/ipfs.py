@@ -6,7 +6,8 @@ the bytes exactly as protocol.cid does, so the embedded store and IPFS stay inte
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import io
+from collections.abc import Callable, Mapping
 
 import httpx
 
@@ -47,6 +48,18 @@ class IpfsStore:
         return cid
 
     def get(self, cid: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+        # A BytesIO hands its bytes over without a copy: the object is in memory once while it is read.
+        sink = io.BytesIO()
+        self._read_into(cid, max_bytes, sink.write)
+        return verified(cid, sink.getvalue())
+
+    def get_buffer(self, cid: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytearray:
+        buffer = bytearray()
+        self._read_into(cid, max_bytes, buffer.extend)
+        return verified(cid, buffer)
+
+    def _read_into(self, cid: str, max_bytes: int, write: Callable[[bytes], object]) -> None:
+        """Streams the daemon's bytes for `cid` into `write`, refusing them past `max_bytes` as they arrive."""
         check_cid(cid)
         try:
             params: dict[str, str | int] = {"arg": cid, "length": max_bytes + 1, "timeout": CAT_TIMEOUT}
@@ -63,15 +76,14 @@ class IpfsStore:
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > max_bytes:
                     raise ContentInvalid(f"{cid} is {declared} bytes, over the {max_bytes}-byte limit")
-                chunks, size = [], 0
+                size = 0
                 for chunk in response.iter_raw():
                     size += len(chunk)
                     if size > max_bytes:
                         raise ContentInvalid(f"{cid} is over the {max_bytes}-byte limit")
-                    chunks.append(chunk)
+                    write(chunk)
         except httpx.TransportError as exc:
             raise StoreUnavailable(f"IPFS daemon at {self.api_url} unreachable: {exc.__class__.__name__}") from None
-        return verified(cid, b"".join(chunks))
 
     def has(self, cid: str) -> bool:
         check_cid(cid)

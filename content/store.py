@@ -5,10 +5,11 @@ Errors (protocol.errors): ContentMissing (not here), ContentInvalid (here but wr
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from protocol.cid import check_cid, cid_of
 from protocol.errors import ContentError, ContentInvalid, ContentMissing
@@ -16,6 +17,7 @@ from protocol.errors import ContentError, ContentInvalid, ContentMissing
 # Nothing the protocol stores (specs, shards, checkpoints, traces) comes near this; a larger object is
 # refused before it is read into memory rather than trusted to be what its CID says.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+_Bytes = TypeVar("_Bytes", bytes, bytearray)
 
 
 class ContentStore(Protocol):
@@ -23,12 +25,17 @@ class ContentStore(Protocol):
 
     def get(self, cid: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes: ...
 
+    def get_buffer(self, cid: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytearray:
+        """The same verified bytes in a buffer the caller owns, for large objects: tensors parsed from it
+        (protocol.tensors.from_bytes) alias it instead of copying, so a checkpoint is in memory once, not twice."""
+        ...
+
     def has(self, cid: str) -> bool: ...
 
     def pin(self, cid: str) -> None: ...
 
 
-def verified(cid: str, data: bytes) -> bytes:
+def verified(cid: str, data: _Bytes) -> _Bytes:
     """The bytes, if they hash to `cid`; every read from any store goes through this."""
     actual = cid_of(data)
     if actual != cid:
@@ -60,7 +67,7 @@ class LocalStore:
                 raise
         return cid
 
-    def get(self, cid: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    def _open(self, cid: str, max_bytes: int) -> tuple[io.BufferedReader, int]:
         path = self._path(cid)
         try:
             size = path.stat().st_size
@@ -68,11 +75,27 @@ class LocalStore:
             raise ContentMissing(f"{cid} is not in the store at {self.root}") from None
         if size > max_bytes:
             raise ContentInvalid(f"{cid} is {size} bytes, over the {max_bytes}-byte limit")
-        with path.open("rb") as f:
+        return path.open("rb"), size
+
+    def get(self, cid: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+        f, _ = self._open(cid, max_bytes)
+        with f:
             data = f.read(max_bytes + 1)  # bounded too: the file may have grown since stat
         if len(data) > max_bytes:
             raise ContentInvalid(f"{cid} is over the {max_bytes}-byte limit")
         return verified(cid, data)
+
+    def get_buffer(self, cid: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytearray:
+        f, size = self._open(cid, max_bytes)
+        buffer = bytearray(size)
+        with f:
+            view, filled = memoryview(buffer), 0
+            while filled < size and (n := f.readinto(view[filled:])):
+                filled += n
+            grown = f.read(1)
+        if filled != size or grown:  # objects are written once, atomically: this one was not
+            raise ContentInvalid(f"{cid} changed size while it was read")
+        return verified(cid, buffer)
 
     def has(self, cid: str) -> bool:
         return self._path(cid).exists()

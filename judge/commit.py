@@ -82,10 +82,10 @@ def audit_recorded(view: ChainView, commit: Commit) -> CommitAudit:
             return audit
         # Larger content is refused unread; the limits follow from the spec's model, never a fixed cap.
         limit, update_max = checkpoint_limit(spec, ctx.workload), update_limit(spec, ctx.workload)
-        first = parse_checkpoint(view.store.get(trace.checkpoints[0].cid, limit), spec, ctx.workload, 0)
+        first = parse_checkpoint(view.store.get_buffer(trace.checkpoints[0].cid, limit), spec, ctx.workload, 0)
         last_ref = trace.checkpoints[-1]
-        last = parse_checkpoint(view.store.get(last_ref.cid, limit), spec, ctx.workload, last_ref.step)
-        update = from_bytes(view.store.get(commit.update_cid, update_max), ctx.weights_layout())
+        last = parse_checkpoint(view.store.get_buffer(last_ref.cid, limit), spec, ctx.workload, last_ref.step)
+        update = from_bytes(view.store.get_buffer(commit.update_cid, update_max), ctx.weights_layout())
         round_weights = view.round_weights(ctx)
         if (
             "0x" + canonical_hash(first).hex() != trace.checkpoints[0].hash
@@ -123,8 +123,8 @@ def replay_segments(view: ChainView, audit: CommitAudit, segments: list[int] | t
     for segment in segments:
         refs = trace.checkpoints
         try:
-            start = view.store.get(refs[segment].cid, limit)
-            end = view.store.get(refs[segment + 1].cid, limit) if end_needed else None
+            start = view.store.get_buffer(refs[segment].cid, limit)
+            end = view.store.get_buffer(refs[segment + 1].cid, limit) if end_needed else None
         except (ContentError, IndexError) as exc:
             verdicts.append(SegmentVerdict(segment, False, f"checkpoint unavailable: {exc}"))
             continue

@@ -111,12 +111,12 @@ class ChainView:
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one ChainView per worker, content is immutable by CID
     def tensors(self, cid: str) -> Tensors:
-        return from_bytes(self.store.get(cid))
+        return from_bytes(self.store.get_buffer(cid))
 
     def round_weights(self, ctx: RoundContext) -> Tensors:
         # Bounded by the spec's own model, like every read of a checkpoint or update (protocol.verify).
         limit = update_limit(ctx.spec, ctx.workload)
-        return from_bytes(self.store.get(ctx.manifest.model_cid, max_bytes=limit), ctx.weights_layout())
+        return from_bytes(self.store.get_buffer(ctx.manifest.model_cid, max_bytes=limit), ctx.weights_layout())
 
     def shard(self, task_id: int) -> Tensors:
         ctx = self.round_of_task(task_id)

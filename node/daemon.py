@@ -257,7 +257,7 @@ class NodeDaemon:
     def _task_input(self, task_id: int, rnd: RoundContext) -> TaskInput:
         shard = split_task_id(task_id)[2]
         weights = self.view.round_weights(rnd)
-        shard_tensors = from_bytes(self.store.get(rnd.manifest.shard_cids[shard]))
+        shard_tensors = from_bytes(self.store.get_buffer(rnd.manifest.shard_cids[shard]))
         seed = rnd.seed(shard)
         return TaskInput(
             rnd.spec, rnd.workload, task_id, self.market.address, seed, rnd.opened.model_cid, weights, shard_tensors

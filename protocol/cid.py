@@ -94,7 +94,7 @@ def _parent(children: list[Block]) -> Block:
     return _block(encoded, filesize, len(encoded) + sum(c.cumulative_size for c in children))
 
 
-def _chunks(parts: Sequence[bytes | memoryview]) -> Iterator[list[memoryview]]:
+def _chunks(parts: Sequence[bytes | bytearray | memoryview]) -> Iterator[list[memoryview]]:
     """The file cut into CHUNK_SIZE chunks, each as views into `parts` (a chunk may span parts)."""
     pending: list[memoryview] = []
     room = CHUNK_SIZE
@@ -111,7 +111,7 @@ def _chunks(parts: Sequence[bytes | memoryview]) -> Iterator[list[memoryview]]:
         yield pending
 
 
-def root_block(*parts: bytes | memoryview) -> Block:
+def root_block(*parts: bytes | bytearray | memoryview) -> Block:
     """The root of the DAG `ipfs add` builds for the concatenation of `parts` (never materialized)."""
     level = [_leaf(chunk) for chunk in _chunks(parts)] or [_leaf([])]
     while len(level) > 1:
@@ -119,7 +119,7 @@ def root_block(*parts: bytes | memoryview) -> Block:
     return level[0]
 
 
-def cid_of(data: bytes) -> str:
+def cid_of(data: bytes | bytearray | memoryview) -> str:
     """The CIDv0 Kubo prints for `ipfs add` of these bytes."""
     return b58encode(root_block(data).multihash)
 

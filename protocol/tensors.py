@@ -45,6 +45,8 @@ Tensors = dict[str, torch.Tensor]
 
 
 def _raw_bytes(t: torch.Tensor) -> memoryview:
+    if t.numel() == 0:
+        return memoryview(b"")  # a memoryview of an empty array cannot be cast to bytes
     t = t.detach().contiguous()
     if t.dtype == torch.bfloat16:
         t = t.view(torch.int16)
@@ -98,26 +100,51 @@ def canonical_size(layout: dict[str, tuple[torch.dtype, tuple[int, ...]]]) -> in
     return 8 + encoded + (-encoded % 8) + offset
 
 
-def from_bytes(data: bytes, expected: dict[str, tuple[torch.dtype, tuple[int, ...]]] | None = None) -> Tensors:
+def from_bytes(
+    data: bytes | bytearray, expected: dict[str, tuple[torch.dtype, tuple[int, ...]]] | None = None
+) -> Tensors:
     """Parses safetensors bytes from an untrusted party; checks the header before touching the data.
 
     With `expected`, the names, dtypes and shapes must match exactly (a checkpoint of the spec's model);
-    every element must be finite.
+    every element must be finite. From a `bytearray` (a buffer the caller hands over, ContentStore.get_buffer)
+    the tensors are views into it, not copies: a large checkpoint is in memory once.
     """
     header = _read_header(data)
     if expected is not None:
         _check_layout(header, expected)
-    try:
-        tensors = _st_load(data)
-    except Exception as exc:  # the parser's own error types vary by version; all mean "malformed"
-        raise ContentInvalid(f"malformed safetensors: {exc}") from None
+    if isinstance(data, bytearray) and sys.byteorder == "little":
+        tensors = _views(data, header)
+    else:
+        try:
+            tensors = _st_load(bytes(data))
+        except Exception as exc:  # the parser's own error types vary by version; all mean "malformed"
+            raise ContentInvalid(f"malformed safetensors: {exc}") from None
     for name, t in tensors.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise ContentInvalid(f"tensor {name!r} contains NaN or Inf")
     return tensors
 
 
-def _read_header(data: bytes) -> dict[str, dict[str, Any]]:
+def _views(buffer: bytearray, header: dict[str, dict[str, Any]]) -> Tensors:
+    """The header's tensors as views into `buffer` (little-endian, as safetensors is). A tensor whose offset is
+    not a multiple of its element size is copied out instead: torch's kernels may assume aligned elements."""
+    (header_len,) = struct.unpack("<Q", buffer[:8])
+    base = 8 + header_len
+    codes = {code: dtype for dtype, code in DTYPE_CODES.items()}
+    tensors: Tensors = {}
+    for name, info in header.items():
+        dtype, shape, (begin, stop) = codes[info["dtype"]], tuple(info["shape"]), info["data_offsets"]
+        if stop == begin:
+            tensors[name] = torch.empty(shape, dtype=dtype)
+            continue
+        flat = torch.frombuffer(buffer, dtype=torch.uint8, count=stop - begin, offset=base + begin)
+        if (base + begin) % dtype.itemsize:
+            flat = flat.clone()
+        tensors[name] = flat.view(dtype).reshape(shape)
+    return tensors
+
+
+def _read_header(data: bytes | bytearray) -> dict[str, dict[str, Any]]:
     """The header's tensor entries, each checked here rather than left to the Rust parser, so every problem
     gets a reason naming it, nothing but ContentError escapes (not even 10^5-deep JSON), and a declared size
     (a 2**40-element shape) is compared with the bytes actually present before anything is allocated."""
@@ -197,7 +224,7 @@ def _short(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _sniff(data: bytes) -> str:
+def _sniff(data: bytes | bytearray) -> str:
     # Only ever added to a refusal: a real header length can start with these bytes too.
     kind = next((kind for magic, kind in _FOREIGN_MAGIC.items() if data.startswith(magic)), None)
     return f": it looks like {kind}, not safetensors" if kind else ""

@@ -89,7 +89,7 @@ def update_limit(spec: TrainingSpec, workload: Workload) -> int:
     return canonical_size(checkpoint_layout(spec, workload, with_optimizer=False)) + HEADER_SLACK_BYTES
 
 
-def parse_checkpoint(data: bytes, spec: TrainingSpec, workload: Workload, step: int) -> Tensors:
+def parse_checkpoint(data: bytes | bytearray, spec: TrainingSpec, workload: Workload, step: int) -> Tensors:
     tensors = from_bytes(data, checkpoint_layout(spec, workload, with_optimizer=step > 0))
     # Adam's step counter enters its bias correction as 1 - beta**step: a forged -1 divides by zero inside
     # torch. An honest checkpoint at step k has counted exactly k steps.
@@ -136,7 +136,12 @@ def state_distance(replayed: Tensors, claimed: Tensors, start: Tensors) -> float
 
 
 def _distance_to(
-    end_bytes: bytes | None, replayed: Tensors, start: Tensors, spec: TrainingSpec, workload: Workload, step: int
+    end_bytes: bytes | bytearray | None,
+    replayed: Tensors,
+    start: Tensors,
+    spec: TrainingSpec,
+    workload: Workload,
+    step: int,
 ) -> float | None:
     """How far a failed exact replay landed from the end checkpoint, when its bytes are at hand and sane."""
     if end_bytes is None:
@@ -160,8 +165,8 @@ def verify_segment(
     trace: TraceManifest,
     committed_root: bytes,
     segment: int,
-    start_bytes: bytes,
-    end_bytes: bytes | None = None,
+    start_bytes: bytes | bytearray,
+    end_bytes: bytes | bytearray | None = None,
     *,
     cross_class_tolerance: float | None = None,
 ) -> SegmentVerdict:
@@ -256,6 +261,6 @@ def _across_classes(segment: int, distance: float, theirs: str, tolerance: float
     )
 
 
-def _given(end_bytes: bytes | None) -> bytes:
+def _given(end_bytes: bytes | bytearray | None) -> bytes | bytearray:
     assert end_bytes is not None  # checked on entry
     return end_bytes

@@ -84,6 +84,9 @@ class NoUpload:
     def get(self, cid: str, max_bytes: int = 1 << 29) -> bytes:
         return self.shared.get(cid, max_bytes)
 
+    def get_buffer(self, cid: str, max_bytes: int = 1 << 29) -> bytearray:
+        return self.shared.get_buffer(cid, max_bytes)
+
     def put(self, data: bytes) -> str:
         return cid_of(data)
 

@@ -146,6 +146,11 @@ class FlakyStore:
             raise StoreUnavailable("IPFS daemon unreachable (test switch)")
         return self.inner.get(cid, max_bytes)
 
+    def get_buffer(self, cid: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytearray:
+        if self.down:
+            raise StoreUnavailable("IPFS daemon unreachable (test switch)")
+        return self.inner.get_buffer(cid, max_bytes)
+
     def has(self, cid: str) -> bool:
         return self.inner.has(cid)
 

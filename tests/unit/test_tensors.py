@@ -97,3 +97,30 @@ def test_checkpoint_limits_are_the_exact_canonical_size_of_the_specs_model(famil
         written = len(to_bytes({name: torch.zeros(shape, dtype=dtype) for name, (dtype, shape) in layout.items()}))
         assert canonical_size(layout) == written
         assert limit == written + HEADER_SLACK_BYTES
+
+
+def test_an_owned_buffer_is_parsed_in_place_without_a_second_copy() -> None:
+    """From a bytearray (ContentStore.get_buffer) the tensors are views into it: a checkpoint is in memory
+    once. They equal what the copying parser returns, dtype for dtype, including empty tensors and a tensor
+    whose offset is not a multiple of its element size (copied out: kernels may assume aligned elements)."""
+    tensors = {
+        "a.odd": torch.arange(3, dtype=torch.float32),  # 12 bytes: what follows is not 8-aligned
+        "b.step": torch.tensor([7], dtype=torch.int64),
+        "c.empty": torch.zeros(0, 4),
+        "d.half": torch.randn(12, dtype=torch.bfloat16),  # 24 bytes: e.weights starts 4-aligned again
+        "e.weights": torch.randn(64, 32),
+    }
+    data = to_bytes(tensors)
+    buffer = bytearray(data)
+    owned, copied = from_bytes(buffer, layout_of(tensors)), from_bytes(data, layout_of(tensors))
+    for name, t in tensors.items():
+        assert owned[name].dtype == copied[name].dtype == t.dtype and torch.equal(owned[name], copied[name]), name
+    begin = torch.frombuffer(buffer, dtype=torch.uint8).data_ptr()
+
+    def inside(t: torch.Tensor) -> bool:
+        return begin <= t.data_ptr() < begin + len(buffer)
+
+    assert inside(owned["e.weights"]) and inside(owned["a.odd"]) and not inside(owned["b.step"])
+    assert not inside(copied["e.weights"])
+    buffer[-4:] = struct.pack("<f", 1.5)  # the views see the buffer they were parsed from
+    assert float(owned["e.weights"][-1, -1]) == 1.5

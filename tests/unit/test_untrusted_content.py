@@ -201,10 +201,12 @@ def small_tensors() -> Tensors:
     return {"b": torch.arange(6, dtype=torch.float32).reshape(2, 3), "a": torch.ones(4, dtype=torch.float64)}
 
 
+@pytest.mark.parametrize("owned", [False, True], ids=["bytes", "bytearray"])  # copied, or parsed in place
 @pytest.mark.parametrize(("build", "reason"), [c[1:] for c in SAFETENSORS_CASES], ids=[c[0] for c in SAFETENSORS_CASES])
-def test_from_bytes_refuses_hostile_safetensors(build: Builder, reason: str) -> None:
+def test_from_bytes_refuses_hostile_safetensors(build: Builder, reason: str, owned: bool) -> None:
     t = small_tensors()
-    assert reason in refusal(lambda: from_bytes(build(t), layout_of(t)), ContentError)
+    data = build(t)
+    assert reason in refusal(lambda: from_bytes(bytearray(data) if owned else data, layout_of(t)), ContentError)
 
 
 # --- the same bytes as a verifier's start checkpoint: a failing verdict with the reason, never an exception
@@ -643,7 +645,9 @@ def kubo() -> Iterator[_HostileKubo]:
 def test_ipfs_store_reads_what_an_honest_daemon_serves(kubo: _HostileKubo) -> None:
     data = b"an honest shard"
     kubo.answer = (200, {"Content-Length": str(len(data))}, [data])
-    assert IpfsStore(f"http://127.0.0.1:{kubo.server_port}").get(cid_of(data)) == data
+    store = IpfsStore(f"http://127.0.0.1:{kubo.server_port}")
+    assert store.get(cid_of(data)) == data
+    assert store.get_buffer(cid_of(data)) == bytearray(data)
     path, headers = kubo.requests[0]
     assert path.startswith("/api/v0/cat?arg=") and headers["Accept-Encoding"] == "identity"
 
@@ -664,14 +668,16 @@ IPFS_CASES: list[tuple[str, Answer, type[Exception], str]] = [
 ]
 
 
+@pytest.mark.parametrize("read", ["get", "get_buffer"])
 @pytest.mark.parametrize(("answer", "error", "reason"), [c[1:] for c in IPFS_CASES], ids=[c[0] for c in IPFS_CASES])
 def test_ipfs_store_refuses_hostile_answers_while_streaming(
-    bombs: dict[str, bytes], kubo: _HostileKubo, answer: Answer, error: type[Exception], reason: str
+    bombs: dict[str, bytes], kubo: _HostileKubo, answer: Answer, error: type[Exception], reason: str, read: str
 ) -> None:
     kubo.answer = answer(bombs)
     store = IpfsStore(f"http://127.0.0.1:{kubo.server_port}", timeout=5)
     cid = cid_of(b"the shard that was asked for")
-    assert reason in refusal(lambda: store.get(cid, max_bytes=MiB), error)
-    peak, seconds = bounded(lambda: store.get(cid, max_bytes=MiB))
+    get = getattr(store, read)
+    assert reason in refusal(lambda: get(cid, max_bytes=MiB), error)
+    peak, seconds = bounded(lambda: get(cid, max_bytes=MiB))
     assert peak < 4 * MiB and seconds < 2, (peak, seconds)
     assert kubo.sent < 64 * MiB  # it stopped reading: an endless answer is not drained
