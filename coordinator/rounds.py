@@ -5,7 +5,7 @@ is safe to run again (after a crash, or twice by two workers): a repeat finds no
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from content.store import ContentStore
 from coordinator.aggregate import aggregate
@@ -53,30 +53,54 @@ class Coordinator:
         self._scanned_to = market.deployment.block - 1
         self.rejected: dict[int, str] = {}  # bounty id -> why its spec was refused at intake
 
-    def _cross_class_tolerance(self, bounty_id: int, spec: TrainingSpec) -> float | None:
-        """δ× for exact-mode bounties (tolerance mode has the spec's own δ); measured once per spec and process."""
+    def _cross_class_tolerance(
+        self,
+        bounty_id: int,
+        spec: TrainingSpec,
+        data: Tensors,
+        round_: int = 0,
+        weights: Tensors | None = None,
+        previous: float | None = None,
+    ) -> float | None:
+        """δ× of a round of an exact-mode bounty (tolerance mode has the spec's own δ), measured from the round's
+        model (`weights`; the spec's initial model for round 0) training on the job's `data` (its first shard:
+        data the model has been trained on, as every task's is, where rounding is magnified most);
+        once per round and machine (disk cache). It never shrinks during a bounty (`previous`): a measurement
+        is a few segments, and honest work must not be failed because a later one happened to land closer."""
         if spec.replay.mode != "exact":
             return None
         try:
-            calibration = calibrate(spec)
+            calibration = calibrate(spec, weights, data)
         except CalibrationFailed as exc:
             log(
                 self.logger,
                 "cross-class tolerance not measured",
                 level=logging.WARNING,
                 bounty_id=bounty_id,
+                round=round_,
                 reason=str(exc),
             )
-            return None
+            return previous
         log(
             self.logger,
             "cross-class tolerance measured",
             bounty_id=bounty_id,
+            round=round_,
             tolerance=calibration.tolerance,
             measured=calibration.measured,
             skipped_step=calibration.skipped_step,
         )
-        return calibration.tolerance
+        if calibration.tolerance >= calibration.skipped_step:
+            # Checked at post and intake from the initial model; if training has moved the model to where
+            # rounding reaches as far as a skipped step, honest volunteers keep being paid, and it is said.
+            log(
+                self.logger,
+                "cross-class tolerance reaches a skipped step in this round",
+                level=logging.WARNING,
+                bounty_id=bounty_id,
+                round=round_,
+            )
+        return max(calibration.tolerance, previous or 0.0)
 
     def intake(self, bounty_id: int) -> str | None:
         """Publishes the spec's shards and round-0 model and opens round 0; None if already open or unsound."""
@@ -100,11 +124,13 @@ class Coordinator:
             return None
         # The round manifest names the spec by the CID the bounty posted, even when those bytes are valid JSON
         # in another form than ours: re-encoding it would name another CID, which every node refuses.
-        data = publish_data(spec, self.store, self._cross_class_tolerance(bounty_id, spec), spec_cid)
+        data = publish_data(spec, self.store, None, spec_cid)
         weights = initial_weights(spec)
         workload = resolve(spec.model)
         state = load_state(spec, weights, workload)
-        holdout = from_bytes(self.store.get(data.holdout_cid))
+        holdout = from_bytes(self.store.get_buffer(data.holdout_cid))
+        first_shard = from_bytes(self.store.get_buffer(data.shard_cids[0]))
+        data = replace(data, cross_class_tolerance=self._cross_class_tolerance(bounty_id, spec, first_shard))
         metric = (workload.metric_name, workload.evaluate(state.model, holdout))
         cid, _ = publish_round(self.store, data, bounty_id, 0, weights, metric)
         self.market.open_round(bounty_id, cid)
@@ -206,7 +232,14 @@ class Coordinator:
                 updates.append(audit.update)
         weights = aggregate(self.view.round_weights(ctx), updates, ctx.spec.aggregation)
         metric = evaluate(self.view, bounty_id, round_, weights)
+        finalized = round_ + 1 == bounty.rounds
         data = _published(ctx)
+        if not finalized:  # the next round's δ×, measured from its own model
+            first_shard = self.view.tensors(ctx.manifest.shard_cids[0])
+            tolerance = self._cross_class_tolerance(
+                bounty_id, ctx.spec, first_shard, round_ + 1, weights, previous=data.cross_class_tolerance
+            )
+            data = replace(data, cross_class_tolerance=tolerance)
         cid, _ = publish_round(self.store, data, bounty_id, round_ + 1, weights, (ctx.workload.metric_name, metric))
         try:
             self.market.close_round(bounty_id, cid)
@@ -216,7 +249,6 @@ class Coordinator:
             error_class("MarketBountyNotActive"),
         ):
             return None  # another worker closed this round first: the chain holds its aggregate
-        finalized = round_ + 1 == bounty.rounds
         log(
             self.logger,
             "round closed",

@@ -1,12 +1,18 @@
-"""The cross-class tolerance δ× of a bounty, measured at intake and published in every round manifest.
+"""The cross-class tolerance δ× of a bounty's round, measured when the round opens and published in its manifest.
 
 Within a numeric class, replay is bit for bit. Across classes a verifier can only measure how far its replay
 lands from the volunteer's claimed end (normalized distance). How far honest work lands depends on the spec
 (model, optimizer, segment length), so it is measured on the spec itself, not assumed: the coordinator trains
-a few segments of the spec's own model on synthetic data in its pinned class, replays each one in the
+a few segments of the spec's own model on the job's own data (its first shard; synthetic data where there is
+none yet, as at `bounty post`) in its pinned class, replays each one in the
 other classes it can reach on its own CPU (native kernels; scalar kernels), and publishes the largest
 distance times a margin. A verifier outside a volunteer's class passes a segment within δ× and fails one
-beyond it (protocol.verify).
+beyond it (protocol.verify). Each round is measured from its own model: how far rounding carries honest work
+depends on where training is and on what it trains on: gradients on data the model has already fit are small,
+and rounding weighs more in them. From models trained 200 steps on two real shards, the δ× measured once from
+the initial model on synthetic data left a 2.1× margin over honest work (of 10×); measured per round on
+synthetic data it failed the CNN's honest work (0.49×); per round on a shard it kept 8.5× or more
+(`./scripts/bench calibration-drift`).
 
 Tolerance must not hide saved work: the same segments are also trained with their last step skipped (the
 smallest work-saving cheat), and a spec whose tolerance would pass that is refused when posted and at intake.
@@ -18,7 +24,6 @@ Results are cached on disk per spec, torch build and CPU, so posting the same sp
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import math
@@ -35,7 +40,7 @@ import torch
 from protocol.errors import PermanentError
 from protocol.pins import ENV_SWITCH, NATIVE, PINNED_ENV
 from protocol.spec import SpecError, TrainingSpec
-from protocol.tensors import from_bytes, to_bytes
+from protocol.tensors import Tensors, canonical_hash, from_bytes, to_bytes
 from protocol.training import deterministic, load_state, new_state, run_steps
 from protocol.verify import CROSS_CLASS_FAIL_DISTANCE, state_distance
 from protocol.workloads import resolve
@@ -51,7 +56,7 @@ REFERENCE_CLASSES: dict[str, dict[str, str]] = {
 _SEED = b"shardwork cross-class calibration".ljust(32, b"\0")
 _PROJECT = Path(__file__).resolve().parent.parent
 REPLAY_TIMEOUT_S = 600
-VERSION = b"2"  # of what a calibration measures and how: part of the disk cache's key
+VERSION = b"4"  # of what a calibration measures and how: part of the disk cache's key
 
 
 class CalibrationFailed(PermanentError):
@@ -66,19 +71,37 @@ class Calibration:
     skipped_step: float  # smallest distance of a segment with its last step skipped: the cheapest saved work
 
 
-def calibrate(spec: TrainingSpec) -> Calibration:
-    """Measures honest cross-class divergence for `spec` (a few segments of training plus two subprocesses)."""
-    return _calibrate(spec.canonical_bytes())
+def calibrate(spec: TrainingSpec, weights: Tensors | None = None, data: Tensors | None = None) -> Calibration:
+    """Measures honest cross-class divergence for `spec` (a few segments of training plus two subprocesses),
+    from `weights` (a later round's model) or, without, from the spec's initial model, training on `data` (a
+    shard of the job) or, without, on synthetic data fixed by the spec. Each
+    measurement's first segment starts from a fresh optimizer, as a task's does."""
+    spec_bytes = spec.canonical_bytes()
+    key = (
+        spec_bytes,
+        b"" if weights is None else canonical_hash(weights),
+        b"" if data is None else canonical_hash(data),
+    )
+    if key not in _MEMO:
+        if len(_MEMO) >= MEMO_SIZE:
+            _MEMO.pop(next(iter(_MEMO)))
+        _MEMO[key] = _calibrate(key, weights, data)
+    return _MEMO[key]
 
 
-@functools.lru_cache(maxsize=32)
-def _calibrate(spec_bytes: bytes) -> Calibration:
-    cached = _cache_file(spec_bytes)
+# Per process, by (spec, model, data): a round is calibrated once, however many verdicts and intakes ask.
+_MEMO: dict[tuple[bytes, bytes, bytes], Calibration] = {}
+MEMO_SIZE = 64
+
+
+def _calibrate(key: tuple[bytes, bytes, bytes], weights: Tensors | None, data: Tensors | None) -> Calibration:
+    spec_bytes = key[0]
+    cached = _cache_file(key)
     try:
         return _parse_cached(cached.read_text())
     except (OSError, ValueError, TypeError):
         pass  # not measured on this machine yet, or an unreadable entry: measure
-    calibration = _measure(TrainingSpec.from_bytes(spec_bytes))
+    calibration = _measure(TrainingSpec.from_bytes(spec_bytes), weights, data)
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         partial = cached.with_suffix(f".{os.getpid()}.tmp")
@@ -97,24 +120,28 @@ def _parse_cached(text: str) -> Calibration:
     return Calibration(entry["tolerance"], dict(entry["measured"]), entry["skipped_step"])
 
 
-def _cache_file(spec_bytes: bytes) -> Path:
-    """Where this machine keeps the calibration of a spec: keyed by the spec, the torch build, the CPU and the
-    calibration's own version, so nothing measured elsewhere or by older code is ever reused."""
+def _cache_file(key: tuple[bytes, bytes, bytes]) -> Path:
+    """Where this machine keeps the calibration of a spec: keyed by the spec, the model it starts from, the data
+    it trains on, the torch build, the CPU and the calibration's own version, so nothing measured elsewhere or
+    by older code is ever reused."""
     cpu = ""
     with contextlib.suppress(OSError):
         cpu = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line), "")
-    key = hashlib.sha256(
-        b"\0".join([spec_bytes, torch.__version__.encode(), platform.machine().encode(), cpu.encode(), VERSION])
-    ).hexdigest()
+    parts = [*key, torch.__version__.encode(), platform.machine().encode(), cpu.encode(), VERSION]
+    digest = hashlib.sha256(b"".join(hashlib.sha256(part).digest() for part in parts)).hexdigest()
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "shardwork" / "calibration"
-    return root / f"{key}.json"
+    return root / f"{digest}.json"
 
 
-def _measure(spec: TrainingSpec) -> Calibration:
+def _measure(spec: TrainingSpec, weights: Tensors | None = None, data: Tensors | None = None) -> Calibration:
     with tempfile.TemporaryDirectory(prefix="shardwork-calibration-") as scratch:
         root = Path(scratch)
         (root / "spec.json").write_bytes(spec.canonical_bytes())
-        checkpoints = _train(spec, root)
+        shard = data if data is not None else resolve(spec.model).synthetic_shard(_generator(spec))
+        try:
+            checkpoints = _train(spec, root, weights, shard)
+        except (RuntimeError, ValueError, IndexError) as exc:  # torch's own errors: data too small to sample from
+            raise CalibrationFailed(f"calibration training failed: {exc}") from None
         measured = {}
         for name, overrides in REFERENCE_CLASSES.items():
             _replay_in(root, overrides)
@@ -127,14 +154,17 @@ def _measure(spec: TrainingSpec) -> Calibration:
     if not math.isfinite(worst):
         raise CalibrationFailed(f"honest replays in another class diverged without bound ({measured})")
     tolerance = min(max(MARGIN * worst, FLOOR), CROSS_CLASS_FAIL_DISTANCE)
-    return Calibration(tolerance, measured, _skipped_step(spec, checkpoints))
+    return Calibration(tolerance, measured, _skipped_step(spec, checkpoints, shard))
 
 
-def _skipped_step(spec: TrainingSpec, checkpoints: list[dict[str, torch.Tensor]]) -> float:
+def _generator(spec: TrainingSpec) -> torch.Generator:
+    return torch.Generator().manual_seed(spec.init_seed)
+
+
+def _skipped_step(spec: TrainingSpec, checkpoints: list[dict[str, torch.Tensor]], shard: Tensors) -> float:
     """How close to honest work a segment lands that skipped its last step (step counters put right, as a
     cheater would): the smallest distance over the calibration segments."""
     workload = resolve(spec.model)
-    shard = workload.synthetic_shard(torch.Generator().manual_seed(spec.init_seed))
     distances = []
     for segment, start in enumerate(checkpoints[:-1]):
         state = load_state(spec, start, workload)
@@ -185,14 +215,13 @@ def check_replay(spec: TrainingSpec) -> Calibration | None:
     return calibration
 
 
-def _train(spec: TrainingSpec, root: Path) -> list[dict[str, torch.Tensor]]:
+def _train(spec: TrainingSpec, root: Path, weights: Tensors | None, shard: Tensors) -> list[dict[str, torch.Tensor]]:
     workload = resolve(spec.model)
-    shard = workload.synthetic_shard(torch.Generator().manual_seed(spec.init_seed))
     (root / "shard.st").write_bytes(to_bytes(shard))
     checkpoints = []
     with deterministic(spec.replay), torch.random.fork_rng():
         torch.manual_seed(spec.init_seed)
-        state = new_state(spec, workload)
+        state = new_state(spec, workload) if weights is None else load_state(spec, weights, workload)
         # Segment 0 starts from a fresh optimizer, as a task's first does: Adam's first steps (m/√v ≈ sign g)
         # magnify rounding in small gradients the most.
         for segment in range(CALIBRATION_SEGMENTS + 1):

@@ -21,6 +21,7 @@ from coordinator import worker
 from coordinator.rounds import Coordinator
 from devtools.adversaries import lazy_trainer
 from devtools.localstack import start_redis
+from judge.calibration import calibrate
 from judge.commit import CommitAudit
 from judge.context import ChainView
 from ledger.amounts import UNIT
@@ -268,3 +269,30 @@ def test_a_spec_posted_in_another_json_form_opens_a_round_every_node_can_load(
     assert worker.intake(bounty_id) is not None
     NodeDaemon(volunteer, svc.store, NodeOptions(work_dir=tmp_path / "node", once=True), QUIET).run()
     assert poster.task(task_id_of(bounty_id, 0, 0)).status == TaskStatus.COMMITTED
+
+
+def test_each_round_publishes_a_cross_class_tolerance_measured_from_its_own_model(
+    installed: Installed, tmp_path: Path
+) -> None:
+    """How far rounding carries honest work across numeric classes depends on where training is and on the data,
+    so each round's δ× is measured from that round's model on the job's first shard when the previous round closes,
+    not once at intake; it never shrinks."""
+    svc, clients = installed
+    poster, volunteer = clients[1], clients[5]
+    spec = small_spec(data={"shards": 1}, steps_per_task=10, rounds=2)
+    terms = BountyTerms(coordinator=clients[2].address, check_probability=1.0, min_check_probability=1.0)
+    poster.ensure_allowance(terms.escrow(2))
+    bounty_id = poster.post_bounty(terms.posting(spec, svc.store.put(spec.canonical_bytes()), poster.now()))
+    worker.intake(bounty_id)
+    for round_ in (0, 1):
+        NodeDaemon(volunteer, svc.store, NodeOptions(work_dir=tmp_path / "node", once=True), QUIET).run()
+        volunteer.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+        assert worker.check_commit(task_id_of(bounty_id, round_, 0)) == [True, True]
+        assert worker.advance(bounty_id)["closed_round"] == round_
+    view = svc.coordinator.view
+    first, second = (view.round(bounty_id, r) for r in (0, 1))
+    shard = view.tensors(first.manifest.shard_cids[0])
+    initial = calibrate(spec, None, shard).tolerance
+    assert first.manifest.cross_class_tolerance == initial != calibrate(spec).tolerance  # the job's data
+    later = calibrate(spec, view.round_weights(second), shard).tolerance
+    assert later != initial and second.manifest.cross_class_tolerance == max(initial, later)

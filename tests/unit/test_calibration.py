@@ -9,17 +9,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from judge import calibration as calibration_module
 from judge.calibration import Calibration, calibrate, check_replay
 from protocol.spec import SpecError
+from protocol.training import initial_weights
+from protocol.workloads import resolve
 from tests.support.specs import small_spec
 
 
 @pytest.fixture(autouse=True)
 def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    calibration_module._calibrate.cache_clear()
+    calibration_module._MEMO.clear()
 
 
 def test_a_skipped_step_lands_far_beyond_honest_rounding_and_the_measurement_is_cached(
@@ -33,14 +36,16 @@ def test_a_skipped_step_lands_far_beyond_honest_rounding_and_the_measurement_is_
     (entry,) = (tmp_path / "cache" / "shardwork" / "calibration").glob("*.json")
 
     # Another process on this machine reads it back instead of measuring again.
-    calibration_module._calibrate.cache_clear()
-    monkeypatch.setattr(calibration_module, "_measure", lambda spec: pytest.fail("measured again"))
+    calibration_module._MEMO.clear()
+    monkeypatch.setattr(calibration_module, "_measure", lambda spec, weights, data: pytest.fail("measured again"))
     assert calibrate(spec) == measured
     # An unreadable or ill-typed entry is measured again, not trusted.
-    monkeypatch.setattr(calibration_module, "_measure", lambda spec: Calibration(1e-4, {"native": 1e-5}, 0.2))
+    monkeypatch.setattr(
+        calibration_module, "_measure", lambda spec, weights, data: Calibration(1e-4, {"native": 1e-5}, 0.2)
+    )
     for broken in ("{not json", '{"tolerance": "big", "measured": {}, "skipped_step": 0.2}', "[]"):
         entry.write_text(broken)
-        calibration_module._calibrate.cache_clear()
+        calibration_module._MEMO.clear()
         assert calibrate(spec).tolerance == 1e-4
 
 
@@ -71,3 +76,25 @@ def test_a_measurement_that_fails_here_refuses_tolerance_mode_and_leaves_exact_m
     assert check_replay(small_spec()) is None
     with pytest.raises(calibration_module.CalibrationFailed):
         check_replay(small_spec(replay={"mode": "tolerance", "tolerance": 1e-2}))
+
+
+def test_a_later_rounds_model_is_measured_on_its_own(tmp_path: Path) -> None:
+    spec = small_spec()
+    initial = calibrate(spec)
+    trained = {
+        name: w + 0.01 * torch.randn(w.shape, generator=torch.Generator().manual_seed(1))
+        for name, w in initial_weights(spec).items()
+    }
+    later = calibrate(spec, trained)
+    assert later != initial and calibrate(spec, trained) is later  # measured once per process
+    real = resolve(spec.model).synthetic_shard(torch.Generator().manual_seed(99))  # stands in for a holdout
+    assert calibrate(spec, trained, real) not in (initial, later)  # the data it trains on is part of the key
+    assert len(list((tmp_path / "cache" / "shardwork" / "calibration").glob("*.json"))) == 3  # and per machine
+
+
+def test_data_too_small_to_train_on_is_a_calibration_failure_not_a_crash() -> None:
+    spec = small_spec(
+        model={"family": "char-transformer", "params": {"context": 16, "dim": 16, "heads": 2, "layers": 1}}
+    )
+    with pytest.raises(calibration_module.CalibrationFailed, match="calibration training failed"):
+        calibrate(spec, None, {"tokens": torch.zeros(4, dtype=torch.uint8)})
