@@ -18,7 +18,7 @@ Tolerance must not hide saved work: the same segments are also trained with thei
 smallest work-saving cheat), and a spec whose tolerance would pass that is refused when posted and at intake.
 Results are cached on disk per spec, torch build and CPU, so posting the same spec again is instant.
 
-    python -m judge.calibration replay DIR   (the child: replays DIR's segments in this process's class)
+    python -m judge.calibration replay DIR CLASS   (the child: replays DIR's segments in this process's class)
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,11 +143,13 @@ def _measure(spec: TrainingSpec, weights: Tensors | None = None, data: Tensors |
             checkpoints = _train(spec, root, weights, shard)
         except (RuntimeError, ValueError, IndexError) as exc:  # torch's own errors: data too small to sample from
             raise CalibrationFailed(f"calibration training failed: {exc}") from None
+        # The classes replay side by side: each is its own process, and most of its time is loading torch.
+        with ThreadPoolExecutor(len(REFERENCE_CLASSES)) as pool:
+            list(pool.map(lambda item: _replay_in(root, *item), REFERENCE_CLASSES.items()))
         measured = {}
-        for name, overrides in REFERENCE_CLASSES.items():
-            _replay_in(root, overrides)
+        for name in REFERENCE_CLASSES:
             distances = [
-                state_distance(from_bytes((root / f"replayed-{i}.st").read_bytes()), checkpoints[i + 1], start)
+                state_distance(from_bytes((root / f"replayed-{name}-{i}.st").read_bytes()), checkpoints[i + 1], start)
                 for i, start in enumerate(checkpoints[:-1])
             ]
             measured[name] = max(distances)
@@ -236,12 +239,12 @@ def _train(spec: TrainingSpec, root: Path, weights: Tensors | None, shard: Tenso
     return checkpoints
 
 
-def _replay_in(root: Path, overrides: dict[str, str]) -> None:
+def _replay_in(root: Path, name: str, overrides: dict[str, str]) -> None:
     env = {k: v for k, v in os.environ.items() if k not in PINNED_ENV} | {ENV_SWITCH: NATIVE} | overrides
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PROJECT), env.get("PYTHONPATH")]))
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "judge.calibration", "replay", str(root)],
+            [sys.executable, "-m", "judge.calibration", "replay", str(root), name],
             env=env,
             cwd=_PROJECT,
             capture_output=True,
@@ -255,7 +258,7 @@ def _replay_in(root: Path, overrides: dict[str, str]) -> None:
         raise CalibrationFailed(f"calibration replay failed: {done.stderr.strip()[-500:]}")
 
 
-def _replay_all(root: Path) -> None:
+def _replay_all(root: Path, name: str) -> None:
     spec = TrainingSpec.from_bytes((root / "spec.json").read_bytes())
     workload = resolve(spec.model)
     shard = from_bytes((root / "shard.st").read_bytes())
@@ -267,10 +270,10 @@ def _replay_all(root: Path) -> None:
                 state, workload, shard, _SEED, segment * spec.checkpoint_interval, spec.checkpoint_interval,
                 spec.batch_size,
             )  # fmt: skip
-        (root / f"replayed-{segment}.st").write_bytes(to_bytes(state.tensors(copy=False)))
+        (root / f"replayed-{name}-{segment}.st").write_bytes(to_bytes(state.tensors(copy=False)))
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] != ["replay"] or len(sys.argv) != 3:
-        raise SystemExit("usage: python -m judge.calibration replay DIR")
-    _replay_all(Path(sys.argv[2]))
+    if sys.argv[1:2] != ["replay"] or len(sys.argv) != 4:
+        raise SystemExit("usage: python -m judge.calibration replay DIR CLASS")
+    _replay_all(Path(sys.argv[2]), sys.argv[3])
