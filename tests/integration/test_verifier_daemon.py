@@ -4,8 +4,10 @@ replays nothing already attested; a verifier without enough free stake, or judgi
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from ledger.market import Market, TaskStatus, task_id_of
 from ledger.terms import BountyTerms
 from ledger.tx import Transactor
 from node.daemon import NodeDaemon, NodeOptions
+from telemetry.health import HealthServer
 from tests.support.specs import small_spec
 from verifier.daemon import VerifierDaemon, VerifierOptions
 
@@ -76,6 +79,24 @@ def test_independent_verifier_daemons_pay_the_honest_slash_the_lazy_and_never_re
 
     first_two = [daemon(v) for v in verifiers[:2]]
     assert first_two[0].run() == {"passed": 1, "failed": 1, "abstained": 0}
+    server = HealthServer(0, first_two[0].metrics.registry, first_two[0].status.as_dict)
+    try:  # what an operator's monitoring reads
+        base = f"http://127.0.0.1:{server.port}"
+        health = json.loads(urllib.request.urlopen(f"{base}/health", timeout=10).read())
+        assert health == {
+            "address": verifiers[0].address,
+            "state": "stopped",
+            "pending": 0,
+            "verdicts": health["verdicts"],
+        }
+        assert health["verdicts"] == {"passed": 1, "failed": 1, "abstained": 0}
+        metrics = urllib.request.urlopen(f"{base}/metrics", timeout=10).read().decode()
+        assert (
+            "shardwork_verifier_passed_total 1.0" in metrics
+            and "shardwork_verifier_segments_replayed_total 1.0" in metrics
+        )
+    finally:
+        server.close()
     assert {poster.task(t).status for t in tasks} == {TaskStatus.COMMITTED}  # quorum 3: both still waiting
     assert first_two[1].run() == {"passed": 1, "failed": 1, "abstained": 0}
     assert poster.task(by_volunteer[lazy.address]).status == TaskStatus.OPEN  # three FAILs: slashed, reopened
