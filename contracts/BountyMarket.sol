@@ -438,8 +438,8 @@ contract BountyMarket is IBountyMarket, Staking {
         t.status = TaskStatus.Accepted;
         b.escrow -= uint128(reward);
         _unlockStake(volunteer, b.stakePerTask, true);
-        claimable[volunteer] += credit;
         emit TaskAccepted(taskId, bountyId, volunteer, credit);
+        _credit(volunteer, taskId, credit);
     }
 
     function _slash(uint256 taskId, uint256 bountyId, Bounty storage b, Task storage t) private {
@@ -496,6 +496,8 @@ contract BountyMarket is IBountyMarket, Staking {
         delete _failVoters[taskId];
     }
 
+    /// @dev The one place a claimable balance grows: every credit (reward, verifier fee, challenger's share)
+    ///      emits RewardCredited, so an auditor sums one event to know what each account is owed.
     function _credit(address account, uint256 taskId, uint256 amount) private {
         claimable[account] += amount;
         emit RewardCredited(account, taskId, amount);

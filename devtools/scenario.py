@@ -266,9 +266,7 @@ def _verify_and_settle(
 def _payments(market: Market, bounty_id: int, names: dict[str, str]) -> tuple[dict[str, int], list[str]]:
     events = market.market.events
     rewards: dict[str, int] = {}
-    for log in events.TaskAccepted().get_logs(from_block=0, argument_filters={"bountyId": bounty_id}):
-        rewards[log["args"]["volunteer"]] = rewards.get(log["args"]["volunteer"], 0) + int(log["args"]["reward"])
-    for log in events.RewardCredited().get_logs(from_block=0):
+    for log in events.RewardCredited().get_logs(from_block=0):  # every credit: rewards, fees, challengers' shares
         if log["args"]["taskId"] >> 64 == bounty_id:
             rewards[log["args"]["account"]] = rewards.get(log["args"]["account"], 0) + int(log["args"]["amount"])
     slashed = sorted(

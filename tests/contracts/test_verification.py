@@ -31,11 +31,14 @@ def test_pass_quorum_accepts_and_pays_verifier_fees_from_escrow(chain: Chain) ->
         "passed": True,
     }
     assert chain.task(task)["status"] == COMMITTED
-    chain.tx("victor", "attest", task, True)
+    receipt = chain.tx("victor", "attest", task, True)
     assert chain.task(task)["status"] == ACCEPTED
     assert chain.bounty(bounty)["escrow"] == escrow - 10 * TOKEN - 2 * TOKEN
     for actor, owed in (("alice", 10 * TOKEN), ("vera", TOKEN), ("victor", TOKEN)):
         assert chain.view("claimable", chain.addr(actor)) == owed
+    # Every credit is one RewardCredited, the volunteer's reward included: one event type to sum.
+    credited = {(e["account"], e["amount"]) for e in chain.events(receipt, "RewardCredited")}
+    assert credited == {(chain.addr("alice"), 10 * TOKEN), (chain.addr("vera"), TOKEN), (chain.addr("victor"), TOKEN)}
 
 
 def test_fail_quorum_slashes_lock_pays_verifiers_and_reopens(chain: Chain) -> None:
