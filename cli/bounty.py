@@ -143,7 +143,7 @@ def bounty_show(
     """One bounty: terms, rounds, and every task with who did what."""
     with _errors():
         from ledger.amounts import format_amount
-        from ledger.market import BountyStatus, task_id_of
+        from ledger.market import BountyStatus, next_deadline, task_id_of
         from protocol.errors import ShardworkError
 
         session = open_session(rpc_url, deployment)
@@ -161,11 +161,13 @@ def bounty_show(
             for e in index.events(bounty_id=bounty_id, names=("RoundOpened", "RoundClosed"))
         ]
         tasks = []
+        now = m.now()
         for round_ in range(b.current_round + 1):
             for shard in range(b.shards):
                 task_id = task_id_of(bounty_id, round_, shard)
                 t = m.task(task_id)
                 history = [e.name for e in index.events(task_id=task_id)]
+                due = next_deadline(t, b)
                 tasks.append(
                     {
                         "task_id": task_id,
@@ -175,6 +177,7 @@ def bounty_show(
                         "volunteer": t.volunteer,
                         "attempt": t.attempt,
                         "history": history,
+                        "next": None if due is None else {"what": due[0], "at": due[1], "in_s": due[1] - now},
                     }
                 )
         info = {
@@ -197,10 +200,18 @@ def bounty_show(
         for r in rounds:
             typer.echo(f"  round {r['round']}: {r['event']} {r['cid']}")
         for t in tasks:
+            due = t["next"]
+            when = "" if due is None else f"  [{due['what']} {_relative(due['in_s'])}]"
             typer.echo(
                 f"  task {t['task_id']:#x}  r{t['round']} s{t['shard']}  {t['status']:<10} attempt {t['attempt']}  "
-                f"{t['volunteer']}  {' > '.join(t['history'])}"
+                f"{t['volunteer']}  {' > '.join(t['history'])}{when}"
             )
+
+
+def _relative(seconds: int) -> str:
+    if seconds < 0:
+        return f"{-seconds} s ago"
+    return f"in {seconds} s" if seconds < 120 else f"in {seconds // 60} min"
 
 
 @bounty_app.command("refund")

@@ -25,7 +25,7 @@ from web3 import Web3
 from content.store import ContentStore
 from coordinator.api_models import BountyOut, BountySummary, Health, OpenTaskOut, TaskOut, VolunteerOut
 from ledger.index import EventIndex
-from ledger.market import Market, TaskStatus, task_id_of
+from ledger.market import Market, TaskStatus, next_deadline, task_id_of
 from protocol.errors import ContentError, StoreUnavailable
 from protocol.manifests import RoundManifest, TraceManifest, trace_manifest_limit
 from protocol.spec import TrainingSpec
@@ -220,6 +220,7 @@ class Explorer:
                         "volunteer": t.volunteer,
                         "attempt": t.attempt,
                         "numerics": commit_args and self._numerics(commit_args["traceCid"], spec),
+                        "next_deadline": _deadline(next_deadline(t, b)),
                     }
                     tasks[task_id] = row
                     current.append(row)
@@ -253,6 +254,10 @@ class Explorer:
         for v in volunteers.values():
             v["earned"], v["slashed_amount"] = str(v["earned"]), str(v["slashed_amount"])
         return Snapshot(time.time(), self.index.synced_to, bounties, tasks, volunteers, open_tasks)
+
+
+def _deadline(due: tuple[str, int] | None) -> dict[str, Any] | None:
+    return None if due is None else {"what": due[0], "at": due[1]}
 
 
 def create_app(explorer: Explorer, refresh_s: float = 0.5) -> FastAPI:

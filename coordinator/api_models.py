@@ -57,6 +57,11 @@ class SlashOut(_Out):
     numerics: Numerics | None = None
 
 
+class Deadline(_Out):
+    what: str  # "commit", "challenge window closes" or "verify window closes"
+    at: int  # unix time on the chain
+
+
 class TaskOut(_Out):
     task_id: int
     task_id_hex: str
@@ -67,6 +72,7 @@ class TaskOut(_Out):
     volunteer: str
     attempt: int
     numerics: Numerics | None = None  # of the current commit; None before one, or while its trace is unreadable
+    next_deadline: Deadline | None = None  # what the task waits for next and when (chain time); None: nothing
 
 
 class OpenTaskOut(TaskOut):

@@ -89,6 +89,21 @@ class OpenedRound:
 ATTEST_DECIDING_GAS = 1_000_000
 
 
+def next_deadline(task: Task, bounty: Bounty) -> tuple[str, int] | None:
+    """What a task waits for next and the chain time it is due (None when it waits for no one): a claimed task
+    must be committed by its lease's end; a committed one can be disputed until the challenge window closes,
+    and a checked or disputed one waits for its verdict until the verify window closes (then it settles)."""
+    challenge_closes = task.deadline + int(bounty.raw["challengeWindow"])
+    verify_closes = challenge_closes + int(bounty.raw["verifyWindow"])
+    if task.status == TaskStatus.CLAIMED:
+        return "commit", task.deadline
+    if task.status == TaskStatus.COMMITTED:
+        return "challenge window closes", challenge_closes
+    if task.status == TaskStatus.CHALLENGED:
+        return "verify window closes", verify_closes
+    return None
+
+
 def task_id_of(bounty_id: int, round_: int, shard: int) -> int:
     return (bounty_id << 64) | (round_ << 32) | shard
 

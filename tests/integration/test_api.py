@@ -55,7 +55,8 @@ def test_each_commit_shows_its_numeric_class_and_each_round_its_cross_class_tole
     (still_open,) = [t for t in detail["current_tasks"] if t["status"] == "open"]
     assert committed["numerics"] == environment(small_spec()).model_dump()  # what the volunteer's trace records
     assert committed["numerics"]["profile"] == PROFILE
-    assert still_open["numerics"] is None
+    assert still_open["numerics"] is None and still_open["next_deadline"] is None
+    assert committed["next_deadline"]["what"] == "challenge window closes"  # what it waits for next, and when
     tolerance = detail["round_history"][0]["cross_class_tolerance"]
     assert tolerance is not None and 0 < tolerance <= 0.5  # measured at intake
     assert client.get(f"/api/tasks/{committed['task_id_hex']}").json()["numerics"] == committed["numerics"]

@@ -112,6 +112,7 @@ def test_bounty_post_list_show_and_audit(cli: Cli) -> None:
     assert listed[0]["bounty_id"] == 1 and listed[0]["escrow"] == 2 * (10 + 2) * UNIT
     shown = cli.json("bounty", "show", "1")
     assert shown["status"] == "active" and len(shown["tasks"]) == 2 and shown["tasks"][0]["status"] == "open"
+    assert shown["tasks"][0]["next"] is None  # an open task waits for no one
     report = cli.json("audit", "bounty", "1")
     assert report["disagreements"] == 0 and [e["name"] for e in report["events"]] == ["BountyPosted"]
     assert cli.json("audit", "index")["problems"] == []
