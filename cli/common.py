@@ -143,11 +143,20 @@ def open_session(rpc_url: str | None, deployment: Path | None, wallet: str | Non
 def fee_of(session: Session, fn: Any) -> int:
     """Estimated network fee (wei) of calling `fn` from the session's address; a revert raises its typed error
     here, before anything is signed or sent."""
+    from web3.exceptions import Web3RPCError
+
+    from ledger.errors import unaffordable
     from ledger.tx import typed_reverts
 
     w3 = session.market.w3
-    with typed_reverts():
-        gas = fn.estimate_gas({"from": session.address})
+    try:
+        with typed_reverts():
+            gas = fn.estimate_gas({"from": session.address})
+    except Web3RPCError as exc:
+        error = unaffordable(exc, str(session.address), w3.eth.get_balance(str(session.address)))
+        if error is None:
+            raise
+        raise error from None
     return int(gas * w3.eth.gas_price)
 
 

@@ -12,6 +12,7 @@ import typer
 from cli.audit import audit_app
 from cli.bounty import bounty_app
 from cli.common import DeploymentOpt, JsonOpt, RpcOpt, user_errors
+from cli.dispute import register_dispute_command
 from cli.node import node_app
 from cli.verify import verify_app
 from cli.wallet import register_money_commands, wallet_app
@@ -33,6 +34,7 @@ app.add_typer(wallet_app, name="wallet")
 app.add_typer(bounty_app, name="bounty")
 app.add_typer(audit_app, name="audit")
 register_money_commands(app)
+register_dispute_command(app)
 
 
 @chain_app.command("deploy")

@@ -14,6 +14,7 @@ def _when(ts: Any) -> str:
     return dt.datetime.fromtimestamp(int(ts), dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+_STATUS = {0: "open", 1: "claimed", 2: "committed", 3: "challenged", 4: "accepted"}
 _MESSAGES: dict[str, Callable[[dict[str, Any]], str]] = {
     "StakingZeroAmount": lambda f: "the amount must be more than 0",
     "StakingInsufficientFreeStake": lambda f: (
@@ -47,6 +48,23 @@ _MESSAGES: dict[str, Callable[[dict[str, Any]], str]] = {
     "MarketInvalidParams": lambda f: f"bounty parameter {f['field']} is out of range",
     "MarketNotCurrentTask": lambda f: f"task {f['taskId']:#x} is not in an open round",
     "MarketBountyExpired": lambda f: f"bounty {f['bountyId']} passed its deadline {_when(f['deadline'])}",
+    "MarketVerifierIneligible": lambda f: (
+        f"{f['verifier']} has {format_amount(f['freeStake'])} free stake; judging or disputing task {f['taskId']:#x} "
+        f"needs {format_amount(f['needed'])} (the bounty's stake per task): stake more first"
+    ),
+    "MarketSelfDispute": lambda f: (
+        f"{f['volunteer']} committed task {f['taskId']:#x}: a volunteer cannot dispute its own work"
+    ),
+    "MarketTaskNotInStatus": lambda f: (
+        f"task {f['taskId']:#x} is {_STATUS.get(int(f['status']), f['status'])}: this needs it in another state "
+        "(see `shardwork bounty show`)"
+    ),
+    "MarketChallengeWindowClosed": lambda f: (
+        f"task {f['taskId']:#x}'s challenge window closed at {_when(f['closedAt'])}: it can no longer be disputed"
+    ),
+    "MarketSegmentOutOfRange": lambda f: (
+        f"task {f['taskId']:#x} has segments 0–{int(f['segments']) - 1}; segment {f['segment']} does not exist"
+    ),
 }
 
 

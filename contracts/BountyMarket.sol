@@ -195,6 +195,9 @@ contract BountyMarket is IBountyMarket, Staking {
     function dispute(uint256 taskId, uint256 segment) external nonReentrant {
         Task storage t = _tasks[taskId];
         if (t.status != TaskStatus.Committed) revert MarketTaskNotInStatus(taskId, t.status);
+        // A volunteer disputing its own honest segment would take the one dispute slot of its attempt and
+        // pre-empt a challenger who knows which segment was faked.
+        if (msg.sender == t.volunteer) revert MarketSelfDispute(taskId, msg.sender);
         (uint256 bountyId,,) = _splitTaskId(taskId);
         Bounty storage b = _bounties[bountyId];
         uint256 closesAt = uint256(t.deadline) + b.challengeWindow;

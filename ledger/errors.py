@@ -36,6 +36,22 @@ CHAIN_TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
+class GasUnaffordable(PermanentError):
+    """The sending account cannot pay the network fee (it has too little ETH); nothing was sent."""
+
+
+def unaffordable(exc: Exception, address: str, balance_wei: int) -> GasUnaffordable | None:
+    """The node's "insufficient funds" / "gas required exceeds allowance" answer as a GasUnaffordable, else None."""
+    text = str(exc).lower()
+    if "insufficient funds" not in text and "exceeds allowance" not in text:
+        return None
+    eth = balance_wei / 10**18  # for the message only; amounts that move are never floats
+    return GasUnaffordable(
+        f"{address} has {eth:.6g} ETH, not enough for the network fee: send it some ETH first "
+        "(tokens and stake cannot pay for gas)"
+    )
+
+
 class TransactionFailed(ShardworkError):
     """A mined transaction reverted without a decodable reason."""
 

@@ -13,10 +13,10 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract.contract import ContractConstructor, ContractFunction
-from web3.exceptions import MethodUnavailable
+from web3.exceptions import MethodUnavailable, Web3RPCError
 from web3.types import BlockIdentifier, TxParams, TxReceipt
 
-from ledger.errors import TransactionFailed, decode_revert, is_revert, revert_data_of
+from ledger.errors import TransactionFailed, decode_revert, is_revert, revert_data_of, unaffordable
 
 RECEIPT_TIMEOUT_S = 120
 
@@ -49,7 +49,17 @@ class Transactor:
         self, call: ContractFunction | ContractConstructor, *, gas: int | None = None, min_gas: int = 0
     ) -> TxReceipt:
         """Signs, sends and waits. `gas` skips the estimate; `min_gas` raises an estimate that may fall short
-        once mined (the state the estimate saw can change before the transaction runs)."""
+        once mined (the state the estimate saw can change before the transaction runs). An account that cannot
+        pay the fee is a GasUnaffordable, with nothing sent."""
+        try:
+            return self._send(call, gas, min_gas)
+        except Web3RPCError as exc:
+            error = unaffordable(exc, self.address, self.w3.eth.get_balance(self.address))
+            if error is None:
+                raise
+            raise error from None
+
+    def _send(self, call: ContractFunction | ContractConstructor, gas: int | None, min_gas: int) -> TxReceipt:
         params: TxParams = {
             "from": self.address,
             "nonce": self.w3.eth.get_transaction_count(self.address, "pending"),

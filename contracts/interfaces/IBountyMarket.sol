@@ -98,6 +98,7 @@ interface IBountyMarket {
     error MarketChallengeWindowOpen(uint256 taskId, uint256 closesAt);
     error MarketChallengeWindowClosed(uint256 taskId, uint256 closedAt);
     error MarketSegmentOutOfRange(uint256 taskId, uint256 segment, uint256 segments);
+    error MarketSelfDispute(uint256 taskId, address volunteer);
     error MarketNotChecked(uint256 taskId);
     error MarketVerdictPending(uint256 taskId, uint256 verifyDeadline);
     error MarketVerifyWindowClosed(uint256 taskId, uint256 verifyDeadline);

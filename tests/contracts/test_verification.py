@@ -118,12 +118,15 @@ def test_dispute_proven_right_rewards_challenger(chain: Chain) -> None:
     assert chain.view("claimable", chain.addr("dave")) == 20 * TOKEN + 499 * TOKEN
 
 
-def test_dispute_reverts_outside_window_bad_segment_or_unstaked(chain: Chain) -> None:
+def test_dispute_reverts_outside_window_bad_segment_unstaked_or_from_the_volunteer(chain: Chain) -> None:
     _, task = _committed(chain, **RARE_CHECKS)
     with reverts("MarketSegmentOutOfRange", taskId=task, segment=8, segments=8):
         chain.tx("dave", "dispute", task, 8)
     with reverts("MarketVerifierIneligible", verifier=chain.addr("mallory")):
         chain.tx("mallory", "dispute", task, 1)
+    # The volunteer cannot take its attempt's dispute slot with its own honest segment (pre-empting a real one).
+    with reverts("MarketSelfDispute", taskId=task, volunteer=chain.addr("alice")):
+        chain.tx("alice", "dispute", task, 0)
     chain.advance(601)
     with reverts("MarketChallengeWindowClosed", taskId=task):
         chain.tx("dave", "dispute", task, 1)

@@ -434,7 +434,7 @@ contract MarketHandler is MarketProperties {
         segment = segment % (uint256(b.segmentsPerTask) + 1); // sometimes one past the end
         bool allowed = t.status == IBountyMarket.TaskStatus.Committed
             && block.timestamp <= uint256(t.deadline) + b.challengeWindow && segment < b.segmentsPerTask
-            && _freeStake(who) >= b.stakePerTask;
+            && _freeStake(who) >= b.stakePerTask && who != t.volunteer;
         _fund(who, b.challengeBond);
         uint256 before = token.balanceOf(who);
         (bool ok, bytes memory ret) = _call(who, abi.encodeCall(market.dispute, (taskId, segment)));

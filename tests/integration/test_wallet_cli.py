@@ -10,12 +10,18 @@ from typing import Any
 import pytest
 from eth_typing import ChecksumAddress
 from typer.testing import CliRunner
+from web3.types import RPCEndpoint
 
 from cli.main import app
 from devtools.anvil import Anvil
 from ledger.amounts import UNIT
 from ledger.chain import advance_time, connect, mnemonic_accounts
-from tests.support.specs import bounty_toml
+from ledger.deploy import Deployment
+from ledger.market import Market, TaskStatus, task_id_of
+from ledger.terms import BountyTerms
+from ledger.tx import Transactor
+from protocol.cid import cid_of
+from tests.support.specs import bounty_toml, small_spec
 
 PASSWORD = "hunter2-but-longer"
 
@@ -35,6 +41,8 @@ class Cli:
     def __call__(self, *args: str, code: int = 0, env: Mapping[str, str | None] | None = None) -> str:
         result = self.runner.invoke(app, list(args), env={**self.env, **(env or {})})
         assert result.exit_code == code, f"{args}: exit {result.exit_code}\n{result.output}"
+        # A user's mistake is one line and an exit code, never a traceback.
+        assert not (code and result.exception and not isinstance(result.exception, SystemExit)), repr(result.exception)
         return result.output
 
     def json(self, *args: str) -> dict[str, Any]:
@@ -123,6 +131,46 @@ def test_bounty_post_shows_and_refuses_unsound_economics_before_sending(cli: Cli
     spec.write_text(cli_spec(mnemonic_accounts(3)[2].address, stake="15"))
     out = cli("bounty", "post", str(spec), "--wallet", "alice", "--yes", code=1)
     assert "UNSOUND" in out and "raise stake" in out
+
+
+def test_dispute_posts_the_bond_and_forces_a_check_but_never_from_the_volunteer_itself(cli: Cli) -> None:
+    accounts = mnemonic_accounts(7)
+    deployment = Deployment.load(cli.home / "deployment.json")
+    poster, coordinator, volunteer = (Market(cli.w3, deployment, Transactor(cli.w3, accounts[i])) for i in (4, 5, 6))
+    spec = small_spec(data={"shards": 1}, rounds=1)
+    terms = BountyTerms(coordinator=coordinator.address, check_probability=0.5, min_check_probability=0.5)
+    poster.faucet(poster.address, 1_000 * UNIT)
+    poster.ensure_allowance(terms.escrow(1))
+    bounty_id = poster.post_bounty(terms.posting(spec, cid_of(spec.canonical_bytes()), poster.now()))
+    coordinator.open_round(bounty_id, cid_of(b"round 0"))  # only opened: nobody here reads the manifest
+    volunteer.faucet(volunteer.address, 1_000 * UNIT)
+    volunteer.stake(500 * UNIT)
+    task_id = task_id_of(bounty_id, 0, 0)
+    volunteer.claim(task_id)
+    volunteer.commit(task_id, b"\x11" * 32, b"\x22" * 32, cid_of(b"trace"), cid_of(b"update"))
+
+    key_file = cli.home / "volunteer.key"
+    key_file.write_text(accounts[6].key.hex())
+    cli("wallet", "import", "volunteer", "--private-key-file", str(key_file))
+    cli("faucet", "200", "--wallet", "alice", "--yes")
+    unstaked = cli("dispute", hex(task_id), "--segment", "1", "--wallet", "bob", "--yes", code=1)
+    assert "free stake" in unstaked  # a challenger is staked like a verifier: bob never staked
+    bob = cli.json("wallet", "show", "bob")["address"]
+    cli.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [bob, "0x0"])
+    cli("faucet", "1", "--wallet", "bob", "--yes", code=1)  # no ETH for gas: one line, not a traceback
+    cli("stake", "100", "--wallet", "alice", "--yes")  # free stake covering the bounty's stake per task
+    refused = cli("dispute", hex(task_id), "--segment", "0", "--wallet", "volunteer", "--yes", code=1)
+    assert "cannot dispute its own work" in refused and "MarketSelfDispute" in refused
+    out_of_range = cli("dispute", hex(task_id), "--segment", "99", "--wallet", "alice", "--yes", code=1)
+    assert "segment 99 does not exist" in out_of_range
+
+    disputed = cli.json("dispute", hex(task_id), "--segment", "1", "--wallet", "alice", "--yes")
+    assert disputed["before"]["balance"] - disputed["after"]["balance"] == 20 * UNIT  # the challenge bond
+    assert volunteer.task(task_id).status == TaskStatus.CHALLENGED
+    checked, segments = volunteer.challenge(task_id)
+    assert checked and 1 in segments  # checked now, whatever the draw said, and the disputed segment is replayed
+    again = cli("dispute", hex(task_id), "--segment", "2", "--wallet", "alice", "--yes", code=1)
+    assert "only a committed task can be disputed" in again
 
 
 BAD_INPUT = [

@@ -1,0 +1,82 @@
+"""`shardwork dispute`: challenge one segment of a committed task, posting the bounty's challenge bond."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from cli.common import DeploymentOpt, JsonOpt, PasswordFileOpt, RpcOpt, WalletOpt, YesOpt, open_session
+from cli.common import fail_on_user_errors as _errors
+from cli.money import Transfer, execute
+
+
+def register_dispute_command(app: typer.Typer) -> None:
+    @app.command()
+    def dispute(
+        task: Annotated[str, typer.Argument(help="Task id, decimal or 0x-hex (see `shardwork bounty show`).")],
+        segment: Annotated[int, typer.Option(help="The segment you say was not trained honestly (0-based).", min=0)],
+        wallet: WalletOpt,
+        rpc_url: RpcOpt = None,
+        deployment: DeploymentOpt = None,
+        password_file: PasswordFileOpt = None,
+        yes: YesOpt = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Dispute a segment of a committed task while its challenge window is open: the segment is then
+        checked by the verifiers whatever the spot-check drew. You post the bounty's challenge bond (and need
+        free stake covering its stake per task). Found cheating: your bond comes back with half of the slashed
+        stake left after verifier fees. Found honest: your bond goes to the volunteer. You cannot dispute a
+        task you committed yourself."""
+        with _errors():
+            from ledger.amounts import format_amount
+            from ledger.market import TaskStatus, split_task_id
+            from ledger.tx import call
+            from protocol.errors import ShardworkError
+
+            try:
+                task_id = int(task, 0)
+            except ValueError:
+                raise ShardworkError(f"{task!r} is not a task id (decimal or 0x-hex)") from None
+            session = open_session(rpc_url, deployment, wallet)
+            m, address = session.market, session.signer
+            t = m.task(task_id)
+            if t.status != TaskStatus.COMMITTED:
+                raise ShardworkError(
+                    f"task {task_id:#x} is {t.status.name.lower()}: only a committed task can be disputed"
+                )
+            bounty = m.bounty(split_task_id(task_id)[0])
+            free = m.stake_of(address).free
+            if free < bounty.stake_per_task:
+                raise ShardworkError(
+                    f"{address} has {format_amount(free)} free stake; disputing needs {format_amount(bounty.stake_per_task)}"
+                    " (the bounty's stake per task, as a verifier's): `shardwork stake` first"
+                )
+            bond = int(bounty.raw["challengeBond"])
+            balance = m.balance(address)
+            if balance < bond:
+                raise ShardworkError(
+                    f"balance {format_amount(balance)} is less than the challenge bond {format_amount(bond)}"
+                )
+            allowance = int(call(m.token.functions.allowance(address, m.market.address)))
+            steps = []
+            if allowance < bond:  # dispute() would revert on the allowance: estimate the approval instead
+                fee_call = m.token.functions.approve(m.market.address, bond)
+                steps.append(f"  approve the market to take the {format_amount(bond)} bond first")
+            else:
+                fee_call = m.market.functions.dispute(task_id, segment)
+            lines = [
+                f"dispute segment {segment} of task {task_id:#x} (committed by {t.volunteer})",
+                f"  bond {format_amount(bond)} tokens from {address}: returned with a share of the slash if the "
+                "segment was faked, paid to the volunteer if it was honest",
+                *steps,
+            ]
+
+            def send(signer: Any) -> Any:  # the unlocked Market
+                signer.ensure_allowance(bond)
+                return signer.dispute(task_id, segment)
+
+            transfer = Transfer(
+                "dispute", lines, fee_call, send, ("balance", "free_stake"), fee_note=" per transaction"
+            )
+            execute(session, transfer, password_file=password_file, yes=yes, as_json=as_json)
