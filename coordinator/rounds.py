@@ -142,9 +142,7 @@ class Coordinator:
         latest = self.market.w3.eth.block_number
         if latest <= self._scanned_to:
             return list(self._bounties)
-        logs = self.market.market.events.BountyPosted().get_logs(
-            from_block=self._scanned_to + 1, to_block=latest, argument_filters={"coordinator": self.market.address}
-        )
+        logs = self.market.logs("BountyPosted", self._scanned_to + 1, latest, {"coordinator": self.market.address})
         self._bounties.extend(int(log["args"]["bountyId"]) for log in logs)
         self._scanned_to = latest
         return list(self._bounties)

@@ -75,8 +75,8 @@ class Calibration:
 def calibrate(spec: TrainingSpec, weights: Tensors | None = None, data: Tensors | None = None) -> Calibration:
     """Measures honest cross-class divergence for `spec` (a few segments of training plus two subprocesses),
     from `weights` (a later round's model) or, without, from the spec's initial model, training on `data` (a
-    shard of the job) or, without, on synthetic data fixed by the spec. Each
-    measurement's first segment starts from a fresh optimizer, as a task's does."""
+    shard of the job) or, without, on synthetic data fixed by the spec. The first segment starts from a fresh
+    optimizer, as a task's does."""
     spec_bytes = spec.canonical_bytes()
     key = (
         spec_bytes,

@@ -19,9 +19,7 @@ def recorded_seed(market: Market, task: Task) -> bytes | None:
     latest = market.w3.eth.block_number
     if latest <= task.commit_block:
         return None
-    logs = market.market.events.ChallengeDrawn().get_logs(
-        from_block=task.commit_block, to_block=latest, argument_filters={"taskId": task.task_id}
-    )
+    logs = market.logs("ChallengeDrawn", task.commit_block, latest, {"taskId": task.task_id})
     seeds = [bytes(entry["args"]["seed"]) for entry in logs if int(entry["args"]["attempt"]) == task.attempt]
     return seeds[-1] if seeds else None
 

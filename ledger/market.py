@@ -83,6 +83,9 @@ class OpenedRound:
     block_number: int
 
 
+# The most blocks one eth_getLogs asks for (common public RPC limits are 5,000 to 10,000).
+LOG_RANGE = 5_000
+
 # Gas for a verifier's vote that turns out to decide its task: it settles the task (accept, or slash and
 # reopen) and credits the fee to every voter on the winning side, up to the largest quorum (16) at ~30k each.
 # Unused gas is not charged; the limit only has to cover the worst case.
@@ -183,13 +186,28 @@ class Market:
     def now(self) -> int:
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
+    def logs(
+        self, event: str, from_block: int, to_block: int | None = None, filters: dict[str, Any] | None = None
+    ) -> list[Any]:
+        """The market's `event` logs from `from_block` to `to_block` (default: the head), read LOG_RANGE blocks at a
+        time: public RPC nodes refuse an eth_getLogs over a longer range, and a daemon reads the chain's history."""
+        end = self.w3.eth.block_number if to_block is None else to_block
+        found: list[Any] = []
+        for start in range(from_block, end + 1, LOG_RANGE):
+            found.extend(
+                getattr(self.market.events, event)().get_logs(
+                    from_block=start, to_block=min(start + LOG_RANGE - 1, end), argument_filters=filters
+                )
+            )
+        return found
+
     def opened_rounds(self, from_block: int | None = None, bounty_id: int | None = None) -> list[OpenedRound]:
         filters = {"bountyId": bounty_id} if bounty_id is not None else None
         start = self.deployment.block if from_block is None else from_block
         latest = self.w3.eth.block_number
         if start > latest:  # nodes refuse a range that starts past the chain's head
             return []
-        logs = self.market.events.RoundOpened().get_logs(from_block=start, to_block=latest, argument_filters=filters)
+        logs = self.logs("RoundOpened", start, latest, filters)
         return [
             OpenedRound(
                 log["args"]["bountyId"],

@@ -242,9 +242,7 @@ class NodeDaemon:
 
     def _held_tasks(self) -> list[int]:
         """Tasks the chain says this address has claimed and not yet committed."""
-        logs = self.market.market.events.TaskClaimed().get_logs(
-            from_block=self.market.deployment.block, argument_filters={"volunteer": self.market.address}
-        )
+        logs = self.market.logs("TaskClaimed", self.market.deployment.block, filters={"volunteer": self.market.address})
         held = []
         for task_id in dict.fromkeys(int(entry["args"]["taskId"]) for entry in logs):
             task = self.market.task(task_id)

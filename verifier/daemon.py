@@ -122,7 +122,7 @@ class VerifierDaemon:
         latest = self.market.w3.eth.block_number
         if latest < self._scan_from:
             return
-        for entry in self.market.market.events.TaskCommitted().get_logs(from_block=self._scan_from, to_block=latest):
+        for entry in self.market.logs("TaskCommitted", self._scan_from, latest):
             task_id = int(entry["args"]["taskId"])
             if self.options.bounties is None or split_task_id(task_id)[0] in self.options.bounties:
                 self.pending.add(task_id)

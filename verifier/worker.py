@@ -78,10 +78,8 @@ class VerifierWorker:
         latest = self.market.w3.eth.block_number
         if latest < task.commit_block:
             return False
-        logs = self.market.market.events.VerdictAttested().get_logs(
-            from_block=task.commit_block,
-            to_block=latest,
-            argument_filters={"taskId": task.task_id, "verifier": self.market.address},
+        logs = self.market.logs(
+            "VerdictAttested", task.commit_block, latest, {"taskId": task.task_id, "verifier": self.market.address}
         )
         return bool(logs)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from coordinator.worker import TRANSIENT as CELERY_RETRIED
+from ledger import market as market_module
 from ledger.chain import connect
 from ledger.errors import TransactionFailed
+from ledger.market import Market
 from tests.support.chain import ACCEPTED, RARE_CHECKS, TOKEN, Chain, reverts
 from verifier.daemon import TRANSIENT as VERIFIER_RETRIED
 
@@ -42,3 +44,17 @@ def test_a_transaction_mined_out_of_gas_is_a_transient_failure_not_a_crash() -> 
         chain.actors["alice"].send(chain.market.functions.claim(task), gas=30_000)
     assert TransactionFailed in CELERY_RETRIED and TransactionFailed in VERIFIER_RETRIED
     chain.tx("alice", "claim", task)  # the retry, estimated afresh, goes through
+
+
+def test_history_is_read_in_bounded_ranges_with_nothing_lost_at_their_edges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Public RPC nodes refuse an eth_getLogs over a long range; daemons read the chain's history in pieces."""
+    chain = Chain.deploy_fresh(connect(None))
+    bounty = chain.post_and_open(**RARE_CHECKS)
+    chain.stake("alice", 2_000 * TOKEN)
+    for shard in range(2):
+        chain.claim_and_commit("alice", chain.task_id(bounty, 0, shard))
+    market = Market(chain.w3, chain.deployment)
+    whole = market.logs("TaskCommitted", chain.deployment.block)
+    monkeypatch.setattr(market_module, "LOG_RANGE", 1)  # every block its own request
+    assert market.logs("TaskCommitted", chain.deployment.block) == whole and len(whole) == 2
+    assert market.logs("TaskClaimed", chain.deployment.block, filters={"volunteer": chain.addr("bob")}) == []
