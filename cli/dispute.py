@@ -46,6 +46,16 @@ def register_dispute_command(app: typer.Typer) -> None:
                     f"task {task_id:#x} is {t.status.name.lower()}: only a committed task can be disputed"
                 )
             bounty = m.bounty(split_task_id(task_id)[0])
+            # Refused here, before an approval could be sent: the contract would refuse the dispute itself.
+            if t.volunteer == address:
+                raise ShardworkError(f"{address} committed task {task_id:#x}: a volunteer cannot dispute its own work")
+            if segment >= bounty.segments_per_task:
+                raise ShardworkError(
+                    f"task {task_id:#x} has segments 0–{bounty.segments_per_task - 1}; segment {segment} does not exist"
+                )
+            closes = t.deadline + int(bounty.raw["challengeWindow"])
+            if m.now() > closes:
+                raise ShardworkError(f"task {task_id:#x}'s challenge window closed: it can no longer be disputed")
             free = m.stake_of(address).free
             if free < bounty.stake_per_task:
                 raise ShardworkError(
