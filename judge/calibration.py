@@ -130,8 +130,11 @@ def _cache_file(key: tuple[bytes, bytes, bytes]) -> Path:
         cpu = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line), "")
     parts = [*key, torch.__version__.encode(), platform.machine().encode(), cpu.encode(), VERSION]
     digest = hashlib.sha256(b"".join(hashlib.sha256(part).digest() for part in parts)).hexdigest()
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "shardwork" / "calibration"
-    return root / f"{digest}.json"
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except RuntimeError:  # no HOME and no passwd entry: measure every time rather than fail
+        base = Path(tempfile.gettempdir())
+    return base / "shardwork" / "calibration" / f"{digest}.json"
 
 
 def _measure(spec: TrainingSpec, weights: Tensors | None = None, data: Tensors | None = None) -> Calibration:
