@@ -87,7 +87,8 @@ class OpenedRound:
 LOG_RANGE = 5_000
 
 # Gas for a verifier's vote that turns out to decide its task: it settles the task (accept, or slash and
-# reopen) and credits the fee to every voter on the winning side, up to the largest quorum (16) at ~30k each.
+# reopen) and credits the fee to every voter on the winning side, up to the contract's MAX_QUORUM (15); the
+# contract tests measure that worst case against this limit.
 # Unused gas is not charged; the limit only has to cover the worst case.
 ATTEST_DECIDING_GAS = 1_000_000
 

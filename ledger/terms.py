@@ -31,7 +31,9 @@ class BountyTerms(BaseModel):
     min_check_probability: float = Field(0.5, gt=0, le=1, description="floor it decays to with reputation")
     reputation_half_life: int = Field(4, ge=1, le=65535, description="accepted tasks per halving of the probability")
     segments_per_check: int = Field(3, ge=1, le=256, description="segments replayed when a task is checked")
-    quorum: int = Field(2, ge=1, le=16, description="matching verifier attestations that settle a check")
+    quorum: int = Field(
+        2, ge=1, le=15, description="matching verifier attestations that settle a check (the contract's MAX_QUORUM)"
+    )
     lease_duration_s: int = Field(3600, ge=60, description="seconds to commit after claiming")
     challenge_window_s: int = Field(600, ge=1)
     verify_window_s: int = Field(1200, ge=1)

@@ -1,3 +1,9 @@
+import pytest
+from eth_account import Account
+from web3.types import RPCEndpoint
+
+from ledger.market import ATTEST_DECIDING_GAS
+from ledger.tx import Transactor
 from tests.support.chain import (
     ACCEPTED,
     ALWAYS_CHECKED,
@@ -156,3 +162,25 @@ def test_trace_leaf_verifies_against_commitment_with_openzeppelin_merkle_proof(c
     assert chain.view("verifyTraceLeaf", task, root, b"\x02" * 32, leaves[0], [leaves[1]]) is True
     assert chain.view("verifyTraceLeaf", task, root, b"\x02" * 32, leaves[0], [leaves[0]]) is False
     assert chain.view("verifyTraceLeaf", task, root, b"\x03" * 32, leaves[0], [leaves[1]]) is False
+
+
+@pytest.mark.parametrize("passed", [True, False])
+def test_the_deciding_vote_of_the_largest_quorum_fits_the_gas_every_vote_carries(chain: Chain, passed: bool) -> None:
+    """A vote may be mined as the deciding one after others land, so every vote carries ATTEST_DECIDING_GAS:
+    that must cover the most expensive deciding vote: the contract's largest quorum, paying that many new accounts."""
+    largest = int(chain.market.functions.MAX_QUORUM().call())
+    _, task = _committed(chain, quorum=largest, **ALWAYS_CHECKED)
+    voters = []
+    for _ in range(largest):
+        account = Account.create()
+        chain.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [account.address, hex(10**18)])
+        chain.send("deployer", chain.token.functions.transfer(account.address, 200 * TOKEN))
+        voter = Transactor(chain.w3, account)
+        voter.send(chain.token.functions.approve(chain.deployment.market, 2**256 - 1))
+        voter.send(chain.market.functions.stake(200 * TOKEN))
+        voters.append(voter)
+    for voter in voters[:-1]:
+        voter.send(chain.market.functions.attest(task, passed))
+    deciding = voters[-1].send(chain.market.functions.attest(task, passed))
+    assert chain.task(task)["status"] == (ACCEPTED if passed else OPEN)  # it decided: accepted, or slashed and reopened
+    assert deciding["gasUsed"] < ATTEST_DECIDING_GAS
