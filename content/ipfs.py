@@ -31,7 +31,9 @@ class IpfsStore:
             response = self.client.post(path, params=params, files=files)
         except httpx.TransportError as exc:
             raise StoreUnavailable(f"IPFS daemon at {self.api_url} unreachable: {exc.__class__.__name__}") from None
-        if response.status_code >= 500 and b"not found" not in response.content.lower():
+        # Kubo and js-ipfs answer 500 for absent content too ("not found", "is not pinned"): an answer, not an outage.
+        body = response.content.lower()
+        if response.status_code >= 500 and b"not found" not in body and b"not pinned" not in body:
             raise StoreUnavailable(f"IPFS daemon error {response.status_code}: {response.text[:200]}")
         return response
 

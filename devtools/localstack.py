@@ -14,12 +14,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devtools.anvil import ANVIL, ROOT, free_port, wait_for_port
+from devtools.network import Host
 from ledger.amounts import UNIT
 
 if TYPE_CHECKING:  # web3 loads lazily: `stack status` needs none of it
@@ -40,6 +42,8 @@ class StackInfo:
     api_url: str
     deployment: str
     pids: dict[str, int]
+    # Where every server listens: loopback, or this host's address on a test network (devtools.network).
+    address: str = "127.0.0.1"
 
     def env(self) -> dict[str, str]:
         """What every coordinator process (and a test) needs to find the stack."""
@@ -60,24 +64,30 @@ def _spawn(name: str, args: list[str], home: Path, env: dict[str, str] | None = 
     )
 
 
-def _configure_ipfs(repo: Path, api_port: int) -> None:
+def _configure_ipfs(repo: Path, api_port: int, address: str, bootstrap: list[str]) -> None:
     config_path = repo / "config"
     config = json.loads(config_path.read_text())
     config["Addresses"].update(
         {
-            "Swarm": [f"/ip4/127.0.0.1/tcp/{free_port()}"],
-            "API": f"/ip4/127.0.0.1/tcp/{api_port}",
-            "Gateway": f"/ip4/127.0.0.1/tcp/{free_port()}",
-            "RPC": f"/ip4/127.0.0.1/tcp/{free_port()}",
+            "Swarm": [f"/ip4/{address}/tcp/{free_port()}"],
+            "API": f"/ip4/{address}/tcp/{api_port}",
+            "Gateway": f"/ip4/{address}/tcp/{free_port()}",
+            "RPC": f"/ip4/{address}/tcp/{free_port()}",
             "Delegates": [],
         }
     )
-    config["Bootstrap"] = []
+    # The peers it dials at start (and redials): the only way into the swarm, with no public bootstrap.
+    config["Bootstrap"] = bootstrap
     config["Discovery"] = {"MDNS": {"Enabled": False, "Interval": 10}, "webRTCStar": {"Enabled": False}}
     config_path.write_text(json.dumps(config, indent=2))
 
 
-def start_ipfs(home: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def start_ipfs(
+    home: Path, port: int | None = None, host: Host | None = None, bootstrap: list[str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """An IPFS node with its repo in <home>/ipfs, on `host` (loopback when none), dialing `bootstrap`
+    peers (`ipfs_peer_address` of others) to join their swarm."""
+    host = host or Host("local", "127.0.0.1")
     repo = home / "ipfs"
     env = {"IPFS_PATH": str(repo)}
     if not (repo / "config").exists():
@@ -85,13 +95,33 @@ def start_ipfs(home: Path, port: int | None = None) -> tuple[subprocess.Popen[by
             [str(JSIPFS), "init", "--empty-repo"], env={**os.environ, **env}, check=True, capture_output=True
         )
     port = port or free_port()
-    _configure_ipfs(repo, port)
-    proc = _spawn("ipfs", [str(JSIPFS), "daemon", "--enable-preload=false"], home, env)
-    wait_for_port(port, proc, timeout=60)
-    return proc, f"http://127.0.0.1:{port}"
+    _configure_ipfs(repo, port, host.address, bootstrap or [])
+    proc = _spawn("ipfs", host.command([str(JSIPFS), "daemon", "--enable-preload=false"]), home, env)
+    wait_for_port(port, proc, timeout=60, host=host.address)
+    api_url = f"http://{host.address}:{port}"
+    for peer in bootstrap or []:  # js-ipfs dials its bootstrap list lazily; a test network starts now
+        _ipfs_rpc(api_url, "swarm/connect", arg=peer)
+    return proc, api_url
 
 
-def start_redis(home: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def _ipfs_rpc(api_url: str, command: str, **params: str) -> dict[str, object]:
+    query = urllib.parse.urlencode(params)
+    request = urllib.request.Request(f"{api_url}/api/v0/{command}?{query}", method="POST")
+    reply: dict[str, object] = json.loads(urllib.request.urlopen(request, timeout=30).read())
+    return reply
+
+
+def ipfs_peer_address(api_url: str) -> str:
+    """The node's swarm address with its peer id (/ip4/…/tcp/…/p2p/…), for another node to dial."""
+    reply = _ipfs_rpc(api_url, "id")
+    host = api_url.split("//", 1)[1].rsplit(":", 1)[0]
+    for address in reply["Addresses"]:  # type: ignore[attr-defined]
+        if address.startswith(f"/ip4/{host}/tcp/"):
+            return str(address)
+    raise RuntimeError(f"the IPFS node at {api_url} announces no swarm address on {host}: {reply['Addresses']}")
+
+
+def start_redis(home: Path, port: int | None = None, address: str = "127.0.0.1") -> tuple[subprocess.Popen[bytes], str]:
     port = port or free_port()
     proc = _spawn(
         "redis",
@@ -100,7 +130,7 @@ def start_redis(home: Path, port: int | None = None) -> tuple[subprocess.Popen[b
             "--port",
             str(port),
             "--bind",
-            "127.0.0.1",
+            address,
             "--save",
             "",
             "--appendonly",
@@ -110,11 +140,11 @@ def start_redis(home: Path, port: int | None = None) -> tuple[subprocess.Popen[b
         ],
         home,
     )
-    wait_for_port(port, proc)
-    return proc, f"redis://127.0.0.1:{port}/0"
+    wait_for_port(port, proc, host=address)
+    return proc, f"redis://{address}:{port}/0"
 
 
-def start_anvil(home: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def start_anvil(home: Path, port: int | None = None, address: str = "127.0.0.1") -> tuple[subprocess.Popen[bytes], str]:
     """Loads <home>/anvil-state.json when it exists and dumps the chain there on SIGTERM: a restarted node
     keeps every block, hash and log (a SIGKILLed one loses what it mined since its last dump)."""
     port = port or free_port()
@@ -123,7 +153,7 @@ def start_anvil(home: Path, port: int | None = None) -> tuple[subprocess.Popen[b
         [
             str(ANVIL),
             "--host",
-            "127.0.0.1",
+            address,
             "--port",
             str(port),
             "--hardfork",
@@ -139,8 +169,8 @@ def start_anvil(home: Path, port: int | None = None) -> tuple[subprocess.Popen[b
         ],
         home,
     )
-    wait_for_port(port, proc)
-    return proc, f"http://127.0.0.1:{port}"
+    wait_for_port(port, proc, host=address)
+    return proc, f"http://{address}:{port}"
 
 
 def start_worker(info: StackInfo, home: Path, name: str) -> subprocess.Popen[bytes]:
@@ -189,8 +219,8 @@ def start_workers(info: StackInfo, home: Path, workers: int = 1) -> dict[str, in
     return pids
 
 
-def api_command(port: int) -> list[str]:
-    """The coordinator's read API on a loopback port (uvicorn, settings from the SHARDWORK_COORD_* environment)."""
+def api_command(port: int, address: str = "127.0.0.1") -> list[str]:
+    """The coordinator's read API on `address`:`port` (uvicorn, settings from the SHARDWORK_COORD_* environment)."""
     factory = "coordinator.api:app_from_settings"
     return [
         PYTHON,
@@ -199,7 +229,7 @@ def api_command(port: int) -> list[str]:
         "--factory",
         factory,
         "--host",
-        "127.0.0.1",
+        address,
         "--port",
         str(port),
         "--log-level",
@@ -209,9 +239,9 @@ def api_command(port: int) -> list[str]:
 
 def start_api(info: StackInfo, home: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
     port = port or free_port()
-    proc = _spawn("api", api_command(port), home, info.env())
-    wait_for_port(port, proc, timeout=60)
-    return proc, f"http://127.0.0.1:{port}"
+    proc = _spawn("api", api_command(port, info.address), home, info.env())
+    wait_for_port(port, proc, timeout=60, host=info.address)
+    return proc, f"http://{info.address}:{port}"
 
 
 def _fund_coordinator_accounts(w3: Web3, deployment: Deployment) -> None:
@@ -226,7 +256,8 @@ def _fund_coordinator_accounts(w3: Web3, deployment: Deployment) -> None:
         market.stake(5_000 * UNIT)
 
 
-def up(home: Path, workers: int = 1) -> StackInfo:
+def up(home: Path, workers: int = 1, address: str = "127.0.0.1") -> StackInfo:
+    """The stack with every server on `address` (a test network's gateway to serve its hosts)."""
     from ledger.chain import connect, dev_accounts
     from ledger.deploy import deploy
     from ledger.tx import Transactor
@@ -237,18 +268,18 @@ def up(home: Path, workers: int = 1) -> StackInfo:
         raise SystemExit(f"a stack is already running from {home}: `down` it first")
     pids: dict[str, int] = {}
     try:
-        anvil, rpc_url = start_anvil(home)
+        anvil, rpc_url = start_anvil(home, address=address)
         pids["anvil"] = anvil.pid
-        redis_proc, redis_url = start_redis(home)
+        redis_proc, redis_url = start_redis(home, address=address)
         pids["redis"] = redis_proc.pid
-        ipfs, ipfs_api = start_ipfs(home)
+        ipfs, ipfs_api = start_ipfs(home, host=Host("coordinator", address))
         pids["ipfs"] = ipfs.pid
         deployment_path = home / "deployment.json"
         w3 = connect(rpc_url)
         deployment = deploy(w3, Transactor(w3, dev_accounts(w3, 1)[0]), unbonding_delay_s=3600)
         deployment.save(deployment_path)
         _fund_coordinator_accounts(w3, deployment)
-        info = StackInfo(str(home), rpc_url, redis_url, ipfs_api, "", str(deployment_path), pids)
+        info = StackInfo(str(home), rpc_url, redis_url, ipfs_api, "", str(deployment_path), pids, address)
         pids.update(start_workers(info, home, workers))
         api, info.api_url = start_api(info, home)
         pids["api"] = api.pid
@@ -310,11 +341,11 @@ def start(info: StackInfo, name: str) -> None:
     repo), so every other process reconnects to the same URL; stack.json records the new pid."""
     home = Path(info.home)
     if name == "anvil":
-        proc, _ = start_anvil(home, _port(info.rpc_url))
+        proc, _ = start_anvil(home, _port(info.rpc_url), info.address)
     elif name == "redis":
-        proc, _ = start_redis(home, _port(info.redis_url))
+        proc, _ = start_redis(home, _port(info.redis_url), info.address)
     elif name == "ipfs":
-        proc, _ = start_ipfs(home, _port(info.ipfs_api))
+        proc, _ = start_ipfs(home, _port(info.ipfs_api), Host("coordinator", info.address))
     elif name == "api":
         proc, _ = start_api(info, home, _port(info.api_url))
     elif name.startswith("worker"):
