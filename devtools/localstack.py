@@ -121,7 +121,8 @@ def ipfs_peer_address(api_url: str) -> str:
     raise RuntimeError(f"the IPFS node at {api_url} announces no swarm address on {host}: {reply['Addresses']}")
 
 
-def start_redis(home: Path, port: int | None = None, address: str = "127.0.0.1") -> tuple[subprocess.Popen[bytes], str]:
+def start_redis(home: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """On loopback always: only the coordinator's own processes (on its host) use the broker."""
     port = port or free_port()
     proc = _spawn(
         "redis",
@@ -130,7 +131,7 @@ def start_redis(home: Path, port: int | None = None, address: str = "127.0.0.1")
             "--port",
             str(port),
             "--bind",
-            address,
+            "127.0.0.1",
             "--save",
             "",
             "--appendonly",
@@ -140,8 +141,8 @@ def start_redis(home: Path, port: int | None = None, address: str = "127.0.0.1")
         ],
         home,
     )
-    wait_for_port(port, proc, host=address)
-    return proc, f"redis://{address}:{port}/0"
+    wait_for_port(port, proc)
+    return proc, f"redis://127.0.0.1:{port}/0"
 
 
 def start_anvil(home: Path, port: int | None = None, address: str = "127.0.0.1") -> tuple[subprocess.Popen[bytes], str]:
@@ -270,7 +271,7 @@ def up(home: Path, workers: int = 1, address: str = "127.0.0.1") -> StackInfo:
     try:
         anvil, rpc_url = start_anvil(home, address=address)
         pids["anvil"] = anvil.pid
-        redis_proc, redis_url = start_redis(home, address=address)
+        redis_proc, redis_url = start_redis(home)
         pids["redis"] = redis_proc.pid
         ipfs, ipfs_api = start_ipfs(home, host=Host("coordinator", address))
         pids["ipfs"] = ipfs.pid
@@ -343,7 +344,7 @@ def start(info: StackInfo, name: str) -> None:
     if name == "anvil":
         proc, _ = start_anvil(home, _port(info.rpc_url), info.address)
     elif name == "redis":
-        proc, _ = start_redis(home, _port(info.redis_url), info.address)
+        proc, _ = start_redis(home, _port(info.redis_url))
     elif name == "ipfs":
         proc, _ = start_ipfs(home, _port(info.ipfs_api), Host("coordinator", info.address))
     elif name == "api":

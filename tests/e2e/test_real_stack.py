@@ -1,11 +1,14 @@
-"""The demo's scenario across real processes: anvil, Redis, a js-ipfs daemon, Celery worker + beat, the
-FastAPI coordinator, two honest node daemons (`shardwork node run`), a partial faker and an independent
-verifier daemon (`shardwork verify run`), each its own process.
+"""The demo's scenario across real processes and separate hosts: the coordinator's host (anvil, Redis, its
+js-ipfs node, Celery worker + beat, the FastAPI coordinator), and one host each for the poster, two honest
+node daemons (`shardwork node run`), a partial faker and three independent verifier daemons
+(`shardwork verify run`). A host is a network namespace with its own address on a private bridge where this
+machine allows one (devtools.network), else loopback; every party has its own keys and its own IPFS node,
+so the spec, round models, traces and checkpoints move between parties only through the IPFS swarm.
 
 Two numeric classes meet: one honest volunteer and the independent verifier run on another CPU, an emulated
 AMD EPYC-Rome (qemu-user) with native kernels; the other volunteer and the coordinator's verifiers run here,
-pinned. The bounty's quorum is 3, so every verdict needs verifiers of both classes: each judges its own
-class bit for bit and the other by the tolerance measured at intake. Checked at the end: final on-chain
+pinned. The bounty's quorum is 5, so every verdict needs all five verifiers, of both classes: each judges its
+own class bit for bit and the other by the tolerance measured at intake. Checked at the end: final on-chain
 state, balances and conservation, and the explorer page in headless Chromium."""
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from typing import Any
 import pytest
 
 from content.ipfs import open_store
-from devtools.localstack import StackInfo, down, up
+from devtools.localstack import StackInfo, down, ipfs_peer_address, start_ipfs, up
+from devtools.network import Network
 from ledger.amounts import UNIT
-from ledger.chain import connect, dev_accounts, mnemonic_accounts
+from ledger.chain import connect, mnemonic_accounts
 from ledger.deploy import Deployment
 from ledger.market import BountyStatus, Market
 from ledger.tx import Transactor
@@ -39,12 +43,50 @@ SHARDWORK = str(Path(sys.executable).with_name("shardwork"))
 PASSWORD = "e2e-password-123"
 
 
+PARTIES = ["poster", "honest1", "honest2", "faker", "verifier", "verifier2", "verifier3"]
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+def network() -> Iterator[Network]:
+    with Network(PARTIES) as hosts:
+        yield hosts
+
+
+@pytest.fixture(scope="module")
+def stack(network: Network, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     home = tmp_path_factory.mktemp("stack")
-    info = up(home)
+    info = up(home, address=network.gateway)
     yield info
     down(home)
+
+
+@pytest.fixture(scope="module")
+def party_stores(
+    network: Network, stack: StackInfo, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    """Each party's own IPFS node on its own host (`ipfs:` store locations), dialing the coordinator's node
+    and every node started before it: the swarm is the only way content moves between parties."""
+    peers = [ipfs_peer_address(stack.ipfs_api)]
+    procs: list[subprocess.Popen[bytes]] = []
+    stores = {}
+    try:
+        for name in PARTIES:
+            home = tmp_path_factory.mktemp(f"ipfs-{name}")
+            (home / "logs").mkdir()
+            proc, api = start_ipfs(home, host=network[name], bootstrap=peers)
+            procs.append(proc)
+            peers.append(ipfs_peer_address(api))
+            stores[name] = f"ipfs:{api}"
+        yield stores
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _command_lines() -> list[str]:
@@ -77,111 +119,124 @@ def _wait_for_commit(market: Market, volunteer: str, nodes: list[subprocess.Pope
         time.sleep(1)
 
 
+def _bitswap_blocks_sent(store: str) -> int:
+    request = urllib.request.Request(f"{store.removeprefix('ipfs:')}/api/v0/bitswap/stat", method="POST")
+    return int(json.loads(urllib.request.urlopen(request, timeout=10).read())["BlocksSent"])
+
+
 def get(url: str) -> dict[str, Any]:
     """A JSON object from the read API."""
     return json.loads(urllib.request.urlopen(url, timeout=10).read())
 
 
-def test_bounty_completes_on_the_real_stack_with_the_faker_slashed(stack: StackInfo, tmp_path: Path) -> None:
+def test_bounty_completes_on_the_real_stack_with_the_faker_slashed(
+    network: Network, stack: StackInfo, party_stores: dict[str, str], tmp_path: Path
+) -> None:
     w3 = connect(stack.rpc_url)
     deployment = Deployment.load(Path(stack.deployment))
-    keys = dev_accounts(w3, 10)
+    keys = mnemonic_accounts(12)  # anvil funds the first ten with ETH; the last two get theirs below
+    for extra in keys[10:]:
+        w3.provider.make_request("anvil_setBalance", [extra.address, hex(10**20)])  # type: ignore[arg-type]
     env = {
         **os.environ,
         "SHARDWORK_HOME": str(tmp_path),
         "SHARDWORK_PASSWORD": PASSWORD,
         "SHARDWORK_RPC_URL": stack.rpc_url,
         "SHARDWORK_DEPLOYMENT": stack.deployment,
-        "SHARDWORK_STORE": f"ipfs:{stack.ipfs_api}",
     }
 
-    def cli(*args: str) -> str:
-        run = subprocess.run([SHARDWORK, *args], capture_output=True, text=True, env=env, timeout=120)
+    def party_env(name: str) -> dict[str, str]:
+        return env | {"SHARDWORK_STORE": party_stores[name]}
+
+    def cli(name: str, *args: str) -> str:
+        """`shardwork ARGS` on `name`'s host, with its IPFS node."""
+        command = network[name].command([SHARDWORK, *args])
+        run = subprocess.run(command, capture_output=True, text=True, env=party_env(name), timeout=120)
         assert run.returncode == 0, f"{args}: {run.stderr}"
         return run.stdout
 
-    for name, index in (("poster", 1), ("honest1", 5), ("honest2", 6), ("verifier", 8)):
+    wallets = {"poster": 1, "honest1": 5, "honest2": 6, "verifier": 8, "verifier2": 10, "verifier3": 11}
+    for name, index in wallets.items():
         key_file = tmp_path / f"{name}.key"
         key_file.write_text(keys[index].key.hex())
-        cli("wallet", "import", name, "--private-key-file", str(key_file))
-        cli("faucet", "5000", "--wallet", name, "--yes")
+        cli(name, "wallet", "import", name, "--private-key-file", str(key_file))
+        cli(name, "faucet", "5000", "--wallet", name, "--yes")
         if name != "poster":
-            cli("stake", "1000", "--wallet", name, "--yes")
+            cli(name, "stake", "1000", "--wallet", name, "--yes")
     faker = Market(w3, deployment, Transactor(w3, keys[7]))
     faker.faucet(faker.address, 5000 * UNIT)
     faker.stake(1000 * UNIT)
-    coordinator_address = mnemonic_accounts(3)[2].address
-    # Quorum 3: the coordinator's two verifiers and the emulated one must all attest every verdict.
-    (tmp_path / "spec.toml").write_text(bounty_toml(coordinator_address, quorum=3, verify_window_s=120))
-    posted = json.loads(cli("bounty", "post", str(tmp_path / "spec.toml"), "--wallet", "poster", "--yes", "--json"))
+    coordinator_address = keys[2].address
+    # Quorum 5: the coordinator's two verifiers and the three independent ones must all attest every verdict.
+    (tmp_path / "spec.toml").write_text(bounty_toml(coordinator_address, quorum=5, verify_window_s=120))
+    posted = json.loads(
+        cli("poster", "bounty", "post", str(tmp_path / "spec.toml"), "--wallet", "poster", "--yes", "--json")
+    )
     bounty_id = posted["bounty_id"]
 
     logs = tmp_path / "logs"
     logs.mkdir()
+    faker_command = [sys.executable, "-m", "tests.support.adversary_node", stack.rpc_url, stack.deployment, "7"]
     nodes = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.support.adversary_node",
-                stack.rpc_url,
-                stack.deployment,
-                "7",
-                f"ipfs:{stack.ipfs_api}",
-                str(tmp_path / "faker"),
-                "faker",
-            ],
+            network["faker"].command([*faker_command, party_stores["faker"], str(tmp_path / "faker"), "faker"]),
             stderr=open(logs / "faker.log", "w"),
             env=env,
         )
     ]
-    nodes.append(
-        subprocess.Popen(
-            [
-                *EMULATED_AMD,
-                SHARDWORK,
-                "verify",
-                "run",
-                "--keystore",
-                str(tmp_path / "wallets" / "verifier.json"),
-                "--rpc-url",
-                stack.rpc_url,
-                "--deployment",
-                stack.deployment,
-                "--store",
-                f"ipfs:{stack.ipfs_api}",
-                "--poll-interval",
-                "0.5",
-            ],
-            stderr=open(logs / "verifier.log", "w"),
-            env=emulated_amd_env(env),
+    for name in ("verifier", "verifier2", "verifier3"):
+        on_amd = name == "verifier"
+        nodes.append(
+            subprocess.Popen(
+                network[name].command(
+                    [
+                        *(EMULATED_AMD if on_amd else []),
+                        SHARDWORK,
+                        "verify",
+                        "run",
+                        "--keystore",
+                        str(tmp_path / "wallets" / f"{name}.json"),
+                        "--rpc-url",
+                        stack.rpc_url,
+                        "--deployment",
+                        stack.deployment,
+                        "--store",
+                        party_stores[name],
+                        "--poll-interval",
+                        "0.5",
+                    ]
+                ),
+                stderr=open(logs / f"{name}.log", "w"),
+                env=emulated_amd_env(env) if on_amd else env,
+            )
         )
-    )
     time.sleep(3)  # the faker gets a head start, so it surely takes tasks
     for name in ("honest1", "honest2"):
         if name == "honest2":  # the emulated volunteer commits honest work before this machine's competes
             _wait_for_commit(Market(w3, deployment), keys[5].address, nodes, deadline_s=300)
         nodes.append(
             subprocess.Popen(
-                [
-                    *(EMULATED_AMD if name == "honest1" else []),
-                    SHARDWORK,
-                    "node",
-                    "run",
-                    "--keystore",
-                    str(tmp_path / "wallets" / f"{name}.json"),
-                    "--rpc-url",
-                    stack.rpc_url,
-                    "--deployment",
-                    stack.deployment,
-                    "--store",
-                    f"ipfs:{stack.ipfs_api}",
-                    "--work-dir",
-                    str(tmp_path / name),
-                    "--poll-interval",
-                    "0.5",
-                    "--auto-claim",
-                ],
+                network[name].command(
+                    [
+                        *(EMULATED_AMD if name == "honest1" else []),
+                        SHARDWORK,
+                        "node",
+                        "run",
+                        "--keystore",
+                        str(tmp_path / "wallets" / f"{name}.json"),
+                        "--rpc-url",
+                        stack.rpc_url,
+                        "--deployment",
+                        stack.deployment,
+                        "--store",
+                        party_stores[name],
+                        "--work-dir",
+                        str(tmp_path / name),
+                        "--poll-interval",
+                        "0.5",
+                        "--auto-claim",
+                    ]
+                ),
                 stderr=open(logs / f"{name}.log", "w"),
                 env=emulated_amd_env(env) if name == "honest1" else env,
             )
@@ -232,6 +287,14 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_slashed(stack: StackI
     judged = {committed_by[int(v["args"]["taskId"])] for v in verdicts if v["args"]["passed"]}
     assert {keys[5].address, keys[6].address} <= judged
     assert any(not v["args"]["passed"] for v in verdicts)  # and failed the faker
+    for independent in (keys[10], keys[11]):  # the other independent verifiers attested too
+        assert market.market.events.VerdictAttested().get_logs(
+            from_block=0, argument_filters={"verifier": independent.address}
+        )
+    # Content crossed hosts only through the swarm: the poster's node served the spec, each volunteer's node
+    # served its traces and checkpoints to the others.
+    for name in ("poster", "honest1", "honest2", "faker"):
+        assert _bitswap_blocks_sent(party_stores[name]) > 0, f"{name}'s IPFS node served nothing"
     # Conservation: every token the market holds is escrow, stake or claimable.
     accounts = [k.address for k in keys]
     held = market.balance(deployment.market)
