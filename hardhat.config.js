@@ -27,6 +27,7 @@ module.exports = {
       // Must match ledger/compiler.py so `shardwork contracts verify` reproduces the bytecode.
       optimizer: { enabled: true, runs: 200 },
       evmVersion: "cancun",
+      viaIR: true,
       metadata: { bytecodeHash: "none" },
     },
   },

@@ -15,9 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from eth_utils import keccak
 from web3 import HTTPProvider, Web3
 
 from devtools.anvil import Anvil
+from protocol.merkle import merkle_proof, merkle_root, trace_leaf
 from tests.support.chain import RARE_CHECKS, TOKEN, Chain
 
 SNAPSHOT = Path(__file__).with_name("gas-snapshot.json")
@@ -35,7 +37,7 @@ def measure(chain: Chain) -> tuple[dict[str, int], dict[str, int]]:
     chain.stake("bob", 5_000 * TOKEN)
     chain.stake("vera", 5_000 * TOKEN)
     chain.stake("victor", 5_000 * TOKEN)
-    posted = chain.tx("poster", "postBounty", chain.bounty_params(shards=12, rounds=1, **RARE_CHECKS))
+    posted = chain.tx("poster", "postBounty", chain.bounty_params(shards=13, rounds=1, **RARE_CHECKS))
     samples["postBounty"] = [posted["gasUsed"]]
     bounty = chain.events(posted, "BountyPosted")[0]["bountyId"]
     gas("openRound", "coordinator", "openRound", bounty, "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG")
@@ -65,6 +67,19 @@ def measure(chain: Chain) -> tuple[dict[str, int], dict[str, int]]:
     chain.tx("bob", "claim", expiring)
     chain.advance(3601)
     gas("expireLease", "carol", "expireLease", expiring)
+    # A bisection game over a 16-step stretch: four rounds, then the referee's ruling against the volunteer.
+    contested = chain.task_id(bounty, 0, 12)
+    hashes = [keccak(f"state {step}".encode()) for step in (0, 16)]
+    leaves = [trace_leaf(contested, chain.addr("bob"), step, h) for step, h in zip((0, 16), hashes, strict=True)]
+    chain.tx("bob", "claim", contested)
+    chain.tx("bob", "commit", contested, merkle_root(leaves), update, trace_cid, update_cid)
+    ends = [(step, hashes[i], merkle_proof(leaves, i)) for i, step in enumerate((0, 16))]
+    gas("contest", "carol", "contest", contested, merkle_root(leaves), update, *ends)
+    for mid in (8, 4, 2, 1):
+        gas("bisect", "bob", "bisect", contested, keccak(f"state {mid}".encode()), trace_cid)
+        gas("respond", "carol", "respond", contested, False)
+    gas("rule_volunteer_wrong", "coordinator", "rule", contested, False)
+
     gas("requestUnstake", "alice", "requestUnstake", 100 * TOKEN)
     chain.advance(3 * 24 * 3600 + 1)
     gas("withdraw", "alice", "withdraw")

@@ -143,7 +143,7 @@ def bounty_show(
     """One bounty: terms, rounds, and every task with who did what."""
     with _errors():
         from ledger.amounts import format_amount
-        from ledger.market import BountyStatus, next_deadline, task_id_of
+        from ledger.market import BountyStatus, TaskStatus, next_deadline, next_move, task_id_of
         from protocol.errors import ShardworkError
 
         session = open_session(rpc_url, deployment)
@@ -167,7 +167,7 @@ def bounty_show(
                 task_id = task_id_of(bounty_id, round_, shard)
                 t = m.task(task_id)
                 history = [e.name for e in index.events(task_id=task_id)]
-                due = next_deadline(t, b)
+                due = next_move(m.game(task_id)) if t.status == TaskStatus.CONTESTED else next_deadline(t, b)
                 tasks.append(
                     {
                         "task_id": task_id,

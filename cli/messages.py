@@ -14,7 +14,7 @@ def _when(ts: Any) -> str:
     return dt.datetime.fromtimestamp(int(ts), dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-_STATUS = {0: "open", 1: "claimed", 2: "committed", 3: "challenged", 4: "accepted"}
+_STATUS = {0: "open", 1: "claimed", 2: "committed", 3: "challenged", 4: "accepted", 5: "contested"}
 _MESSAGES: dict[str, Callable[[dict[str, Any]], str]] = {
     "StakingZeroAmount": lambda f: "the amount must be more than 0",
     "StakingInsufficientFreeStake": lambda f: (

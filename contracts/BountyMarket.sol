@@ -15,6 +15,9 @@ contract BountyMarket is IBountyMarket, Staking {
     uint256 public constant MAX_SHARDS = 256;
     uint256 public constant MAX_SEGMENTS = 256;
     uint256 public constant MAX_QUORUM = 15;
+    /// @notice Each move of a bisection game gets the verify window: shorter, an honest side could not
+    ///         recompute its state in time and would forfeit.
+    uint256 public constant MIN_VERIFY_WINDOW = 30;
     uint256 private constant BPS = 10_000;
 
     struct Verification {
@@ -35,6 +38,10 @@ contract BountyMarket is IBountyMarket, Staking {
     mapping(uint256 taskId => address[]) internal _failVoters;
     mapping(uint256 taskId => mapping(uint256 attempt => mapping(address verifier => bool))) internal _attested;
     mapping(address account => uint256) public claimable;
+    mapping(uint256 taskId => Game) internal _games;
+    // A challenger contests an attempt once: a game a silent referee dissolved cannot be reopened by the same
+    // account to keep an honest volunteer's stake locked and its reward waiting.
+    mapping(uint256 taskId => mapping(uint256 attempt => mapping(address challenger => bool))) internal _contested;
 
     constructor(IERC20 token_, uint256 unbondingDelay_) Staking(token_, unbondingDelay_) {}
 
@@ -264,6 +271,97 @@ contract BountyMarket is IBountyMarket, Staking {
         _accept(taskId, bountyId, b, t);
     }
 
+    // ---------------------------------------------------------------- bisection games
+
+    /// @inheritdoc IBountyMarket
+    function contest(
+        uint256 taskId,
+        bytes32 traceRoot,
+        bytes32 updateHash,
+        TraceStep calldata lo,
+        TraceStep calldata hi
+    ) external {
+        Task storage t = _tasks[taskId];
+        if (t.status == TaskStatus.Contested) revert MarketGameInProgress(taskId);
+        if (t.status != TaskStatus.Committed && t.status != TaskStatus.Challenged) {
+            revert MarketTaskNotInStatus(taskId, t.status);
+        }
+        if (msg.sender == t.volunteer) revert MarketSelfDispute(taskId, msg.sender);
+        if (_contested[taskId][t.attempt][msg.sender]) revert MarketAlreadyContested(taskId, msg.sender);
+        (uint256 bountyId,,) = _splitTaskId(taskId);
+        Bounty storage b = _bounties[bountyId];
+        uint256 verifyDeadline = uint256(t.deadline) + b.challengeWindow + b.verifyWindow;
+        if (block.timestamp > verifyDeadline) revert MarketVerifyWindowClosed(taskId, verifyDeadline);
+        if (
+            commitmentOf[taskId] != keccak256(abi.encode(traceRoot, updateHash)) || lo.step >= hi.step
+                || !_provenStep(taskId, t.volunteer, traceRoot, lo) || !_provenStep(taskId, t.volunteer, traceRoot, hi)
+        ) revert MarketBadTraceClaim(taskId);
+        uint256 stake = b.stakePerTask;
+        _requireFreeStake(taskId, msg.sender, stake);
+
+        _lockStake(msg.sender, stake);
+        _contested[taskId][t.attempt][msg.sender] = true;
+        t.status = TaskStatus.Contested;
+        Game storage g = _games[taskId];
+        g.challenger = msg.sender;
+        g.loStep = lo.step;
+        g.hiStep = hi.step;
+        g.loHash = lo.stateHash;
+        g.hiHash = hi.stateHash;
+        _nextTurn(g, b, hi.step - lo.step == 1 ? GameTurn.Referee : GameTurn.Volunteer);
+        emit GameOpened(taskId, msg.sender, lo.step, lo.stateHash, hi.step, hi.stateHash);
+    }
+
+    /// @inheritdoc IBountyMarket
+    function bisect(uint256 taskId, bytes32 midHash, string calldata stateCid) external {
+        (Game storage g, Bounty storage b) = _gameMove(taskId, GameTurn.Volunteer, _tasks[taskId].volunteer);
+        if (midHash == 0) revert MarketEmptyStateHash(taskId);
+        g.midHash = midHash;
+        _nextTurn(g, b, GameTurn.Challenger);
+        emit GameBisected(taskId, (uint256(g.loStep) + g.hiStep) / 2, midHash, stateCid);
+    }
+
+    /// @inheritdoc IBountyMarket
+    function respond(uint256 taskId, bool agree) external {
+        (Game storage g, Bounty storage b) = _gameMove(taskId, GameTurn.Challenger, _games[taskId].challenger);
+        uint32 mid = uint32((uint256(g.loStep) + g.hiStep) / 2);
+        if (agree) {
+            (g.loStep, g.loHash) = (mid, g.midHash);
+        } else {
+            (g.hiStep, g.hiHash) = (mid, g.midHash);
+        }
+        g.midHash = 0;
+        _nextTurn(g, b, g.hiStep - g.loStep == 1 ? GameTurn.Referee : GameTurn.Volunteer);
+        emit GameAnswered(taskId, agree, g.loStep, g.hiStep);
+    }
+
+    /// @inheritdoc IBountyMarket
+    function rule(uint256 taskId, bool stepCorrect) external {
+        (uint256 bountyId,,) = _splitTaskId(taskId);
+        _gameMove(taskId, GameTurn.Referee, _bounties[bountyId].coordinator);
+        emit GameRuled(taskId, msg.sender, stepCorrect);
+        _endGame(taskId, stepCorrect);
+    }
+
+    /// @inheritdoc IBountyMarket
+    function forfeit(uint256 taskId) external {
+        Game storage g = _games[taskId];
+        GameTurn turn = g.turn;
+        if (turn == GameTurn.None) revert MarketNoGame(taskId);
+        if (block.timestamp <= g.deadline) revert MarketMoveNotOverdue(taskId, g.deadline);
+        emit GameForfeited(taskId, turn);
+        if (turn == GameTurn.Referee) {
+            // The referee's silence proves nothing about either side: the game dissolves, nobody is slashed.
+            address challenger = g.challenger;
+            Task storage t = _tasks[taskId];
+            (uint256 bountyId,,) = _splitTaskId(taskId);
+            _resumeAfterGame(taskId, t);
+            _unlockStake(challenger, _bounties[bountyId].stakePerTask, false);
+        } else {
+            _endGame(taskId, turn == GameTurn.Challenger);
+        }
+    }
+
     /// @inheritdoc IBountyMarket
     function claimRewards() external nonReentrant returns (uint256 amount) {
         amount = claimable[msg.sender];
@@ -302,6 +400,11 @@ contract BountyMarket is IBountyMarket, Staking {
             checked = true;
             segmentMask |= uint256(1) << v.disputedSegment;
         }
+    }
+
+    /// @notice The bisection game of the task's current attempt (turn None when there is none).
+    function gameOf(uint256 taskId) external view returns (Game memory) {
+        return _games[taskId];
     }
 
     /// @notice Attestation tallies and challenger of the task's current attempt.
@@ -344,6 +447,7 @@ contract BountyMarket is IBountyMarket, Staking {
         if (uint256(p.stakePerTask) < uint256(p.quorum) * p.verifierFee) revert MarketInvalidParams("verifierFee");
         if (p.leasePenalty > p.stakePerTask) revert MarketInvalidParams("leasePenalty");
         if (p.leaseDuration == 0) revert MarketInvalidParams("leaseDuration");
+        if (p.verifyWindow < MIN_VERIFY_WINDOW) revert MarketInvalidParams("verifyWindow");
         if (p.deadline <= block.timestamp) revert MarketInvalidParams("deadline");
         if (uint256(p.stakePerTask) * p.minCheckBps < uint256(p.rewardPerTask) * BPS) {
             revert MarketEconomicallyUnsound(p.stakePerTask, p.minCheckBps, p.rewardPerTask);
@@ -362,7 +466,8 @@ contract BountyMarket is IBountyMarket, Staking {
 
     function _committedTask(uint256 taskId) private view returns (Task storage t) {
         t = _tasks[taskId];
-        if (t.status != TaskStatus.Committed && t.status != TaskStatus.Challenged) {
+        if (t.status != TaskStatus.Committed && t.status != TaskStatus.Challenged && t.status != TaskStatus.Contested)
+        {
             revert MarketTaskNotInStatus(taskId, t.status);
         }
     }
@@ -450,6 +555,14 @@ contract BountyMarket is IBountyMarket, Staking {
         uint256 taken = _slashStake(volunteer, b.stakePerTask);
         emit TaskSlashed(taskId, bountyId, volunteer, taken);
         uint256 remainder = taken - _payVerifiers(taskId, b, false);
+        address gameWinner = _games[taskId].challenger;
+        if (gameWinner != address(0)) {
+            // The challenger who proved the step wrong gets its stake back and half of what is left.
+            _unlockStake(gameWinner, b.stakePerTask, false);
+            uint256 prize = remainder / 2;
+            remainder -= prize;
+            _credit(gameWinner, taskId, prize);
+        }
         Verification storage v = _verifications[taskId];
         address challenger = v.challenger;
         if (challenger != address(0)) {
@@ -497,6 +610,70 @@ contract BountyMarket is IBountyMarket, Staking {
         delete _verifications[taskId];
         delete _passVoters[taskId];
         delete _failVoters[taskId];
+        // Only a game's loser reaches here with one; clearing five empty slots would cost every reopen ~10k gas.
+        if (_games[taskId].challenger != address(0)) delete _games[taskId];
+    }
+
+    function _provenStep(uint256 taskId, address volunteer, bytes32 traceRoot, TraceStep calldata s)
+        private
+        pure
+        returns (bool)
+    {
+        // The leaf protocol/merkle.py trace_leaf builds: hashed twice, as OpenZeppelin's MerkleProof expects.
+        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(taskId, volunteer, uint256(s.step), s.stateHash))));
+        return MerkleProof.verifyCalldata(s.proof, traceRoot, leaf);
+    }
+
+    /// @dev Checks that it is `turn` and `mover` is calling in time; returns the game and its bounty.
+    function _gameMove(uint256 taskId, GameTurn turn, address mover)
+        private
+        view
+        returns (Game storage g, Bounty storage b)
+    {
+        g = _games[taskId];
+        if (g.turn == GameTurn.None) revert MarketNoGame(taskId);
+        if (g.turn != turn || msg.sender != mover) revert MarketNotYourTurn(taskId, msg.sender, g.turn);
+        if (block.timestamp > g.deadline) revert MarketMoveTooLate(taskId, g.deadline);
+        (uint256 bountyId,,) = _splitTaskId(taskId);
+        b = _bounties[bountyId];
+    }
+
+    /// @dev Each move gets the bounty's verify window: a side that needs longer to recompute a stretch
+    ///      than verifiers need to replay one check could not play honestly.
+    function _nextTurn(Game storage g, Bounty storage b, GameTurn turn) private {
+        g.turn = turn;
+        g.deadline = uint32(block.timestamp + b.verifyWindow);
+    }
+
+    /// @dev The volunteer wins when its step was correct: the challenger's locked stake is slashed, half
+    ///      to the volunteer for the delay, half to the bounty's escrow, and the task resumes. Otherwise
+    ///      the volunteer is slashed like a failed check and the task reopens.
+    function _endGame(uint256 taskId, bool volunteerWins) private {
+        Task storage t = _tasks[taskId];
+        address volunteer = t.volunteer;
+        address challenger = _games[taskId].challenger;
+        (uint256 bountyId,,) = _splitTaskId(taskId);
+        Bounty storage b = _bounties[bountyId];
+        if (!volunteerWins) {
+            emit GameEnded(taskId, challenger, volunteer);
+            _slash(taskId, bountyId, b, t);
+            return;
+        }
+        emit GameEnded(taskId, volunteer, challenger);
+        _resumeAfterGame(taskId, t);
+        uint256 taken = _slashStake(challenger, b.stakePerTask);
+        emit ChallengerSlashed(taskId, challenger, taken);
+        uint256 compensation = taken / 2;
+        b.escrow += uint128(taken - compensation);
+        _credit(volunteer, taskId, compensation);
+    }
+
+    /// @dev Back to where the game found the task, with its windows restarted from now so that other
+    ///      verifiers and challengers still have their full time.
+    function _resumeAfterGame(uint256 taskId, Task storage t) private {
+        delete _games[taskId];
+        t.status = _verifications[taskId].challenger == address(0) ? TaskStatus.Committed : TaskStatus.Challenged;
+        t.deadline = uint32(block.timestamp);
     }
 
     /// @dev The one place a claimable balance grows: every credit (reward, verifier fee, challenger's share)
@@ -514,7 +691,9 @@ contract BountyMarket is IBountyMarket, Staking {
         uint256 round = b.currentRound;
         for (uint256 shard = 0; shard < b.shards; ++shard) {
             TaskStatus status = _tasks[_taskId(bountyId, round, shard)].status;
-            if (status == TaskStatus.Committed || status == TaskStatus.Challenged) reserved += perTask;
+            if (status == TaskStatus.Committed || status == TaskStatus.Challenged || status == TaskStatus.Contested) {
+                reserved += perTask;
+            }
         }
     }
 

@@ -25,7 +25,7 @@ from web3 import Web3
 from content.store import ContentStore
 from coordinator.api_models import BountyOut, BountySummary, Health, OpenTaskOut, TaskOut, VolunteerOut
 from ledger.index import EventIndex
-from ledger.market import Market, TaskStatus, next_deadline, task_id_of
+from ledger.market import Market, TaskStatus, next_deadline, next_move, task_id_of
 from protocol.errors import ContentError, StoreUnavailable
 from protocol.manifests import RoundManifest, TraceManifest, trace_manifest_limit
 from protocol.spec import TrainingSpec
@@ -208,7 +208,13 @@ class Explorer:
                 for shard in range(b.shards):
                     task_id = task_id_of(bounty_id, b.current_round, shard)
                     t = m.task(task_id)
-                    committed = t.status in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED, TaskStatus.ACCEPTED)
+                    committed = t.status in (
+                        TaskStatus.COMMITTED,
+                        TaskStatus.CHALLENGED,
+                        TaskStatus.CONTESTED,
+                        TaskStatus.ACCEPTED,
+                    )
+                    contested = t.status == TaskStatus.CONTESTED
                     commit_args = latest_commit.get(task_id) if committed else None
                     row = {
                         "task_id": task_id,
@@ -220,7 +226,7 @@ class Explorer:
                         "volunteer": t.volunteer,
                         "attempt": t.attempt,
                         "numerics": commit_args and self._numerics(commit_args["traceCid"], spec),
-                        "next_deadline": _deadline(next_deadline(t, b)),
+                        "next_deadline": _deadline(next_move(m.game(task_id)) if contested else next_deadline(t, b)),
                     }
                     tasks[task_id] = row
                     current.append(row)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from content.store import ContentStore
 from coordinator.aggregate import aggregate
 from coordinator.intake import PublishedData, publish_data, publish_round
+from coordinator.referee import Referee
 from judge.calibration import CalibrationFailed, calibrate, check_replay
 from judge.commit import audit_commit, same_attempt, trace_overdue
 from judge.context import MAX_MANIFEST_READ, ChainView, RoundContext
@@ -48,6 +49,7 @@ class Coordinator:
         self.market, self.store, self.logger = market, store, logger
         self.trace_timeout_s = trace_timeout_s
         self.view = ChainView(market, store)
+        self.referee = Referee(market, self.view, logger)
         self.disputed: set[tuple[int, int]] = set()  # (task, attempt) whose audit reached a decision
         self._bounties: list[int] = []
         self._scanned_to = market.deployment.block - 1

@@ -107,6 +107,15 @@ def advance(bounty_id: int) -> dict[str, object]:
     return {"expired": expired, "settled": settled, "closed_round": None if closed is None else closed.round}
 
 
+@app.task(name="shardwork.play_game", **RETRY)
+def play_game(task_id: int) -> list[object]:
+    """A contested task's game: the coordinator referees (or ends a silent side's game), and each of its
+    verifiers answers the midpoint if the game is its own."""
+    _unmark(f"game:{task_id}")
+    svc = _svc()
+    return [svc.coordinator.referee.tend(task_id), *(v.challenger.move(task_id) for v in svc.verifiers)]
+
+
 @app.task(name="shardwork.housekeeping", **RETRY)
 def housekeeping() -> dict[str, int]:
     """The beat's scan of chain state: new bounties to take in, commits to check, bounties to advance."""
@@ -115,7 +124,7 @@ def housekeeping() -> dict[str, int]:
     svc = _svc()
     coordinator = svc.coordinator
     market = coordinator.market
-    scheduled = {"intake": 0, "check": 0, "advance": 0}
+    scheduled = {"intake": 0, "check": 0, "game": 0, "advance": 0}
     with once("housekeeping", seconds=max(5, int(svc.settings.housekeeping_interval_s * 5))) as mine:
         if not mine:
             return scheduled
@@ -138,6 +147,9 @@ def housekeeping() -> dict[str, int]:
                         (task_id,), task_id=f"check-{task_id}-{task.attempt}-{market.w3.eth.block_number}"
                     )
                     scheduled["check"] += 1
+                elif task.status == TaskStatus.CONTESTED and mark_queued(f"game:{task_id}", QUEUED_MARK_S):
+                    play_game.delay(task_id)
+                    scheduled["game"] += 1
             if mark_queued(f"advance:{bounty_id}", QUEUED_MARK_S):
                 advance.delay(bounty_id)
                 scheduled["advance"] += 1

@@ -47,10 +47,14 @@ class _NoPins(TraceResult):
         return []
 
 
-def partial_faker(fraction: float, rng: random.Random | None = None) -> Callable[..., TraceResult]:
+def partial_faker(
+    fraction: float, rng: random.Random | None = None, keep_counters: bool = False
+) -> Callable[..., TraceResult]:
     """Trains only (1 − fraction) of its segments; in the others it skips the work and nudges the weights
     so the trace still looks like progress. The trace is complete and self-consistent (the update is last −
-    first), so only a replay of a faked segment can tell."""
+    first), so only a replay of a faked segment can tell. Its optimizer step counters betray a faked segment
+    to anyone who parses the checkpoint, unless `keep_counters`: then only the replay's divergence does,
+    and a bisection game has to prove it step by step."""
     rng = rng or random.Random()
 
     def trainer(task: TaskInput, store: ContentStore, workdir: Path, *_: object) -> TraceResult:
@@ -76,6 +80,8 @@ def partial_faker(fraction: float, rng: random.Random | None = None) -> Callable
                 if segment in faked and segment == 0:
                     # A real optimizer state keeps later checkpoints well-formed after a faked first segment.
                     run_steps(state, task.workload, task.shard, task.seed, first, 1, spec.batch_size)
+                if segment in faked and keep_counters:
+                    _set_step_counters(state, first + spec.checkpoint_interval)
                 save(first + spec.checkpoint_interval, state.tensors())
         return publish_trace(task, store, refs, state.tensors(copy=False), losses)
 
@@ -118,9 +124,7 @@ def segment_cheater(kind: str, segment: int = 1, size: float | None = None) -> C
                 count = sum(p.numel() for p in params.values())
                 for p in params.values():
                     p.add_(torch.randn_like(p) * (size or 1e-2) * moved / count**0.5)
-            for p in params.values():  # the step counters an honest segment would leave
-                if "step" in state.optimizer.state.get(p, {}):
-                    state.optimizer.state[p]["step"].fill_(first + interval)
+            _set_step_counters(state, first + interval)
 
     def trainer(task: TaskInput, store: ContentStore, workdir: Path, *_: object) -> TraceResult:
         spec = task.spec
@@ -142,6 +146,13 @@ def segment_cheater(kind: str, segment: int = 1, size: float | None = None) -> C
         return publish_trace(task, store, refs, state.tensors(copy=False), [])
 
     return trainer
+
+
+def _set_step_counters(state: TrainState, step: int) -> None:
+    """The optimizer step counters an honest segment would leave (parsing a checkpoint checks them)."""
+    for p in state.model.parameters():
+        if "step" in state.optimizer.state.get(p, {}):
+            state.optimizer.state[p]["step"].fill_(step)
 
 
 def _saver(store: ContentStore, refs: list[CheckpointRef]) -> Callable[[int, Tensors], None]:

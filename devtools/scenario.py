@@ -161,7 +161,7 @@ def run_scenario(
         "honest-1": train_task,
         "honest-2": train_task,
         "lazy": lazy_trainer,
-        "faker": partial_faker(0.5, rng),
+        "faker": partial_faker(0.5, rng, keep_counters=True),
     }
     work = home / "nodes"
     daemons = {
@@ -178,7 +178,7 @@ def run_scenario(
     rounds: list[RoundResult] = []
     while len(rounds) < spec.rounds:
         _volunteers_take_open_tasks(daemons, coordinator, bounty_id, rng, say, names)
-        _verify_and_settle(w3, coordinator, verifiers, bounty_id, say, names)
+        _verify_and_settle(w3, coordinator, verifiers, daemons, bounty_id, say, names)
         result = coordinator.try_close_round(bounty_id)
         if result is not None:
             rounds.append(result)
@@ -241,6 +241,7 @@ def _verify_and_settle(
     w3: Web3,
     coordinator: Coordinator,
     verifiers: list[VerifierWorker],
+    daemons: dict[str, NodeDaemon],
     bounty_id: int,
     say: Callable[[str], None],
     names: dict[str, str],
@@ -255,12 +256,51 @@ def _verify_and_settle(
     for task_id in tasks:
         volunteer = names.get(coordinator.market.task(task_id).volunteer, "?")
         verdicts = [v.verify(task_id) for v in verifiers]
-        if False in verdicts:
+        status = coordinator.market.task(task_id).status
+        if status == TaskStatus.CONTESTED:
+            g = coordinator.market.game(task_id)
+            say(
+                f"  verifiers replayed task {task_id:#x} of {volunteer}: diverged -> steps {g.lo_step}-{g.hi_step} "
+                "contested in a bisection game"
+            )
+        elif False in verdicts:
             say(f"  verifiers replayed task {task_id:#x} of {volunteer}: FAIL -> {volunteer} slashed, task reopened")
         elif True in verdicts:
             say(f"  verifiers replayed task {task_id:#x} of {volunteer}: pass")
+    _play_games(daemons, verifiers, coordinator, tasks, say, names)
     advance_time(w3, 600 + 1200 + 1)
     coordinator.settle_ready(bounty_id)
+
+
+def _play_games(
+    daemons: dict[str, NodeDaemon],
+    verifiers: list[VerifierWorker],
+    coordinator: Coordinator,
+    tasks: list[int],
+    say: Callable[[str], None],
+    names: dict[str, str],
+) -> None:
+    """Volunteers post midpoints, challengers answer, the coordinator referees the last step, until no game is
+    left. Each move is made at once, so no deadline passes."""
+    market = coordinator.market
+    for _ in range(64):
+        contested = [t for t in tasks if market.task(t).status == TaskStatus.CONTESTED]
+        if not contested:
+            return
+        for daemon in daemons.values():
+            daemon.defender.play()
+        for verifier in verifiers:
+            verifier.challenger.play()
+        for task_id in contested:
+            game = market.game(task_id)
+            volunteer = names.get(market.task(task_id).volunteer, "?")
+            if coordinator.referee.tend(task_id) == "ruled":
+                slashed = market.task(task_id).status == TaskStatus.OPEN
+                say(
+                    f"  referee recomputed step {game.lo_step}->{game.hi_step} of task {task_id:#x}: "
+                    + (f"wrong -> {volunteer} slashed, task reopened" if slashed else "correct -> challenger slashed")
+                )
+    raise RuntimeError("a bisection game did not end in 64 passes")
 
 
 def _payments(market: Market, bounty_id: int, names: dict[str, str]) -> tuple[dict[str, int], list[str]]:

@@ -97,7 +97,7 @@ class ChainView:
         """The current attempt's commit (pass the task if it was just read): its commit block's log is read
         once per attempt."""
         task = task or self.market.task(task_id)
-        if task.status not in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED, TaskStatus.ACCEPTED):
+        if task.status not in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED, TaskStatus.CONTESTED, TaskStatus.ACCEPTED):
             raise ContentError(f"task {task_id} has no commit on-chain")
         # Keyed by the commit's block too: a reorg that replaced the commit within the attempt is read anew.
         key = (task_id, task.attempt, task.commit_block)

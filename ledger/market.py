@@ -26,6 +26,32 @@ class TaskStatus(IntEnum):
     COMMITTED = 2
     CHALLENGED = 3
     ACCEPTED = 4
+    CONTESTED = 5  # a bisection game over its trace is being played
+
+
+class GameTurn(IntEnum):
+    NONE = 0
+    VOLUNTEER = 1  # post the midpoint state
+    CHALLENGER = 2  # agree or disagree with it
+    REFEREE = 3  # recompute the one step left
+
+
+@dataclass(frozen=True)
+class Game:
+    """A task's bisection game: the stretch lo_step → hi_step is still disputed (contract `Game`)."""
+
+    challenger: str
+    lo_step: int
+    hi_step: int
+    deadline: int
+    turn: GameTurn
+    lo_hash: bytes
+    hi_hash: bytes
+    mid_hash: bytes
+
+    @property
+    def mid_step(self) -> int:
+        return (self.lo_step + self.hi_step) // 2
 
 
 class BountyStatus(IntEnum):
@@ -108,6 +134,14 @@ def next_deadline(task: Task, bounty: Bounty) -> tuple[str, int] | None:
     return None
 
 
+def next_move(game: Game) -> tuple[str, int] | None:
+    """Who a contested task's game waits for and the chain time its move is due."""
+    movers = {GameTurn.VOLUNTEER: "volunteer's move", GameTurn.CHALLENGER: "challenger's move"}
+    if game.turn == GameTurn.NONE:
+        return None
+    return movers.get(game.turn, "referee's ruling"), game.deadline
+
+
 def task_id_of(bounty_id: int, round_: int, shard: int) -> int:
     return (bounty_id << 64) | (round_ << 32) | shard
 
@@ -184,6 +218,10 @@ class Market:
         checked, mask = call(self.market.functions.challengeOf(task_id))
         return bool(checked), [i for i in range(256) if mask >> i & 1]
 
+    def game(self, task_id: int) -> Game:
+        g = call(self.market.functions.gameOf(task_id))
+        return Game(str(g[0]), int(g[1]), int(g[2]), int(g[3]), GameTurn(g[4]), bytes(g[5]), bytes(g[6]), bytes(g[7]))
+
     def now(self) -> int:
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
@@ -224,7 +262,7 @@ class Market:
         """The TaskCommitted event of the task's current attempt (None unless it is committed); pass the task
         when it was just read, to save reading it again."""
         task = task or self.task(task_id)
-        if task.status not in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED, TaskStatus.ACCEPTED):
+        if task.status not in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED, TaskStatus.CONTESTED, TaskStatus.ACCEPTED):
             return None
         # The task records its commit block: read that one block, not the chain's history.
         logs = self.market.events.TaskCommitted().get_logs(
@@ -275,6 +313,29 @@ class Market:
         # Estimated before other verifiers' votes land, a vote may be mined as the deciding one, which settles
         # the task and pays every winning verifier: it gets the gas of that path whatever the estimate said.
         return self._send(self.market.functions.attest(task_id, passed), min_gas=ATTEST_DECIDING_GAS)
+
+    def contest(
+        self,
+        task_id: int,
+        trace_root: bytes,
+        update_hash: bytes,
+        lo: tuple[int, bytes, list[bytes]],
+        hi: tuple[int, bytes, list[bytes]],
+    ) -> TxReceipt:
+        return self._send(self.market.functions.contest(task_id, trace_root, update_hash, lo, hi))
+
+    def bisect(self, task_id: int, mid_hash: bytes, state_cid: str) -> TxReceipt:
+        return self._send(self.market.functions.bisect(task_id, mid_hash, state_cid))
+
+    def respond(self, task_id: int, agree: bool) -> TxReceipt:
+        return self._send(self.market.functions.respond(task_id, agree))
+
+    def rule(self, task_id: int, step_correct: bool) -> TxReceipt:
+        # A ruling against the volunteer slashes it and pays every FAIL voter: the gas of that path.
+        return self._send(self.market.functions.rule(task_id, step_correct), min_gas=ATTEST_DECIDING_GAS)
+
+    def forfeit(self, task_id: int) -> TxReceipt:
+        return self._send(self.market.functions.forfeit(task_id), min_gas=ATTEST_DECIDING_GAS)
 
     def settle(self, task_id: int) -> TxReceipt:
         return self._send(self.market.functions.settle(task_id))

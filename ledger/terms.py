@@ -36,9 +36,14 @@ class BountyTerms(BaseModel):
     )
     lease_duration_s: int = Field(3600, ge=60, description="seconds to commit after claiming")
     challenge_window_s: int = Field(600, ge=1)
-    verify_window_s: int = Field(1200, ge=1)
+    verify_window_s: int = Field(
+        1200,
+        ge=30,
+        description="seconds verifiers have to reach a quorum after the challenge window; also each bisection-game "
+        "move's time (at least the contract's MIN_VERIFY_WINDOW, 30)",
+    )
     deadline_days: float = Field(30, gt=0, le=3650)
-    coordinator: str = Field(description="address allowed to open and close rounds (nothing else)")
+    coordinator: str = Field(description="address that opens and closes rounds and referees bisection games")
 
     @model_validator(mode="after")
     def _amounts_parse(self) -> BountyTerms:

@@ -19,6 +19,7 @@ from content.store import ContentStore
 from judge.context import ChainView, RoundContext
 from ledger.errors import CHAIN_TRANSIENT, ContractRevert, TransactionFailed
 from ledger.market import Market, OpenedRound, TaskStatus, split_task_id, task_id_of
+from node.defense import Defender
 from node.observability import NodeMetrics
 from node.trainer import TaskInput, Trainer, TrainingInterrupted, train_task
 from protocol.errors import ContentError, TransientError
@@ -81,6 +82,7 @@ class NodeDaemon:
         self.stop_event = threading.Event()
         self.status = NodeStatus(market.address)
         self.view = ChainView(market, store)
+        self.defender = Defender(market, self.view, logger)
         self._rounds: dict[tuple[int, int], RoundContext | None] = {}  # None: a round this node cannot take
         self._scan_from = market.deployment.block
         self._warned: set[str] = set()
@@ -108,7 +110,9 @@ class NodeDaemon:
                         if not self._done() and not self.stop_event.is_set():
                             self._train_and_commit(task_id, resumed=True)
                     self._resumed = True
-                worked = self._work_once()
+                # Games first: a midpoint is due within the verify window, and training a task takes longer.
+                moved = self.defender.play()
+                worked = moved > 0 or (not self.defender.busy and self._work_once())
                 if self.options.auto_claim_rewards:
                     self.claim_rewards()
                 failures = 0

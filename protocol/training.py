@@ -142,10 +142,23 @@ def replay_segment(
     spec: TrainingSpec, shard: Tensors, seed: bytes, checkpoint: Tensors, segment: int, workload: Workload | None = None
 ) -> Tensors:
     """Replays segment `segment` (checkpoint_i → checkpoint_{i+1}) with the trainer's own step."""
+    start = segment * spec.checkpoint_interval
+    return replay_stretch(spec, shard, seed, checkpoint, start, spec.checkpoint_interval, workload)
+
+
+def replay_stretch(
+    spec: TrainingSpec,
+    shard: Tensors,
+    seed: bytes,
+    state: Tensors,
+    first_step: int,
+    steps: int,
+    workload: Workload | None = None,
+) -> Tensors:
+    """Steps first_step … first_step+steps−1 from `state`, the state after first_step steps: any stretch of a
+    task, not only a segment (a bisection game asks for midpoints and single steps)."""
     workload = workload or resolve(spec.model)
     with deterministic(spec.replay):
-        state = load_state(spec, checkpoint, workload, model=_replay_model(spec.canonical_bytes(), workload))
-        run_steps(
-            state, workload, shard, seed, segment * spec.checkpoint_interval, spec.checkpoint_interval, spec.batch_size
-        )
-        return state.tensors(copy=False)
+        train_state = load_state(spec, state, workload, model=_replay_model(spec.canonical_bytes(), workload))
+        run_steps(train_state, workload, shard, seed, first_step, steps, spec.batch_size)
+        return train_state.tensors(copy=False)

@@ -16,7 +16,7 @@ CROSS_CLASS_FAIL_DISTANCE, far beyond any kernel difference: beyond it fails, be
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -43,6 +43,7 @@ class SegmentVerdict:
     reason: str
     distance: float | None = None  # normalized distance, where it was measured
     abstained: bool = False  # the verifier cannot judge this segment (another numeric class): neither pass nor fail
+    diverged: bool = False  # failed because the replay landed elsewhere (not unusable content): a game can prove it
 
     @property
     def failed(self) -> bool:
@@ -219,17 +220,23 @@ def verify_segment(
                 False,
                 "replay diverged from the committed checkpoint",
                 _distance_to(end_bytes, replayed, start, spec, workload, end_ref.step),
+                diverged=True,
             )
         assert end is not None
         if "0x" + canonical_hash(end).hex() != end_ref.hash:
             return SegmentVerdict(segment, False, f"checkpoint {segment + 1} does not match its committed hash")
         if exact:  # across classes: weights and optimizer state, as the tolerance was measured
             distance = state_distance(replayed, end, start)
-            return _across_classes(segment, distance, trace.numerics.fingerprint, cross_class_tolerance)
+            verdict = _across_classes(segment, distance, trace.numerics.fingerprint, cross_class_tolerance)
+            return replace(verdict, diverged=verdict.failed)
         distance = normalized_distance(replayed, end, start)
     passed = distance <= spec.replay.tolerance
     return SegmentVerdict(
-        segment, passed, f"normalized distance {distance:.3g} vs tolerance {spec.replay.tolerance}", distance
+        segment,
+        passed,
+        f"normalized distance {distance:.3g} vs tolerance {spec.replay.tolerance}",
+        distance,
+        diverged=not passed,
     )
 
 

@@ -33,7 +33,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 MAX_BACKOFF_S = 30.0
-AWAITING = (TaskStatus.COMMITTED, TaskStatus.CHALLENGED)
+AWAITING = (TaskStatus.COMMITTED, TaskStatus.CHALLENGED, TaskStatus.CONTESTED)
 
 
 @dataclass
@@ -94,7 +94,7 @@ class VerifierDaemon:
         while not self.stop_event.is_set():
             try:
                 self._scan()
-                judged = self.judge_pending()
+                judged = self.judge_pending() + self.worker.challenger.play()
                 failures = 0
             except TRANSIENT as exc:
                 failures += 1

@@ -16,6 +16,7 @@ from judge.draw import record_draw
 from ledger.errors import error_class
 from ledger.market import Market, Task, TaskStatus
 from telemetry.logs import log
+from verifier.game import Challenger
 
 
 class VerifierWorker:
@@ -27,6 +28,7 @@ class VerifierWorker:
         self.replayed_segments = 0
         self.trace_timeout_s = trace_timeout_s
         self.abstained: set[tuple[int, int]] = set()  # (task, attempt): judged not ours to judge; not replayed again
+        self.challenger = Challenger(market, self.view, logger)
 
     def verify(self, task_id: int) -> bool | None:
         """Attests PASS/FAIL on a checked task; None when there is nothing for this verifier to do."""
@@ -44,10 +46,12 @@ class VerifierWorker:
         if audit.missing and not trace_overdue(self.market, task, self.trace_timeout_s):
             return None  # not yet: the volunteer may still be uploading
         reasons = list(audit.problems)
+        contestable: list[int] = []  # segments whose replay diverged: a game can prove it step by step
         if audit.ok:
             verdicts = replay_segments(self.view, audit, segments)
             self.replayed_segments += len(verdicts)
             reasons = [f"segment {v.segment}: {v.reason}" for v in verdicts if v.failed]
+            contestable = [v.segment for v in verdicts if v.diverged]
             abstained = [v for v in verdicts if v.abstained]
             if abstained and not reasons:
                 # Another numeric class, and nothing this verifier can attribute to cheating: it says nothing.
@@ -57,6 +61,13 @@ class VerifierWorker:
         passed = not reasons
         if not same_attempt(self.market.task(task_id), task):
             return None  # the attempt replayed here was settled meanwhile: never attest it against the next one
+        if contestable:
+            # A diverged replay is not a vote: the verifier stakes its claim in a bisection game the referee ends.
+            opened = self.challenger.contest(task, audit, contestable[0])
+            if opened is None:
+                return None  # another challenger's game is being played: judged again when it ends
+            if opened:
+                return False
         try:
             self.market.attest(task_id, passed)
         except (error_class("MarketAlreadyAttested"), error_class("MarketTaskNotInStatus")):
@@ -85,6 +96,11 @@ class VerifierWorker:
 
     def done_with(self, task: Task) -> bool:
         """Whether nothing is left for this verifier on the task's current attempt."""
+        key = (task.task_id, task.attempt)
+        if key in self.challenger.opened:
+            return True  # its game decides; Challenger.play answers the midpoints
+        if task.status == TaskStatus.CONTESTED:
+            return False  # another challenger's game: if the volunteer wins it, this verifier still judges
         if task.status not in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED):
             return True
-        return (task.task_id, task.attempt) in self.abstained or self.attested(task)
+        return key in self.abstained or self.attested(task)

@@ -9,7 +9,37 @@ interface IBountyMarket {
         Claimed,
         Committed,
         Challenged, // a permissionless dispute was raised; a drawn spot-check keeps the task Committed
-        Accepted
+        Accepted,
+        Contested // a bisection game over a stretch of its trace is being played; nothing else moves it
+    }
+
+    /// @notice Whose move a bisection game waits for.
+    enum GameTurn {
+        None,
+        Volunteer, // post the hash of the state at the midpoint step
+        Challenger, // agree or disagree with that state
+        Referee // recompute the one step left and rule
+    }
+
+    /// @notice A bisection game over the steps between two committed states the challenger says do not follow
+    ///         from each other. Both sides agree on the state at `loStep` and disagree on the one at `hiStep`;
+    ///         each round halves the stretch until one optimizer step is left, which the referee recomputes.
+    struct Game {
+        address challenger;
+        uint32 loStep;
+        uint32 hiStep;
+        uint32 deadline; // the side whose turn it is must move by then, or forfeit
+        GameTurn turn;
+        bytes32 loHash; // state hash both sides agree on
+        bytes32 hiHash; // the volunteer's state hash the challenger disputes
+        bytes32 midHash; // the volunteer's state at the midpoint, awaiting the challenger's answer
+    }
+
+    /// @notice A checkpoint of a committed trace with its Merkle proof against the trace root.
+    struct TraceStep {
+        uint32 step;
+        bytes32 stateHash;
+        bytes32[] proof;
     }
 
     enum BountyStatus {
@@ -107,6 +137,14 @@ interface IBountyMarket {
     error MarketNothingToRefund(uint256 bountyId);
     error MarketRefundNotYetAllowed(uint256 bountyId, uint256 deadline);
     error MarketNothingToClaim(address account);
+    error MarketGameInProgress(uint256 taskId);
+    error MarketAlreadyContested(uint256 taskId, address challenger);
+    error MarketNoGame(uint256 taskId);
+    error MarketBadTraceClaim(uint256 taskId);
+    error MarketNotYourTurn(uint256 taskId, address caller, GameTurn turn);
+    error MarketMoveTooLate(uint256 taskId, uint256 deadline);
+    error MarketMoveNotOverdue(uint256 taskId, uint256 deadline);
+    error MarketEmptyStateHash(uint256 taskId);
 
     event BountyPosted(
         uint256 indexed bountyId,
@@ -141,6 +179,20 @@ interface IBountyMarket {
     event TaskSlashed(uint256 indexed taskId, uint256 indexed bountyId, address indexed volunteer, uint256 amount);
     event RewardCredited(address indexed account, uint256 indexed taskId, uint256 amount);
     event RewardsClaimed(address indexed account, uint256 amount);
+    event GameOpened(
+        uint256 indexed taskId,
+        address indexed challenger,
+        uint256 loStep,
+        bytes32 loHash,
+        uint256 hiStep,
+        bytes32 hiHash
+    );
+    event GameBisected(uint256 indexed taskId, uint256 midStep, bytes32 midHash, string stateCid);
+    event GameAnswered(uint256 indexed taskId, bool agreed, uint256 loStep, uint256 hiStep);
+    event GameRuled(uint256 indexed taskId, address indexed referee, bool stepCorrect);
+    event GameForfeited(uint256 indexed taskId, GameTurn turn);
+    event GameEnded(uint256 indexed taskId, address indexed winner, address indexed loser);
+    event ChallengerSlashed(uint256 indexed taskId, address indexed challenger, uint256 amount);
 
     /// @notice Posts a bounty and escrows `shards × rounds × (rewardPerTask + quorum × verifierFee)`.
     /// @dev Refuses parameters where `stakePerTask × minCheckBps < rewardPerTask × 10000`: cheating
@@ -183,6 +235,33 @@ interface IBountyMarket {
 
     /// @notice Accepts a committed task once its window has passed and no check is pending.
     function settle(uint256 taskId) external;
+
+    /// @notice Any staked account but the volunteer, until the verify window closes, claims that the committed
+    ///         state at `hi.step` does not follow from the one at `lo.step` and opens a bisection game, locking
+    ///         `stakePerTask` of its own stake: lost if the volunteer wins, returned with half the volunteer's
+    ///         slashed stake if the volunteer loses. One game at a time per task; the task waits for it.
+    ///         Each account contests an attempt at most once.
+    function contest(
+        uint256 taskId,
+        bytes32 traceRoot,
+        bytes32 updateHash,
+        TraceStep calldata lo,
+        TraceStep calldata hi
+    ) external;
+
+    /// @notice The volunteer's move: the hash of its state at the midpoint step and where to fetch that state.
+    function bisect(uint256 taskId, bytes32 midHash, string calldata stateCid) external;
+
+    /// @notice The challenger's move: whether it agrees with the volunteer's midpoint state.
+    function respond(uint256 taskId, bool agree) external;
+
+    /// @notice The referee (the bounty's coordinator) recomputes the one step left and rules whether the
+    ///         volunteer's state at `hiStep` follows from the one at `loStep`.
+    function rule(uint256 taskId, bool stepCorrect) external;
+
+    /// @notice Ends a game whose mover let its deadline pass: a silent volunteer or challenger loses; a
+    ///         silent referee dissolves the game and nobody is slashed.
+    function forfeit(uint256 taskId) external;
 
     /// @notice Pays the caller everything credited to it.
     function claimRewards() external returns (uint256 amount);

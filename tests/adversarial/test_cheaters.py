@@ -120,7 +120,8 @@ def test_cheater_is_slashed_and_the_task_reopens(arena: Arena, cheat: str) -> No
     assert task_id is not None
     assert task_id >> 64 == bounty_id  # a task of this test's bounty, not one an earlier test left open
     cheated_attempt = arena.m.poster.task(task_id).attempt
-    assert arena.verify(task_id) == [False, False]
+    verdicts = arena.verify(task_id)  # FAIL votes, or a diverged replay contested and proven in a game
+    assert False in verdicts and True not in verdicts
     assert arena.slashed(task_id, cheater.address)
     assert arena.status(task_id) == TaskStatus.OPEN  # reopened for an honest volunteer
     assert stake_before - cheater.stake_of(cheater.address).bonded == 100 * UNIT

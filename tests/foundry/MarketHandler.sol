@@ -15,6 +15,10 @@ contract MarketHandler is MarketProperties {
     using Fmt for uint256;
 
     uint256 internal constant MAX_BOUNTIES = 3;
+    bytes32 internal constant UPDATE_HASH = keccak256("update");
+    uint256 internal constant BAD_CLAIMS = 4; // claim kinds below this are refused (see _traceClaim)
+    uint256 internal constant SOUND_CLAIM = BAD_CLAIMS;
+    uint256 internal constant MAX_TRACE_STEPS = 16;
 
     constructor(BountyMarket market_, IFaucetToken token_, MaliciousActor attacker_)
         MarketModel(market_, token_, attacker_)
@@ -86,13 +90,20 @@ contract MarketHandler is MarketProperties {
         if (id != 0) _refund(id);
     }
 
-    /// @notice Time passes beyond a bounty's deadline and every verify window: the pending tasks are
-    ///         settled or expired, then the poster's refund must succeed and leave the bounty empty.
+    /// @notice Time passes beyond a bounty's deadline and every verify window: open games are played
+    ///         out, the pending tasks are settled or expired, then the poster's refund must succeed and
+    ///         leave the bounty empty. A game may outlast the deadline: the poster refunds while it runs,
+    ///         which must leave what the contested task may still be owed.
     function deadlinePassesAndPosterRecovers(uint256 bountySeed) public {
         uint256 id = _pickBounty(bountySeed);
         if (id == 0) return;
-        IBountyMarket.Bounty memory b = _bounty(id);
-        uint256 end = uint256(b.deadline) + b.challengeWindow + b.verifyWindow + 1;
+        if (_hasOpenGame(id)) {
+            uint256 deadline = _bounty(id).deadline;
+            if (block.timestamp <= deadline) vm.warp(deadline + 1);
+            _refund(id);
+        }
+        _finishGames(id);
+        uint256 end = _quietAfter(id);
         if (block.timestamp < end) vm.warp(end);
         vm.roll(block.number + 2); // the draw block of a commit made in this block exists
         _closeOut(id);
@@ -164,7 +175,7 @@ contract MarketHandler is MarketProperties {
         uint256 taskId = _currentTask(id, shardSeed);
         IBountyMarket.Task memory t = _task(taskId);
         address who = t.status == IBountyMarket.TaskStatus.Claimed ? t.volunteer : _volunteer(honestySeed);
-        _commit(who, taskId, _honesty(who, honestySeed));
+        _commit(who, taskId, _honesty(who, honestySeed), honestySeed >> 8);
     }
 
     /// @notice Anyone records a committed task's challenge seed.
@@ -173,8 +184,7 @@ contract MarketHandler is MarketProperties {
         if (id == 0) return;
         uint256 taskId = _currentTask(id, shardSeed);
         IBountyMarket.Task memory t = _task(taskId);
-        bool committed =
-            t.status == IBountyMarket.TaskStatus.Committed || t.status == IBountyMarket.TaskStatus.Challenged;
+        bool committed = _isPending(t.status); // a contested task's draw may be recorded too
         bytes32 recorded = _tasks[taskId][t.attempt].drawnSeed;
         bytes32 seed;
         if (committed && recorded == 0 && block.number > uint256(t.commitBlock) + 1) {
@@ -225,7 +235,7 @@ contract MarketHandler is MarketProperties {
         uint256 taskId = _currentTask(id, shardSeed);
         address who = _volunteer(actorSeed);
         if (!_claim(who, id, taskId)) return;
-        _commit(who, taskId, _honesty(who, honestySeed));
+        _commit(who, taskId, _honesty(who, honestySeed), honestySeed >> 64);
         vm.roll(block.number + 2);
         vm.warp(block.timestamp + 1 + (honestySeed >> 8) % 30);
         uint256 mode = (honestySeed >> 16) % 8;
@@ -234,6 +244,86 @@ contract MarketHandler is MarketProperties {
             for (uint256 i = 0; i < 3; ++i) {
                 _attest(_verifier(actorSeed % 3 + i), id, taskId);
             }
+        }
+        IBountyMarket.Bounty memory b = _bounty(id);
+        vm.warp(block.timestamp + b.challengeWindow + b.verifyWindow + 1);
+        _settle(stranger, id, taskId);
+    }
+
+    // ------------------------------------------------------------------ bisection games
+
+    /// @notice A staker contests a committed task's trace, sometimes with a claim the market must refuse.
+    ///         Whoever contests a fake tells the truth; only a liar contests an honest trace.
+    function contest(uint256 actorSeed, uint256 bountySeed, uint256 shardSeed, uint256 claimSeed) public {
+        uint256 id = _pickBounty(bountySeed);
+        if (id == 0) return;
+        uint256 taskId = _currentTask(id, shardSeed);
+        bool honestTrace = _tasks[taskId][_task(taskId).attempt].honesty == HONEST;
+        _contest(_challenger(actorSeed, honestTrace), id, taskId, claimSeed % 10);
+    }
+
+    /// @notice The volunteer of a contested task posts its state at the midpoint (sometimes an empty hash).
+    function bisect(uint256 bountySeed, uint256 shardSeed, uint256 hashSeed) public {
+        uint256 id = _pickBounty(bountySeed);
+        if (id == 0) return;
+        uint256 taskId = _currentTask(id, shardSeed);
+        IBountyMarket.Task memory t = _task(taskId);
+        address who = t.status == IBountyMarket.TaskStatus.Contested ? t.volunteer : _volunteer(hashSeed);
+        _bisect(who, id, taskId, hashSeed % 10 == 0 ? bytes32(0) : _midHashOf(taskId, t, hashSeed >> 8));
+    }
+
+    /// @notice The challenger of a contested task answers the volunteer's midpoint.
+    function respond(uint256 bountySeed, uint256 shardSeed, uint256 answerSeed) public {
+        uint256 id = _pickBounty(bountySeed);
+        if (id == 0) return;
+        uint256 taskId = _currentTask(id, shardSeed);
+        address challenger = _tasks[taskId][_task(taskId).attempt].game.challenger;
+        _respond(challenger != address(0) ? challenger : _staker(answerSeed), id, taskId, answerSeed);
+    }
+
+    /// @notice The coordinator, as referee, recomputes the one step left and rules truthfully.
+    function rule(uint256 bountySeed, uint256 shardSeed) public {
+        uint256 id = _pickBounty(bountySeed);
+        if (id == 0) return;
+        _rule(coordinator, id, _currentTask(id, shardSeed));
+    }
+
+    /// @notice Anyone ends a game whose mover let its deadline pass; often that time passes first.
+    function forfeit(uint256 actorSeed, uint256 bountySeed, uint256 shardSeed, uint256 waitSeed) public {
+        uint256 id = _pickBounty(bountySeed);
+        if (id == 0) return;
+        uint256 taskId = _currentTask(id, shardSeed);
+        GameGhost storage game = _tasks[taskId][_task(taskId).attempt].game;
+        bool open = game.turn != IBountyMarket.GameTurn.None;
+        if (open && waitSeed % 2 == 0 && block.timestamp <= game.deadline) vm.warp(game.deadline + 1);
+        _forfeit(actorSeed % 2 == 0 ? stranger : _staker(actorSeed), id, taskId);
+    }
+
+    /// @notice A whole game in one step: claim, commit, the draw block, sometimes a dispute or a first
+    ///         attestation (whose FAIL fee a lost game pays before the challenger's half), a contest (by a
+    ///         truthful challenger of a fake, or by a liar of an honest trace), the moves until the referee
+    ///         rules (each mover sometimes silent), sometimes a second contest of the resumed task, then
+    ///         the windows pass and the task settles. One game in four stops after a few moves, for the
+    ///         single moves and the wind-down to finish. Random interleavings of the single moves reach a
+    ///         ruling too rarely.
+    function gameLifecycle(uint256 actorSeed, uint256 bountySeed, uint256 shardSeed, uint256 playSeed) public {
+        uint256 id = _pickBounty(bountySeed);
+        if (id == 0) return;
+        uint256 taskId = _currentTask(id, shardSeed);
+        address who = _volunteer(actorSeed);
+        if (!_claim(who, id, taskId)) return;
+        _commit(who, taskId, _honesty(who, playSeed), playSeed >> 64);
+        vm.roll(block.number + 2);
+        vm.warp(block.timestamp + 1 + (playSeed >> 8) % 30);
+        if ((playSeed >> 16) % 4 == 0) _dispute(_verifier(playSeed >> 24), id, taskId, playSeed >> 32);
+        if ((playSeed >> 20) % 3 == 0) _attest(_verifier(playSeed >> 40), id, taskId);
+        bool honestTrace = _tasks[taskId][_task(taskId).attempt].honesty == HONEST;
+        for (uint256 game = 0; game < 2; ++game) {
+            if (game == 1 && (playSeed >> 200) % 3 != 0) break;
+            _contest(_challenger(actorSeed >> (8 + 8 * game), honestTrace), id, taskId, SOUND_CLAIM);
+            uint256 moves = (playSeed >> 128) % 4 == 0 ? (playSeed >> 132) % 4 : MAX_TRACE_STEPS;
+            _playGame(id, taskId, playSeed >> (136 + 8 * game), moves, true);
+            if (_task(taskId).status == IBountyMarket.TaskStatus.Contested) return;
         }
         IBountyMarket.Bounty memory b = _bounty(id);
         vm.warp(block.timestamp + b.challengeWindow + b.verifyWindow + 1);
@@ -258,10 +348,12 @@ contract MarketHandler is MarketProperties {
     /// @notice Someone calls a state-changing function it has no right to: a stranger or the coordinator
     ///         reaching for escrow, stake or rewards, a volunteer committing another's lease or attesting
     ///         its own task, a verifier voting twice, the poster refunding early, anyone pulling the
-    ///         market's tokens through the ERC-20. Every such call must revert and move nothing.
+    ///         market's tokens through the ERC-20; in a game, a contest without stake or of one's own
+    ///         task, a move by someone other than the mover, a ruling by a party to the game, a forfeit
+    ///         before the mover is overdue. Every such call must revert and move nothing.
     function unauthorizedCall(uint256 callerSeed, uint256 fnSeed, uint256 bountySeed, uint256 shardSeed) public {
         address caller = callerSeed % 2 == 0 ? stranger : coordinator; // neither ever stakes nor posts
-        uint256 which = fnSeed % 14;
+        uint256 which = fnSeed % 21;
         if (which == 4) _openRefundWindow(bountySeed); // try another's refund when the poster's would pay
         (address who, address target, bytes memory data, string memory what) =
             _forbiddenCall(caller, which, bountySeed, shardSeed);
@@ -309,6 +401,16 @@ contract MarketHandler is MarketProperties {
         if (which == 7) return (caller, target, abi.encodeCall(market.claim, (taskId)), "claim without stake");
         if (which == 8) return (caller, target, abi.encodeCall(market.attest, (taskId, shardSeed % 2 == 0)), "attest");
         if (which == 9) return (caller, target, abi.encodeCall(market.dispute, (taskId, 0)), "dispute");
+        if (which == 14) {
+            // A sound claim against the committed trace, from an account with no stake to lock.
+            (bytes32 root, bytes32 update, IBountyMarket.TraceStep memory lo, IBountyMarket.TraceStep memory hi,) =
+                _traceClaim(taskId, _task(taskId), SOUND_CLAIM);
+            return (caller, target, abi.encodeCall(market.contest, (taskId, root, update, lo, hi)), "contest");
+        }
+        if (which == 15) {
+            return (caller, target, abi.encodeCall(market.bisect, (taskId, keccak256("mid"), "x")), "bisect");
+        }
+        if (which == 16) return (caller, target, abi.encodeCall(market.respond, (taskId, true)), "respond");
         (who, data, what) = _forbiddenByParticipant(which, id, taskId);
         if (who == address(0)) target = address(0);
     }
@@ -338,23 +440,68 @@ contract MarketHandler is MarketProperties {
             }
             return (address(0), "", "");
         }
-        // The poster refunds an active bounty before its deadline.
-        IBountyMarket.Bounty memory b = _bounty(id);
-        if (b.status != IBountyMarket.BountyStatus.Active || block.timestamp > b.deadline) return (address(0), "", "");
-        return (b.poster, abi.encodeCall(market.refund, (id)), "refund before the deadline");
+        if (which == 13) {
+            // The poster refunds an active bounty before its deadline.
+            IBountyMarket.Bounty memory b = _bounty(id);
+            if (b.status != IBountyMarket.BountyStatus.Active || block.timestamp > b.deadline) {
+                return (address(0), "", "");
+            }
+            return (b.poster, abi.encodeCall(market.refund, (id)), "refund before the deadline");
+        }
+        return _forbiddenGameMove(which, taskId, t);
+    }
+
+    /// @dev Game calls by a party to the game outside its role.
+    function _forbiddenGameMove(uint256 which, uint256 taskId, IBountyMarket.Task memory t)
+        private
+        view
+        returns (address who, bytes memory data, string memory what)
+    {
+        GameGhost storage game = _tasks[taskId][t.attempt].game;
+        if (which == 17) {
+            // The volunteer rules on its own game (a stranger where nobody holds the task).
+            who = t.volunteer == address(0) ? stranger : t.volunteer;
+            return (who, abi.encodeCall(market.rule, (taskId, true)), "rule by a party to the game");
+        }
+        if (which == 18) {
+            // The volunteer contests its own trace.
+            if (t.volunteer == address(0)) return (address(0), "", "");
+            (bytes32 root, bytes32 update, IBountyMarket.TraceStep memory lo, IBountyMarket.TraceStep memory hi,) =
+                _traceClaim(taskId, t, SOUND_CLAIM);
+            return (t.volunteer, abi.encodeCall(market.contest, (taskId, root, update, lo, hi)), "contest of own task");
+        }
+        if (which == 19) {
+            // The other side moves in the mover's place; the challenger rules on its own game.
+            if (game.turn == IBountyMarket.GameTurn.Volunteer) {
+                data = abi.encodeCall(market.bisect, (taskId, keccak256("mid"), "x"));
+                return (game.challenger, data, "bisect by the challenger");
+            }
+            if (game.turn == IBountyMarket.GameTurn.Challenger) {
+                return (t.volunteer, abi.encodeCall(market.respond, (taskId, false)), "respond by the volunteer");
+            }
+            if (game.turn == IBountyMarket.GameTurn.Referee) {
+                return (game.challenger, abi.encodeCall(market.rule, (taskId, false)), "rule by the challenger");
+            }
+            return (address(0), "", "");
+        }
+        // A forfeit before the mover is overdue (or of no game at all).
+        if (game.turn != IBountyMarket.GameTurn.None && block.timestamp > game.deadline) return (address(0), "", "");
+        return (stranger, abi.encodeCall(market.forfeit, (taskId)), "forfeit before the deadline");
     }
 
     // ------------------------------------------------------------------ end of a sequence
 
-    /// @notice Everything winds down (called by afterInvariant): every deadline and window passes, all
-    ///         pending tasks settle or expire, posters recover their escrow, everyone claims, unstakes
-    ///         and withdraws. Afterwards the market must hold no token at all.
+    /// @notice Everything winds down (called by afterInvariant): open games are played out, every
+    ///         deadline and window passes, all pending tasks settle or expire, posters recover their
+    ///         escrow, everyone claims, unstakes and withdraws. Afterwards the market must hold no token.
     function windDown() external {
+        for (uint256 i = 0; i < _bountyIds.length; ++i) {
+            _finishGames(_bountyIds[i]);
+        }
         uint256 end = block.timestamp;
         for (uint256 i = 0; i < _bountyIds.length; ++i) {
-            IBountyMarket.Bounty memory b = _bounty(_bountyIds[i]);
-            uint256 closes = uint256(b.deadline) + b.challengeWindow + b.verifyWindow + 1;
-            if (closes > end) end = closes;
+            uint256 quiet = _quietAfter(_bountyIds[i]);
+            if (quiet > end) end = quiet;
         }
         vm.warp(end + unbondingDelay);
         vm.roll(block.number + 2);
@@ -412,16 +559,27 @@ contract MarketHandler is MarketProperties {
         _check(after_.checkBps == _expectedCheckBps(b, who), "claim: check probability does not follow the record");
     }
 
-    function _commit(address who, uint256 taskId, uint8 honesty) internal {
+    /// @dev The trace is a real two-leaf Merkle tree over the states at step 0 and at a last step of 1–16
+    ///      (from `traceSeed`), so that a challenger can prove both in a contest. A faked trace makes up
+    ///      every state from a random step on, the committed last one included.
+    function _commit(address who, uint256 taskId, uint8 honesty, uint256 traceSeed) internal {
         IBountyMarket.Task memory t = _task(taskId);
         bool allowed =
             t.status == IBountyMarket.TaskStatus.Claimed && t.volunteer == who && block.timestamp <= t.deadline;
-        bytes32 root = keccak256(abi.encode(honesty == HONEST ? "trained" : "faked", taskId, t.attempt));
+        uint32 lastStep = uint32(1 + traceSeed % MAX_TRACE_STEPS);
+        uint32 fakedFrom = uint32(1 + (traceSeed >> 8) % lastStep);
+        bytes32 lastState = _traceState(taskId, t.attempt, honesty == DISHONEST, fakedFrom, lastStep);
+        bytes32 root =
+            _hashPair(_traceLeaf(taskId, who, 0, _trueState(taskId, 0)), _traceLeaf(taskId, who, lastStep, lastState));
         (bool ok, bytes memory ret) =
-            _call(who, abi.encodeCall(market.commit, (taskId, root, keccak256("update"), "bafytrace", "bafyupdate")));
+            _call(who, abi.encodeCall(market.commit, (taskId, root, UPDATE_HASH, "bafytrace", "bafyupdate")));
         _expect("commit", allowed, ok, ret);
         if (!ok || !allowed) return;
-        _tasks[taskId][t.attempt].honesty = honesty;
+        TaskGhost storage g = _tasks[taskId][t.attempt];
+        g.honesty = honesty;
+        g.traceRoot = root;
+        g.lastStep = lastStep;
+        g.fakedFrom = fakedFrom;
         ++stats.commits;
         IBountyMarket.Task memory after_ = _task(taskId);
         _check(after_.status == IBountyMarket.TaskStatus.Committed, "commit: not Committed");
@@ -467,7 +625,7 @@ contract MarketHandler is MarketProperties {
             _modelAccept(id, b, taskId, t, true);
             _check(after_.status == IBountyMarket.TaskStatus.Accepted, "attest: PASS quorum did not accept");
         } else {
-            _modelSlash(id, b, taskId, t);
+            _modelSlash(id, b, taskId, t, false);
             _check(
                 after_.status == IBountyMarket.TaskStatus.Open && after_.attempt == t.attempt + 1,
                 "attest: FAIL quorum did not reopen the task"
@@ -558,8 +716,9 @@ contract MarketHandler is MarketProperties {
         _check(token.balanceOf(b.poster) - before == paid, "refund: tokens received != amount returned");
     }
 
-    /// @dev After the deadline and every verify window: settle what is committed, expire what is
-    ///      claimed, refund; the bounty must end with nothing in escrow and no lock on any of its tasks.
+    /// @dev After the deadline and every verify window (games finished before): settle what is committed,
+    ///      expire what is claimed, refund; the bounty must end with nothing in escrow and no lock on any
+    ///      of its tasks.
     function _closeOut(uint256 id) internal {
         IBountyMarket.Bounty memory b = _bounty(id);
         for (uint256 shard = 0; shard < b.shards; ++shard) {
@@ -579,6 +738,281 @@ contract MarketHandler is MarketProperties {
         if (ghostEscrow[id] > 0) _refund(id);
         uint256 left = _bounty(id).escrow;
         _check(left == 0, string.concat("close-out: bounty ", id.str(), " keeps ", left.str(), " after refund"));
+    }
+
+    // ------------------------------------------------------------------ game moves
+
+    function _contest(address who, uint256 id, uint256 taskId, uint256 claimKind) internal {
+        IBountyMarket.Bounty memory b = _bounty(id);
+        IBountyMarket.Task memory t = _task(taskId);
+        (
+            bytes32 root,
+            bytes32 update,
+            IBountyMarket.TraceStep memory lo,
+            IBountyMarket.TraceStep memory hi,
+            bool sound
+        ) = _traceClaim(taskId, t, claimKind);
+        bool committed =
+            t.status == IBountyMarket.TaskStatus.Committed || t.status == IBountyMarket.TaskStatus.Challenged;
+        bool allowed = committed && who != t.volunteer && !_contestedBy[taskId][t.attempt][who]
+            && block.timestamp <= uint256(t.deadline) + b.challengeWindow + b.verifyWindow && sound
+            && _freeStake(who) >= b.stakePerTask;
+        (bool ok, bytes memory ret) = _call(who, abi.encodeCall(market.contest, (taskId, root, update, lo, hi)));
+        _expect("contest", allowed, ok, ret);
+        if (!ok || !allowed) return;
+        _contestedBy[taskId][t.attempt][who] = true;
+        TaskGhost storage g = _tasks[taskId][t.attempt];
+        GameGhost storage game = g.game;
+        ghostLocked[who] += b.stakePerTask;
+        game.challenger = who;
+        game.truthful = g.honesty == DISHONEST;
+        (game.loStep, game.loHash, game.hiStep, game.hiHash) = (lo.step, lo.stateHash, hi.step, hi.stateHash);
+        game.turn = hi.step - lo.step == 1 ? IBountyMarket.GameTurn.Referee : IBountyMarket.GameTurn.Volunteer;
+        game.deadline = block.timestamp + b.verifyWindow;
+        ++stats.gamesOpened;
+        _check(_task(taskId).status == IBountyMarket.TaskStatus.Contested, "contest: task not Contested");
+        _checkGame(taskId, game, "contest");
+        _checkNarrowed(taskId, g, "contest");
+    }
+
+    function _bisect(address who, uint256 id, uint256 taskId, bytes32 midHash) internal {
+        IBountyMarket.Bounty memory b = _bounty(id);
+        IBountyMarket.Task memory t = _task(taskId);
+        GameGhost storage game = _tasks[taskId][t.attempt].game;
+        bool allowed = game.turn == IBountyMarket.GameTurn.Volunteer && who == t.volunteer
+            && block.timestamp <= game.deadline && midHash != 0;
+        (bool ok, bytes memory ret) = _call(who, abi.encodeCall(market.bisect, (taskId, midHash, "bafystate")));
+        _expect("bisect", allowed, ok, ret);
+        if (!ok || !allowed) return;
+        game.midHash = midHash;
+        game.turn = IBountyMarket.GameTurn.Challenger;
+        game.deadline = block.timestamp + b.verifyWindow;
+        ++stats.gameMoves;
+        _checkGame(taskId, game, "bisect");
+    }
+
+    /// @dev A truthful challenger agrees exactly with true states; a liar answers at random (and must lose
+    ///      all the same, since an honest volunteer posts nothing but true states).
+    function _respond(address who, uint256 id, uint256 taskId, uint256 answerSeed) internal {
+        IBountyMarket.Bounty memory b = _bounty(id);
+        IBountyMarket.Task memory t = _task(taskId);
+        TaskGhost storage g = _tasks[taskId][t.attempt];
+        GameGhost storage game = g.game;
+        uint32 mid = uint32((uint256(game.loStep) + game.hiStep) / 2);
+        bool agree = game.truthful ? game.midHash == _trueState(taskId, mid) : answerSeed % 2 == 0;
+        bool allowed = game.turn == IBountyMarket.GameTurn.Challenger && who == game.challenger
+            && block.timestamp <= game.deadline;
+        (bool ok, bytes memory ret) = _call(who, abi.encodeCall(market.respond, (taskId, agree)));
+        _expect("respond", allowed, ok, ret);
+        if (!ok || !allowed) return;
+        if (agree) (game.loStep, game.loHash) = (mid, game.midHash);
+        else (game.hiStep, game.hiHash) = (mid, game.midHash);
+        game.midHash = 0;
+        bool oneStepLeft = game.hiStep - game.loStep == 1;
+        game.turn = oneStepLeft ? IBountyMarket.GameTurn.Referee : IBountyMarket.GameTurn.Volunteer;
+        game.deadline = block.timestamp + b.verifyWindow;
+        ++stats.gameMoves;
+        _checkGame(taskId, game, "respond");
+        _checkNarrowed(taskId, g, "respond");
+    }
+
+    /// @dev The referee recomputes the one step from the agreed state: correct when it reaches the
+    ///      volunteer's state. It rules the truth, so an honest volunteer must win and a challenger who
+    ///      contested a fake must win.
+    function _rule(address who, uint256 id, uint256 taskId) internal {
+        IBountyMarket.Bounty memory b = _bounty(id);
+        IBountyMarket.Task memory t = _task(taskId);
+        TaskGhost storage g = _tasks[taskId][t.attempt];
+        GameGhost storage game = g.game;
+        bool stepCorrect = game.hiHash == _trueState(taskId, game.hiStep);
+        bool allowed =
+            game.turn == IBountyMarket.GameTurn.Referee && who == b.coordinator && block.timestamp <= game.deadline;
+        (bool ok, bytes memory ret) = _call(who, abi.encodeCall(market.rule, (taskId, stepCorrect)));
+        _expect("rule", allowed, ok, ret);
+        if (!ok || !allowed) return;
+        if (g.honesty == HONEST) _check(stepCorrect, "rule: an honest volunteer lost a game ruled truthfully");
+        if (game.truthful) {
+            _check(!stepCorrect, "rule: a challenger who contested a fake lost a game ruled truthfully");
+        }
+        _endGame(id, b, taskId, t, stepCorrect, false);
+    }
+
+    function _forfeit(address who, uint256 id, uint256 taskId) internal {
+        IBountyMarket.Bounty memory b = _bounty(id);
+        IBountyMarket.Task memory t = _task(taskId);
+        GameGhost storage game = _tasks[taskId][t.attempt].game;
+        IBountyMarket.GameTurn turn = game.turn;
+        bool allowed = turn != IBountyMarket.GameTurn.None && block.timestamp > game.deadline;
+        (bool ok, bytes memory ret) = _call(who, abi.encodeCall(market.forfeit, (taskId)));
+        _expect("forfeit", allowed, ok, ret);
+        if (!ok || !allowed) return;
+        ++stats.gameForfeits;
+        if (turn == IBountyMarket.GameTurn.Referee) {
+            // The referee's silence proves nothing: the challenger's lock comes back, the task resumes.
+            _modelDissolve(b, taskId, t);
+            _checkResumed(taskId, t, "forfeit by a silent referee");
+        } else {
+            _endGame(id, b, taskId, t, turn == IBountyMarket.GameTurn.Challenger, true);
+        }
+    }
+
+    /// @dev The loser pays: a volunteer as for a failed check (the game's challenger takes half of what the
+    ///      FAIL voters leave) and its task reopens; a challenger its lock, and the task resumes.
+    function _endGame(
+        uint256 id,
+        IBountyMarket.Bounty memory b,
+        uint256 taskId,
+        IBountyMarket.Task memory t,
+        bool volunteerWins,
+        bool byForfeit
+    ) internal {
+        if (volunteerWins) {
+            _modelChallengerLoss(id, b, taskId, t);
+            _checkResumed(taskId, t, "game won by the volunteer");
+            return;
+        }
+        _modelSlash(id, b, taskId, t, byForfeit);
+        IBountyMarket.Task memory after_ = _task(taskId);
+        _check(
+            after_.status == IBountyMarket.TaskStatus.Open && after_.attempt == t.attempt + 1,
+            "game lost by the volunteer: the task did not reopen"
+        );
+    }
+
+    /// @dev Plays a contested task's game for up to `maxMoves` moves: each mover moves truthfully in time,
+    ///      or (`mayGoSilent`, one move in ten) lets its deadline pass and anyone ends the game.
+    function _playGame(uint256 id, uint256 taskId, uint256 seed, uint256 maxMoves, bool mayGoSilent) internal {
+        for (uint256 move = 0; move < maxMoves && move < 2 * MAX_TRACE_STEPS; ++move) {
+            IBountyMarket.Task memory t = _task(taskId);
+            if (t.status != IBountyMarket.TaskStatus.Contested) return;
+            GameGhost storage game = _tasks[taskId][t.attempt].game;
+            uint256 roll = uint256(keccak256(abi.encode(seed, move)));
+            if (mayGoSilent && block.timestamp <= game.deadline) {
+                // The mover takes some of its time, or all of it and more.
+                if (roll % 10 == 0) vm.warp(game.deadline + 1);
+                else vm.warp(block.timestamp + (roll >> 8) % (game.deadline - block.timestamp + 1));
+            }
+            if (block.timestamp > game.deadline) {
+                _forfeit((roll >> 16) % 2 == 0 ? stranger : _staker(roll >> 17), id, taskId);
+            } else if (game.turn == IBountyMarket.GameTurn.Volunteer) {
+                _bisect(t.volunteer, id, taskId, _midHashOf(taskId, t, roll >> 16));
+            } else if (game.turn == IBountyMarket.GameTurn.Challenger) {
+                _respond(game.challenger, id, taskId, roll >> 16);
+            } else {
+                _rule(coordinator, id, taskId);
+            }
+        }
+    }
+
+    /// @dev Plays every open game of a bounty's round to its end, now and truthfully (a mover already
+    ///      overdue forfeits), so that its tasks can settle or reopen.
+    function _finishGames(uint256 id) internal {
+        IBountyMarket.Bounty memory b = _bounty(id);
+        for (uint256 shard = 0; shard < b.shards; ++shard) {
+            uint256 taskId = _taskIdOf(id, b.currentRound, shard);
+            if (_task(taskId).status == IBountyMarket.TaskStatus.Contested) {
+                _playGame(id, taskId, taskId ^ block.timestamp, 2 * MAX_TRACE_STEPS, false);
+            }
+            _check(_task(taskId).status != IBountyMarket.TaskStatus.Contested, "finishing games: a game did not end");
+        }
+    }
+
+    /// @dev Whether a task of the bounty's round is Contested.
+    function _hasOpenGame(uint256 id) internal view returns (bool) {
+        IBountyMarket.Bounty memory b = _bounty(id);
+        for (uint256 shard = 0; shard < b.shards; ++shard) {
+            if (_task(_taskIdOf(id, b.currentRound, shard)).status == IBountyMarket.TaskStatus.Contested) return true;
+        }
+        return false;
+    }
+
+    /// @dev When the bounty's deadline and the windows of its pending tasks have all closed: a game the
+    ///      volunteer won restarted its task's windows, possibly past the bounty's deadline.
+    function _quietAfter(uint256 id) internal view returns (uint256 end) {
+        IBountyMarket.Bounty memory b = _bounty(id);
+        uint256 windows = uint256(b.challengeWindow) + b.verifyWindow + 1;
+        end = uint256(b.deadline) + windows;
+        for (uint256 shard = 0; shard < b.shards; ++shard) {
+            IBountyMarket.Task memory t = _task(_taskIdOf(id, b.currentRound, shard));
+            if (_isPending(t.status) && t.deadline + windows > end) end = t.deadline + windows;
+        }
+    }
+
+    /// @dev A challenger's claim against the committed trace of the task's current attempt: both
+    ///      checkpoints with their proofs (each the other leaf), or by `kind` one the market must refuse:
+    ///      0 both at one step, 1 the steps swapped, 2 the last state misquoted, 3 the wrong update hash.
+    function _traceClaim(uint256 taskId, IBountyMarket.Task memory t, uint256 kind)
+        internal
+        view
+        returns (
+            bytes32 root,
+            bytes32 update,
+            IBountyMarket.TraceStep memory lo,
+            IBountyMarket.TraceStep memory hi,
+            bool sound
+        )
+    {
+        TaskGhost storage g = _tasks[taskId][t.attempt];
+        bool faked = g.honesty == DISHONEST;
+        bytes32 firstState = _trueState(taskId, 0);
+        bytes32 lastState = _traceState(taskId, t.attempt, faked, g.fakedFrom, g.lastStep);
+        lo = IBountyMarket.TraceStep(0, firstState, new bytes32[](1));
+        hi = IBountyMarket.TraceStep(g.lastStep, lastState, new bytes32[](1));
+        lo.proof[0] = _traceLeaf(taskId, t.volunteer, g.lastStep, lastState);
+        hi.proof[0] = _traceLeaf(taskId, t.volunteer, 0, firstState);
+        (root, update) = (g.traceRoot, UPDATE_HASH);
+        if (kind == 0) hi = lo;
+        else if (kind == 1) (lo, hi) = (hi, lo);
+        else if (kind == 2) hi.stateHash = faked
+            ? _trueState(taskId, hi.step)
+            : _madeUpState(taskId, t.attempt, hi.step);
+        else if (kind == 3) update = keccak256("another update");
+        sound = g.honesty != 0 && kind >= BAD_CLAIMS; // a task the handler never committed has no trace
+    }
+
+    /// @dev What the volunteer posts at the game's midpoint: its trace's state (an honest trace holds only
+    ///      true states); a faker sometimes makes up a state where its trace is still true.
+    function _midHashOf(uint256 taskId, IBountyMarket.Task memory t, uint256 seed) internal view returns (bytes32) {
+        TaskGhost storage g = _tasks[taskId][t.attempt];
+        uint256 mid = (uint256(g.game.loStep) + g.game.hiStep) / 2;
+        bool faked = g.honesty == DISHONEST;
+        if (faked && seed % 4 == 0) return _madeUpState(taskId, t.attempt, mid);
+        return _traceState(taskId, t.attempt, faked, g.fakedFrom, mid);
+    }
+
+    function _checkGame(uint256 taskId, GameGhost storage game, string memory what) internal {
+        IBountyMarket.Game memory m = market.gameOf(taskId);
+        _check(
+            m.challenger == game.challenger && m.turn == game.turn && m.loStep == game.loStep && m.hiStep == game.hiStep
+                && m.deadline == game.deadline && m.loHash == game.loHash && m.hiHash == game.hiHash
+                && m.midHash == game.midHash,
+            string.concat(what, ": the game is not where the moves put it")
+        );
+    }
+
+    /// @dev What truthful play keeps true of the stretch left: both sides agree on the true state at its
+    ///      start; its end is the true state in an honest trace, a made-up one when a truthful challenger
+    ///      contested a fake.
+    function _checkNarrowed(uint256 taskId, TaskGhost storage g, string memory what) internal {
+        GameGhost storage game = g.game;
+        bool hiTrue = game.hiHash == _trueState(taskId, game.hiStep);
+        _check(game.loHash == _trueState(taskId, game.loStep), string.concat(what, ": the agreed state is not true"));
+        if (g.honesty == HONEST) _check(hiTrue, string.concat(what, ": an honest trace's disputed state is not true"));
+        if (game.truthful) _check(!hiTrue, string.concat(what, ": the made-up state left the disputed stretch"));
+    }
+
+    /// @dev After a game the volunteer won or the referee let lapse: the task is where the game found it,
+    ///      with its windows restarted from now, and the game is gone.
+    function _checkResumed(uint256 taskId, IBountyMarket.Task memory t, string memory what) internal {
+        IBountyMarket.Task memory after_ = _task(taskId);
+        bool disputed = _tasks[taskId][t.attempt].challenger != address(0);
+        IBountyMarket.TaskStatus resumed =
+            disputed ? IBountyMarket.TaskStatus.Challenged : IBountyMarket.TaskStatus.Committed;
+        _check(
+            after_.status == resumed && after_.attempt == t.attempt && after_.deadline == block.timestamp,
+            string.concat(what, ": the task did not resume with its windows restarted")
+        );
+        _check(market.gameOf(taskId).turn == IBountyMarket.GameTurn.None, string.concat(what, ": the game remains"));
     }
 
     // ------------------------------------------------------------------ helpers

@@ -42,7 +42,7 @@ abstract contract MarketInvariantsBase is InvariantTestBase {
             handler.seedStake(i, uint256(i < 4 ? 250 : 900) * 1 ether);
         }
 
-        bytes4[] memory ops = new bytes4[](20);
+        bytes4[] memory ops = new bytes4[](26);
         ops[0] = handler.postBounty.selector;
         ops[1] = handler.openRound.selector;
         ops[2] = handler.closeRound.selector;
@@ -63,6 +63,12 @@ abstract contract MarketInvariantsBase is InvariantTestBase {
         ops[17] = handler.passTime.selector;
         ops[18] = handler.unauthorizedCall.selector;
         ops[19] = handler.lifecycle.selector; // a second ticket: whole tasks make the deep paths likely
+        ops[20] = handler.contest.selector;
+        ops[21] = handler.bisect.selector;
+        ops[22] = handler.respond.selector;
+        ops[23] = handler.rule.selector;
+        ops[24] = handler.forfeit.selector;
+        ops[25] = handler.gameLifecycle.selector;
         _target(address(handler), ops);
         _targetSender(address(0xF022));
         vm.createDir(STATS_DIR, true);
@@ -72,7 +78,9 @@ abstract contract MarketInvariantsBase is InvariantTestBase {
     ///         (1) tokens conserved: the market holds exactly open escrow + bonded + unbonding stake +
     ///             claimable rewards + open dispute bonds, and supply grows only by the handler's mints;
     ///             escrow, collateral, locks and claimable of every account equal the rules' model;
-    ///         (2) no task id accepted or paid twice; (3) no slash of an honest commit;
+    ///         (2) no task id accepted or paid twice; (3) no slash of an honest commit (but for a volunteer
+    ///             silent in its own game), no slash of a challenger who contested a fake (but for a
+    ///             challenger silent in its own game);
     ///         (4) a refund after the deadline always succeeds and empties the bounty;
     ///         (5) re-entrant calls from a token hook never succeed;
     ///         (6) calls outside the rules (strangers, the coordinator, participants out of role) revert
@@ -130,7 +138,27 @@ abstract contract MarketInvariantsBase is InvariantTestBase {
             ',"unauthorized":',
             s.unauthorizedCalls.str(),
             ',"reentrancyBlocked":',
-            attacker.blockedByGuard().str(),
+            attacker.blockedByGuard().str()
+        );
+        line = string.concat(
+            line,
+            ',"gamesOpened":',
+            s.gamesOpened.str(),
+            ',"gameMoves":',
+            s.gameMoves.str(),
+            ',"volunteerWins":',
+            s.volunteerWins.str(),
+            ',"challengerWins":',
+            s.challengerWins.str()
+        );
+        line = string.concat(
+            line,
+            ',"gameForfeits":',
+            s.gameForfeits.str(),
+            ',"gamesDissolved":',
+            s.gamesDissolved.str(),
+            ',"honestSilentSlashed":',
+            s.honestSilentSlashed.str(),
             "}"
         );
         vm.writeLine(string.concat(STATS_DIR, "/", _suite(), ".jsonl"), line);

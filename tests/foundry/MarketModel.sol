@@ -29,13 +29,31 @@ abstract contract MarketModel {
     uint8 internal constant HONEST = 1;
     uint8 internal constant DISHONEST = 2;
 
+    /// @notice The model's copy of a task's bisection game (turn None when there is none).
+    struct GameGhost {
+        address challenger;
+        bool truthful; // contested a fake and answers the truth; only a liar contests an honest trace
+        IBountyMarket.GameTurn turn;
+        uint32 loStep;
+        uint32 hiStep;
+        uint256 deadline;
+        bytes32 loHash;
+        bytes32 hiHash;
+        bytes32 midHash;
+    }
+
     struct TaskGhost {
         uint8 honesty; // HONEST or DISHONEST once committed
         bytes32 drawnSeed; // recorded by drawChallenge
-        address challenger;
+        address challenger; // of the bond dispute
         uint256 bond;
         address[] passVoters;
         address[] failVoters;
+        // The committed trace: a two-leaf Merkle tree over the states at step 0 and at `lastStep`.
+        bytes32 traceRoot;
+        uint32 lastStep;
+        uint32 fakedFrom; // a faked trace's first made-up state (1..lastStep); the states before it are true
+        GameGhost game;
     }
 
     /// @notice Counters that show what a sequence reached (written per run by afterInvariant).
@@ -57,6 +75,13 @@ abstract contract MarketModel {
         uint256 withdrawals;
         uint256 unauthorizedCalls;
         uint256 predictedReverts; // calls the rules refuse and the market refused
+        uint256 gamesOpened;
+        uint256 gameMoves; // bisections and answers
+        uint256 volunteerWins; // the challenger was slashed (ruled wrong, or silent)
+        uint256 challengerWins; // the volunteer was slashed (ruled wrong, or silent)
+        uint256 gameForfeits; // a mover let its deadline pass
+        uint256 gamesDissolved; // the referee was silent: nobody slashed
+        uint256 honestSilentSlashed; // honest volunteers slashed for missing their own move
     }
 
     BountyMarket public immutable market;
@@ -86,6 +111,7 @@ abstract contract MarketModel {
     uint256 public ghostMinted;
     mapping(uint256 taskId => mapping(uint256 attempt => TaskGhost)) internal _tasks;
     mapping(uint256 taskId => mapping(uint256 attempt => mapping(address verifier => bool))) internal _attested;
+    mapping(uint256 taskId => mapping(uint256 attempt => mapping(address challenger => bool))) internal _contestedBy;
 
     // ------------------------------------------------------------------ evidence from the market's events
     mapping(uint256 taskId => uint256) public acceptedEventsOf;
@@ -95,6 +121,9 @@ abstract contract MarketModel {
     uint256 public expectedSlashes;
     uint256 public seenSlashes;
     uint256 public honestCommitsSlashed;
+    uint256 public expectedChallengerSlashes;
+    uint256 public seenChallengerSlashes;
+    uint256 public truthfulChallengersSlashed; // challengers of a fake slashed though they answered in time
 
     Stats internal stats;
     uint256 public violations;
@@ -155,6 +184,14 @@ abstract contract MarketModel {
         return seed % 7 < 4 ? _volunteer(seed % 7) : _verifier(seed % 7 - 4);
     }
 
+    /// @dev Who contests a trace: a verifier or an honest volunteer contests a fake; only the cheater or
+    ///      the attacker contract would contest an honest trace (and lie in the game).
+    function _challenger(uint256 seed, bool ofHonestTrace) internal view returns (address) {
+        if (ofHonestTrace) return seed % 2 == 0 ? cheater : address(attacker);
+        uint256 i = seed % 5;
+        return i < 3 ? _verifier(i) : i == 3 ? honestA : honestB;
+    }
+
     /// @dev Honest volunteers never fake; the cheater always does; the attacker contract does either.
     function _honesty(address volunteer, uint256 seed) internal view returns (uint8) {
         if (volunteer == cheater) return DISHONEST;
@@ -186,9 +223,14 @@ abstract contract MarketModel {
     }
 
     /// @dev Independent evidence from the event log: every TaskAccepted at most once per task id,
-    ///      every TaskSlashed against a commit the model knows to be fake.
+    ///      every TaskSlashed against a commit the model knows to be fake (or a volunteer that forfeited
+    ///      its game by missing its move), every ChallengerSlashed against a challenger the model knows
+    ///      to have contested an honest trace (or to have missed its move).
     function _scanEvents() internal {
         Vm.Log[] memory logs = vm.getRecordedLogs();
+        // A forfeit names the silent side before the slash it causes, in the same call.
+        uint256 forfeitedTask;
+        IBountyMarket.GameTurn silent;
         for (uint256 i = 0; i < logs.length; ++i) {
             if (logs[i].emitter != address(market)) continue;
             bytes32 topic = logs[i].topics[0];
@@ -201,8 +243,19 @@ abstract contract MarketModel {
                 uint256 taskId = uint256(logs[i].topics[1]);
                 // The task reopened with attempt + 1 in the same call.
                 uint256 attempt = market.taskOf(taskId).attempt - 1;
-                if (_tasks[taskId][attempt].honesty != DISHONEST) ++honestCommitsSlashed;
+                bool missedMove = forfeitedTask == taskId && silent == IBountyMarket.GameTurn.Volunteer;
+                if (_tasks[taskId][attempt].honesty != DISHONEST && !missedMove) ++honestCommitsSlashed;
                 ++seenSlashes;
+            } else if (topic == IBountyMarket.GameForfeited.selector) {
+                forfeitedTask = uint256(logs[i].topics[1]);
+                silent = abi.decode(logs[i].data, (IBountyMarket.GameTurn));
+            } else if (topic == IBountyMarket.ChallengerSlashed.selector) {
+                uint256 taskId = uint256(logs[i].topics[1]);
+                // The task resumed under the same attempt; the model still holds the game.
+                GameGhost storage game = _tasks[taskId][market.taskOf(taskId).attempt].game;
+                bool missedMove = forfeitedTask == taskId && silent == IBountyMarket.GameTurn.Challenger;
+                if (game.truthful && !missedMove) ++truthfulChallengersSlashed;
+                ++seenChallengerSlashes;
             }
         }
     }
@@ -275,16 +328,54 @@ abstract contract MarketModel {
         if (bps < b.minCheckBps) bps = b.minCheckBps;
     }
 
-    /// @dev What pending (Committed/Challenged) tasks of the current round may still be owed.
+    /// @dev What pending (Committed/Challenged/Contested) tasks of the current round may still be owed.
     function _reserved(uint256 id, IBountyMarket.Bounty memory b) internal view returns (uint256 reserved) {
         if (b.status == IBountyMarket.BountyStatus.Finalized) return 0;
         uint256 perTask = uint256(b.rewardPerTask) + uint256(b.quorum) * b.verifierFee;
         for (uint256 shard = 0; shard < b.shards; ++shard) {
-            IBountyMarket.TaskStatus s = _task(_taskIdOf(id, b.currentRound, shard)).status;
-            if (s == IBountyMarket.TaskStatus.Committed || s == IBountyMarket.TaskStatus.Challenged) {
-                reserved += perTask;
-            }
+            if (_isPending(_task(_taskIdOf(id, b.currentRound, shard)).status)) reserved += perTask;
         }
+    }
+
+    /// @dev Committed and not yet accepted or reopened: the task may still be owed its reward and fees.
+    function _isPending(IBountyMarket.TaskStatus s) internal pure returns (bool) {
+        return s == IBountyMarket.TaskStatus.Committed || s == IBountyMarket.TaskStatus.Challenged
+            || s == IBountyMarket.TaskStatus.Contested;
+    }
+
+    // ------------------------------------------------------------------ traces
+
+    /// @dev The state training really reaches at `step` of a task (the same for every attempt).
+    function _trueState(uint256 taskId, uint256 step) internal pure returns (bytes32) {
+        return keccak256(abi.encode("true state", taskId, step));
+    }
+
+    /// @dev The state a faked trace claims at `step` of an attempt.
+    function _madeUpState(uint256 taskId, uint256 attempt, uint256 step) internal pure returns (bytes32) {
+        return keccak256(abi.encode("made-up state", taskId, attempt, step));
+    }
+
+    /// @dev What the committing volunteer's trace holds at `step`: a faked trace is true up to `fakedFrom`.
+    function _traceState(uint256 taskId, uint256 attempt, bool faked, uint256 fakedFrom, uint256 step)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return faked && step >= fakedFrom ? _madeUpState(taskId, attempt, step) : _trueState(taskId, step);
+    }
+
+    /// @dev protocol/merkle.py's trace_leaf, as BountyMarket._provenStep recomputes it.
+    function _traceLeaf(uint256 taskId, address volunteer, uint256 step, bytes32 stateHash)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return keccak256(bytes.concat(keccak256(abi.encode(taskId, volunteer, step, stateHash))));
+    }
+
+    /// @dev OpenZeppelin MerkleProof's node hash: the pair sorted, then hashed.
+    function _hashPair(bytes32 a, bytes32 b) internal pure returns (bytes32) {
+        return a < b ? keccak256(abi.encode(a, b)) : keccak256(abi.encode(b, a));
     }
 
     function _predictSettle(IBountyMarket.Bounty memory b, uint256 taskId, IBountyMarket.Task memory t)
@@ -377,13 +468,22 @@ abstract contract MarketModel {
         if (g.honesty == DISHONEST) ++stats.fakesPaid;
     }
 
-    /// @dev A FAIL quorum: the whole lock is taken, fail voters are paid from it, a challenger gets its
-    ///      bond back plus half the rest, the remainder funds the redo.
-    function _modelSlash(uint256 id, IBountyMarket.Bounty memory b, uint256 taskId, IBountyMarket.Task memory t)
-        internal
-    {
+    /// @dev A FAIL quorum or a lost game: the whole lock is taken, fail voters are paid from it, the
+    ///      game's challenger gets its lock back plus half the rest, a disputer gets its bond back plus
+    ///      half of what is left, the remainder funds the redo. Only a fake may be slashed, or a volunteer
+    ///      that let its move in a game lapse (`missedMove`).
+    function _modelSlash(
+        uint256 id,
+        IBountyMarket.Bounty memory b,
+        uint256 taskId,
+        IBountyMarket.Task memory t,
+        bool missedMove
+    ) internal {
         TaskGhost storage g = _tasks[taskId][t.attempt];
-        if (g.honesty != DISHONEST) _fail(string.concat("slash: honest commit slashed, task ", taskId.str()));
+        if (g.honesty != DISHONEST) {
+            if (missedMove) ++stats.honestSilentSlashed;
+            else _fail(string.concat("slash: honest commit slashed, task ", taskId.str()));
+        }
         uint256 stake = b.stakePerTask;
         ghostCollateral[t.volunteer] = _sub(ghostCollateral[t.volunteer], stake, "slash: collateral");
         ghostLocked[t.volunteer] = _sub(ghostLocked[t.volunteer], stake, "slash: lock");
@@ -391,6 +491,14 @@ abstract contract MarketModel {
             ghostClaimable[g.failVoters[i]] += b.verifierFee;
         }
         uint256 remainder = _sub(stake, g.failVoters.length * b.verifierFee, "slash: fees");
+        address gameWinner = g.game.challenger;
+        if (gameWinner != address(0)) {
+            ghostLocked[gameWinner] = _sub(ghostLocked[gameWinner], stake, "slash: game challenger's lock");
+            uint256 prize = remainder / 2;
+            remainder -= prize;
+            ghostClaimable[gameWinner] += prize;
+            ++stats.challengerWins;
+        }
         if (g.challenger != address(0)) {
             uint256 share = remainder / 2;
             remainder -= share;
@@ -400,6 +508,36 @@ abstract contract MarketModel {
         ghostEscrow[id] += remainder;
         ++expectedSlashes;
         ++stats.slashed;
+    }
+
+    /// @dev A game the volunteer won: the challenger's locked stake is taken, half (rounded down) to the
+    ///      volunteer, the rest to the bounty; the task resumes where the game found it.
+    function _modelChallengerLoss(
+        uint256 id,
+        IBountyMarket.Bounty memory b,
+        uint256 taskId,
+        IBountyMarket.Task memory t
+    ) internal {
+        TaskGhost storage g = _tasks[taskId][t.attempt];
+        address challenger = g.game.challenger;
+        uint256 stake = b.stakePerTask;
+        ghostCollateral[challenger] = _sub(ghostCollateral[challenger], stake, "challenger slash: collateral");
+        ghostLocked[challenger] = _sub(ghostLocked[challenger], stake, "challenger slash: lock");
+        uint256 compensation = stake / 2;
+        ghostClaimable[t.volunteer] += compensation;
+        ghostEscrow[id] += stake - compensation;
+        delete g.game;
+        ++expectedChallengerSlashes;
+        ++stats.volunteerWins;
+    }
+
+    /// @dev A game the referee let lapse: the challenger's lock is released, nobody is slashed.
+    function _modelDissolve(IBountyMarket.Bounty memory b, uint256 taskId, IBountyMarket.Task memory t) internal {
+        TaskGhost storage g = _tasks[taskId][t.attempt];
+        address challenger = g.game.challenger;
+        ghostLocked[challenger] = _sub(ghostLocked[challenger], b.stakePerTask, "dissolve: challenger's lock");
+        delete g.game;
+        ++stats.gamesDissolved;
     }
 
     /// @dev A lapsed lease: the holder loses `leasePenalty` to the bounty and its lock.
@@ -419,7 +557,8 @@ abstract contract MarketModel {
             IBountyMarket.Bounty memory b = _bounty(_bountyIds[i]);
             h = keccak256(abi.encode(h, b.escrow, b.refunded, b.status, b.currentRound, b.roundOpen));
             for (uint256 shard = 0; shard < b.shards; ++shard) {
-                h = keccak256(abi.encode(h, _task(_taskIdOf(_bountyIds[i], b.currentRound, shard))));
+                uint256 taskId = _taskIdOf(_bountyIds[i], b.currentRound, shard);
+                h = keccak256(abi.encode(h, _task(taskId), market.gameOf(taskId)));
             }
         }
         address[] memory all = accounts();

@@ -36,9 +36,17 @@ abstract contract MarketProperties is MarketModel {
             return "double pay: TaskAccepted events != acceptances the rules allow";
         }
 
-        // (3) No slash without a failed verification (verifiers tell the truth: only fakes may fail).
+        // (3) No slash without a failed verification (verifiers and the referee tell the truth: only fakes
+        //     may fail, or a volunteer that let its move in a game lapse), and no challenger who proved a
+        //     fake slashed unless it let its own move lapse.
         if (honestCommitsSlashed > 0) return "an honest commit was slashed";
         if (seenSlashes != expectedSlashes) return "TaskSlashed events != failed verifications";
+        if (truthfulChallengersSlashed > 0) {
+            return "a challenger who contested a fake and answered in time was slashed";
+        }
+        if (seenChallengerSlashes != expectedChallengerSlashes) {
+            return "ChallengerSlashed events != games the rules let the volunteer win";
+        }
 
         // (5) Re-entrant calls from inside a token transfer never get through.
         // (Each attempt is in fact stopped by the reentrancy guard: `reentrancyBlocked` in the run summary.)
@@ -49,16 +57,20 @@ abstract contract MarketProperties is MarketModel {
 
     /// @dev Per bounty: escrow equals the model's; the bounty can pay what it still owes (every task not
     ///      yet accepted before any refund, every pending task after one). Returns the escrow and the
-    ///      bonds of open disputes for the conservation sum.
+    ///      bonds of open disputes for the conservation sum (a contested task keeps its dispute's bond).
     function _bountyProperties() private view returns (string memory failure, uint256 escrow, uint256 bonds) {
         for (uint256 i = 0; i < _bountyIds.length; ++i) {
             uint256 id = _bountyIds[i];
             IBountyMarket.Bounty memory b = _bounty(id);
             uint256 pending;
             for (uint256 shard = 0; shard < b.shards; ++shard) {
-                IBountyMarket.TaskStatus s = _task(_taskIdOf(id, b.currentRound, shard)).status;
+                uint256 taskId = _taskIdOf(id, b.currentRound, shard);
+                IBountyMarket.TaskStatus s = _task(taskId).status;
                 if (s == IBountyMarket.TaskStatus.Challenged) bonds += b.challengeBond;
-                if (s == IBountyMarket.TaskStatus.Committed || s == IBountyMarket.TaskStatus.Challenged) ++pending;
+                if (s == IBountyMarket.TaskStatus.Contested && market.verificationOf(taskId).challenger != address(0)) {
+                    bonds += b.challengeBond;
+                }
+                if (_isPending(s)) ++pending;
             }
             escrow += b.escrow;
             if (b.escrow != ghostEscrow[id]) {
@@ -77,8 +89,9 @@ abstract contract MarketProperties is MarketModel {
         }
     }
 
-    /// @dev Per account: collateral (bonded + unbonding), locks and claimable rewards equal the model's,
-    ///      and locked stake is covered by collateral. Returns the sum of collateral and claimable.
+    /// @dev Per account: collateral (bonded + unbonding), locks (leases held and games contested) and
+    ///      claimable rewards equal the model's, and locked stake is covered by collateral. Returns the
+    ///      sum of collateral and claimable.
     function _accountProperties() private view returns (string memory failure, uint256 total) {
         address[] memory all = accounts();
         for (uint256 i = 0; i < all.length; ++i) {
@@ -87,7 +100,7 @@ abstract contract MarketProperties is MarketModel {
             uint256 claimable = market.claimable(a);
             total += bonded + unbonding + claimable;
             if (bonded + unbonding != ghostCollateral[a]) failure = "stake moved outside the rules";
-            else if (locked != ghostLocked[a]) failure = "locked stake != the stake of its open leases";
+            else if (locked != ghostLocked[a]) failure = "locked stake != the stake of its open leases and games";
             else if (locked > bonded + unbonding) failure = "locked stake not covered by collateral";
             else if (claimable != ghostClaimable[a]) failure = "claimable != the rewards the rules credited";
             if (bytes(failure).length > 0) return (string.concat(failure, ": ", vm.toString(a)), 0);

@@ -93,7 +93,12 @@ def test_tasks_called_directly_take_a_bounty_from_post_to_final_model(installed:
     poster, volunteer = clients[1], clients[5]
     bounty_id = _post(poster, clients[2].address, svc.store)
 
-    assert worker.housekeeping() == {"intake": 1, "check": 0, "advance": 0}  # beat's scan finds the new bounty
+    assert worker.housekeeping() == {
+        "intake": 1,
+        "check": 0,
+        "game": 0,
+        "advance": 0,
+    }  # beat's scan finds the new bounty
     assert worker.intake(bounty_id) is not None and worker.intake(bounty_id) is None  # idempotent
     assert poster.bounty(bounty_id).round_open
 

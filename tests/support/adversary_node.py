@@ -26,7 +26,11 @@ def main() -> None:
     w3 = connect(rpc_url)
     key = dev_accounts(w3, int(key_index) + 1)[int(key_index)]
     market = Market(w3, Deployment.load(Path(deployment)), Transactor(w3, key))
-    trainers: dict[str, Trainer] = {"lazy": lazy_trainer, "faker": partial_faker(0.5), "honest": train_task}
+    trainers: dict[str, Trainer] = {
+        "lazy": lazy_trainer,
+        "faker": partial_faker(0.5, keep_counters=True),
+        "honest": train_task,
+    }
     daemon = NodeDaemon(
         market,
         open_store(store),

@@ -12,10 +12,12 @@ from web3.types import RPCEndpoint
 
 from content.store import ContentStore
 from coordinator.rounds import Coordinator
+from judge.context import ChainView
 from ledger.chain import advance_time, mine, mnemonic_accounts
 from ledger.market import Market, TaskStatus
 from ledger.tx import Transactor
 from node.daemon import NodeDaemon, NodeOptions
+from node.defense import Defender
 from node.trainer import Trainer, train_task
 from protocol.spec import TrainingSpec
 from tests.support.marketplace import Marketplace
@@ -48,6 +50,7 @@ class Arena:
     coordinator: Coordinator = field(init=False)
     verifiers: list[VerifierWorker] = field(init=False)
     _next_account: int = 10
+    _markets: dict[str, Market] = field(default_factory=dict)  # the arena's own accounts, by address
 
     def __post_init__(self) -> None:
         coord = self.m.coordinator
@@ -65,6 +68,7 @@ class Arena:
         key = mnemonic_accounts(index + 1)[index]
         self.m.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [key.address, hex(10**20)])
         market = Market(self.m.w3, self.m.deployment, Transactor(self.m.w3, key))
+        self._markets[market.address] = market
         market.faucet(market.address, 10_000 * UNIT)
         if stake:
             market.stake(stake)
@@ -86,9 +90,27 @@ class Arena:
         return daemon.status.committed[-1] if daemon.status.committed else None
 
     def verify(self, task_id: int) -> list[bool | None]:
+        """Each verifier's verdict (False also when it contested the task: the game it opened is then played
+        to its end here, the volunteer's node defending, the coordinator refereeing)."""
         mine(self.m.w3, 2)  # the draw block exists
         self.coordinator.audit_and_dispute(task_id)
-        return [v.verify(task_id) for v in self.verifiers]
+        verdicts = [v.verify(task_id) for v in self.verifiers]
+        self.play_games(task_id)
+        return verdicts
+
+    def play_games(self, task_id: int) -> None:
+        market = self.m.poster
+        for _ in range(16):
+            task = market.task(task_id)
+            if task.status != TaskStatus.CONTESTED:
+                return
+            volunteer = self._markets.get(task.volunteer)
+            if volunteer is not None:  # an account of this arena: its node daemon answers
+                Defender(volunteer, ChainView(volunteer, self.m.store), QUIET).play()
+            for verifier in self.verifiers:
+                verifier.challenger.play()
+            self.coordinator.referee.tend(task_id)
+        raise AssertionError(f"the game over task {task_id:#x} did not end")
 
     def settle(self, bounty_id: int, seconds: int = 2_000) -> None:
         advance_time(self.m.w3, seconds)
