@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 
 from content.store import ContentStore
-from judge.commit import audit_commit, replay_segments, same_attempt, trace_overdue
+from judge.commit import CommitAudit, audit_commit, replay_segments, same_attempt, trace_overdue
 from judge.context import ChainView
 from judge.draw import record_draw
 from ledger.errors import error_class
 from ledger.market import Market, Task, TaskStatus
+from protocol.numerics import environment, same_class
 from telemetry.logs import log
 from verifier.game import Challenger
 
@@ -51,7 +52,8 @@ class VerifierWorker:
             verdicts = replay_segments(self.view, audit, segments)
             self.replayed_segments += len(verdicts)
             reasons = [f"segment {v.segment}: {v.reason}" for v in verdicts if v.failed]
-            contestable = [v.segment for v in verdicts if v.diverged]
+            if self._judges_bit_for_bit(task_id, audit):
+                contestable = [v.segment for v in verdicts if v.diverged]
             abstained = [v for v in verdicts if v.abstained]
             if abstained and not reasons:
                 # Another numeric class, and nothing this verifier can attribute to cheating: it says nothing.
@@ -82,6 +84,15 @@ class VerifierWorker:
             reasons=reasons[:3],
         )
         return passed
+
+    def _judges_bit_for_bit(self, task_id: int, audit: CommitAudit) -> bool:
+        """Whether this verifier compares the volunteer's states exactly: exact replay in its numeric class. Only
+        then does it contest: across classes a midpoint is judged by a tolerance measured over whole segments,
+        not over the few steps a game narrows to, so it votes FAIL and leaves the game to a verifier of the
+        volunteer's class (an honest challenger must not lose its stake to an unmeasured tolerance)."""
+        spec = self.view.round_of_task(task_id).spec
+        trace = audit.trace
+        return trace is not None and spec.replay.mode == "exact" and same_class(trace.numerics, environment(spec))
 
     def attested(self, task: Task) -> bool:
         """Whether this verifier already attested the task's current attempt (before a restart, say): its
