@@ -39,6 +39,10 @@ contract BountyMarket is IBountyMarket, Staking {
     mapping(uint256 taskId => mapping(uint256 attempt => mapping(address verifier => bool))) internal _attested;
     mapping(address account => uint256) public claimable;
     mapping(uint256 taskId => Game) internal _games;
+    // BOINC-style adaptive replication, per poster: only tasks a verifier quorum replayed and passed count,
+    // and only since the volunteer's last slash (`epoch` = its slash count when the record was last written).
+    // Cheap unchecked tasks, or tasks on a bounty the volunteer posted for itself, buy no trust elsewhere.
+    mapping(address volunteer => mapping(address poster => Reputation)) internal _reputation;
     // A challenger contests an attempt once: a game a silent referee dissolved cannot be reopened by the same
     // account to keep an honest volunteer's stake locked and its reward waiting.
     mapping(uint256 taskId => mapping(uint256 attempt => mapping(address challenger => bool))) internal _contested;
@@ -153,7 +157,7 @@ contract BountyMarket is IBountyMarket, Staking {
         t.deadline = uint32(leaseDeadline);
         // Fixed now, from the record the volunteer brings to this task, so later acceptances of its
         // other tasks cannot change this task's draw.
-        t.checkBps = uint16(_checkProbabilityBps(b, _stakes[msg.sender].acceptedTasks));
+        t.checkBps = uint16(_checkProbabilityBps(b, reputationOf(msg.sender, b.poster)));
         emit TaskClaimed(taskId, bountyId, msg.sender, t.attempt, leaseDeadline);
     }
 
@@ -247,6 +251,7 @@ contract BountyMarket is IBountyMarket, Staking {
         if (votes < b.quorum) return;
         if (passed) {
             _payVerifiers(taskId, b, true);
+            _earnReputation(t.volunteer, b.poster);
             _accept(taskId, bountyId, b, t);
         } else {
             _slash(taskId, bountyId, b, t);
@@ -424,9 +429,16 @@ contract BountyMarket is IBountyMarket, Staking {
         return MerkleProof.verifyCalldata(proof, traceRoot, leaf);
     }
 
-    /// @notice Spot-check probability (basis points) a volunteer with `acceptedTasks` gets on `bountyId`.
-    function checkProbabilityBps(uint256 bountyId, uint256 acceptedTasks) external view returns (uint256) {
-        return _checkProbabilityBps(_bountyOf(bountyId), acceptedTasks);
+    /// @notice Spot-check probability (basis points) a volunteer with `checkedTasks` of reputation gets on `bountyId`.
+    function checkProbabilityBps(uint256 bountyId, uint256 checkedTasks) external view returns (uint256) {
+        return _checkProbabilityBps(_bountyOf(bountyId), checkedTasks);
+    }
+
+    /// @notice The volunteer's reputation with `poster`: its tasks on that poster's bounties a verifier quorum
+    ///         replayed and passed since its last slash. Its claims there are checked less often the more it has.
+    function reputationOf(address volunteer, address poster) public view returns (uint256) {
+        Reputation storage r = _reputation[volunteer][poster];
+        return r.epoch == _stakes[volunteer].slashes ? r.checkedTasks : 0;
     }
 
     // ---------------------------------------------------------------- internals
@@ -478,11 +490,11 @@ contract BountyMarket is IBountyMarket, Staking {
         if (free < needed) revert MarketVerifierIneligible(taskId, account, free, needed);
     }
 
-    /// @dev BOINC-style adaptive checking: the probability halves every `reputationHalfLife` accepted
-    ///      tasks (harmonically) but never drops below `minCheckBps`, which the economics check uses.
-    function _checkProbabilityBps(Bounty storage b, uint256 acceptedTasks) private view returns (uint256 bps) {
+    /// @dev BOINC-style adaptive checking: the probability halves every `reputationHalfLife` checked and
+    ///      passed tasks (harmonically) but never drops below `minCheckBps`, which the economics check uses.
+    function _checkProbabilityBps(Bounty storage b, uint256 checkedTasks) private view returns (uint256 bps) {
         uint256 halfLife = b.reputationHalfLife;
-        bps = (uint256(b.checkBps) * halfLife) / (halfLife + acceptedTasks);
+        bps = (uint256(b.checkBps) * halfLife) / (halfLife + checkedTasks);
         if (bps < b.minCheckBps) bps = b.minCheckBps;
     }
 
@@ -552,6 +564,7 @@ contract BountyMarket is IBountyMarket, Staking {
 
     function _slash(uint256 taskId, uint256 bountyId, Bounty storage b, Task storage t) private {
         address volunteer = t.volunteer;
+        ++_stakes[volunteer].slashes; // its reputation with every poster starts over
         uint256 taken = _slashStake(volunteer, b.stakePerTask);
         emit TaskSlashed(taskId, bountyId, volunteer, taken);
         uint256 remainder = taken - _payVerifiers(taskId, b, false);
@@ -585,6 +598,13 @@ contract BountyMarket is IBountyMarket, Staking {
         }
         total = fee * winners.length;
         if (passed) b.escrow -= uint128(total);
+    }
+
+    function _earnReputation(address volunteer, address poster) private {
+        Reputation storage r = _reputation[volunteer][poster];
+        uint32 epoch = _stakes[volunteer].slashes;
+        if (r.epoch != epoch) (r.epoch, r.checkedTasks) = (epoch, 0);
+        ++r.checkedTasks;
     }
 
     function _expire(uint256 taskId, uint256 bountyId, Bounty storage b, Task storage t) private {

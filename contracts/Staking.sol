@@ -21,7 +21,8 @@ abstract contract Staking is IStaking, ReentrancyGuardTransient {
     struct StakeAccount {
         uint96 bonded; // includes `locked`
         uint96 locked;
-        uint64 acceptedTasks; // reputation: tasks this account had accepted as a volunteer
+        uint32 acceptedTasks; // tasks this account had accepted as a volunteer, on any bounty (a statistic)
+        uint32 slashes; // times it was slashed for cheating: each starts its reputation over (BountyMarket)
     }
 
     struct UnbondingRequest {

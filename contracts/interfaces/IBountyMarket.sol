@@ -35,6 +35,12 @@ interface IBountyMarket {
         bytes32 midHash; // the volunteer's state at the midpoint, awaiting the challenger's answer
     }
 
+    /// @notice A volunteer's record with one poster since `epoch` (its slash count then).
+    struct Reputation {
+        uint32 epoch;
+        uint32 checkedTasks;
+    }
+
     /// @notice A checkpoint of a committed trace with its Merkle proof against the trace root.
     struct TraceStep {
         uint32 step;
@@ -58,7 +64,7 @@ interface IBountyMarket {
         uint16 segmentsPerCheck; // segments replayed when a task is checked
         uint16 checkBps; // spot-check probability for a volunteer with no record, basis points
         uint16 minCheckBps; // floor the probability decays to as accepted tasks accumulate
-        uint16 reputationHalfLife; // accepted tasks after which the probability has halved
+        uint16 reputationHalfLife; // checked, passed tasks (with this poster) after which it has halved
         uint8 quorum; // matching verifier attestations that settle a check
         uint96 rewardPerTask;
         uint96 stakePerTask; // locked at claim; the whole lock is slashed on a failed check

@@ -106,7 +106,11 @@ abstract contract MarketModel {
     mapping(address account => uint256) public ghostCollateral; // bonded + unbonding
     mapping(address account => uint256) public ghostLocked;
     mapping(address account => uint256) public ghostClaimable;
-    mapping(address account => uint256) public ghostAcceptedBy; // reputation: accepted tasks
+    mapping(address account => uint256) public ghostAcceptedBy; // accepted tasks, any bounty (a statistic)
+    // Reputation: tasks a PASS quorum accepted, per poster, since the volunteer's last slash.
+    mapping(address volunteer => mapping(address poster => uint256)) internal ghostReputation;
+    mapping(address volunteer => mapping(address poster => uint256)) internal ghostReputationEpoch;
+    mapping(address volunteer => uint256) public ghostSlashes;
     uint256 public ghostOpenBonds;
     uint256 public ghostMinted;
     mapping(uint256 taskId => mapping(uint256 attempt => TaskGhost)) internal _tasks;
@@ -322,9 +326,13 @@ abstract contract MarketModel {
         return (true, seed == 0 || uint256(seed) % BPS < t.checkBps);
     }
 
+    function _reputationOf(address volunteer, address poster) internal view returns (uint256) {
+        return ghostReputationEpoch[volunteer][poster] == ghostSlashes[volunteer] ? ghostReputation[volunteer][poster] : 0;
+    }
+
     function _expectedCheckBps(IBountyMarket.Bounty memory b, address volunteer) internal view returns (uint256 bps) {
         uint256 halfLife = b.reputationHalfLife;
-        bps = (uint256(b.checkBps) * halfLife) / (halfLife + ghostAcceptedBy[volunteer]);
+        bps = (uint256(b.checkBps) * halfLife) / (halfLife + _reputationOf(volunteer, b.poster));
         if (bps < b.minCheckBps) bps = b.minCheckBps;
     }
 
@@ -462,6 +470,18 @@ abstract contract MarketModel {
         ghostLocked[t.volunteer] = _sub(ghostLocked[t.volunteer], b.stakePerTask, "accept: lock");
         ghostClaimable[t.volunteer] += credit;
         ++ghostAcceptedBy[t.volunteer];
+        if (viaQuorum) {
+            // Only a replayed and passed task earns trust, and only with this bounty's poster.
+            if (ghostReputationEpoch[t.volunteer][b.poster] != ghostSlashes[t.volunteer]) {
+                ghostReputationEpoch[t.volunteer][b.poster] = ghostSlashes[t.volunteer];
+                ghostReputation[t.volunteer][b.poster] = 0;
+            }
+            ++ghostReputation[t.volunteer][b.poster];
+            _check(
+                market.reputationOf(t.volunteer, b.poster) == ghostReputation[t.volunteer][b.poster],
+                "accept: reputation differs from the rule (checked, passed tasks with this poster since a slash)"
+            );
+        }
         ++ghostAcceptedTasks[id];
         ++expectedAcceptances;
         ++stats.accepted;
@@ -485,6 +505,7 @@ abstract contract MarketModel {
             else _fail(string.concat("slash: honest commit slashed, task ", taskId.str()));
         }
         uint256 stake = b.stakePerTask;
+        ++ghostSlashes[t.volunteer]; // its reputation with every poster starts over
         ghostCollateral[t.volunteer] = _sub(ghostCollateral[t.volunteer], stake, "slash: collateral");
         ghostLocked[t.volunteer] = _sub(ghostLocked[t.volunteer], stake, "slash: lock");
         for (uint256 i = 0; i < g.failVoters.length; ++i) {
