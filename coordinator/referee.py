@@ -4,7 +4,8 @@ When a game has narrowed a disagreement to one optimizer step, the coordinator r
 state both sides agree on and rules whether the volunteer's next state follows (judge.game decides how: bit
 for bit in the volunteer's numeric class, else within the round's cross-class tolerance). It also ends games
 whose mover let the deadline pass, so that a silent side cannot hold a round open. It never rules on content
-it could not fetch: it asks again, and a game it cannot rule on in time dissolves without a slash.
+it could not fetch (it asks again), nor on a step of another numeric class that landed between the round's
+tolerance and any kernel difference; a game it cannot rule on in time dissolves without a slash.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ RACES = ("MarketNoGame", "MarketMoveNotOverdue", "MarketNotYourTurn", "MarketMov
 class Referee:
     def __init__(self, market: Market, view: ChainView, logger: logging.Logger) -> None:
         self.market, self.view, self.logger = market, view, logger
+        self.undecided: set[tuple[int, int, int]] = set()  # (task, attempt, step) it cannot rule on
 
     def tend(self, task_id: int) -> str | None:
         """Rules or forfeits the task's game when it is due; returns what it did."""
@@ -38,7 +40,16 @@ class Referee:
                 return "forfeited"
             if game.turn != GameTurn.REFEREE:
                 return None
+            key = (task_id, task.attempt, game.lo_step)
+            if key in self.undecided:
+                return None  # the same step again: it dissolves when its deadline passes
             verdict = last_step_verdict(self.view, task, trace_of(self.view, task), game)
+            if verdict.undecided:
+                # Not the volunteer's numeric class, and the step landed where an honest difference and a cheat
+                # both could: no ruling, so the game dissolves at its deadline and nobody is slashed.
+                self.undecided.add(key)
+                log(self.logger, "cannot rule", task_id=task_id, reason=verdict.reason)
+                return None
             if verdict.unavailable:
                 log(self.logger, "ruling postponed", task_id=task_id, reason=verdict.reason)
                 return None
