@@ -46,6 +46,9 @@ class NodeOptions:
     auto_claim_rewards: bool = False
     max_memory_mb: int | None = None  # skip bounties whose estimated training footprint exceeds this
     bounties: frozenset[int] | None = None  # only these bounties (None: any the node can take)
+    # How often training pauses between two steps to answer bisection games over earlier commits: a move is
+    # due within the bounty's verify window, and a task can take longer than that to train.
+    game_poll_s: float = 10.0
 
 
 @dataclass
@@ -274,8 +277,13 @@ class NodeDaemon:
         task = self._task_input(task_id, rnd)
         total = rnd.spec.steps_per_task
         started = time.monotonic()
+        next_game_check = started + self.options.game_poll_s
 
         def on_step(step: int, loss: float) -> None:
+            nonlocal next_game_check
+            if time.monotonic() >= next_game_check:
+                next_game_check = time.monotonic() + self.options.game_poll_s
+                self._defend_between_steps()
             self.metrics.steps.inc()
             self.metrics.loss.set(loss)
             self.metrics.steps_per_s.set((step + 1) / max(time.monotonic() - started, 1e-9))
@@ -321,6 +329,14 @@ class NodeDaemon:
             final_loss=result.manifest.losses[-1] if result.manifest.losses else None,
             seconds=round(time.monotonic() - started, 2),
         )
+
+    def _defend_between_steps(self) -> None:
+        """Answers due game moves from inside training. Safe between two steps: a replay restores the torch
+        settings it changes, and every training step reseeds the generator from (task seed, step)."""
+        try:
+            self.defender.play()
+        except TRANSIENT as exc:  # the next check (or the loop after training) tries again
+            log(self.logger, "could not answer a game while training; retrying", error=str(exc)[:200])
 
     def claim_rewards(self) -> int:
         amount = self.market.claimable(self.market.address)

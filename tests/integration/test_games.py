@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,3 +101,32 @@ def test_a_faker_is_proven_wrong_at_one_step_and_its_challenger_is_paid(
     assert m.coordinator.claimable(verifier_market.address) == STAKE // 2
     ruled = m.coordinator.market.events.GameRuled().get_logs(from_block=0)
     assert [e["args"]["stepCorrect"] for e in ruled] == [False]
+
+
+def test_a_volunteer_answers_a_game_while_it_trains_its_next_task(market_place: Marketplace, tmp_path: Path) -> None:
+    """A contest can arrive while the volunteer trains another task, which may take longer than a move's time:
+    training pauses between two steps to post the midpoint, and the task it trains still commits."""
+    m = market_place
+    spec = small_spec(data={"shards": 2}, steps_per_task=20)
+    m.post_and_open(spec, checkBps=10_000, minCheckBps=10_000, segmentsPerCheck=4)
+    volunteer, _ = m.volunteer(0)
+    liar, _ = m.volunteer(1)
+    moved_while_training: list[bool] = []
+
+    def contested_mid_training(task: Any, store: Any, workdir: Path, on_step: Any, *rest: Any) -> Any:
+        first = [int(e["args"]["taskId"]) for e in volunteer.logs("TaskCommitted", 0)][0]
+        audit = audit_commit(ChainView(liar, m.store), first)
+        assert audit.commit is not None and audit.trace is not None
+        lo, hi = segment_claim(audit.trace, 1)
+        liar.contest(first, audit.commit.trace_root, audit.commit.update_hash, lo, hi)
+        on_step(0, 1.0)  # the daemon's between-steps check answers the game
+        moved_while_training.append(bool(volunteer.logs("GameBisected", 0, filters={"taskId": first})))
+        return train_task(task, store, workdir, on_step, *rest)
+
+    options = NodeOptions(work_dir=tmp_path / "node", once=True, max_tasks=1, game_poll_s=0)
+    NodeDaemon(volunteer, m.store, options, LOG).run()
+    options.max_tasks = 2
+    daemon = NodeDaemon(volunteer, m.store, options, LOG, trainer=contested_mid_training)
+    daemon.run()
+    assert moved_while_training == [True]
+    assert len(daemon.status.committed) == 1  # the task trained meanwhile was committed all the same
