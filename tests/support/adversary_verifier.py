@@ -17,6 +17,7 @@ from judge.context import ChainView
 from judge.game import segment_claim
 from ledger.chain import connect, mnemonic_accounts
 from ledger.deploy import Deployment
+from ledger.errors import ContractRevert
 from ledger.market import GameTurn, Market, TaskStatus
 from ledger.tx import Transactor
 from telemetry.logs import json_logger, log
@@ -30,17 +31,24 @@ def main() -> None:
     view = ChainView(market, open_store(store))
     logger = json_logger("adversary.liar")
     task_id = None
-    while task_id is None:  # the target's first commit that is still open to a contest
+    while task_id is None:  # the target's first commit it manages to contest before a verdict settles it
         for event in market.logs("TaskCommitted", market.deployment.block, filters={"volunteer": target}):
-            if market.task(int(event["args"]["taskId"])).status == TaskStatus.COMMITTED:
-                task_id = int(event["args"]["taskId"])
-                break
+            candidate = int(event["args"]["taskId"])
+            if market.task(candidate).status != TaskStatus.COMMITTED:
+                continue
+            audit = audit_commit(view, candidate)
+            if not audit.ok or audit.commit is None or audit.trace is None:
+                continue  # its trace is still on its way
+            lo, hi = segment_claim(audit.trace, 1)
+            try:
+                market.contest(candidate, audit.commit.trace_root, audit.commit.update_hash, lo, hi)
+            except ContractRevert as exc:  # accepted (or contested by someone) meanwhile: the next one
+                log(logger, "contest refused", task_id=candidate, reason=exc.error_name)
+                continue
+            task_id = candidate
+            log(logger, "contested honest work", task_id=task_id, steps=[lo[0], hi[0]])
+            break
         time.sleep(0.5)
-    audit = audit_commit(view, task_id)
-    assert audit.ok and audit.commit is not None and audit.trace is not None, audit.problems
-    lo, hi = segment_claim(audit.trace, 1)
-    market.contest(task_id, audit.commit.trace_root, audit.commit.update_hash, lo, hi)
-    log(logger, "contested honest work", task_id=task_id, steps=[lo[0], hi[0]])
     while market.task(task_id).status == TaskStatus.CONTESTED:
         if market.game(task_id).turn == GameTurn.CHALLENGER:
             market.respond(task_id, False)
