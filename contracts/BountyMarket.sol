@@ -9,8 +9,9 @@ import {Staking} from "./Staking.sol";
 /// @title Shardwork bounty market
 /// @notice Escrowed training bounties split into tasks (shard × round). Volunteers claim with a stake
 ///         lock, commit a proof-of-learning trace root, are spot-checked with randomness drawn after the
-///         commit, and pull rewards once accepted. Cheaters lose their lock. The coordinator can only
-///         open and close rounds; no one can move escrow or stake outside these rules.
+///         commit, and pull rewards once accepted. Cheaters lose their lock, proven wrong by a verifier
+///         quorum or in a bisection game. The coordinator opens and closes rounds and referees games (its
+///         ruling on one step decides who is slashed); no one can move escrow or stake outside these rules.
 contract BountyMarket is IBountyMarket, Staking {
     uint256 public constant MAX_SHARDS = 256;
     uint256 public constant MAX_SEGMENTS = 256;

@@ -57,7 +57,7 @@ interface IBountyMarket {
     /// @notice What a poster fixes when posting; every amount is in token base units.
     struct BountyParams {
         string specCid; // training spec in the content store
-        address coordinator; // may open/close rounds, nothing else
+        address coordinator; // opens and closes rounds, referees bisection games; nothing else
         uint32 shards; // tasks per round (at most MAX_SHARDS)
         uint32 rounds;
         uint16 segmentsPerTask; // checkpoints per task minus one (at most 256)
