@@ -17,9 +17,10 @@ from ledger.errors import error_class
 from ledger.market import GameTurn, Market, Task, TaskStatus
 from telemetry.logs import log
 
-# A midpoint that cannot be fetched is asked for again until this close to the deadline, then disagreed with
-# (a volunteer that does not serve its state cannot defend it).
-LAST_CALL_S = 30
+# A midpoint that cannot be fetched is asked for again until the last quarter of the move's time, then
+# disagreed with (a volunteer that does not serve its state cannot defend it). A quarter, not a fixed 30 s:
+# with the shortest window (30 s) a fixed margin would leave no time to retry a network blip at all.
+LAST_CALL_FRACTION = 0.25
 
 # Another challenger's game is being played, or the task moved on: nothing to open now.
 NOT_NOW = ("MarketGameInProgress", "MarketTaskNotInStatus", "MarketVerifyWindowClosed")
@@ -64,7 +65,8 @@ class Challenger:
         if game.turn != GameTurn.CHALLENGER or self.market.now() > game.deadline:
             return 0
         verdict = midpoint_verdict(self.view, task, trace_of(self.view, task), game)
-        if verdict.unavailable and game.deadline - self.market.now() > LAST_CALL_S:
+        window = int(self.market.bounty(task_id >> 64).raw["verifyWindow"])
+        if verdict.unavailable and game.deadline - self.market.now() > window * LAST_CALL_FRACTION:
             return 0  # fetched again next pass: a network blip must not decide the answer
         self.market.respond(task_id, verdict.follows)
         log(

@@ -5,9 +5,6 @@ snapshot shows both. A cached outage would hide them for the life of the API pro
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,17 +17,8 @@ from devtools.localstack import start_ipfs
 from ledger.market import Market
 from protocol.errors import StoreUnavailable
 from tests.support.marketplace import start
+from tests.support.processes import stop_group
 from tests.support.specs import small_spec
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.fixture
@@ -51,7 +39,7 @@ def test_an_ipfs_outage_is_not_remembered_as_missing_content(chain: Anvil, tmp_p
         explorer = Explorer(Market(m.w3, m.deployment), IpfsStore(api), tmp_path / "index.sqlite")
         manifest_cid = m.poster.opened_rounds(bounty_id=bounty_id)[0].model_cid  # the round manifest
 
-        stop(daemon)
+        stop_group(daemon)
         with pytest.raises(StoreUnavailable):
             explorer.store.get(manifest_cid)  # the outage is real: the port refuses connections
         try:
@@ -69,4 +57,4 @@ def test_an_ipfs_outage_is_not_remembered_as_missing_content(chain: Anvil, tmp_p
         assert name == "accuracy" and isinstance(metric, float)
         assert {t["family"] for t in back.open_tasks} == {"mnist-mlp"}
     finally:
-        stop(daemon)
+        stop_group(daemon)

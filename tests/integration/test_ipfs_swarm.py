@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 import urllib.request
@@ -21,16 +20,7 @@ from content.ipfs import IpfsStore
 from devtools.localstack import ipfs_peer_address, start_ipfs
 from devtools.network import Network
 from protocol.errors import ContentMissing
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+from tests.support.processes import stop_group
 
 
 @pytest.fixture
@@ -49,7 +39,7 @@ def two_nodes(tmp_path: Path) -> Iterator[tuple[Network, IpfsStore, IpfsStore]]:
             yield network, IpfsStore(apis[0]), IpfsStore(apis[1])
         finally:
             for proc in procs:
-                _stop(proc)
+                stop_group(proc)
 
 
 def _bitswap_blocks_sent(store: IpfsStore) -> int:
