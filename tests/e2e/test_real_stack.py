@@ -118,6 +118,8 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_and_the_liar_slashed(
 
     # Every dispute was a game narrowed to one step the coordinator recomputed: the faker lost each of its
     # games, the liar lost its one, and nobody else lost anything.
+    opened = {e["args"]["challenger"] for e in market.logs("GameOpened", 0)}
+    assert liar in opened, "the liar contested nothing:\n" + (net.logs / "liar.log").read_text()[-3000:]
     ended = market.logs("GameEnded", 0)
     assert {e["args"]["loser"] for e in ended} == {faker, liar}
     assert len([e for e in ended if e["args"]["loser"] == faker]) == len(market.logs("TaskSlashed", 0))
