@@ -47,7 +47,7 @@ def example_bounty() -> str:
 def run(home: Path, timeout_s: float) -> dict[str, Any]:
     with TestNet(home, PARTIES) as net:
         for name, index in WALLETS.items():
-            net.wallet(name, index, stake=None if name == "poster" else 1000)
+            net.wallet(name, index, stake=None if name == "poster" else 1000, verifier=name.startswith("verifier"))
         spec = home / "bounty.toml"
         spec.write_text(example_bounty())
         posted = json.loads(net.cli("poster", "bounty", "post", str(spec), "--wallet", "poster", "--yes", "--json"))

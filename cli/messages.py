@@ -62,6 +62,13 @@ _MESSAGES: dict[str, Callable[[dict[str, Any]], str]] = {
     "MarketChallengeWindowClosed": lambda f: (
         f"task {f['taskId']:#x}'s challenge window closed at {_when(f['closedAt'])}: it can no longer be disputed"
     ),
+    "RegistryNoStake": lambda f: f"{f['verifier']} has no bonded stake: `shardwork stake` before joining the verifiers",
+    "RegistryAlreadyRegistered": lambda f: f"{f['verifier']} already holds a verifier seat",
+    "RegistryNotRegistered": lambda f: f"{f['verifier']} holds no verifier seat: nothing to leave",
+    "MarketNotOnCommittee": lambda f: (
+        f"{f['verifier']} was not drawn to check task {f['taskId']:#x}: only its committee votes "
+        "(anyone staked may still `contest` a commit it can prove wrong)"
+    ),
     "MarketSegmentOutOfRange": lambda f: (
         f"task {f['taskId']:#x} has segments 0–{int(f['segments']) - 1}; segment {f['segment']} does not exist"
     ),

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from cli.common import DeploymentOpt, PasswordFileOpt, RpcOpt, StoreOpt
+from cli.common import DeploymentOpt, JsonOpt, PasswordFileOpt, RpcOpt, StoreOpt, WalletOpt, YesOpt
 
 verify_app = typer.Typer(
-    help="Run a verifier: replay the segments the chain sampled of other volunteers' commits and attest.",
+    help=(
+        "Run a verifier: take a seat in the market's verifier registry, replay the segments the chain sampled of "
+        "the commits whose committee it drew you onto, and attest."
+    ),
     no_args_is_help=True,
 )
 
@@ -125,3 +128,69 @@ def _run(
     finally:
         if server is not None:
             server.close()
+
+
+@verify_app.command("join")
+def verify_join(
+    wallet: WalletOpt,
+    rpc_url: RpcOpt = None,
+    deployment: DeploymentOpt = None,
+    password_file: PasswordFileOpt = None,
+    yes: YesOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Take a seat in the verifier registry (needs bonded stake; `verify run` does this by itself).
+
+    Each checked task's committee (quorum × 2 seats) is drawn with the task's challenge seed among the seats
+    taken before its commit: you are drawn for commits made after you join, never for ones you have seen."""
+    _seat(wallet, rpc_url, deployment, password_file, yes, as_json, join=True)
+
+
+@verify_app.command("leave")
+def verify_leave(
+    wallet: WalletOpt,
+    rpc_url: RpcOpt = None,
+    deployment: DeploymentOpt = None,
+    password_file: PasswordFileOpt = None,
+    yes: YesOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Give up your verifier seat: you are no longer drawn, and votes on committees you sat on are refused.
+    Your stake stays bonded (`shardwork unstake` to unbond it); joining again takes a new seat."""
+    _seat(wallet, rpc_url, deployment, password_file, yes, as_json, join=False)
+
+
+def _seat(
+    wallet: str | None,
+    rpc_url: str | None,
+    deployment: Path | None,
+    password_file: Path | None,
+    yes: bool,
+    as_json: bool,
+    *,
+    join: bool,
+) -> None:
+    from cli.common import fail_on_user_errors, open_session
+    from cli.money import Transfer, execute
+
+    with fail_on_user_errors():
+        session = open_session(rpc_url, deployment, wallet)
+        m, address = session.market, session.signer
+        fn = m.market.functions.registerVerifier() if join else m.market.functions.deregisterVerifier()
+        action = "join" if join else "leave"
+        line = (
+            f"take a verifier seat for {address} (drawn for commits after this block)"
+            if join
+            else f"give up {address}'s verifier seat"
+        )
+
+        def send(signer: Any) -> Any:  # the unlocked Market
+            return signer.register_verifier() if join else signer.deregister_verifier()
+
+        execute(
+            session,
+            Transfer(f"verify {action}", [line], fn, send, ("bonded", "free_stake")),
+            password_file=password_file,
+            yes=yes,
+            as_json=as_json,
+        )

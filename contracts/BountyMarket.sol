@@ -5,6 +5,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {IBountyMarket} from "./interfaces/IBountyMarket.sol";
 import {Staking} from "./Staking.sol";
+import {VerifierRegistry} from "./VerifierRegistry.sol";
 
 /// @title Shardwork bounty market
 /// @notice Escrowed training bounties split into tasks (shard × round). Volunteers claim with a stake
@@ -12,7 +13,7 @@ import {Staking} from "./Staking.sol";
 ///         commit, and pull rewards once accepted. Cheaters lose their lock, proven wrong by a verifier
 ///         quorum or in a bisection game. The coordinator opens and closes rounds and referees games (its
 ///         ruling on one step decides who is slashed); no one can move escrow or stake outside these rules.
-contract BountyMarket is IBountyMarket, Staking {
+contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
     uint256 public constant MAX_SHARDS = 256;
     uint256 public constant MAX_SEGMENTS = 256;
     uint256 public constant MAX_QUORUM = 15;
@@ -240,6 +241,9 @@ contract BountyMarket is IBountyMarket, Staking {
         uint256 verifyDeadline = uint256(t.deadline) + b.challengeWindow + b.verifyWindow;
         if (block.timestamp > verifyDeadline) revert MarketVerifyWindowClosed(taskId, verifyDeadline);
         if (msg.sender == t.volunteer) revert MarketVerifierIneligible(taskId, msg.sender, 0, b.stakePerTask);
+        if (!_onCommittee(msg.sender, _seed(taskId, t), t.commitBlock, uint256(b.quorum) * SEATS_PER_VOTE)) {
+            revert MarketNotOnCommittee(taskId, msg.sender);
+        }
         _requireFreeStake(taskId, msg.sender, b.stakePerTask);
         mapping(address => bool) storage attested = _attested[taskId][t.attempt];
         if (attested[msg.sender]) revert MarketAlreadyAttested(taskId, msg.sender);
@@ -408,6 +412,15 @@ contract BountyMarket is IBountyMarket, Staking {
         }
     }
 
+    /// @notice The verifiers drawn to check the task's current attempt, in draw order: the whole pool registered
+    ///         before its commit when that pool has at most `quorum × SEATS_PER_VOTE` seats or the seed was lost.
+    ///         A member who left the registry, or lacks free stake, is an empty chair.
+    function committeeOf(uint256 taskId) external view returns (address[] memory) {
+        Task storage t = _committedTask(taskId);
+        (uint256 bountyId,,) = _splitTaskId(taskId);
+        return _committee(_seed(taskId, t), t.commitBlock, uint256(_bounties[bountyId].quorum) * SEATS_PER_VOTE);
+    }
+
     /// @notice The bisection game of the task's current attempt (turn None when there is none).
     function gameOf(uint256 taskId) external view returns (Game memory) {
         return _games[taskId];
@@ -465,6 +478,10 @@ contract BountyMarket is IBountyMarket, Staking {
         if (uint256(p.stakePerTask) * p.minCheckBps < uint256(p.rewardPerTask) * BPS) {
             revert MarketEconomicallyUnsound(p.stakePerTask, p.minCheckBps, p.rewardPerTask);
         }
+    }
+
+    function _hasStake(address account) internal view override returns (bool) {
+        return _stakes[account].bonded > 0;
     }
 
     function _bountyOf(uint256 bountyId) private view returns (Bounty storage b) {

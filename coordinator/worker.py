@@ -128,6 +128,8 @@ def housekeeping() -> dict[str, int]:
     with once("housekeeping", seconds=max(5, int(svc.settings.housekeeping_interval_s * 5))) as mine:
         if not mine:
             return scheduled
+        for verifier in svc.verifiers:  # a seat before any commit it should be drawn for (cached once taken)
+            verifier.join()
         for bounty_id in coordinator.known_bounties():
             bounty = market.bounty(bounty_id)
             if bounty.status != BountyStatus.ACTIVE:

@@ -156,6 +156,8 @@ def run_scenario(
     coordinator = Coordinator(coord, store, quiet)
     coordinator.intake(bounty_id)
     verifiers = [VerifierWorker(actors[n].market, store, quiet) for n in ("verifier-1", "verifier-2")]
+    for verifier in verifiers:
+        verifier.join()  # seated before the first commit: committees are drawn among the seats older than it
     rng = random.Random(seed)
     trainers: dict[str, Trainer] = {
         "honest-1": train_task,

@@ -222,6 +222,16 @@ class Market:
         g = call(self.market.functions.gameOf(task_id))
         return Game(str(g[0]), int(g[1]), int(g[2]), int(g[3]), GameTurn(g[4]), bytes(g[5]), bytes(g[6]), bytes(g[7]))
 
+    def committee(self, task_id: int) -> list[str]:
+        """The verifiers drawn to check the task's current attempt (reverts MarketChallengeNotDrawnYet until the
+        block after its commit exists)."""
+        return [str(a) for a in call(self.market.functions.committeeOf(task_id))]
+
+    def seat_of(self, account: str) -> int | None:
+        """The account's seat in the verifier registry, None unless it holds an active one."""
+        registered, index = call(self.market.functions.seatOf(Web3.to_checksum_address(account)))
+        return int(index) if registered else None
+
     def now(self) -> int:
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
@@ -280,6 +290,12 @@ class Market:
     def stake(self, amount: int) -> TxReceipt:
         self.ensure_allowance(amount)
         return self._send(self.market.functions.stake(amount))
+
+    def register_verifier(self) -> TxReceipt:
+        return self._send(self.market.functions.registerVerifier())
+
+    def deregister_verifier(self) -> TxReceipt:
+        return self._send(self.market.functions.deregisterVerifier())
 
     def claim(self, task_id: int) -> TxReceipt:
         return self._send(self.market.functions.claim(task_id))

@@ -1,5 +1,5 @@
-"""The verifier daemon anyone staked can run: watch the chain for commits of any coordinator's bounty, replay
-the segments the chain sampled, attest.
+"""The verifier daemon anyone staked can run: take a seat in the market's verifier registry, watch the chain for
+commits of any coordinator's bounty, and replay and attest those whose committee the chain drew it onto.
 
 State lives on the chain: on start the daemon reads every TaskCommitted since the deployment and keeps the
 tasks still awaiting a verdict; what it already attested is read back from its VerdictAttested events, so a
@@ -93,6 +93,7 @@ class VerifierDaemon:
         failures = 0
         while not self.stop_event.is_set():
             try:
+                self.worker.join()  # a seat in the registry: the chain draws committees among seated verifiers
                 self._scan()
                 judged = self.judge_pending() + self.worker.challenger.play()
                 failures = 0

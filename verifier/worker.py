@@ -29,7 +29,31 @@ class VerifierWorker:
         self.replayed_segments = 0
         self.trace_timeout_s = trace_timeout_s
         self.abstained: set[tuple[int, int]] = set()  # (task, attempt): judged not ours to judge; not replayed again
+        self.not_drawn: set[tuple[int, int]] = set()  # (task, attempt) whose committee this verifier is not on
         self.challenger = Challenger(market, self.view, logger)
+        self._joined = False
+        self._warned_unstaked = False
+
+    def join(self) -> bool:
+        """Takes a seat in the market's verifier registry unless this verifier holds one; True when it just did.
+        A seat is drawn only for commits after it, so a verifier joins when it starts, before it waits for work.
+        Another process of the same operator may take the seat meanwhile: that is a seat all the same."""
+        if self._joined or self.market.seat_of(self.market.address) is not None:
+            self._joined = True
+            return False
+        if self.market.stake_of(self.market.address).bonded == 0:
+            if not self._warned_unstaked:  # it may stake later: asked again on the next pass, said once
+                self._warned_unstaked = True
+                log(self.logger, "no bonded stake: cannot join the verifier registry yet", level=logging.WARNING)
+            return False
+        try:
+            self.market.register_verifier()
+        except error_class("RegistryAlreadyRegistered"):
+            self._joined = True
+            return False
+        self._joined = True
+        log(self.logger, "joined the verifier registry", verifier=self.market.address)
+        return True
 
     def verify(self, task_id: int) -> bool | None:
         """Attests PASS/FAIL on a checked task; None when there is nothing for this verifier to do."""
@@ -42,6 +66,8 @@ class VerifierWorker:
         except error_class("MarketChallengeNotDrawnYet"):
             return None
         if not checked or (task_id, task.attempt) in self.abstained or self.attested(task):
+            return None
+        if not self._on_committee(task):
             return None
         audit = audit_commit(self.view, task_id, task)
         if audit.missing and not trace_overdue(self.market, task, self.trace_timeout_s):
@@ -85,6 +111,20 @@ class VerifierWorker:
         )
         return passed
 
+    def _on_committee(self, task: Task) -> bool:
+        """Whether the chain drew this verifier to check the task's attempt: nobody else's vote is taken, so
+        nobody else replays it (the permissionless contest stays open to all)."""
+        self.join()
+        key = (task.task_id, task.attempt)
+        if key in self.not_drawn:
+            return False
+        me = self.market.address.lower()
+        if any(member.lower() == me for member in self.market.committee(task.task_id)):
+            return True
+        self.not_drawn.add(key)
+        log(self.logger, "not drawn for this check", level=logging.DEBUG, task_id=task.task_id)
+        return False
+
     def _judges_bit_for_bit(self, task_id: int, audit: CommitAudit) -> bool:
         """Whether this verifier compares the volunteer's states exactly: exact replay in its numeric class. Only
         then does it contest: across classes a midpoint is judged by a tolerance measured over whole segments,
@@ -114,4 +154,4 @@ class VerifierWorker:
             return False  # another challenger's game: if the volunteer wins it, this verifier still judges
         if task.status not in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED):
             return True
-        return key in self.abstained or self.attested(task)
+        return key in self.abstained or key in self.not_drawn or self.attested(task)

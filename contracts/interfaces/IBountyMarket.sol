@@ -151,6 +151,7 @@ interface IBountyMarket {
     error MarketMoveTooLate(uint256 taskId, uint256 deadline);
     error MarketMoveNotOverdue(uint256 taskId, uint256 deadline);
     error MarketEmptyStateHash(uint256 taskId);
+    error MarketNotOnCommittee(uint256 taskId, address verifier);
 
     event BountyPosted(
         uint256 indexed bountyId,
@@ -236,7 +237,8 @@ interface IBountyMarket {
     /// @notice Any staked account may force a check of `segment` during the challenge window by posting the bond.
     function dispute(uint256 taskId, uint256 segment) external;
 
-    /// @notice A staked verifier attests the replay result of a checked task; a quorum settles it.
+    /// @notice A verifier on the task's committee (drawn among the registered verifiers, see
+    ///         IVerifierRegistry) attests the replay result of a checked task; a quorum settles it.
     function attest(uint256 taskId, bool passed) external;
 
     /// @notice Accepts a committed task once its window has passed and no check is pending.

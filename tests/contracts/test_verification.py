@@ -19,7 +19,8 @@ from tests.support.chain import (
 
 def _committed(chain: Chain, **overrides: object) -> tuple[int, int]:
     bounty = chain.post_and_open(**overrides)
-    for actor in ("alice", "bob", "vera", "victor", "dave"):
+    chain.stake("alice", 5_000 * TOKEN, verifier=False)  # the volunteer
+    for actor in ("bob", "vera", "victor", "dave"):  # four seats: the whole pool sits on every committee
         chain.stake(actor, 5_000 * TOKEN)
     task = chain.task_id(bounty)
     chain.claim_and_commit("alice", task)
@@ -72,11 +73,14 @@ def test_attest_reverts_on_unchecked_task(chain: Chain) -> None:
         chain.tx("vera", "attest", task, True)
 
 
-def test_attest_reverts_for_volunteer_unstaked_and_repeat(chain: Chain) -> None:
-    _, task = _committed(chain, **ALWAYS_CHECKED)
+def test_attest_reverts_for_volunteer_unseated_understaked_and_repeat(chain: Chain) -> None:
+    chain.stake("mallory", TOKEN)  # seated, but its free stake cannot cover the bounty's stake per task
+    _, task = _committed(chain, quorum=3, **ALWAYS_CHECKED)  # six seats for a pool of five: all of it sits
     with reverts("MarketVerifierIneligible", verifier=chain.addr("alice")):
         chain.tx("alice", "attest", task, True)
-    with reverts("MarketVerifierIneligible", verifier=chain.addr("mallory"), freeStake=0, needed=100 * TOKEN):
+    with reverts("MarketNotOnCommittee", taskId=task, verifier=chain.addr("carol")):
+        chain.tx("carol", "attest", task, True)  # never registered: not in the pool the committee is drawn from
+    with reverts("MarketVerifierIneligible", verifier=chain.addr("mallory"), freeStake=TOKEN, needed=100 * TOKEN):
         chain.tx("mallory", "attest", task, True)
     chain.tx("vera", "attest", task, True)
     with reverts("MarketAlreadyAttested", taskId=task, verifier=chain.addr("vera")):
@@ -169,16 +173,22 @@ def test_the_deciding_vote_of_the_largest_quorum_fits_the_gas_every_vote_carries
     """A vote may be mined as the deciding one after others land, so every vote carries ATTEST_DECIDING_GAS:
     that must cover the most expensive deciding vote: the contract's largest quorum, paying that many new accounts."""
     largest = int(chain.market.functions.MAX_QUORUM().call())
-    _, task = _committed(chain, quorum=largest, **ALWAYS_CHECKED)
-    voters = []
-    for _ in range(largest):
+    seats = largest * int(chain.market.functions.SEATS_PER_VOTE().call())
+    registered = {}
+    # One seat more than the committee (with the four of _committed): the costliest draw, nearly the whole pool.
+    for _ in range(seats + 1 - 4):
         account = Account.create()
         chain.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [account.address, hex(10**18)])
         chain.send("deployer", chain.token.functions.transfer(account.address, 200 * TOKEN))
         voter = Transactor(chain.w3, account)
         voter.send(chain.token.functions.approve(chain.deployment.market, 2**256 - 1))
         voter.send(chain.market.functions.stake(200 * TOKEN))
-        voters.append(voter)
+        voter.send(chain.market.functions.registerVerifier())
+        registered[account.address] = voter
+    _, task = _committed(chain, quorum=largest, **ALWAYS_CHECKED)
+    chain.mine()
+    voters = [registered[a] for a in chain.view("committeeOf", task) if a in registered][:largest]
+    assert len(voters) == largest
     for voter in voters[:-1]:
         voter.send(chain.market.functions.attest(task, passed))
     deciding = voters[-1].send(chain.market.functions.attest(task, passed))

@@ -68,7 +68,7 @@ def _wait_for_commit(net: TestNet, volunteer: str, deadline_s: float) -> None:
 def test_bounty_completes_on_the_real_stack_with_the_faker_and_the_liar_slashed(net: TestNet) -> None:
     keys = net.keys
     for name, index in WALLETS.items():
-        net.wallet(name, index, stake=None if name == "poster" else 1000)
+        net.wallet(name, index, stake=None if name == "poster" else 1000, verifier=name.startswith("verifier"))
     # Quorum 5: the coordinator's two verifiers and the three independent ones must all attest every verdict.
     spec = net.home / "spec.toml"
     spec.write_text(bounty_toml(keys[2].address, quorum=5, verify_window_s=120))

@@ -132,6 +132,26 @@ contract MarketHandler is MarketProperties {
         _check(before - token.balanceOf(who) == amount, "stake: wrong amount pulled");
     }
 
+    /// @notice A verifier (or the cheater, a sybil in the pool) takes a seat in the registry, or leaves it.
+    function toggleSeat(uint256 actorSeed) public {
+        address who = actorSeed % 4 == 3 ? cheater : _verifier(actorSeed);
+        if (ghostSeated[who]) {
+            (bool ok, bytes memory ret) = _call(who, abi.encodeCall(market.deregisterVerifier, ()));
+            _expect("deregisterVerifier", true, ok, ret);
+            if (ok) ghostSeated[who] = false;
+            return;
+        }
+        (uint256 bonded,,) = _position(who);
+        (bool joined, bytes memory reason) = _call(who, abi.encodeCall(market.registerVerifier, ()));
+        _expect("registerVerifier", bonded > 0, joined, reason);
+        if (!joined) return;
+        ghostSeatHolder.push(who);
+        ghostSeatSince.push(block.number);
+        ghostSeatPlusOne[who] = ghostSeatHolder.length;
+        ghostSeated[who] = true;
+        _check(market.seatCount() == ghostSeatHolder.length, "registerVerifier: seat count");
+    }
+
     /// @notice A staker moves part of its bond (possibly more than it has) into the unbonding queue.
     function requestUnstake(uint256 actorSeed, uint256 amount) public {
         address who = _staker(actorSeed);

@@ -41,8 +41,12 @@ abstract contract MarketInvariantsBase is InvariantTestBase {
         for (uint256 i = 0; i < 7; ++i) {
             handler.seedStake(i, uint256(i < 4 ? 250 : 900) * 1 ether);
         }
+        for (uint256 i = 0; i < 3; ++i) {
+            handler.toggleSeat(i); // the three verifiers take their seats before any commit
+        }
+        vm.roll(block.number + 1);
 
-        bytes4[] memory ops = new bytes4[](26);
+        bytes4[] memory ops = new bytes4[](27);
         ops[0] = handler.postBounty.selector;
         ops[1] = handler.openRound.selector;
         ops[2] = handler.closeRound.selector;
@@ -69,6 +73,7 @@ abstract contract MarketInvariantsBase is InvariantTestBase {
         ops[23] = handler.rule.selector;
         ops[24] = handler.forfeit.selector;
         ops[25] = handler.gameLifecycle.selector;
+        ops[26] = handler.toggleSeat.selector;
         _target(address(handler), ops);
         _targetSender(address(0xF022));
         vm.createDir(STATS_DIR, true);

@@ -129,6 +129,12 @@ abstract contract MarketModel {
     uint256 public seenChallengerSlashes;
     uint256 public truthfulChallengersSlashed; // challengers of a fake slashed though they answered in time
 
+    // The verifier registry as the rules describe it: seats in order, each with its block; an account's latest.
+    address[] internal ghostSeatHolder;
+    uint256[] internal ghostSeatSince;
+    mapping(address verifier => uint256) internal ghostSeatPlusOne;
+    mapping(address verifier => bool) internal ghostSeated;
+
     Stats internal stats;
     uint256 public violations;
     string public firstViolation;
@@ -315,15 +321,55 @@ abstract contract MarketModel {
     /// @dev Whether the draw block of a committed task exists, and whether the task is spot-checked,
     ///      recomputed from the block hash exactly as docs/contracts.md ("Lifecycle") specifies.
     function _draw(uint256 taskId, IBountyMarket.Task memory t) internal view returns (bool drawn, bool checked) {
+        bytes32 seed;
+        (drawn, seed) = _seedOf(taskId, t);
+        // A seed lost to the 256-block horizon counts as checked.
+        checked = drawn && (seed == 0 || uint256(seed) % BPS < t.checkBps);
+    }
+
+    /// @return drawn whether the draw block is behind us; seed the recorded or live seed, zero once lost
+    function _seedOf(uint256 taskId, IBountyMarket.Task memory t) internal view returns (bool drawn, bytes32 seed) {
         uint256 drawBlock = uint256(t.commitBlock) + 1;
-        if (block.number <= drawBlock) return (false, false);
-        bytes32 seed = _tasks[taskId][t.attempt].drawnSeed;
+        if (block.number <= drawBlock) return (false, 0);
+        seed = _tasks[taskId][t.attempt].drawnSeed;
         if (seed == 0) {
             bytes32 h = blockhash(drawBlock);
             if (h != 0) seed = keccak256(abi.encode(h, taskId, uint256(t.attempt)));
         }
-        // A seed lost to the 256-block horizon counts as checked.
-        return (true, seed == 0 || uint256(seed) % BPS < t.checkBps);
+        return (true, seed);
+    }
+
+    /// @dev Whether the rules draw `verifier` onto the committee of the task's check: seated before the commit,
+    ///      and among `quorum × 2` distinct seats drawn with the seed from the seats older than the commit (all of
+    ///      them when there are no more, or the seed was lost). Written from the rules, not from the contract.
+    function _drawnToVote(address verifier, uint256 taskId, IBountyMarket.Task memory t, uint256 quorum)
+        internal
+        view
+        returns (bool)
+    {
+        if (!ghostSeated[verifier]) return false;
+        uint256 own = ghostSeatPlusOne[verifier] - 1;
+        if (ghostSeatSince[own] >= t.commitBlock) return false;
+        uint256 pool;
+        for (uint256 i = 0; i < ghostSeatSince.length; ++i) {
+            if (ghostSeatSince[i] < t.commitBlock) ++pool;
+        }
+        (, bytes32 seed) = _seedOf(taskId, t);
+        uint256 seats = quorum * 2;
+        if (seed == 0 || pool <= seats) return true;
+        uint256[] memory picked = new uint256[](seats);
+        uint256 found;
+        for (uint256 j = 0; found < seats; ++j) {
+            uint256 pick = uint256(keccak256(abi.encode(seed, "committee", j))) % pool;
+            bool again;
+            for (uint256 k = 0; k < found; ++k) {
+                again = again || picked[k] == pick;
+            }
+            if (again) continue;
+            if (pick == own) return true;
+            picked[found++] = pick;
+        }
+        return false;
     }
 
     function _reputationOf(address volunteer, address poster) internal view returns (uint256) {
@@ -418,6 +464,7 @@ abstract contract MarketModel {
         }
         if (block.timestamp > uint256(t.deadline) + b.challengeWindow + b.verifyWindow) return false;
         if (verifier == t.volunteer) return false;
+        if (!_drawnToVote(verifier, taskId, t, b.quorum)) return false;
         if (_freeStake(verifier) < b.stakePerTask) return false;
         return !_attested[taskId][t.attempt][verifier];
     }

@@ -65,6 +65,8 @@ def installed(redis_url: str, tmp_path: Path) -> Iterator[Installed]:
         m.faucet(m.address, 2_000 * UNIT)
     for m in (*clients[3:5], *clients[5:8]):  # verifiers and volunteers bond stake
         m.stake(1_000 * UNIT)
+    for m in clients[3:5]:  # the verifiers take seats before any commit
+        m.register_verifier()
     settings = CoordinatorSettings(redis_url=redis_url, store=str(tmp_path / "store"), deployment=tmp_path / "d.json")
     svc = service_module.Service(
         settings,
@@ -236,6 +238,7 @@ def test_a_verdict_on_a_commit_settled_meanwhile_is_not_sent_against_the_next_on
     poster.ensure_allowance(terms.escrow(1))
     bounty_id = poster.post_bounty(terms.posting(spec, svc.store.put(spec.canonical_bytes()), poster.now()))
     worker.intake(bounty_id)
+    third_verifier.register_verifier()  # seated before the commit, so drawn for it
     NodeDaemon(lazy, svc.store, NodeOptions(work_dir=tmp_path / "lazy", once=True), QUIET, trainer=lazy_trainer).run()
     task_id = task_id_of(bounty_id, 0, 0)
     for _ in range(2):

@@ -87,9 +87,10 @@ def test_a_faker_is_proven_wrong_at_one_step_and_its_challenger_is_paid(
     market_place: Marketplace, tmp_path: Path
 ) -> None:
     m = market_place
-    task_id, daemon = _committed(m, partial_faker(0.5, random.Random(3), keep_counters=True), tmp_path)
     verifier_market, _ = m.volunteer(1)
     verifier = VerifierWorker(verifier_market, m.store, LOG)
+    verifier.join()  # seated before the commit it is to judge
+    task_id, daemon = _committed(m, partial_faker(0.5, random.Random(3), keep_counters=True), tmp_path)
     assert verifier.verify(task_id) is False  # its replay diverged: it contested instead of voting
     game = m.coordinator.game(task_id)
     assert game.challenger == verifier_market.address and game.hi_step - game.lo_step == 5

@@ -41,8 +41,9 @@ def test_independent_verifier_daemons_pay_the_honest_slash_the_lazy_and_never_re
     clients = [Market(w3, deployment, Transactor(w3, k)) for k in keys]
     for m in clients[1:]:
         m.faucet(m.address, 2_000 * UNIT)
-    for m in clients[3:8]:  # three verifiers and two volunteers bond stake; #8 bonds none
+    for m in clients[3:8]:  # three verifiers and two volunteers bond stake and take seats; #8 bonds none
         m.stake(1_000 * UNIT)
+        m.register_verifier()
     poster, coordinator, honest, lazy = clients[1], clients[2], clients[6], clients[7]
     verifiers = clients[3:6]
 
@@ -111,3 +112,52 @@ def test_independent_verifier_daemons_pay_the_honest_slash_the_lazy_and_never_re
     assert poster.task(by_volunteer[honest.address]).status == TaskStatus.ACCEPTED
     # The verifier fee for each verdict on the winning side.
     assert [poster.claimable(v.address) for v in verifiers] == [2 * UNIT, 2 * UNIT, 1 * UNIT]
+
+
+def test_only_the_verifiers_the_chain_drew_replay_a_commit(tmp_path: Path) -> None:
+    """Six seated verifiers, quorum 1: the chain draws a committee of two for the check, and the four others
+    neither replay nor vote (the daemon reads the committee before replaying anything)."""
+    w3 = connect(None)
+    keys = dev_accounts(w3, 10)
+    deployment = deploy(w3, Transactor(w3, keys[0]), unbonding_delay_s=3600)
+    store = LocalStore(tmp_path / "store")
+    clients = [Market(w3, deployment, Transactor(w3, k)) for k in keys]
+    for m in clients[1:]:
+        m.faucet(m.address, 2_000 * UNIT)
+    for m in clients[3:10]:
+        m.stake(1_000 * UNIT)
+    poster, coordinator, volunteer, verifiers = clients[1], clients[2], clients[9], clients[3:9]
+    spec = small_spec(data={"shards": 1}, steps_per_task=10, rounds=1)
+    terms = BountyTerms(
+        coordinator=coordinator.address,
+        check_probability=1.0,
+        min_check_probability=1.0,
+        segments_per_check=1,
+        quorum=1,
+    )
+    poster.ensure_allowance(terms.escrow(1))
+    bounty_id = poster.post_bounty(terms.posting(spec, store.put(spec.canonical_bytes()), poster.now()))
+    assert Coordinator(coordinator, store, QUIET).intake(bounty_id) is not None
+    daemons = [
+        VerifierDaemon(m, store, VerifierOptions(once=True, poll_interval_s=0.1, trace_timeout_s=1), QUIET)
+        for m in verifiers
+    ]
+    for d in daemons:  # each takes its seat on its first pass, before the volunteer commits
+        d.run()
+    assert [m.seat_of(m.address) for m in verifiers] == list(range(6))
+    NodeDaemon(volunteer, store, NodeOptions(work_dir=tmp_path / "node", once=True), QUIET).run()
+    task_id = task_id_of(bounty_id, 0, 0)
+    for _ in range(2):  # the draw block, and one after it for a view at the head
+        w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+    committee = set(poster.committee(task_id))
+    assert len(committee) == 2 and committee <= {m.address for m in verifiers}
+
+    verdicts = [d.run() for d in daemons]
+    drawn = [d for d in daemons if d.market.address in committee]
+    for d, verdict in zip(daemons, verdicts, strict=True):
+        if d not in drawn:
+            assert d.worker.replayed_segments == 0 and verdict == {"passed": 0, "failed": 0, "abstained": 0}
+    assert sum(v["passed"] for v in verdicts) == 1  # quorum 1: the first drawn verifier's PASS decides
+    assert poster.task(task_id).status == TaskStatus.ACCEPTED
+    voters = {e["args"]["verifier"] for e in poster.logs("VerdictAttested", 0)}
+    assert voters <= committee and len(voters) == 1

@@ -288,3 +288,23 @@ def test_wrong_chain_for_the_deployment_manifest_is_refused(cli: Cli, tmp_path: 
     wrong.write_text(json.dumps(manifest))
     out = cli("balance", "--wallet", "alice", "--deployment", str(wrong), code=1)
     assert "the node is chain 31337 but the deployment manifest is for chain 1" in out
+
+
+def test_a_verifier_joins_and_leaves_the_registry_with_clear_refusals(cli: Cli) -> None:
+    cli("wallet", "new", "vic")
+    vic = cli.json("wallet", "show", "vic")["address"]
+    cli.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [vic, hex(10**18)])  # gas money
+    before = cli.nonce(vic)
+    unstaked = cli("verify", "join", "--wallet", "vic", "--yes", code=1)
+    assert "no bonded stake" in unstaked and cli.nonce(vic) == before  # refused at estimation: nothing sent
+    cli("faucet", "50", "--wallet", "vic", "--yes")
+    cli("stake", "10", "--wallet", "vic", "--yes")
+    joined = cli.json("verify", "join", "--wallet", "vic", "--yes")
+    assert joined["action"] == "verify join" and joined["after"]["bonded"] == 10 * UNIT
+    market = Market(cli.w3, Deployment.load(cli.home / "deployment.json"))
+    assert market.seat_of(vic) is not None
+    assert "already holds a verifier seat" in cli("verify", "join", "--wallet", "vic", "--yes", code=1)
+    cli("verify", "leave", "--wallet", "vic", "--yes")
+    assert market.seat_of(vic) is None
+    assert "nothing to leave" in cli("verify", "leave", "--wallet", "vic", "--yes", code=1)
+    assert "drawn for commits made after you join" in cli("verify", "join", "--help")

@@ -60,6 +60,8 @@ class Arena:
             if market.stake_of(market.address).bonded == 0:
                 market.faucet(market.address, 10_000 * UNIT)
                 market.stake(5_000 * UNIT)
+        for verifier in self.verifiers:
+            verifier.join()
 
     def account(self, stake: int = 1_000 * UNIT) -> Market:
         """A fresh funded volunteer (accounts 10, 11, … of the dev mnemonic; anvil funds them with ETH)."""

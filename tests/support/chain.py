@@ -139,8 +139,12 @@ class Chain:
     def task_id(self, bounty_id: int, round_: int = 0, shard: int = 0) -> int:
         return (bounty_id << 64) | (round_ << 32) | shard
 
-    def stake(self, actor: str, amount: int = 500 * TOKEN) -> None:
+    def stake(self, actor: str, amount: int = 500 * TOKEN, verifier: bool = True) -> None:
+        """Bonds `amount`; a staked actor also takes a verifier seat (unless `verifier` is False), so that it is
+        drawn for commits from the next block on: every committee here is the whole pool unless a test says so."""
         self.tx(actor, "stake", amount)
+        if verifier and not self.view("seatOf", self.addr(actor))[0]:
+            self.tx(actor, "registerVerifier")
 
     def commit(self, actor: str, task_id: int, root: bytes = b"\x11" * 32, update: bytes = b"\x22" * 32) -> TxReceipt:
         return self.tx(actor, "commit", task_id, root, update, "bafytrace", "bafyupdate")

@@ -98,8 +98,10 @@ class TestNet:
             raise RuntimeError(f"shardwork {' '.join(args)} failed: {run.stderr[-2000:]}")
         return run.stdout
 
-    def wallet(self, name: str, index: int, stake: int | None = 1000) -> None:
-        """Imports development key `index` as wallet `name`, gets test tokens and stakes, with the CLI."""
+    def wallet(self, name: str, index: int, stake: int | None = 1000, verifier: bool = False) -> None:
+        """Imports development key `index` as wallet `name`, gets test tokens and stakes, with the CLI; a verifier
+        also takes its seat now, so it is drawn for every commit to come (its daemon would, but only once it
+        has started, which under emulation takes longer than the first commit)."""
         key_file = self.home / f"{name}.key"
         key_file.write_text(self.keys[index].key.hex())
         self.cli(name, "wallet", "import", name, "--private-key-file", str(key_file))
@@ -107,6 +109,8 @@ class TestNet:
         self.cli(name, "faucet", "5000", "--wallet", name, "--yes")
         if stake:
             self.cli(name, "stake", str(stake), "--wallet", name, "--yes")
+        if verifier:
+            self.cli(name, "verify", "join", "--wallet", name, "--yes")
 
     def keystore(self, name: str) -> str:
         return str(self.home / "client" / "wallets" / f"{name}.json")
