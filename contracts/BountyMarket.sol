@@ -271,14 +271,29 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
         }
         (uint256 bountyId,,) = _splitTaskId(taskId);
         Bounty storage b = _bounties[bountyId];
-        uint256 windowClosesAt = uint256(t.deadline) + b.challengeWindow;
-        if (block.timestamp <= windowClosesAt) revert MarketChallengeWindowOpen(taskId, windowClosesAt);
-        if (t.status == TaskStatus.Challenged || _isChecked(taskId, t)) {
-            // A check no quorum answered in time does not punish the volunteer for the verifiers' absence.
-            uint256 verifyDeadline = windowClosesAt + b.verifyWindow;
-            if (block.timestamp <= verifyDeadline) revert MarketVerdictPending(taskId, verifyDeadline);
+        (uint256 notBefore, bool checkPending) = _settlesAfter(taskId, t, b);
+        if (block.timestamp <= notBefore) {
+            if (checkPending) revert MarketVerdictPending(taskId, notBefore);
+            revert MarketChallengeWindowOpen(taskId, notBefore);
         }
         _accept(taskId, bountyId, b, t);
+    }
+
+    /// @inheritdoc IBountyMarket
+    function settleMany(uint256[] calldata taskIds) external returns (uint256 settled) {
+        for (uint256 i = 0; i < taskIds.length; ++i) {
+            uint256 taskId = taskIds[i];
+            Task storage t = _tasks[taskId];
+            if (t.status != TaskStatus.Committed && t.status != TaskStatus.Challenged) continue;
+            // Where settle would read the draw, its block must be behind us (settle would revert).
+            if (t.status == TaskStatus.Committed && block.number <= uint256(t.commitBlock) + 1) continue;
+            (uint256 bountyId,,) = _splitTaskId(taskId);
+            Bounty storage b = _bounties[bountyId];
+            (uint256 notBefore,) = _settlesAfter(taskId, t, b);
+            if (block.timestamp <= notBefore) continue;
+            _accept(taskId, bountyId, b, t);
+            ++settled;
+        }
     }
 
     // ---------------------------------------------------------------- bisection games
@@ -412,13 +427,22 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
         }
     }
 
-    /// @notice The verifiers drawn to check the task's current attempt, in draw order: the whole pool registered
-    ///         before its commit when that pool has at most `quorum × SEATS_PER_VOTE` seats or the seed was lost.
-    ///         A member who left the registry, or lacks free stake, is an empty chair.
+    /// @notice The verifiers drawn to check the task's current attempt, in draw order (VerifierRegistry._draw):
+    ///         the seats serving the commit, `quorum × SEATS_PER_VOTE` of them. A member without enough free
+    ///         stake when it votes is refused, as anyone is.
     function committeeOf(uint256 taskId) external view returns (address[] memory) {
         Task storage t = _committedTask(taskId);
         (uint256 bountyId,,) = _splitTaskId(taskId);
         return _committee(_seed(taskId, t), t.commitBlock, uint256(_bounties[bountyId].quorum) * SEATS_PER_VOTE);
+    }
+
+    /// @notice Whether `verifier` sits on the committee of the task's current attempt (what `attest` checks).
+    function onCommitteeOf(uint256 taskId, address verifier) external view returns (bool) {
+        Task storage t = _committedTask(taskId);
+        (uint256 bountyId,,) = _splitTaskId(taskId);
+        return _onCommittee(
+            verifier, _seed(taskId, t), t.commitBlock, uint256(_bounties[bountyId].quorum) * SEATS_PER_VOTE
+        );
     }
 
     /// @notice The bisection game of the task's current attempt (turn None when there is none).
@@ -565,6 +589,19 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
             }
             segmentMask |= uint256(1) << index;
         }
+    }
+
+    /// @dev When a committed task may be settled: after its challenge window, or, while a check (drawn or
+    ///      disputed) awaits a verdict, after its verify window too: a check no quorum answered in time does not
+    ///      punish the volunteer for the verifiers' absence. `checkPending` says which applies.
+    function _settlesAfter(uint256 taskId, Task storage t, Bounty storage b)
+        private
+        view
+        returns (uint256 notBefore, bool checkPending)
+    {
+        notBefore = uint256(t.deadline) + b.challengeWindow;
+        if (block.timestamp <= notBefore) return (notBefore, false);
+        if (t.status == TaskStatus.Challenged || _isChecked(taskId, t)) return (notBefore + b.verifyWindow, true);
     }
 
     function _accept(uint256 taskId, uint256 bountyId, Bounty storage b, Task storage t) private {

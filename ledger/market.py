@@ -16,7 +16,7 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from ledger.deploy import Deployment, contract_at
-from ledger.errors import ChainMisconfigured
+from ledger.errors import ChainMisconfigured, ContractRevert
 from ledger.tx import Transactor, call
 
 
@@ -227,6 +227,10 @@ class Market:
         block after its commit exists)."""
         return [str(a) for a in call(self.market.functions.committeeOf(task_id))]
 
+    def on_committee(self, task_id: int, account: str) -> bool:
+        """Whether `account` may vote on the task's current attempt: what `attest` checks, read in one call."""
+        return bool(call(self.market.functions.onCommitteeOf(task_id, Web3.to_checksum_address(account))))
+
     def seat_of(self, account: str) -> int | None:
         """The account's seat in the verifier registry, None unless it holds an active one."""
         registered, index = call(self.market.functions.seatOf(Web3.to_checksum_address(account)))
@@ -355,6 +359,21 @@ class Market:
 
     def settle(self, task_id: int) -> TxReceipt:
         return self._send(self.market.functions.settle(task_id))
+
+    def settle_many(self, task_ids: list[int]) -> list[int]:
+        """Settles whichever of `task_ids` are due in one transaction (the rest are skipped); returns the ids
+        it accepted."""
+        receipt = self._send(self.market.functions.settleMany(task_ids))
+        accepted = self.market.events.TaskAccepted().process_receipt(receipt, errors=DISCARD)
+        return [int(e["args"]["taskId"]) for e in accepted]
+
+    def settle_due(self, task_id: int) -> bool:
+        """Whether `settle` would accept the task now (a call, nothing sent)."""
+        try:
+            call(self.market.functions.settle(task_id))
+        except ContractRevert:
+            return False
+        return True
 
     def draw_challenge(self, task_id: int) -> TxReceipt:
         return self._send(self.market.functions.drawChallenge(task_id))

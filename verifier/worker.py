@@ -29,7 +29,7 @@ class VerifierWorker:
         self.replayed_segments = 0
         self.trace_timeout_s = trace_timeout_s
         self.abstained: set[tuple[int, int]] = set()  # (task, attempt): judged not ours to judge; not replayed again
-        self.not_drawn: set[tuple[int, int]] = set()  # (task, attempt) whose committee this verifier is not on
+        self.not_drawn: set[tuple[int, int]] = set()  # (task, attempt) it was not drawn for when last asked (logs)
         self.challenger = Challenger(market, self.view, logger)
         self._joined = False
         self._warned_unstaked = False
@@ -98,7 +98,11 @@ class VerifierWorker:
                 return False
         try:
             self.market.attest(task_id, passed)
-        except (error_class("MarketAlreadyAttested"), error_class("MarketTaskNotInStatus")):
+        except (
+            error_class("MarketAlreadyAttested"),
+            error_class("MarketTaskNotInStatus"),
+            error_class("MarketNotOnCommittee"),  # its seat was given up since it was asked
+        ):
             return None
         log(
             self.logger,
@@ -113,16 +117,15 @@ class VerifierWorker:
 
     def _on_committee(self, task: Task) -> bool:
         """Whether the chain drew this verifier to check the task's attempt: nobody else's vote is taken, so
-        nobody else replays it (the permissionless contest stays open to all)."""
+        nobody else replays it (the permissionless contest stays open to all). Asked anew on every pass, not
+        remembered: a draw nobody recorded within 256 blocks is lost, and then every serving seat sits."""
         self.join()
-        key = (task.task_id, task.attempt)
-        if key in self.not_drawn:
-            return False
-        me = self.market.address.lower()
-        if any(member.lower() == me for member in self.market.committee(task.task_id)):
+        if self.market.on_committee(task.task_id, self.market.address):
             return True
-        self.not_drawn.add(key)
-        log(self.logger, "not drawn for this check", level=logging.DEBUG, task_id=task.task_id)
+        key = (task.task_id, task.attempt)
+        if key not in self.not_drawn:
+            self.not_drawn.add(key)
+            log(self.logger, "not drawn for this check", level=logging.DEBUG, task_id=task.task_id)
         return False
 
     def _judges_bit_for_bit(self, task_id: int, audit: CommitAudit) -> bool:
@@ -154,4 +157,4 @@ class VerifierWorker:
             return False  # another challenger's game: if the volunteer wins it, this verifier still judges
         if task.status not in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED):
             return True
-        return key in self.abstained or key in self.not_drawn or self.attested(task)
+        return key in self.abstained or self.attested(task)

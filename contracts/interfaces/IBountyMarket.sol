@@ -244,6 +244,11 @@ interface IBountyMarket {
     /// @notice Accepts a committed task once its window has passed and no check is pending.
     function settle(uint256 taskId) external;
 
+    /// @notice Settles each listed task `settle` would accept now and skips the rest without reverting (not
+    ///         committed, windows still open, a verdict pending): one transaction for a round's due tasks.
+    /// @return settled how many it accepted
+    function settleMany(uint256[] calldata taskIds) external returns (uint256 settled);
+
     /// @notice Any staked account but the volunteer, until the verify window closes, claims that the committed
     ///         state at `hi.step` does not follow from the one at `lo.step` and opens a bisection game, locking
     ///         `stakePerTask` of its own stake: lost if the volunteer wins, returned with half the volunteer's

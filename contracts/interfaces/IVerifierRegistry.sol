@@ -5,11 +5,11 @@ pragma solidity ^0.8.28;
 /// @notice A staked account registers to verify; each checked task's committee is drawn with the task's
 ///         challenge seed among the seats registered before its commit, so no verifier picks its tasks.
 interface IVerifierRegistry {
-    /// @notice One registration. Seats are never removed (a committee drawn from the first `n` seats stays
-    ///         the same committee); leaving only marks the seat inactive, and rejoining takes a new seat.
+    /// @notice An account's seat. Each account has one seat, ever: seats are never removed (a commit's pool is
+    ///         the seats created before it); leaving marks the seat inactive and rejoining reactivates it.
     struct Seat {
         address verifier;
-        uint32 since; // block of registration: the seat serves commits of later blocks only
+        uint32 since; // block of the latest (re)joining: the seat serves commits of later blocks only
         bool active;
     }
 
@@ -20,11 +20,12 @@ interface IVerifierRegistry {
     event VerifierRegistered(address indexed verifier, uint256 seat);
     event VerifierDeregistered(address indexed verifier, uint256 seat);
 
-    /// @notice Takes a new seat for the caller, which must have bonded stake. It is drawn for commits made
-    ///         from the next block on; whether it may vote on a bounty is its free stake's business at vote time.
+    /// @notice Takes (or takes back) the caller's seat; the caller must have bonded stake. The seat serves
+    ///         commits made from the next block on; whether it may vote on a bounty is its free stake's business.
     function registerVerifier() external;
 
-    /// @notice Leaves the pool: the caller's seat can no longer vote, and registering again takes a new seat.
+    /// @notice Leaves the pool: the caller's seat is passed over by every draw until it registers again, and
+    ///         then serves only commits made after that.
     function deregisterVerifier() external;
 
     /// @notice Every seat ever taken, in order.

@@ -33,7 +33,8 @@ def test_registering_takes_a_seat_once_and_needs_stake(chain: Chain) -> None:
     assert chain.view("seatCount") == 1
 
 
-def test_leaving_frees_nothing_but_the_vote_and_rejoining_takes_a_new_seat(chain: Chain) -> None:
+def test_leaving_and_rejoining_reuse_one_seat_per_account(chain: Chain) -> None:
+    """Churning one account must not fill the pool with empty chairs: it has one seat, ever."""
     with reverts("RegistryNotRegistered", verifier=chain.addr("bob")):
         chain.tx("bob", "deregisterVerifier")
     chain.stake("bob")
@@ -42,11 +43,31 @@ def test_leaving_frees_nothing_but_the_vote_and_rejoining_takes_a_new_seat(chain
     assert chain.view("seatOf", chain.addr("bob")) == [False, 0]
     with reverts("RegistryNotRegistered"):
         chain.tx("bob", "deregisterVerifier")
-    chain.tx("bob", "registerVerifier")
-    assert chain.view("seatOf", chain.addr("bob")) == [True, 1]
-    old, new = chain.view("seatAt", 0), chain.view("seatAt", 1)
-    assert (old[0], old[2]) == (chain.addr("bob"), False)  # the old seat stays, as an empty chair
-    assert (new[0], new[2]) == (chain.addr("bob"), True) and new[1] > old[1]
+    joined_at = chain.view("seatAt", 0)[1]
+    for _ in range(3):
+        chain.tx("bob", "registerVerifier")
+        chain.tx("bob", "deregisterVerifier")
+    receipt = chain.tx("bob", "registerVerifier")
+    assert chain.events(receipt, "VerifierRegistered") == [{"verifier": chain.addr("bob"), "seat": 0}]
+    assert chain.view("seatCount") == 1 and chain.view("seatOf", chain.addr("bob")) == [True, 0]
+    holder, since, active = chain.view("seatAt", 0)
+    assert (holder, active) == (chain.addr("bob"), True) and since > joined_at  # serves only later commits
+
+
+def test_empty_chairs_are_passed_over_by_the_draw(chain: Chain) -> None:
+    """Seats whose holders left are not drawn in place of serving ones: with two of six empty, a draw that looks
+    at up to four seats (LOOKS_PER_SEAT) always fills the committee's two with serving seats."""
+    bounty = chain.post_and_open(quorum=1, verifierFee=TOKEN, **ALWAYS_CHECKED)
+    chain.stake("alice", 5_000 * TOKEN, verifier=False)
+    for actor in POOL:
+        chain.stake(actor, 5_000 * TOKEN)
+    for actor in POOL[:2]:
+        chain.tx(actor, "deregisterVerifier")
+    task = chain.task_id(bounty)
+    chain.claim_and_commit("alice", task)
+    chain.mine(2)
+    committee = chain.view("committeeOf", task)
+    assert len(committee) == 2 and set(committee) <= {chain.addr(a) for a in POOL[2:]}
 
 
 def test_only_the_drawn_committee_may_vote_and_its_vote_decides(chain: Chain) -> None:
@@ -100,7 +121,7 @@ def test_a_member_who_left_cannot_vote(chain: Chain) -> None:
     chain.tx("vera", "deregisterVerifier")
     with reverts("MarketNotOnCommittee", verifier=chain.addr("vera")):
         chain.tx("vera", "attest", task, True)
-    chain.tx("vera", "registerVerifier")  # a new seat, younger than the commit
+    chain.tx("vera", "registerVerifier")  # its seat back, but (re)joined after the commit
     with reverts("MarketNotOnCommittee", verifier=chain.addr("vera")):
         chain.tx("vera", "attest", task, True)
 
@@ -109,7 +130,7 @@ def test_a_lost_draw_seats_the_whole_pool(chain: Chain) -> None:
     """Nobody recorded the seed within 256 blocks: lost randomness must not narrow who checks the volunteer."""
     task = _seated_and_committed(chain)
     chain.w3.provider.make_request(RPCEndpoint("anvil_mine"), [300])
-    assert sorted(chain.view("committeeOf", task)) == sorted(chain.addr(a) for a in POOL)
+    assert sorted(chain.view("committeeOf", task)) == sorted(chain.addr(a) for a in POOL)  # every serving seat
     outsider = POOL[-1]
     chain.tx(outsider, "attest", task, False)  # quorum 1: slashed by any seated verifier
     assert chain.task(task)["status"] == OPEN

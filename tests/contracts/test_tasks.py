@@ -236,3 +236,28 @@ def test_task_reopens_at_most_255_times(chain: Chain) -> None:
 def test_claim_rewards_pays_and_reverts_when_nothing_owed(chain: Chain) -> None:
     with reverts("MarketNothingToClaim", account=chain.addr("alice")):
         chain.tx("alice", "claimRewards")
+
+
+def test_settle_many_accepts_the_due_tasks_and_skips_the_rest_without_reverting(chain: Chain) -> None:
+    """The coordinator's one transaction per round: what `settle` would accept is accepted, everything else (an
+    open task, a window still open, a check awaiting its verdict, an unknown id) is left as it was."""
+    unchecked = _ready(chain, shards=4, rounds=1, **RARE_CHECKS)
+    checked = chain.post_and_open(shards=1, rounds=1, **ALWAYS_CHECKED)
+    due = [chain.task_id(unchecked, 0, shard) for shard in (0, 1)]
+    for task in [*due, chain.task_id(checked)]:
+        chain.claim_and_commit("alice", task)
+    chain.advance(601)
+    late = chain.task_id(unchecked, 0, 2)
+    chain.claim_and_commit("bob", late)  # its window has just opened
+    never_claimed, unknown = chain.task_id(unchecked, 0, 3), chain.task_id(999)
+    listed = [*due, late, never_claimed, chain.task_id(checked), unknown]
+    assert chain.market.functions.settleMany(listed).call() == 2
+    receipt = chain.tx("bob", "settleMany", listed)
+    assert [e["taskId"] for e in chain.events(receipt, "TaskAccepted")] == due
+    assert [chain.task(t)["status"] for t in listed[:-1]] == [ACCEPTED, ACCEPTED, COMMITTED, OPEN, COMMITTED]
+    assert chain.view("claimable", chain.addr("alice")) == 2 * (TOKEN // 10)
+    again = chain.tx("bob", "settleMany", listed)  # nothing due any more: a no-op, not a revert
+    assert chain.events(again, "TaskAccepted") == []
+    chain.advance(1200)  # the checked task's verify window passed with no verdict: accepted like `settle` would
+    chain.tx("bob", "settleMany", listed)
+    assert chain.task(chain.task_id(checked))["status"] == ACCEPTED

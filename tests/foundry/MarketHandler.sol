@@ -145,9 +145,14 @@ contract MarketHandler is MarketProperties {
         (bool joined, bytes memory reason) = _call(who, abi.encodeCall(market.registerVerifier, ()));
         _expect("registerVerifier", bonded > 0, joined, reason);
         if (!joined) return;
-        ghostSeatHolder.push(who);
-        ghostSeatSince.push(block.number);
-        ghostSeatPlusOne[who] = ghostSeatHolder.length;
+        if (ghostSeatPlusOne[who] == 0) {
+            ghostSeatHolder.push(who);
+            ghostSeatCreated.push(block.number);
+            ghostSeatSince.push(block.number);
+            ghostSeatPlusOne[who] = ghostSeatHolder.length;
+        } else {
+            ghostSeatSince[ghostSeatPlusOne[who] - 1] = block.number; // one seat per account: taken back
+        }
         ghostSeated[who] = true;
         _check(market.seatCount() == ghostSeatHolder.length, "registerVerifier: seat count");
     }
@@ -237,6 +242,42 @@ contract MarketHandler is MarketProperties {
         uint256 id = _pickBounty(bountySeed);
         if (id == 0) return;
         _settle(actorSeed % 2 == 0 ? stranger : _staker(actorSeed), id, _currentTask(id, shardSeed));
+    }
+
+    /// @notice Anyone settles a bounty's whole current round in one call: what `settle` would accept (and whose
+    ///         draw block is behind us) is accepted, every other task is left exactly as it was.
+    function settleMany(uint256 actorSeed, uint256 bountySeed) public {
+        uint256 id = _pickBounty(bountySeed);
+        if (id == 0) return;
+        IBountyMarket.Bounty memory b = _bounty(id);
+        uint256[] memory ids = new uint256[](b.shards);
+        IBountyMarket.Task[] memory before = new IBountyMarket.Task[](b.shards);
+        bool[] memory due = new bool[](b.shards);
+        uint256 expected;
+        for (uint256 s = 0; s < b.shards; ++s) {
+            ids[s] = _taskIdOf(id, b.currentRound, s);
+            before[s] = _task(ids[s]);
+            due[s] = _predictSettle(b, ids[s], before[s]) && block.number > uint256(before[s].commitBlock) + 1;
+            if (due[s]) ++expected;
+        }
+        address who = actorSeed % 2 == 0 ? stranger : _staker(actorSeed);
+        (bool ok, bytes memory ret) = _call(who, abi.encodeCall(market.settleMany, (ids)));
+        _expect("settleMany", true, ok, ret);
+        if (!ok) return;
+        _check(abi.decode(ret, (uint256)) == expected, "settleMany: accepted another number of tasks");
+        for (uint256 s = 0; s < b.shards; ++s) {
+            IBountyMarket.Task memory after_ = _task(ids[s]);
+            if (!due[s]) {
+                _check(
+                    after_.status == before[s].status && after_.attempt == before[s].attempt,
+                    "settleMany: moved a task that was not due"
+                );
+                continue;
+            }
+            _modelAccept(id, b, ids[s], before[s], false);
+            if (before[s].status == IBountyMarket.TaskStatus.Challenged) ++stats.unansweredDisputes;
+            _check(after_.status == IBountyMarket.TaskStatus.Accepted, "settleMany: a due task not Accepted");
+        }
     }
 
     /// @notice Anyone reopens a task whose lease lapsed.

@@ -46,7 +46,7 @@ abstract contract MarketInvariantsBase is InvariantTestBase {
         }
         vm.roll(block.number + 1);
 
-        bytes4[] memory ops = new bytes4[](27);
+        bytes4[] memory ops = new bytes4[](28);
         ops[0] = handler.postBounty.selector;
         ops[1] = handler.openRound.selector;
         ops[2] = handler.closeRound.selector;
@@ -74,6 +74,7 @@ abstract contract MarketInvariantsBase is InvariantTestBase {
         ops[24] = handler.forfeit.selector;
         ops[25] = handler.gameLifecycle.selector;
         ops[26] = handler.toggleSeat.selector;
+        ops[27] = handler.settleMany.selector;
         _target(address(handler), ops);
         _targetSender(address(0xF022));
         vm.createDir(STATS_DIR, true);

@@ -131,7 +131,8 @@ abstract contract MarketModel {
 
     // The verifier registry as the rules describe it: seats in order, each with its block; an account's latest.
     address[] internal ghostSeatHolder;
-    uint256[] internal ghostSeatSince;
+    uint256[] internal ghostSeatCreated;
+    uint256[] internal ghostSeatSince; // the holder's latest (re)joining
     mapping(address verifier => uint256) internal ghostSeatPlusOne;
     mapping(address verifier => bool) internal ghostSeated;
 
@@ -339,9 +340,12 @@ abstract contract MarketModel {
         return (true, seed);
     }
 
-    /// @dev Whether the rules draw `verifier` onto the committee of the task's check: seated before the commit,
-    ///      and among `quorum × 2` distinct seats drawn with the seed from the seats older than the commit (all of
-    ///      them when there are no more, or the seed was lost). Written from the rules, not from the contract.
+    /// @dev Whether the rules draw `verifier` onto the committee of the task's check, written from the rules, not
+    ///      from the contract: a seat serves a commit when it is held and was (re)joined before the commit's block;
+    ///      the pool is the seats created before that block. No more seats than `quorum × 2`, or a lost seed: every
+    ///      serving seat sits. Else seats drawn with the seed (repeats skipped), keeping serving ones, until
+    ///      `quorum × 2` are kept or `quorum × 4` distinct seats were looked at (the whole serving pool when the
+    ///      pool has no more than that many seats and no more serving ones than the committee).
     function _drawnToVote(address verifier, uint256 taskId, IBountyMarket.Task memory t, uint256 quorum)
         internal
         view
@@ -349,27 +353,39 @@ abstract contract MarketModel {
     {
         if (!ghostSeated[verifier]) return false;
         uint256 own = ghostSeatPlusOne[verifier] - 1;
-        if (ghostSeatSince[own] >= t.commitBlock) return false;
+        if (!_seatServes(own, t.commitBlock)) return false;
         uint256 pool;
-        for (uint256 i = 0; i < ghostSeatSince.length; ++i) {
-            if (ghostSeatSince[i] < t.commitBlock) ++pool;
+        uint256 serving;
+        for (uint256 i = 0; i < ghostSeatCreated.length; ++i) {
+            if (ghostSeatCreated[i] < t.commitBlock) {
+                ++pool;
+                if (_seatServes(i, t.commitBlock)) ++serving;
+            }
         }
         (, bytes32 seed) = _seedOf(taskId, t);
         uint256 seats = quorum * 2;
-        if (seed == 0 || pool <= seats) return true;
-        uint256[] memory picked = new uint256[](seats);
-        uint256 found;
-        for (uint256 j = 0; found < seats; ++j) {
+        uint256 looks = seats * 2;
+        if (seed == 0 || pool <= seats || (pool <= looks && serving <= seats)) return true;
+        uint256[] memory looked = new uint256[](looks);
+        uint256 seen;
+        uint256 kept;
+        for (uint256 j = 0; kept < seats && seen < looks; ++j) {
             uint256 pick = uint256(keccak256(abi.encode(seed, "committee", j))) % pool;
             bool again;
-            for (uint256 k = 0; k < found; ++k) {
-                again = again || picked[k] == pick;
+            for (uint256 k = 0; k < seen; ++k) {
+                again = again || looked[k] == pick;
             }
             if (again) continue;
+            looked[seen++] = pick;
+            if (!_seatServes(pick, t.commitBlock)) continue;
             if (pick == own) return true;
-            picked[found++] = pick;
+            ++kept;
         }
         return false;
+    }
+
+    function _seatServes(uint256 seat, uint256 commitBlock) internal view returns (bool) {
+        return ghostSeated[ghostSeatHolder[seat]] && ghostSeatSince[seat] < commitBlock;
     }
 
     function _reputationOf(address volunteer, address poster) internal view returns (uint256) {
@@ -461,6 +477,9 @@ abstract contract MarketModel {
             if (!drawn || !checked) return false;
         } else if (t.status != IBountyMarket.TaskStatus.Challenged) {
             return false;
+        } else {
+            (bool drawn,) = _seedOf(taskId, t); // a disputed task is checked, but its committee needs the seed
+            if (!drawn) return false;
         }
         if (block.timestamp > uint256(t.deadline) + b.challengeWindow + b.verifyWindow) return false;
         if (verifier == t.volunteer) return false;
