@@ -156,7 +156,8 @@ def verify_leave(
     as_json: JsonOpt = False,
 ) -> None:
     """Give up your verifier seat: you are no longer drawn, and votes on committees you sat on are refused.
-    Your stake stays bonded (`shardwork unstake` to unbond it); joining again takes a new seat."""
+    Your stake stays bonded (`shardwork unstake` to unbond it). Stop `verify run` first: it takes the seat back
+    when it starts. Joining again reactivates your seat for commits made after that."""
     _seat(wallet, rpc_url, deployment, password_file, yes, as_json, join=False)
 
 
