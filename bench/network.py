@@ -108,6 +108,7 @@ def measure(net: TestNet, market: Market, bounty_id: int, wall_s: float) -> dict
         ):
             last = moves[-1]["args"] if moves else opened["args"]
             referee_steps.append(int(last["hiStep"]) - int(last["loStep"]))
+    timeline = round_timeline(market, bounty_id, at)
     liar = net.keys[LIAR].address
     lied = [e for e in market.logs("ChallengerSlashed", 0) if e["args"]["challenger"] == liar]
 
@@ -131,7 +132,45 @@ def measure(net: TestNet, market: Market, bounty_id: int, wall_s: float) -> dict
         "lying_verifier_slashed": bool(lied),
         "faker_slashed": len(market.logs("TaskSlashed", 0, filters={"bountyId": bounty_id})),
         "transfer_per_task_bytes": {"published": published},
+        "intake_s": at(market.logs("RoundOpened", 0, filters={"bountyId": bounty_id})[0]) - at(posted),
+        "round_timeline": timeline,
     }
+
+
+def round_timeline(market: Market, bounty_id: int, at: Any) -> list[dict[str, int]]:
+    """Where each round's time went, in seconds from its opening (chain time): the last first claim, the last
+    commit, the last acceptance, the close; and how long its slowest game or review kept a task."""
+    opened = market.logs("RoundOpened", 0, filters={"bountyId": bounty_id})
+    closed = market.logs("RoundClosed", 0, filters={"bountyId": bounty_id})
+    events = {
+        name: market.logs(name, 0, filters={"bountyId": bounty_id})
+        for name in ("TaskClaimed", "TaskCommitted", "TaskAccepted")
+    }
+    contested = [*market.logs("GameOpened", 0), *market.logs("ReviewOpened", 0)]
+    rows = []
+    for start, end in zip(opened, closed, strict=False):
+        round_ = int(start["args"]["round"])
+
+        def of_round(logs: list[Any], round_: int = round_) -> list[Any]:
+            return [e for e in logs if (int(e["args"]["taskId"]) >> 32) & 0xFFFFFFFF == round_]
+
+        t0 = at(start)
+        first_claims: dict[int, int] = {}
+        for claim in of_round(events["TaskClaimed"]):
+            first_claims.setdefault(int(claim["args"]["taskId"]), at(claim) - t0)
+        games = [e for e in of_round(contested) if e["args"]["taskId"] >> 64 == bounty_id]
+        rows.append(
+            {
+                "round": round_,
+                "last_first_claim_s": max(first_claims.values(), default=0),
+                "last_commit_s": max((at(e) - t0 for e in of_round(events["TaskCommitted"])), default=0),
+                "last_accept_s": max((at(e) - t0 for e in of_round(events["TaskAccepted"])), default=0),
+                "closed_s": at(end) - t0,
+                "claims": len(of_round(events["TaskClaimed"])),
+                "games_and_reviews": len(games),
+            }
+        )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

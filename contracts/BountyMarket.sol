@@ -259,7 +259,11 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
             _earnReputation(t.volunteer, b.poster);
             _accept(taskId, bountyId, b, t);
         } else {
-            _slash(taskId, bountyId, b, t);
+            // A vote carries no proof, and a committee can be wrong (another numeric class, content it could
+            // not fetch) or lie: a FAIL quorum only sends the commit to the referee, whose ruling slashes.
+            t.status = TaskStatus.Contested;
+            _nextTurn(_games[taskId], b, GameTurn.Referee);
+            emit ReviewOpened(taskId, votes);
         }
     }
 
@@ -363,9 +367,19 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
     /// @inheritdoc IBountyMarket
     function rule(uint256 taskId, bool stepCorrect) external {
         (uint256 bountyId,,) = _splitTaskId(taskId);
-        _gameMove(taskId, GameTurn.Referee, _bounties[bountyId].coordinator);
+        (Game storage g, Bounty storage b) = _gameMove(taskId, GameTurn.Referee, _bounties[bountyId].coordinator);
         emit GameRuled(taskId, msg.sender, stepCorrect);
-        _endGame(taskId, stepCorrect);
+        if (g.challenger != address(0)) return _endGame(taskId, stepCorrect);
+        // A review of a failed check: the referee replayed the commit itself.
+        Task storage t = _tasks[taskId];
+        if (!stepCorrect) {
+            delete _games[taskId]; // _reopen clears only a challenger's game
+            return _slash(taskId, bountyId, b, t);
+        }
+        _resumeAfterGame(taskId, t);
+        _payVerifiers(taskId, b, true);
+        _earnReputation(t.volunteer, b.poster);
+        _accept(taskId, bountyId, b, t);
     }
 
     /// @inheritdoc IBountyMarket
@@ -380,8 +394,19 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
             address challenger = g.challenger;
             Task storage t = _tasks[taskId];
             (uint256 bountyId,,) = _splitTaskId(taskId);
-            _resumeAfterGame(taskId, t);
-            _unlockStake(challenger, _bounties[bountyId].stakePerTask, false);
+            Bounty storage b = _bounties[bountyId];
+            if (challenger != address(0)) {
+                _resumeAfterGame(taskId, t);
+                _unlockStake(challenger, b.stakePerTask, false);
+                return;
+            }
+            // An unreviewed failed check: no reward without a verdict, no slash without a ruling. The task is
+            // done again; a disputer gets its bond back.
+            address disputer = _verifications[taskId].challenger;
+            if (disputer != address(0)) _credit(disputer, taskId, b.challengeBond);
+            _unlockStake(t.volunteer, b.stakePerTask, false);
+            delete _games[taskId];
+            _reopen(taskId, t);
         } else {
             _endGame(taskId, turn == GameTurn.Challenger);
         }
@@ -406,11 +431,6 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
     /// @notice The stored state of a task (status Open with a zero volunteer if never claimed).
     function taskOf(uint256 taskId) external view returns (Task memory) {
         return _tasks[taskId];
-    }
-
-    /// @notice Task id of `shard` in `round` of `bountyId`.
-    function taskIdOf(uint256 bountyId, uint256 round, uint256 shard) external pure returns (uint256) {
-        return _taskId(bountyId, round, shard);
     }
 
     /// @notice Whether a committed task is spot-checked and which segments (bit i = segment i).
@@ -448,11 +468,6 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
     /// @notice The bisection game of the task's current attempt (turn None when there is none).
     function gameOf(uint256 taskId) external view returns (Game memory) {
         return _games[taskId];
-    }
-
-    /// @notice Attestation tallies and challenger of the task's current attempt.
-    function verificationOf(uint256 taskId) external view returns (Verification memory) {
-        return _verifications[taskId];
     }
 
     /// @notice Checks a proof-of-learning leaf against the task's commitment with OpenZeppelin's MerkleProof.

@@ -6,6 +6,8 @@ for bit in the volunteer's numeric class, else within the round's cross-class to
 whose mover let the deadline pass, so that a silent side cannot hold a round open. It never rules on content
 it could not fetch (it asks again), nor on a step of another numeric class that landed between the round's
 tolerance and any kernel difference; a game it cannot rule on in time dissolves without a slash.
+
+It also reviews every check a FAIL quorum failed (judge.review): votes alone slash nobody.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import logging
 
 from judge.context import ChainView
 from judge.game import last_step_verdict, trace_of
+from judge.review import review_verdict
 from ledger.errors import error_class
-from ledger.market import GameTurn, Market, TaskStatus
+from ledger.market import GameTurn, Market, TaskStatus, split_task_id
 from telemetry.logs import log
 
 # Moves that can lose a race with another caller (a forfeit someone else sent, a move landing first).
@@ -23,8 +26,9 @@ RACES = ("MarketNoGame", "MarketMoveNotOverdue", "MarketNotYourTurn", "MarketMov
 
 
 class Referee:
-    def __init__(self, market: Market, view: ChainView, logger: logging.Logger) -> None:
+    def __init__(self, market: Market, view: ChainView, logger: logging.Logger, patience_s: int = 0) -> None:
         self.market, self.view, self.logger = market, view, logger
+        self.patience_s = patience_s  # how long a review waits for content before missing counts as failed
         self.undecided: set[tuple[int, int, int]] = set()  # (task, attempt, step) it cannot rule on
 
     def tend(self, task_id: int) -> str | None:
@@ -40,10 +44,14 @@ class Referee:
                 return "forfeited"
             if game.turn != GameTurn.REFEREE:
                 return None
-            key = (task_id, task.attempt, game.lo_step)
+            key = (task_id, task.attempt, -1 if game.is_review else game.lo_step)
             if key in self.undecided:
                 return None  # the same step again: it dissolves when its deadline passes
-            verdict = last_step_verdict(self.view, task, trace_of(self.view, task), game)
+            if game.is_review:
+                window = int(self.market.bounty(split_task_id(task_id)[0]).raw["verifyWindow"])
+                verdict = review_verdict(self.view, task, game, self.market.now(), window, self.patience_s)
+            else:
+                verdict = last_step_verdict(self.view, task, trace_of(self.view, task), game)
             if verdict.undecided:
                 # Not the volunteer's numeric class, and the step landed where an honest difference and a cheat
                 # both could: no ruling, so the game dissolves at its deadline and nobody is slashed.
@@ -58,9 +66,9 @@ class Referee:
             return None
         log(
             self.logger,
-            "game ruled",
+            "review ruled" if game.is_review else "game ruled",
             task_id=task_id,
-            step=game.lo_step,
+            step=None if game.is_review else game.lo_step,
             step_correct=verdict.follows,
             reason=verdict.reason,
         )

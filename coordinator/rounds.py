@@ -49,7 +49,7 @@ class Coordinator:
         self.market, self.store, self.logger = market, store, logger
         self.trace_timeout_s = trace_timeout_s
         self.view = ChainView(market, store)
-        self.referee = Referee(market, self.view, logger)
+        self.referee = Referee(market, self.view, logger, patience_s=trace_timeout_s)
         self.disputed: set[tuple[int, int]] = set()  # (task, attempt) whose audit reached a decision
         self._bounties: list[int] = []
         self._scanned_to = market.deployment.block - 1

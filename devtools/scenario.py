@@ -259,14 +259,16 @@ def _verify_and_settle(
         volunteer = names.get(coordinator.market.task(task_id).volunteer, "?")
         verdicts = [v.verify(task_id) for v in verifiers]
         status = coordinator.market.task(task_id).status
-        if status == TaskStatus.CONTESTED:
+        if status == TaskStatus.CONTESTED and coordinator.market.game(task_id).is_review:
+            say(f"  verifiers replayed task {task_id:#x} of {volunteer}: FAIL quorum -> the referee reviews it")
+        elif status == TaskStatus.CONTESTED:
             g = coordinator.market.game(task_id)
             say(
                 f"  verifiers replayed task {task_id:#x} of {volunteer}: diverged -> steps {g.lo_step}-{g.hi_step} "
                 "contested in a bisection game"
             )
         elif False in verdicts:
-            say(f"  verifiers replayed task {task_id:#x} of {volunteer}: FAIL -> {volunteer} slashed, task reopened")
+            say(f"  verifiers replayed task {task_id:#x} of {volunteer}: FAIL")
         elif True in verdicts:
             say(f"  verifiers replayed task {task_id:#x} of {volunteer}: pass")
     _play_games(daemons, verifiers, coordinator, tasks, say, names)
@@ -282,8 +284,8 @@ def _play_games(
     say: Callable[[str], None],
     names: dict[str, str],
 ) -> None:
-    """Volunteers post midpoints, challengers answer, the coordinator referees the last step, until no game is
-    left. Each move is made at once, so no deadline passes."""
+    """Volunteers post midpoints, challengers answer, the coordinator referees the last step (or reviews a check a
+    FAIL quorum failed), until no game is left. Each move is made at once, so no deadline passes."""
     market = coordinator.market
     for _ in range(64):
         contested = [t for t in tasks if market.task(t).status == TaskStatus.CONTESTED]
@@ -298,6 +300,16 @@ def _play_games(
             volunteer = names.get(market.task(task_id).volunteer, "?")
             if coordinator.referee.tend(task_id) == "ruled":
                 slashed = market.task(task_id).status == TaskStatus.OPEN
+                if game.is_review:
+                    say(
+                        f"  referee reviewed task {task_id:#x}: "
+                        + (
+                            f"the check's failure holds -> {volunteer} slashed, task reopened"
+                            if slashed
+                            else "it holds"
+                        )
+                    )
+                    continue
                 say(
                     f"  referee recomputed step {game.lo_step}->{game.hi_step} of task {task_id:#x}: "
                     + (f"wrong -> {volunteer} slashed, task reopened" if slashed else "correct -> challenger slashed")

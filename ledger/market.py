@@ -38,7 +38,8 @@ class GameTurn(IntEnum):
 
 @dataclass(frozen=True)
 class Game:
-    """A task's bisection game: the stretch lo_step → hi_step is still disputed (contract `Game`)."""
+    """A task's bisection game: the stretch lo_step → hi_step is still disputed (contract `Game`); or, without a
+    challenger, the referee's review of a check a FAIL quorum failed."""
 
     challenger: str
     lo_step: int
@@ -52,6 +53,11 @@ class Game:
     @property
     def mid_step(self) -> int:
         return (self.lo_step + self.hi_step) // 2
+
+    @property
+    def is_review(self) -> bool:
+        """A review a FAIL quorum opened: no challenger, the referee rules on the whole commit."""
+        return int(self.challenger, 16) == 0 and self.turn != GameTurn.NONE
 
 
 class BountyStatus(IntEnum):
@@ -139,6 +145,8 @@ def next_move(game: Game) -> tuple[str, int] | None:
     movers = {GameTurn.VOLUNTEER: "volunteer's move", GameTurn.CHALLENGER: "challenger's move"}
     if game.turn == GameTurn.NONE:
         return None
+    if game.is_review:
+        return "referee's review of the failed check", game.deadline
     return movers.get(game.turn, "referee's ruling"), game.deadline
 
 

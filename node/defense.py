@@ -62,4 +62,9 @@ class Defender:
             if self.market.task(task_id).volunteer == self.market.address:
                 self.games.add(task_id)
                 log(self.logger, "task contested", task_id=task_id, challenger=event["args"]["challenger"])
+        for event in self.market.logs("ReviewOpened", self._scan_from, latest):
+            task_id = int(event["args"]["taskId"])
+            if self.market.task(task_id).volunteer == self.market.address:
+                # Nothing to answer: the referee replays the commit itself; only its ruling can slash.
+                log(self.logger, "check failed by vote, under the referee's review", task_id=task_id)
         self._scan_from = latest + 1

@@ -200,6 +200,7 @@ interface IBountyMarket {
     event GameForfeited(uint256 indexed taskId, GameTurn turn);
     event GameEnded(uint256 indexed taskId, address indexed winner, address indexed loser);
     event ChallengerSlashed(uint256 indexed taskId, address indexed challenger, uint256 amount);
+    event ReviewOpened(uint256 indexed taskId, uint256 failVotes);
 
     /// @notice Posts a bounty and escrows `shards × rounds × (rewardPerTask + quorum × verifierFee)`.
     /// @dev Refuses parameters where `stakePerTask × minCheckBps < rewardPerTask × 10000`: cheating
@@ -238,7 +239,8 @@ interface IBountyMarket {
     function dispute(uint256 taskId, uint256 segment) external;
 
     /// @notice A verifier on the task's committee (drawn among the registered verifiers, see
-    ///         IVerifierRegistry) attests the replay result of a checked task; a quorum settles it.
+    ///         IVerifierRegistry) attests the replay result of a checked task. A PASS quorum accepts it; a FAIL
+    ///         quorum opens a review: the task waits (Contested, the referee's turn) for `rule`.
     function attest(uint256 taskId, bool passed) external;
 
     /// @notice Accepts a committed task once its window has passed and no check is pending.
@@ -269,11 +271,14 @@ interface IBountyMarket {
     function respond(uint256 taskId, bool agree) external;
 
     /// @notice The referee (the bounty's coordinator) recomputes the one step left and rules whether the
-    ///         volunteer's state at `hiStep` follows from the one at `loStep`.
+    ///         volunteer's state at `hiStep` follows from the one at `loStep`. In a review (a game without a
+    ///         challenger, opened by a FAIL quorum) it rules on the whole commit: correct accepts the task and
+    ///         pays its PASS voters, not correct slashes the volunteer and pays the FAIL voters.
     function rule(uint256 taskId, bool stepCorrect) external;
 
     /// @notice Ends a game whose mover let its deadline pass: a silent volunteer or challenger loses; a
-    ///         silent referee dissolves the game and nobody is slashed.
+    ///         silent referee dissolves the game and nobody is slashed. A review the referee let pass reopens
+    ///         the task: the volunteer's stake is unlocked, nobody is paid or slashed.
     function forfeit(uint256 taskId) external;
 
     /// @notice Pays the caller everything credited to it.

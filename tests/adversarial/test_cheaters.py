@@ -172,9 +172,51 @@ def test_a_trace_never_uploaded_fails_once_overdue(arena: Arena) -> None:
         arena.settle(task_id >> 64, seconds=301)
         arena.m.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
         assert [v.verify(task_id) for v in arena.verifiers] == [False, False]
+        arena.play_games(task_id)  # the referee's review of the FAIL quorum
     finally:
         for worker in workers:
             worker.trace_timeout_s = 0
+    assert arena.slashed(task_id, cheater.address)
+
+
+def test_a_lying_committee_cannot_slash_an_honest_volunteer_the_referee_reviews_and_pays_it(arena: Arena) -> None:
+    """Both drawn verifiers vote FAIL on honest work (colluding, or of another class and wrong): a vote carries
+    no proof, so the FAIL quorum only opens the referee's review, which replays the commit and accepts it."""
+    post(arena, checkBps=10_000, minCheckBps=10_000)
+    volunteer = arena.account()
+    task_id = arena.work_once(volunteer)
+    assert task_id is not None
+    arena.m.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+    for verifier in arena.verifiers:
+        verifier.market.attest(task_id, False)
+    assert arena.status(task_id) == TaskStatus.CONTESTED and arena.m.poster.game(task_id).is_review
+    arena.play_games(task_id)
+    assert arena.status(task_id) == TaskStatus.ACCEPTED and not arena.slashed(task_id, volunteer.address)
+    assert volunteer.claimable(volunteer.address) == 10 * UNIT
+    fees = [
+        e for v in arena.verifiers for e in arena.events("RewardCredited", account=v.market.address, taskId=task_id)
+    ]
+    assert fees == []  # the liars earn nothing
+    assert volunteer.stake_of(volunteer.address).locked == 0
+
+
+def test_the_referee_waits_its_patience_for_content_before_missing_counts_against_the_volunteer(
+    arena: Arena,
+) -> None:
+    post(arena)
+    cheater = arena.account()
+    task_id = arena.work_once(cheater, train_task, store=NoUpload(arena.m.store))
+    assert task_id is not None
+    arena.m.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+    assert [v.verify(task_id) for v in arena.verifiers] == [False, False]  # trace timeout 0: missing is a FAIL
+    referee = arena.coordinator.referee
+    referee.patience_s = 300
+    try:
+        assert referee.tend(task_id) is None  # asked again later: a blip of either node must not decide
+        arena.settle(task_id >> 64, seconds=301)
+        assert referee.tend(task_id) == "ruled"
+    finally:
+        referee.patience_s = 0
     assert arena.slashed(task_id, cheater.address)
 
 

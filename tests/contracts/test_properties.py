@@ -4,8 +4,9 @@ Properties checked after every step:
 - tokens are conserved: the market's token balance equals open escrow + bonded + unbonding stake +
   claimable rewards + bonds of open disputes, exactly;
 - no task is accepted (paid) twice;
-- nothing is slashed without a failed verification: verifiers attest the truth, so only commits the
-  machine made dishonestly may ever be slashed, and every honest one that settles is paid;
+- nothing is slashed without a failed verification: verifiers attest the truth and the referee rules it on
+  the reviews their FAIL votes open, so only commits the machine made dishonestly may ever be slashed, and
+  every honest one that settles is paid; a review the referee lets pass slashes nobody;
 - after the deadline the poster recovers every token not owed to volunteers or verifiers.
 """
 
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from ledger.errors import ContractRevert, UnknownRevert
-from tests.support.chain import CHALLENGED, COMMITTED, TOKEN, Chain
+from tests.support.chain import CHALLENGED, COMMITTED, CONTESTED, TOKEN, Chain
 
 VOLUNTEERS = ("alice", "bob", "mallory")
 VERIFIERS = ("vera", "victor", "dave")
@@ -43,6 +44,7 @@ class MarketMachine(RuleBasedStateMachine):
         self.steps = 0
         self.honest: dict[tuple[int, int], bool] = {}  # (task id, attempt) -> committed honestly?
         self.accepted: set[int] = set()
+        self.disputed: set[tuple[int, int]] = set()  # (task id, attempt) whose dispute bond the market holds
         self.slashed: list[tuple[int, int]] = []
         self.round = 0
         for verifier in VERIFIERS:
@@ -122,6 +124,7 @@ class MarketMachine(RuleBasedStateMachine):
         self.commit(shard, honest)
         self.chain.mine(2)  # the draw block exists
         self.verifiers_reach_a_truthful_quorum(shard)
+        self.referee_rules_truthfully(shard)
         self.chain.advance(2_000)  # past the challenge window of an unchecked task
         self.settle("dave", shard)
 
@@ -149,9 +152,24 @@ class MarketMachine(RuleBasedStateMachine):
         if verdict is not None:
             self._try(verifier, "attest", task_id, verdict)
 
+    @rule(shard=st.integers(0, SHARDS - 1))
+    def referee_rules_truthfully(self, shard: int) -> None:
+        """The coordinator rules on a review a FAIL quorum opened (the machine plays no bisection game)."""
+        task_id = self._task(shard)
+        task = self.chain.task(task_id)
+        verdict = self.honest.get((task_id, task["attempt"]))
+        if task["status"] == CONTESTED and verdict is not None:
+            self._try("coordinator", "rule", task_id, verdict)
+
+    @rule(anyone=st.sampled_from(EVERYONE), shard=st.integers(0, SHARDS - 1))
+    def forfeit(self, anyone: str, shard: int) -> None:
+        self._try(anyone, "forfeit", self._task(shard))
+
     @rule(challenger=st.sampled_from(EVERYONE), shard=st.integers(0, SHARDS - 1), segment=st.integers(0, 8))
     def dispute(self, challenger: str, shard: int, segment: int) -> None:
-        self._try(challenger, "dispute", self._task(shard), segment)
+        task_id = self._task(shard)
+        if self._try(challenger, "dispute", task_id, segment):
+            self.disputed.add((task_id, self.chain.task(task_id)["attempt"]))
 
     @rule(anyone=st.sampled_from(EVERYONE), shard=st.integers(0, SHARDS - 1))
     def settle(self, anyone: str, shard: int) -> None:
@@ -193,18 +211,22 @@ class MarketMachine(RuleBasedStateMachine):
         if not hasattr(self, "bounty"):
             return
         c = self.chain
-        tasks = [c.task(self._task(s)) for s in range(SHARDS)]
+        ids = [self._task(s) for s in range(SHARDS)]
+        tasks = [c.task(task_id) for task_id in ids]
         positions = {a: c.stake_of(a) for a in EVERYONE}
         held = c.balance(c.market.address)
         escrow = c.bounty(self.bounty)["escrow"]
         stakes = sum(p[0] + p[2] for p in positions.values())
         claimable = sum(c.view("claimable", c.addr(a)) for a in EVERYONE)
-        open_bonds = CHALLENGE_BOND * sum(t["status"] == CHALLENGED for t in tasks)
+        open_bonds = CHALLENGE_BOND * sum(
+            t["status"] in (CHALLENGED, CONTESTED) and (task_id, t["attempt"]) in self.disputed
+            for task_id, t in zip(ids, tasks, strict=True)
+        )
         assert held == escrow + stakes + claimable + open_bonds
 
         locked = {a: 0 for a in EVERYONE}
         for t in tasks:
-            if t["status"] in (1, COMMITTED, CHALLENGED):
+            if t["status"] in (1, COMMITTED, CHALLENGED, CONTESTED):
                 holder = next(a for a in VOLUNTEERS if c.addr(a) == t["volunteer"])
                 locked[holder] += 100 * TOKEN
         assert {a: p[1] for a, p in positions.items()} == locked

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from web3.types import RPCEndpoint
 
-from tests.support.chain import ACCEPTED, ALWAYS_CHECKED, COMMITTED, OPEN, TOKEN, Chain, reverts
+from tests.support.chain import ACCEPTED, ALWAYS_CHECKED, COMMITTED, CONTESTED, TOKEN, Chain, reverts
 
 POOL = ("bob", "carol", "dave", "vera", "victor", "mallory")  # six seats; quorum 1 draws a committee of two
 
@@ -132,5 +132,5 @@ def test_a_lost_draw_seats_the_whole_pool(chain: Chain) -> None:
     chain.w3.provider.make_request(RPCEndpoint("anvil_mine"), [300])
     assert sorted(chain.view("committeeOf", task)) == sorted(chain.addr(a) for a in POOL)  # every serving seat
     outsider = POOL[-1]
-    chain.tx(outsider, "attest", task, False)  # quorum 1: slashed by any seated verifier
-    assert chain.task(task)["status"] == OPEN
+    chain.tx(outsider, "attest", task, False)  # quorum 1: any seated verifier's vote sends it to the referee
+    assert chain.task(task)["status"] == CONTESTED

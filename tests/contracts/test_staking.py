@@ -83,8 +83,7 @@ def test_slash_reaches_unbonding_stake(chain: Chain) -> None:
     chain.claim_and_commit("mallory", task)
     chain.tx("mallory", "requestUnstake", 150 * TOKEN)  # tries to run with the locked stake
     chain.mine()
-    chain.tx("vera", "attest", task, False)
-    receipt = chain.tx("victor", "attest", task, False)
+    receipt = chain.fail_check(task)
     assert chain.events(receipt, "StakeSlashed")[0]["amount"] == 100 * TOKEN
     assert chain.stake_of("mallory") == (0, 0, 50 * TOKEN, 0)
     chain.advance(UNBONDING_DELAY + 1)

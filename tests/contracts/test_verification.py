@@ -9,6 +9,7 @@ from tests.support.chain import (
     ALWAYS_CHECKED,
     CHALLENGED,
     COMMITTED,
+    CONTESTED,
     OPEN,
     RARE_CHECKS,
     TOKEN,
@@ -48,12 +49,25 @@ def test_pass_quorum_accepts_and_pays_verifier_fees_from_escrow(chain: Chain) ->
     assert credited == {(chain.addr("alice"), 10 * TOKEN), (chain.addr("vera"), TOKEN), (chain.addr("victor"), TOKEN)}
 
 
-def test_fail_quorum_slashes_lock_pays_verifiers_and_reopens(chain: Chain) -> None:
+def test_a_fail_quorum_opens_a_review_and_only_the_referees_ruling_slashes(chain: Chain) -> None:
     bounty, task = _committed(chain, **ALWAYS_CHECKED)
     escrow = chain.bounty(bounty)["escrow"]
     chain.tx("vera", "attest", task, False)
     chain.tx("bob", "attest", task, True)  # a dissenting verifier is outvoted, not paid
     receipt = chain.tx("victor", "attest", task, False)
+    assert chain.events(receipt, "ReviewOpened") == [{"taskId": task, "failVotes": 2}]
+    assert not chain.events(receipt, "TaskSlashed")  # votes carry no proof: nobody is slashed on them
+    assert chain.task(task)["status"] == CONTESTED
+    assert chain.stake_of("alice") == (5_000 * TOKEN, 100 * TOKEN, 0, 0)
+    game = chain.view("gameOf", task)
+    assert game[0] == "0x" + "0" * 40 and game[4] == 3  # no challenger; the referee's turn
+    with reverts("MarketNotYourTurn", caller=chain.addr("vera")):
+        chain.tx("vera", "rule", task, False)
+    with reverts("MarketTaskNotInStatus", status=CONTESTED):
+        chain.tx("dave", "attest", task, False)
+    with reverts("MarketTaskNotInStatus", status=CONTESTED):
+        chain.tx("bob", "settle", task)
+    receipt = chain.tx("coordinator", "rule", task, False)
     assert chain.events(receipt, "TaskSlashed")[0]["amount"] == 100 * TOKEN
     assert chain.stake_of("alice") == (4_900 * TOKEN, 0, 0, 0)
     assert chain.view("claimable", chain.addr("bob")) == 0
@@ -62,9 +76,49 @@ def test_fail_quorum_slashes_lock_pays_verifiers_and_reopens(chain: Chain) -> No
     reopened = chain.task(task)
     assert reopened["status"] == OPEN and reopened["attempt"] == 1 and reopened["volunteer"] == "0x" + "0" * 40
     assert chain.view("commitmentOf", task) == b"\x00" * 32
+    assert chain.view("gameOf", task)[4] == 0
     chain.claim_and_commit("bob", task)  # the redo starts fresh: earlier votes do not carry over
     chain.mine()
     chain.tx("vera", "attest", task, True)
+
+
+def test_a_review_the_referee_upholds_accepts_and_pays_only_the_pass_voters(chain: Chain) -> None:
+    bounty, task = _committed(chain, **ALWAYS_CHECKED)
+    escrow = chain.bounty(bounty)["escrow"]
+    chain.tx("vera", "attest", task, False)
+    chain.tx("bob", "attest", task, True)
+    chain.tx("victor", "attest", task, False)
+    receipt = chain.tx("coordinator", "rule", task, True)
+    assert not chain.events(receipt, "TaskSlashed")
+    assert chain.task(task)["status"] == ACCEPTED
+    assert chain.stake_of("alice") == (5_000 * TOKEN, 0, 0, 1)
+    for actor, owed in (("alice", 10 * TOKEN), ("bob", TOKEN), ("vera", 0), ("victor", 0)):
+        assert chain.view("claimable", chain.addr(actor)) == owed
+    assert chain.bounty(bounty)["escrow"] == escrow - 11 * TOKEN
+    assert chain.view("reputationOf", chain.addr("alice"), chain.addr("poster")) == 1  # checked, by the referee
+
+
+def test_a_review_the_referee_lets_pass_reopens_the_task_without_a_slash_or_a_payment(chain: Chain) -> None:
+    bounty, task = _committed(chain, **RARE_CHECKS)
+    chain.tx("dave", "dispute", task, 3)
+    escrow = chain.bounty(bounty)["escrow"]
+    chain.tx("vera", "attest", task, False)
+    chain.tx("victor", "attest", task, False)
+    with reverts("MarketMoveNotOverdue", taskId=task):
+        chain.tx("bob", "forfeit", task)
+    chain.advance(1201)
+    with reverts("MarketMoveTooLate", taskId=task):
+        chain.tx("coordinator", "rule", task, False)
+    receipt = chain.tx("bob", "forfeit", task)
+    assert chain.events(receipt, "GameForfeited") == [{"taskId": task, "turn": 3}]
+    assert not chain.events(receipt, "TaskSlashed")
+    reopened = chain.task(task)
+    assert reopened["status"] == OPEN and reopened["attempt"] == 1
+    assert chain.stake_of("alice") == (5_000 * TOKEN, 0, 0, 0)
+    assert chain.bounty(bounty)["escrow"] == escrow  # the reward waits for the redo
+    for actor, owed in (("alice", 0), ("vera", 0), ("victor", 0), ("dave", 20 * TOKEN)):  # the bond goes back
+        assert chain.view("claimable", chain.addr(actor)) == owed
+    assert chain.view("gameOf", task)[4] == 0
 
 
 def test_attest_reverts_on_unchecked_task(chain: Chain) -> None:
@@ -122,8 +176,7 @@ def test_dispute_forces_check_and_false_claim_loses_bond_to_volunteer(chain: Cha
 def test_dispute_proven_right_rewards_challenger(chain: Chain) -> None:
     _, task = _committed(chain, **RARE_CHECKS)
     chain.tx("dave", "dispute", task, 0)
-    chain.tx("vera", "attest", task, False)
-    chain.tx("victor", "attest", task, False)
+    chain.fail_check(task)
     # slashed 1,000; 2 × 1 to verifiers; challenger gets its bond back + half of the remaining 998.
     assert chain.view("claimable", chain.addr("dave")) == 20 * TOKEN + 499 * TOKEN
 
@@ -192,5 +245,5 @@ def test_the_deciding_vote_of_the_largest_quorum_fits_the_gas_every_vote_carries
     for voter in voters[:-1]:
         voter.send(chain.market.functions.attest(task, passed))
     deciding = voters[-1].send(chain.market.functions.attest(task, passed))
-    assert chain.task(task)["status"] == (ACCEPTED if passed else OPEN)  # it decided: accepted, or slashed and reopened
+    assert chain.task(task)["status"] == (ACCEPTED if passed else CONTESTED)  # it decided: accepted, or reviewed
     assert deciding["gasUsed"] < ATTEST_DECIDING_GAS

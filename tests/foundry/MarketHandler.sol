@@ -229,12 +229,13 @@ contract MarketHandler is MarketProperties {
         _dispute(_staker(actorSeed), id, _currentTask(id, shardSeed), segment);
     }
 
-    /// @notice A verifier (or an honest volunteer acting as one) attests the truth about a task.
+    /// @notice A verifier (or an honest volunteer acting as one) attests the truth about a task; one vote in
+    ///         eight is a verifier's lying FAIL (only the referee's ruling may slash on it).
     function attest(uint256 actorSeed, uint256 bountySeed, uint256 shardSeed) public {
         uint256 id = _pickBounty(bountySeed);
         if (id == 0) return;
         address who = actorSeed % 5 < 3 ? _verifier(actorSeed) : (actorSeed % 5 == 3 ? honestA : honestB);
-        _attest(who, id, _currentTask(id, shardSeed));
+        _attestAs(who, id, _currentTask(id, shardSeed), (actorSeed >> 8) % 8 == 0);
     }
 
     /// @notice Anyone settles a task.
@@ -302,11 +303,21 @@ contract MarketHandler is MarketProperties {
         uint256 mode = (honestySeed >> 16) % 8;
         if (mode < 3) _dispute(_verifier(honestySeed >> 24), id, taskId, honestySeed >> 32);
         if (mode != 2 && mode != 3) {
+            // Mode 7: a committee of liars votes FAIL whatever the truth.
             for (uint256 i = 0; i < 3; ++i) {
-                _attest(_verifier(actorSeed % 3 + i), id, taskId);
+                _attestAs(_verifier(actorSeed % 3 + i), id, taskId, mode == 7);
             }
         }
         IBountyMarket.Bounty memory b = _bounty(id);
+        if (_tasks[taskId][_task(taskId).attempt].game.turn == IBountyMarket.GameTurn.Referee) {
+            // A review the FAIL votes opened: ruled truthfully, or (one in four) left to lapse and dissolve.
+            if ((honestySeed >> 48) % 4 == 0) {
+                vm.warp(block.timestamp + b.verifyWindow + 1);
+                _forfeit(stranger, id, taskId);
+            } else {
+                _rule(coordinator, id, taskId);
+            }
+        }
         vm.warp(block.timestamp + b.challengeWindow + b.verifyWindow + 1);
         _settle(stranger, id, taskId);
     }
@@ -668,10 +679,15 @@ contract MarketHandler is MarketProperties {
     }
 
     function _attest(address who, uint256 id, uint256 taskId) internal {
+        _attestAs(who, id, taskId, false);
+    }
+
+    /// @dev A vote: the truth the verifier's replay finds, or (`lies`) FAIL whatever it finds.
+    function _attestAs(address who, uint256 id, uint256 taskId, bool lies) internal {
         IBountyMarket.Bounty memory b = _bounty(id);
         IBountyMarket.Task memory t = _task(taskId);
         TaskGhost storage g = _tasks[taskId][t.attempt];
-        bool verdict = g.honesty == HONEST; // verifiers replay the segments and tell the truth
+        bool verdict = !lies && g.honesty == HONEST;
         bool allowed = _predictAttest(who, b, taskId, t);
         (bool ok, bytes memory ret) = _call(who, abi.encodeCall(market.attest, (taskId, verdict)));
         _expect("attest", allowed, ok, ret);
@@ -686,11 +702,15 @@ contract MarketHandler is MarketProperties {
             _modelAccept(id, b, taskId, t, true);
             _check(after_.status == IBountyMarket.TaskStatus.Accepted, "attest: PASS quorum did not accept");
         } else {
-            _modelSlash(id, b, taskId, t, false);
+            // Votes prove nothing: the referee reviews the commit, and only its ruling slashes.
+            g.game.turn = IBountyMarket.GameTurn.Referee;
+            g.game.deadline = block.timestamp + b.verifyWindow;
+            ++stats.reviewsOpened;
             _check(
-                after_.status == IBountyMarket.TaskStatus.Open && after_.attempt == t.attempt + 1,
-                "attest: FAIL quorum did not reopen the task"
+                after_.status == IBountyMarket.TaskStatus.Contested && after_.attempt == t.attempt,
+                "attest: FAIL quorum did not open a review"
             );
+            _checkGame(taskId, g.game, "attest: FAIL quorum");
         }
     }
 
@@ -885,12 +905,14 @@ contract MarketHandler is MarketProperties {
         IBountyMarket.Task memory t = _task(taskId);
         TaskGhost storage g = _tasks[taskId][t.attempt];
         GameGhost storage game = g.game;
-        bool stepCorrect = game.hiHash == _trueState(taskId, game.hiStep);
+        bool review = game.challenger == address(0);
+        bool stepCorrect = review ? g.honesty == HONEST : game.hiHash == _trueState(taskId, game.hiStep);
         bool allowed =
             game.turn == IBountyMarket.GameTurn.Referee && who == b.coordinator && block.timestamp <= game.deadline;
         (bool ok, bytes memory ret) = _call(who, abi.encodeCall(market.rule, (taskId, stepCorrect)));
         _expect("rule", allowed, ok, ret);
         if (!ok || !allowed) return;
+        if (review) return _endReview(id, b, taskId, t, stepCorrect);
         if (g.honesty == HONEST) _check(stepCorrect, "rule: an honest volunteer lost a game ruled truthfully");
         if (game.truthful) {
             _check(!stepCorrect, "rule: a challenger who contested a fake lost a game ruled truthfully");
@@ -908,12 +930,47 @@ contract MarketHandler is MarketProperties {
         _expect("forfeit", allowed, ok, ret);
         if (!ok || !allowed) return;
         ++stats.gameForfeits;
-        if (turn == IBountyMarket.GameTurn.Referee) {
+        if (turn == IBountyMarket.GameTurn.Referee && game.challenger == address(0)) {
+            // An unreviewed failed check: the task reopens; nobody is paid or slashed, a disputer's bond returns.
+            _modelDissolveReview(b, taskId, t);
+            IBountyMarket.Task memory after_ = _task(taskId);
+            _check(
+                after_.status == IBountyMarket.TaskStatus.Open && after_.attempt == t.attempt + 1,
+                "forfeit of a review: the task did not reopen"
+            );
+        } else if (turn == IBountyMarket.GameTurn.Referee) {
             // The referee's silence proves nothing: the challenger's lock comes back, the task resumes.
             _modelDissolve(b, taskId, t);
             _checkResumed(taskId, t, "forfeit by a silent referee");
         } else {
             _endGame(id, b, taskId, t, turn == IBountyMarket.GameTurn.Challenger, true);
+        }
+    }
+
+    /// @dev The referee's ruling on a review: the commit holds (accepted as by a PASS quorum, its PASS voters
+    ///      paid) or it does not (slashed as by a lost game without a challenger).
+    function _endReview(
+        uint256 id,
+        IBountyMarket.Bounty memory b,
+        uint256 taskId,
+        IBountyMarket.Task memory t,
+        bool workCorrect
+    ) internal {
+        TaskGhost storage g = _tasks[taskId][t.attempt];
+        delete g.game;
+        ++stats.reviewsRuled;
+        IBountyMarket.Task memory before = t;
+        before.status = g.challenger != address(0) ? IBountyMarket.TaskStatus.Challenged : IBountyMarket.TaskStatus.Committed;
+        IBountyMarket.Task memory after_ = _task(taskId);
+        if (workCorrect) {
+            _modelAccept(id, b, taskId, before, true);
+            _check(after_.status == IBountyMarket.TaskStatus.Accepted, "review upheld: the task was not accepted");
+        } else {
+            _modelSlash(id, b, taskId, before, false);
+            _check(
+                after_.status == IBountyMarket.TaskStatus.Open && after_.attempt == t.attempt + 1,
+                "review lost: the task did not reopen"
+            );
         }
     }
 

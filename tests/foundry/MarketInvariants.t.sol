@@ -164,7 +164,16 @@ abstract contract MarketInvariantsBase is InvariantTestBase {
             ',"gamesDissolved":',
             s.gamesDissolved.str(),
             ',"honestSilentSlashed":',
-            s.honestSilentSlashed.str(),
+            s.honestSilentSlashed.str()
+        );
+        line = string.concat(
+            line,
+            ',"reviewsOpened":',
+            s.reviewsOpened.str(),
+            ',"reviewsRuled":',
+            s.reviewsRuled.str(),
+            ',"reviewsDissolved":',
+            s.reviewsDissolved.str(),
             "}"
         );
         vm.writeLine(string.concat(STATS_DIR, "/", _suite(), ".jsonl"), line);

@@ -82,6 +82,9 @@ abstract contract MarketModel {
         uint256 gameForfeits; // a mover let its deadline pass
         uint256 gamesDissolved; // the referee was silent: nobody slashed
         uint256 honestSilentSlashed; // honest volunteers slashed for missing their own move
+        uint256 reviewsOpened; // FAIL quorums, each sent to the referee
+        uint256 reviewsRuled;
+        uint256 reviewsDissolved; // the referee let a review lapse: the task reopened, nobody slashed
     }
 
     BountyMarket public immutable market;
@@ -619,6 +622,19 @@ abstract contract MarketModel {
     }
 
     /// @dev A game the referee let lapse: the challenger's lock is released, nobody is slashed.
+    function _modelDissolveReview(IBountyMarket.Bounty memory b, uint256 taskId, IBountyMarket.Task memory t)
+        internal
+    {
+        TaskGhost storage g = _tasks[taskId][t.attempt];
+        ghostLocked[t.volunteer] = _sub(ghostLocked[t.volunteer], b.stakePerTask, "dissolved review: lock");
+        if (g.challenger != address(0)) {
+            ghostClaimable[g.challenger] += g.bond;
+            ghostOpenBonds = _sub(ghostOpenBonds, g.bond, "dissolved review: open bonds");
+        }
+        delete g.game;
+        ++stats.reviewsDissolved;
+    }
+
     function _modelDissolve(IBountyMarket.Bounty memory b, uint256 taskId, IBountyMarket.Task memory t) internal {
         TaskGhost storage g = _tasks[taskId][t.attempt];
         address challenger = g.game.challenger;

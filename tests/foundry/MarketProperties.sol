@@ -65,9 +65,11 @@ abstract contract MarketProperties is MarketModel {
             uint256 pending;
             for (uint256 shard = 0; shard < b.shards; ++shard) {
                 uint256 taskId = _taskIdOf(id, b.currentRound, shard);
-                IBountyMarket.TaskStatus s = _task(taskId).status;
+                IBountyMarket.Task memory t = _task(taskId);
+                IBountyMarket.TaskStatus s = t.status;
                 if (s == IBountyMarket.TaskStatus.Challenged) bonds += b.challengeBond;
-                if (s == IBountyMarket.TaskStatus.Contested && market.verificationOf(taskId).challenger != address(0)) {
+                // Whether a contested task was disputed first is the model's record (the market keeps no view of it).
+                if (s == IBountyMarket.TaskStatus.Contested && _tasks[taskId][t.attempt].challenger != address(0)) {
                     bonds += b.challengeBond;
                 }
                 if (_isPending(s)) ++pending;

@@ -1,4 +1,5 @@
-"""The auditor agrees with every on-chain verdict of the demo's bounty, and flags an injected wrong one."""
+"""The auditor agrees with every on-chain verdict of the demo's bounty, and flags an injected wrong one (a
+referee colluding with lying verifiers)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from cli.main import app
 from content.store import LocalStore
 from coordinator.api import Explorer
 from coordinator.api_models import BountyOut, VolunteerOut
+from coordinator.referee import Referee
 from devtools.adversaries import partial_faker
 from devtools.anvil import Anvil
 from devtools.scenario import Summary, run_scenario
+from judge.context import ChainView
 from ledger.chain import connect, dev_accounts
 from ledger.deploy import Deployment
 from ledger.market import Market, TaskStatus, task_id_of
@@ -56,6 +59,12 @@ def on_demo_chain(demo_run: DemoRun) -> Marketplace:
     )
 
 
+def referee(m: Marketplace) -> Referee:
+    """The demo coordinator's referee (the demo's processes have stopped; the tests play its part)."""
+    market = Market(m.w3, m.deployment, Transactor(m.w3, dev_accounts(m.w3, 10)[2]))
+    return Referee(market, ChainView(market, m.store), json_logger("test"))
+
+
 def test_audit_replays_agree_with_every_on_chain_verdict_of_the_demo(demo_run: DemoRun) -> None:
     node, home, summary = demo_run
     code, report = audit(home, node.url, "bounty", str(summary.bounty_id), "--replay", "40", "--seed", "1")
@@ -78,7 +87,7 @@ def test_audit_replays_agree_with_every_on_chain_verdict_of_the_demo(demo_run: D
             assert commit["proof_problems"] == []
 
 
-def test_audit_flags_a_wrong_verdict_injected_by_colluding_verifiers(demo_run: DemoRun) -> None:
+def test_audit_flags_a_wrong_verdict_injected_by_colluding_verifiers_and_referee(demo_run: DemoRun) -> None:
     node, home, _ = demo_run
     m = on_demo_chain(demo_run)
     w3, deployment, keys = m.w3, m.deployment, dev_accounts(m.w3, 10)
@@ -92,6 +101,8 @@ def test_audit_flags_a_wrong_verdict_injected_by_colluding_verifiers(demo_run: D
     w3.provider.make_request(RPCEndpoint("evm_mine"), [])
     for verifier_key in (keys[3], keys[4]):  # the demo's verifiers, now lying: FAIL on honest work
         Market(w3, deployment, Transactor(w3, verifier_key)).attest(task_id, False)
+    assert honest.task(task_id).status == TaskStatus.CONTESTED  # votes alone slash nobody: a review opens
+    Market(w3, deployment, Transactor(w3, keys[2])).rule(task_id, False)  # and the referee colludes
     assert honest.task(task_id).status == TaskStatus.OPEN  # slashed and reopened
 
     code, report = audit(home, node.url, "task", hex(task_id), "--replay", "8")
@@ -125,6 +136,7 @@ def test_audit_agrees_with_a_slash_decided_after_the_draw_was_lost(demo_run: Dem
     for verifier_key in (keys[3], keys[4]):
         verifier = VerifierWorker(Market(w3, deployment, Transactor(w3, verifier_key)), m.store, json_logger("test"))
         verifier.verify(task_id)
+    assert referee(m).tend(task_id) == "ruled"  # the review the FAIL quorum opened
     assert faker.task(task_id).status == TaskStatus.OPEN  # slashed and reopened
 
     code, report = audit(home, node.url, "task", hex(task_id), "--replay", "16")
@@ -164,6 +176,7 @@ def test_audit_agrees_with_a_slash_for_a_malformed_trace_whatever_segment_was_dr
         VerifierWorker(Market(w3, deployment, Transactor(w3, verifier_key)), m.store, json_logger("test")).verify(
             task_id
         )
+    assert referee(m).tend(task_id) == "ruled"  # the review the FAIL quorum opened
     assert faker.task(task_id).status == TaskStatus.OPEN  # slashed and reopened
 
     code, report = audit(home, node.url, "task", hex(task_id), "--replay", "8")

@@ -134,6 +134,8 @@ def test_the_commit_check_slashes_a_lazy_volunteer_and_records_the_draw(installe
     assert worker.check_commit(task_id) == [None, None]  # the draw block is not mined yet: nothing to decide
     lazy.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
     assert worker.check_commit(task_id) == [False, False]
+    assert poster.task(task_id).status == TaskStatus.CONTESTED  # votes alone slash nobody: the referee reviews
+    assert worker.play_game(task_id)[0] == "ruled"  # the referee's own audit finds the same failure
     assert poster.task(task_id).status == TaskStatus.OPEN  # slashed and reopened for an honest redo
     assert poster.stake_of(lazy.address).bonded == stake_before - 100 * UNIT
     drawn = poster.market.events.ChallengeDrawn().get_logs(from_block=0, argument_filters={"taskId": task_id})
@@ -247,8 +249,9 @@ def test_a_verdict_on_a_commit_settled_meanwhile_is_not_sent_against_the_next_on
 
     def audit_while_others_settle(view: ChainView, task: int, at: Task | None = None) -> CommitAudit:
         audit = judged(view, task, at)
-        other_verifier.attest(task, False)  # the others reach quorum first: slashed, reopened
+        other_verifier.attest(task, False)  # the others reach quorum first and the referee upholds it: reopened
         third_verifier.attest(task, False)
+        svc.coordinator.market.rule(task, False)
         NodeDaemon(honest, svc.store, NodeOptions(work_dir=tmp_path / "honest", once=True), QUIET).run()
         return audit
 

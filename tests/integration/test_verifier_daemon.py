@@ -14,8 +14,10 @@ import pytest
 from web3.types import RPCEndpoint
 
 from content.store import LocalStore
+from coordinator.referee import Referee
 from coordinator.rounds import Coordinator
 from devtools.adversaries import lazy_trainer
+from judge.context import ChainView
 from ledger.amounts import UNIT
 from ledger.chain import connect, dev_accounts
 from ledger.deploy import deploy
@@ -100,7 +102,10 @@ def test_independent_verifier_daemons_pay_the_honest_slash_the_lazy_and_never_re
         server.close()
     assert {poster.task(t).status for t in tasks} == {TaskStatus.COMMITTED}  # quorum 3: both still waiting
     assert first_two[1].run() == {"passed": 1, "failed": 1, "abstained": 0}
-    assert poster.task(by_volunteer[lazy.address]).status == TaskStatus.OPEN  # three FAILs: slashed, reopened
+    assert poster.task(by_volunteer[lazy.address]).status == TaskStatus.CONTESTED  # three FAILs: a review
+    referee = Referee(coordinator, ChainView(coordinator, store), QUIET)
+    assert referee.tend(by_volunteer[lazy.address]) == "ruled"
+    assert poster.task(by_volunteer[lazy.address]).status == TaskStatus.OPEN  # slashed, reopened
     assert poster.stake_of(lazy.address).bonded == 1_000 * UNIT - 100 * UNIT
     assert poster.task(by_volunteer[honest.address]).status == TaskStatus.COMMITTED  # two PASSes of three
 

@@ -153,6 +153,14 @@ class Chain:
         self.tx(actor, "claim", task_id)
         return self.commit(actor, task_id)
 
+    def fail_check(self, task_id: int, voters: tuple[str, ...] = ("vera", "victor")) -> TxReceipt:
+        """A FAIL quorum by `voters`, then the referee's ruling against the volunteer (what slashes): the
+        receipt of the ruling."""
+        for voter in voters:
+            receipt = self.tx(voter, "attest", task_id, False)
+        assert self.events(receipt, "ReviewOpened"), "the votes did not open a review"
+        return self.tx("coordinator", "rule", task_id, False)
+
     def task(self, task_id: int) -> dict[str, Any]:
         t = self.view("taskOf", task_id)
         return {
@@ -178,7 +186,7 @@ RARE_CHECKS = {"checkBps": 1, "minCheckBps": 1, "rewardPerTask": TOKEN // 10, "s
 ALWAYS_CHECKED = {"checkBps": 10_000, "minCheckBps": 10_000}
 
 # TaskStatus
-OPEN, CLAIMED, COMMITTED, CHALLENGED, ACCEPTED = range(5)
+OPEN, CLAIMED, COMMITTED, CHALLENGED, ACCEPTED, CONTESTED = range(6)
 
 
 def _abi_outputs(contract: Contract, fn: str) -> list[dict[str, Any]]:

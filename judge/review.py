@@ -1,0 +1,45 @@
+"""The referee's review of a failed check: does the commit a FAIL quorum voted down hold after all?
+
+A vote carries no proof, and a committee can be wrong (another numeric class, content it could not fetch) or
+lie, so a FAIL quorum does not slash: it hands the commit to the referee (contract `ReviewOpened`), who runs
+the same checks the committee ran (judge.commit: the audit, then the sampled segments' replays) and rules.
+Content the referee cannot fetch is asked for again for its patience (the coordinator's trace timeout, at most
+half the review): only then does it count against the volunteer. The committee already waited that long before
+voting FAIL on content it could not fetch, so a volunteer's node must be unreachable for twice the timeout, and
+a blip of the referee's own node decides nothing.
+"""
+
+from __future__ import annotations
+
+from judge.commit import audit_commit, replay_segments
+from judge.context import ChainView
+from judge.game import StretchVerdict
+from ledger.market import Game, Task
+
+
+def review_verdict(
+    view: ChainView, task: Task, game: Game, now: int, review_window: int, patience_s: int
+) -> StretchVerdict:
+    """Whether the reviewed commit holds (`follows`), as StretchVerdict says it for one step of a game. The review
+    opened `review_window` seconds before its deadline; missing content is waited for `patience_s` from then."""
+    audit = audit_commit(view, task.task_id, task)
+    late = now >= game.deadline - review_window + min(patience_s, review_window // 2)
+    if audit.missing:
+        if not late:
+            return StretchVerdict(False, "; ".join(audit.problems)[:300], unavailable=True)
+        return StretchVerdict(False, f"still unavailable after the referee's patience: {audit.problems[0]}"[:300])
+    if not audit.ok:
+        return StretchVerdict(False, "; ".join(audit.problems)[:300])
+    _, segments = view.market.challenge(task.task_id)
+    verdicts = replay_segments(view, audit, segments)
+    failed = [v for v in verdicts if v.failed]
+    unfetched = [v for v in failed if v.reason.startswith("checkpoint unavailable")]
+    if unfetched and not late:
+        return StretchVerdict(False, unfetched[0].reason[:300], unavailable=True)
+    if failed:
+        return StretchVerdict(False, "; ".join(f"segment {v.segment}: {v.reason}" for v in failed)[:300])
+    abstained = [v for v in verdicts if v.abstained]
+    if abstained:
+        # Another numeric class than the volunteer's, and nothing measured tells an honest difference from a cheat.
+        return StretchVerdict(False, abstained[0].reason[:300], undecided=True)
+    return StretchVerdict(True, f"audit passed and segments {segments} replayed")
