@@ -40,6 +40,16 @@ def verify_run(
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve /health and /metrics on 127.0.0.1 at this port (0: any free port).")
     ] = None,
+    watch_all: Annotated[
+        bool,
+        typer.Option(
+            help=(
+                "Also replay the sampled segments of commits the chain did not draw you for (unchecked ones "
+                "included) and contest any that diverged in your numeric class. No fee: a won game pays half the "
+                "volunteer's slashed stake, a lost one costs yours. Costs the replays."
+            )
+        ),
+    ] = False,
 ) -> None:
     """Run until stopped (Ctrl-C or SIGTERM stop between commits; a restart replays nothing it attested).
 
@@ -69,6 +79,7 @@ def verify_run(
             poll_interval,
             trace_timeout,
             metrics_port,
+            watch_all,
         )
 
 
@@ -83,6 +94,7 @@ def _run(
     poll_interval: float,
     trace_timeout: int,
     metrics_port: int | None,
+    watch_all: bool,
 ) -> None:
     from node.preflight import check_cpu
 
@@ -114,6 +126,7 @@ def _run(
         once=once,
         bounties=frozenset(bounties) if bounties else None,
         trace_timeout_s=trace_timeout,
+        watch_all=watch_all,
     )
     logger = json_logger(f"shardwork.verifier.{address[:10]}")
     daemon = VerifierDaemon(market, open_store(settings.store), options, logger)

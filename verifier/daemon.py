@@ -42,6 +42,7 @@ class VerifierOptions:
     once: bool = False  # judge what is judgeable now, then exit
     bounties: frozenset[int] | None = None  # only these bounties (None: any bounty on the market)
     trace_timeout_s: int = 120  # how long a missing trace is waited for before it counts as never uploaded
+    watch_all: bool = False  # also replay commits it was not drawn for, and contest what diverged
 
 
 class VerifierMetrics:
@@ -76,7 +77,7 @@ class VerifierDaemon:
         metrics: VerifierMetrics | None = None,
     ) -> None:
         self.market, self.options, self.logger = market, options, logger
-        self.worker = VerifierWorker(market, store, logger, options.trace_timeout_s)
+        self.worker = VerifierWorker(market, store, logger, options.trace_timeout_s, options.watch_all)
         self.metrics = metrics or VerifierMetrics()
         self.status = VerifierStatus(market.address)
         self.stop_event = threading.Event()

@@ -23,8 +23,19 @@ from verifier.game import Challenger
 class VerifierWorker:
     """One staked verifier: replays the segments the chain sampled and attests what it found."""
 
-    def __init__(self, market: Market, store: ContentStore, logger: logging.Logger, trace_timeout_s: int = 0) -> None:
+    def __init__(
+        self,
+        market: Market,
+        store: ContentStore,
+        logger: logging.Logger,
+        trace_timeout_s: int = 0,
+        watch_all: bool = False,
+    ) -> None:
         self.market, self.logger = market, logger
+        # Also replay commits the chain did not draw it for (unchecked ones included) and contest what diverged:
+        # the committee is not the only line of defence, and this is how an operator adds one.
+        self.watch_all = watch_all
+        self.watched: set[tuple[int, int]] = set()  # (task, attempt) replayed as a watcher: not replayed again
         self.view = ChainView(market, store)
         self.replayed_segments = 0
         self.trace_timeout_s = trace_timeout_s
@@ -65,9 +76,11 @@ class VerifierWorker:
             checked, segments = self.market.challenge(task_id)
         except error_class("MarketChallengeNotDrawnYet"):
             return None
-        if not checked or (task_id, task.attempt) in self.abstained or self.attested(task):
+        if (task_id, task.attempt) in self.abstained or self.attested(task):
             return None
-        if not self._on_committee(task):
+        if not checked or not self._on_committee(task):
+            if self.watch_all and (task_id, task.attempt) not in self.watched:
+                self._watch(task, segments)
             return None
         audit = audit_commit(self.view, task_id, task)
         if audit.missing and not trace_overdue(self.market, task, self.trace_timeout_s):
@@ -115,6 +128,27 @@ class VerifierWorker:
         )
         return passed
 
+    def _watch(self, task: Task, segments: list[int]) -> None:
+        """A watcher's look at a commit it may not vote on: the sampled segments replayed, and a game opened over
+        the first that diverged bit for bit in its own class (the contest is open to anyone staked; its own stake
+        is at risk in it, and half the volunteer's slashed stake is its prize). Anything else it leaves to the
+        committee and the coordinator's audit: a vote it cannot send, a game it could lose."""
+        key = (task.task_id, task.attempt)
+        audit = audit_commit(self.view, task.task_id, task)
+        if audit.missing and not trace_overdue(self.market, task, self.trace_timeout_s):
+            return  # the volunteer may still be uploading: looked at again next pass
+        if audit.ok and self._judges_bit_for_bit(task.task_id, audit):
+            verdicts = replay_segments(self.view, audit, segments)
+            self.replayed_segments += len(verdicts)
+            diverged = [v.segment for v in verdicts if v.diverged]
+            if diverged and same_attempt(self.market.task(task.task_id), task):
+                opened = self.challenger.contest(task, audit, diverged[0])
+                if opened is None:
+                    return  # another challenger's game is being played: looked at again when it ends
+                if opened:
+                    log(self.logger, "watched commit contested", task_id=task.task_id, segment=diverged[0])
+        self.watched.add(key)
+
     def _on_committee(self, task: Task) -> bool:
         """Whether the chain drew this verifier to check the task's attempt: nobody else's vote is taken, so
         nobody else replays it (the permissionless contest stays open to all). Asked anew on every pass, not
@@ -157,4 +191,4 @@ class VerifierWorker:
             return False  # another challenger's game: if the volunteer wins it, this verifier still judges
         if task.status not in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED):
             return True
-        return key in self.abstained or self.attested(task)
+        return key in self.abstained or key in self.watched or self.attested(task)

@@ -19,14 +19,16 @@ from coordinator.aggregate import aggregate
 from coordinator.rounds import Coordinator
 from devtools.adversaries import lazy_trainer, partial_faker
 from devtools.anvil import Anvil
+from judge.context import ChainView
 from ledger.errors import error_class
 from ledger.market import TaskStatus
+from node.defense import Defender
 from node.trainer import TaskInput, TraceResult, train_task
 from protocol.cid import cid_of
 from protocol.spec import AggregationSpec
 from protocol.tensors import Tensors, canonical_hash, to_bytes
 from protocol.training import MODEL_PREFIX, initial_weights
-from tests.support.arena import UNIT, Arena, post, spec
+from tests.support.arena import QUIET, UNIT, Arena, post, spec
 from tests.support.marketplace import start
 from verifier.worker import VerifierWorker
 
@@ -218,6 +220,31 @@ def test_the_referee_waits_its_patience_for_content_before_missing_counts_agains
     finally:
         referee.patience_s = 0
     assert arena.slashed(task_id, cheater.address)
+
+
+def test_a_watcher_contests_an_unchecked_fake_the_committee_never_replays(arena: Arena) -> None:
+    """A commit the chain leaves unchecked is never replayed by a committee; a verifier run with --watch-all
+    replays its sampled segments anyway, contests the diverged one and wins the game before the task settles."""
+    bounty_id = post(arena, s=spec(), checkBps=1, minCheckBps=1, rewardPerTask=UNIT // 10, stakePerTask=1_000 * UNIT)
+    faker, watcher_account = arena.account(stake=2_000 * UNIT), arena.account(stake=2_000 * UNIT)
+    task_id = arena.work_once(faker, partial_faker(0.5, keep_counters=True))
+    assert task_id is not None and task_id >> 64 == bounty_id
+    for _ in range(2):  # a view reads at the head: the draw block must be behind it
+        arena.m.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+    assert arena.m.poster.challenge(task_id)[0] is False  # unchecked: the committee replays nothing
+    assert [v.verify(task_id) for v in arena.verifiers] == [None, None]
+    watcher = VerifierWorker(watcher_account, arena.m.store, QUIET, watch_all=True)
+    assert watcher.verify(task_id) is None  # no vote: it is on no committee
+    assert arena.status(task_id) == TaskStatus.CONTESTED and watcher.done_with(arena.m.poster.task(task_id))
+    defender = Defender(faker, ChainView(faker, arena.m.store), QUIET)
+    for _ in range(16):  # the faker's node defends, the watcher answers, the coordinator referees
+        if arena.status(task_id) != TaskStatus.CONTESTED:
+            break
+        defender.play()
+        watcher.challenger.play()
+        arena.coordinator.referee.tend(task_id)
+    assert arena.slashed(task_id, faker.address) and watcher_account.claimable(watcher_account.address) > 0
+    assert watcher.replayed_segments == arena.m.poster.bounty(bounty_id).raw["segmentsPerCheck"]
 
 
 def test_claim_and_abandon_pays_the_lease_penalty_and_frees_the_task(arena: Arena) -> None:
