@@ -47,7 +47,7 @@ def measure(chain: Chain) -> tuple[dict[str, int], dict[str, int]]:
     chain.stake("vera", 5_000 * TOKEN)
     chain.stake("victor", 5_000 * TOKEN)
     chain.stake("carol", 5_000 * TOKEN)  # every verifier took its seat before the commits it may be drawn for
-    posted = chain.tx("poster", "postBounty", chain.bounty_params(shards=13 + 2 * BATCH, rounds=1, **RARE_CHECKS))
+    posted = chain.tx("poster", "postBounty", chain.bounty_params(shards=14 + 2 * BATCH, rounds=1, **RARE_CHECKS))
     samples["postBounty"] = [posted["gasUsed"]]
     bounty = chain.events(posted, "BountyPosted")[0]["bountyId"]
     gas("openRound", "coordinator", "openRound", bounty, "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG")
@@ -94,6 +94,14 @@ def measure(chain: Chain) -> tuple[dict[str, int], dict[str, int]]:
     gas("dispute", "carol", "dispute", disputed, 3)
     gas("attest", "vera", "attest", disputed, True)
     gas("attest_quorum_accept", "victor", "attest", disputed, True)
+    # A failed check: a FAIL quorum opens the referee's review, whose ruling slashes (votes alone do not).
+    failed = chain.task_id(bounty, 0, 13 + 2 * BATCH)
+    chain.tx("bob", "claim", failed)
+    chain.tx("bob", "commit", failed, root, update, trace_cid, update_cid)
+    chain.tx("carol", "dispute", failed, 3)
+    chain.tx("vera", "attest", failed, False)
+    gas("attest_fail_opens_review", "victor", "attest", failed, False)
+    gas("rule_review_volunteer_wrong", "coordinator", "rule", failed, False)
 
     # A lease that runs out.
     expiring = chain.task_id(bounty, 0, 11)
