@@ -47,6 +47,10 @@ _MESSAGES: dict[str, Callable[[dict[str, Any]], str]] = {
     ),
     "MarketInvalidParams": lambda f: f"bounty parameter {f['field']} is out of range",
     "MarketNotCurrentTask": lambda f: f"task {f['taskId']:#x} is not in an open round",
+    "MarketVolunteerBarred": lambda f: (
+        f"{f['volunteer']} was slashed on a bounty of this poster: it takes none of the poster's tasks until "
+        f"{_when(f['until'])}"
+    ),
     "MarketBountyExpired": lambda f: f"bounty {f['bountyId']} passed its deadline {_when(f['deadline'])}",
     "MarketVerifierIneligible": lambda f: (
         f"{f['verifier']} has {format_amount(f['freeStake'])} free stake; judging or disputing task {f['taskId']:#x} "

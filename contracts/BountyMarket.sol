@@ -149,6 +149,8 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
         Task storage t = _tasks[taskId];
         if (t.status == TaskStatus.Claimed && block.timestamp > t.deadline) _expire(taskId, bountyId, b, t);
         if (t.status != TaskStatus.Open) revert MarketTaskNotInStatus(taskId, t.status);
+        uint256 barredUntil = _reputation[msg.sender][b.poster].barredUntil;
+        if (block.timestamp <= barredUntil) revert MarketVolunteerBarred(msg.sender, barredUntil);
 
         uint256 stakePerTask = b.stakePerTask;
         _lockStake(msg.sender, stakePerTask);
@@ -260,7 +262,9 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
             _accept(taskId, bountyId, b, t);
         } else {
             // A vote carries no proof, and a committee can be wrong (another numeric class, content it could
-            // not fetch) or lie: a FAIL quorum only sends the commit to the referee, whose ruling slashes.
+            // not fetch) or lie: a FAIL quorum only sends the commit to the referee, whose ruling slashes. Every
+            // end of a review but acceptance reopens the task: none may open on its last attempt (it settles).
+            if (t.attempt == type(uint8).max) revert MarketTaskAttemptsExhausted(taskId);
             t.status = TaskStatus.Contested;
             _nextTurn(_games[taskId], b, GameTurn.Referee);
             emit ReviewOpened(taskId, votes);
@@ -447,15 +451,6 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
         }
     }
 
-    /// @notice The verifiers drawn to check the task's current attempt, in draw order (VerifierRegistry._draw):
-    ///         the seats serving the commit, `quorum × SEATS_PER_VOTE` of them. A member without enough free
-    ///         stake when it votes is refused, as anyone is.
-    function committeeOf(uint256 taskId) external view returns (address[] memory) {
-        Task storage t = _committedTask(taskId);
-        (uint256 bountyId,,) = _splitTaskId(taskId);
-        return _committee(_seed(taskId, t), t.commitBlock, uint256(_bounties[bountyId].quorum) * SEATS_PER_VOTE);
-    }
-
     /// @notice Whether `verifier` sits on the committee of the task's current attempt (what `attest` checks).
     function onCommitteeOf(uint256 taskId, address verifier) external view returns (bool) {
         Task storage t = _committedTask(taskId);
@@ -635,6 +630,10 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
     function _slash(uint256 taskId, uint256 bountyId, Bounty storage b, Task storage t) private {
         address volunteer = t.volunteer;
         ++_stakes[volunteer].slashes; // its reputation with every poster starts over
+        // A proven cheater takes none of this poster's tasks while this bounty runs: each claim would cost the
+        // round a detection and a redo.
+        Reputation storage r = _reputation[volunteer][b.poster];
+        if (r.barredUntil < b.deadline) r.barredUntil = b.deadline;
         uint256 taken = _slashStake(volunteer, b.stakePerTask);
         emit TaskSlashed(taskId, bountyId, volunteer, taken);
         uint256 remainder = taken - _payVerifiers(taskId, b, false);

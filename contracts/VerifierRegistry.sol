@@ -103,16 +103,6 @@ abstract contract VerifierRegistry is IVerifierRegistry {
         return false;
     }
 
-    /// @dev The holders of the committee's seats, in draw order (see _draw).
-    function _committee(bytes32 seed, uint256 commitBlock, uint256 seats) internal view returns (address[] memory) {
-        (uint256[] memory members, uint256 count) = _draw(seed, commitBlock, seats);
-        address[] memory holders = new address[](count);
-        for (uint256 k = 0; k < count; ++k) {
-            holders[k] = _seats[members[k]].holder;
-        }
-        return holders;
-    }
-
     /// @dev Whether a seat may vote on a commit made in block `commitBlock`: held now, and (re)joined before it.
     function _serves(SeatSlot storage seat, uint256 commitBlock) private view returns (bool) {
         return seat.active && seat.since < commitBlock;

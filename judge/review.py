@@ -4,17 +4,19 @@ A vote carries no proof, and a committee can be wrong (another numeric class, co
 lie, so a FAIL quorum does not slash: it hands the commit to the referee (contract `ReviewOpened`), who runs
 the same checks the committee ran (judge.commit: the audit, then the sampled segments' replays) and rules.
 Content the referee cannot fetch is asked for again for its patience (the coordinator's trace timeout, at most
-half the review): only then does it count against the volunteer. The committee already waited that long before
-voting FAIL on content it could not fetch, so a volunteer's node must be unreachable for twice the timeout, and
-a blip of the referee's own node decides nothing.
+half the review, so that half is left to replay): only then does it count against the volunteer. Everything a
+ruling needs is fetched before anything is replayed, so a volunteer holding back one checkpoint costs the
+referee downloads, not replays, until its patience runs out.
 """
 
 from __future__ import annotations
 
-from judge.commit import audit_commit, replay_segments
+from judge.commit import CommitAudit, audit_commit, replay_segments
 from judge.context import ChainView
 from judge.game import StretchVerdict
 from ledger.market import Game, Task
+from protocol.errors import ContentMissing
+from protocol.verify import checkpoint_limit, needs_end
 
 
 def review_verdict(
@@ -31,11 +33,13 @@ def review_verdict(
     if not audit.ok:
         return StretchVerdict(False, "; ".join(audit.problems)[:300])
     _, segments = view.market.challenge(task.task_id)
+    missing = _unfetchable(view, audit, segments)
+    if missing is not None:
+        if not late:
+            return StretchVerdict(False, missing, unavailable=True)
+        return StretchVerdict(False, f"still unavailable after the referee's patience: {missing}"[:300])
     verdicts = replay_segments(view, audit, segments)
     failed = [v for v in verdicts if v.failed]
-    unfetched = [v for v in failed if v.reason.startswith("checkpoint unavailable")]
-    if unfetched and not late:
-        return StretchVerdict(False, unfetched[0].reason[:300], unavailable=True)
     if failed:
         return StretchVerdict(False, "; ".join(f"segment {v.segment}: {v.reason}" for v in failed)[:300])
     abstained = [v for v in verdicts if v.abstained]
@@ -43,3 +47,22 @@ def review_verdict(
         # Another numeric class than the volunteer's, and nothing measured tells an honest difference from a cheat.
         return StretchVerdict(False, abstained[0].reason[:300], undecided=True)
     return StretchVerdict(True, f"audit passed and segments {segments} replayed")
+
+
+def _unfetchable(view: ChainView, audit: CommitAudit, segments: list[int]) -> str | None:
+    """Why a checkpoint the sampled segments' replays need cannot be fetched now; None when all can (malformed
+    content is left to the replay, which fails it)."""
+    trace = audit.trace
+    assert trace is not None
+    ctx = view.round_of_task(audit.task_id)
+    limit = checkpoint_limit(ctx.spec, ctx.workload)
+    ends = needs_end(ctx.spec, trace)
+    for segment in segments:
+        for index in (segment, segment + 1) if ends else (segment,):
+            if index >= len(trace.checkpoints):
+                continue
+            try:
+                view.store.get_buffer(trace.checkpoints[index].cid, limit)
+            except ContentMissing as exc:
+                return f"checkpoint {index} unavailable: {exc}"[:300]
+    return None

@@ -231,9 +231,11 @@ class Market:
         return Game(str(g[0]), int(g[1]), int(g[2]), int(g[3]), GameTurn(g[4]), bytes(g[5]), bytes(g[6]), bytes(g[7]))
 
     def committee(self, task_id: int) -> list[str]:
-        """The verifiers drawn to check the task's current attempt (reverts MarketChallengeNotDrawnYet until the
-        block after its commit exists)."""
-        return [str(a) for a in call(self.market.functions.committeeOf(task_id))]
+        """The verifiers drawn to check the task's current attempt, in seat order: one call per seat, since the
+        contract answers per verifier (reverts MarketChallengeNotDrawnYet until the block after its commit exists)."""
+        seats = int(call(self.market.functions.seatCount()))
+        holders = [str(call(self.market.functions.seatAt(i))[0]) for i in range(seats)]
+        return [h for h in holders if self.on_committee(task_id, h)]
 
     def on_committee(self, task_id: int, account: str) -> bool:
         """Whether `account` may vote on the task's current attempt: what `attest` checks, read in one call."""

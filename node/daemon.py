@@ -17,7 +17,7 @@ from typing import Any
 
 from content.store import ContentStore
 from judge.context import ChainView, RoundContext
-from ledger.errors import CHAIN_TRANSIENT, ContractRevert, TransactionFailed
+from ledger.errors import CHAIN_TRANSIENT, ContractRevert, TransactionFailed, error_class
 from ledger.market import Market, OpenedRound, TaskStatus, split_task_id, task_id_of
 from node.defense import Defender
 from node.observability import NodeMetrics
@@ -169,6 +169,14 @@ class NodeDaemon:
                     continue
                 try:
                     self.market.claim(task_id)
+                except error_class("MarketVolunteerBarred") as exc:
+                    self._warn_once(
+                        f"barred-{bounty.bounty_id}",
+                        "barred from this poster's bounties after a slash",
+                        bounty_id=bounty.bounty_id,
+                        until=exc.fields["until"],
+                    )
+                    break
                 except (ContractRevert, TransactionFailed) as exc:  # another volunteer won the race, the round closed
                     log(self.logger, "claim lost", task_id=task_id, reason=str(exc))
                     continue

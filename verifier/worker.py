@@ -191,4 +191,5 @@ class VerifierWorker:
             return False  # another challenger's game: if the volunteer wins it, this verifier still judges
         if task.status not in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED):
             return True
-        return key in self.abstained or key in self.watched or self.attested(task)
+        # Not `watched`: a commit watched while unchecked may be disputed later, and then its committee votes.
+        return key in self.abstained or self.attested(task)

@@ -39,6 +39,7 @@ interface IBountyMarket {
     struct Reputation {
         uint32 epoch;
         uint32 checkedTasks;
+        uint40 barredUntil; // slashed on one of the poster's bounties: claims none of its tasks until then
     }
 
     /// @notice A checkpoint of a committed trace with its Merkle proof against the trace root.
@@ -152,6 +153,7 @@ interface IBountyMarket {
     error MarketMoveNotOverdue(uint256 taskId, uint256 deadline);
     error MarketEmptyStateHash(uint256 taskId);
     error MarketNotOnCommittee(uint256 taskId, address verifier);
+    error MarketVolunteerBarred(address volunteer, uint256 until);
 
     event BountyPosted(
         uint256 indexed bountyId,

@@ -127,6 +127,7 @@ def test_cheater_is_slashed_and_the_task_reopens(arena: Arena, cheat: str) -> No
     assert arena.slashed(task_id, cheater.address)
     assert arena.status(task_id) == TaskStatus.OPEN  # reopened for an honest volunteer
     assert stake_before - cheater.stake_of(cheater.address).bonded == 100 * UNIT
+    assert arena.work_once(cheater, CHEATS[cheat]) is None  # barred from the poster's tasks: its node moves on
     honest = arena.account()
     assert arena.work_once(honest) == task_id
     assert arena.verify(task_id) == [True, True]

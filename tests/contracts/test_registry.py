@@ -66,13 +66,13 @@ def test_empty_chairs_are_passed_over_by_the_draw(chain: Chain) -> None:
     task = chain.task_id(bounty)
     chain.claim_and_commit("alice", task)
     chain.mine(2)
-    committee = chain.view("committeeOf", task)
+    committee = chain.committee(task)
     assert len(committee) == 2 and set(committee) <= {chain.addr(a) for a in POOL[2:]}
 
 
 def test_only_the_drawn_committee_may_vote_and_its_vote_decides(chain: Chain) -> None:
     task = _seated_and_committed(chain)
-    committee = chain.view("committeeOf", task)
+    committee = chain.committee(task)
     pool = {chain.addr(a): a for a in POOL}
     assert len(committee) == 2 and len(set(committee)) == 2 and set(committee) <= set(pool)
     for outsider in (a for a in POOL if chain.addr(a) not in committee):
@@ -93,7 +93,7 @@ def test_the_draw_differs_between_tasks(chain: Chain) -> None:
     for task in tasks:
         chain.claim_and_commit("alice", task)
     chain.mine(2)  # a view reads at the head: the draw block must be behind it
-    committees = {frozenset(chain.view("committeeOf", task)) for task in tasks}
+    committees = {frozenset(chain.committee(task)) for task in tasks}
     assert len(committees) > 1
 
 
@@ -105,7 +105,7 @@ def test_a_seat_taken_after_the_commit_is_not_drawn_for_it(chain: Chain) -> None
     chain.claim_and_commit("alice", task)
     chain.stake("victor", 5_000 * TOKEN)  # joins having seen the commit
     chain.mine(2)  # a view reads at the head: the draw block must be behind it
-    assert chain.view("committeeOf", task) == [chain.addr("vera")]
+    assert chain.committee(task) == [chain.addr("vera")]
     with reverts("MarketNotOnCommittee", verifier=chain.addr("victor")):
         chain.tx("victor", "attest", task, False)
 
@@ -130,7 +130,7 @@ def test_a_lost_draw_seats_the_whole_pool(chain: Chain) -> None:
     """Nobody recorded the seed within 256 blocks: lost randomness must not narrow who checks the volunteer."""
     task = _seated_and_committed(chain)
     chain.w3.provider.make_request(RPCEndpoint("anvil_mine"), [300])
-    assert sorted(chain.view("committeeOf", task)) == sorted(chain.addr(a) for a in POOL)  # every serving seat
+    assert sorted(chain.committee(task)) == sorted(chain.addr(a) for a in POOL)  # every serving seat
     outsider = POOL[-1]
     chain.tx(outsider, "attest", task, False)  # quorum 1: any seated verifier's vote sends it to the referee
     assert chain.task(task)["status"] == CONTESTED

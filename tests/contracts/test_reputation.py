@@ -4,7 +4,7 @@ tasks and tasks on a bounty the volunteer posted for itself buy no trust on anyo
 
 from __future__ import annotations
 
-from tests.support.chain import ALWAYS_CHECKED, RARE_CHECKS, TOKEN, Chain
+from tests.support.chain import ALWAYS_CHECKED, RARE_CHECKS, TOKEN, Chain, reverts
 
 
 def _stake_all(chain: Chain) -> None:
@@ -70,5 +70,28 @@ def test_a_slash_starts_reputation_over_with_every_poster(chain: Chain) -> None:
     chain.mine()
     chain.fail_check(task)  # slashed
     assert chain.view("reputationOf", chain.addr("alice"), chain.addr("poster")) == 0
-    _checked_and_passed(chain, bounty, 3)
+    chain.advance(chain.bounty(bounty)["deadline"] - chain.now() + 1)  # barred from the poster's tasks until then
+    _checked_and_passed(chain, chain.post_and_open(**ALWAYS_CHECKED), 0)
     assert chain.view("reputationOf", chain.addr("alice"), chain.addr("poster")) == 1  # earned anew
+
+
+def test_a_slashed_volunteer_takes_none_of_the_posters_tasks_until_that_bountys_deadline(chain: Chain) -> None:
+    """A proven cheater would cost each round it joins a detection and a redo: it is barred from the poster's
+    bounties while the bounty it cheated on runs, and only from that poster's."""
+    _stake_all(chain)
+    bounty = chain.post_and_open(shards=2, **ALWAYS_CHECKED)
+    task = chain.task_id(bounty, 0, 0)
+    chain.claim_and_commit("alice", task)
+    chain.mine()
+    chain.fail_check(task)
+    deadline = chain.bounty(bounty)["deadline"]
+    with reverts("MarketVolunteerBarred", volunteer=chain.addr("alice"), until=deadline):
+        chain.tx("alice", "claim", chain.task_id(bounty, 0, 1))
+    with reverts("MarketVolunteerBarred", volunteer=chain.addr("alice")):
+        chain.tx("alice", "claim", chain.task_id(chain.post_and_open(), 0, 0))  # the same poster's next bounty
+    chain.send("deployer", chain.token.functions.transfer(chain.addr("carol"), 10_000 * TOKEN))
+    elsewhere = chain.post_and_open(poster="carol")
+    chain.tx("alice", "claim", chain.task_id(elsewhere))  # another poster's bounty takes it
+    later = chain.post_and_open(deadline=deadline + 40 * 24 * 3600)
+    chain.advance(deadline - chain.now() + 1)
+    chain.tx("alice", "claim", chain.task_id(later))  # the bar ends with the bounty it cheated on

@@ -233,6 +233,24 @@ def test_task_reopens_at_most_255_times(chain: Chain) -> None:
         chain.tx("bob", "expireLease", task)
 
 
+def test_no_review_opens_on_a_tasks_last_attempt_it_could_not_end(chain: Chain) -> None:
+    """Every end of a review but acceptance reopens the task, which its 255th attempt cannot: a FAIL quorum there
+    is refused (as the slash it used to be was), and the task settles when its verify window closes."""
+    bounty = _ready(chain, leasePenalty=0, **ALWAYS_CHECKED)
+    task = chain.task_id(bounty)
+    for _ in range(255):
+        chain.tx("alice", "claim", task)
+        chain.advance(3601)
+        chain.tx("bob", "expireLease", task)
+    chain.claim_and_commit("alice", task)
+    chain.mine(2)
+    chain.tx("vera", "attest", task, False)
+    with reverts("MarketTaskAttemptsExhausted", taskId=task):
+        chain.tx("victor", "attest", task, False)
+    chain.advance(601 + 1201)
+    chain.tx("bob", "settle", task)
+
+
 def test_claim_rewards_pays_and_reverts_when_nothing_owed(chain: Chain) -> None:
     with reverts("MarketNothingToClaim", account=chain.addr("alice")):
         chain.tx("alice", "claimRewards")

@@ -240,7 +240,7 @@ def test_the_deciding_vote_of_the_largest_quorum_fits_the_gas_every_vote_carries
         registered[account.address] = voter
     _, task = _committed(chain, quorum=largest, **ALWAYS_CHECKED)
     chain.mine()
-    voters = [registered[a] for a in chain.view("committeeOf", task) if a in registered][:largest]
+    voters = [registered[a] for a in chain.committee(task) if a in registered][:largest]
     assert len(voters) == largest
     for voter in voters[:-1]:
         voter.send(chain.market.functions.attest(task, passed))

@@ -609,6 +609,7 @@ contract MarketHandler is MarketProperties {
         bytes memory ret;
         (ok, ret) = _call(who, abi.encodeCall(market.claim, (taskId)));
         _expect("claim", allowed, ok, ret);
+        if (!ok && block.timestamp <= ghostBarredUntil[who][b.poster]) ++stats.barredClaims;
         if (!ok || !allowed) return false;
         if (expires) _modelExpiry(id, b, t);
         ghostLocked[who] += b.stakePerTask;

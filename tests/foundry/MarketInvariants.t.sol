@@ -174,6 +174,8 @@ abstract contract MarketInvariantsBase is InvariantTestBase {
             s.reviewsRuled.str(),
             ',"reviewsDissolved":',
             s.reviewsDissolved.str(),
+            ',"barredClaims":',
+            s.barredClaims.str(),
             "}"
         );
         vm.writeLine(string.concat(STATS_DIR, "/", _suite(), ".jsonl"), line);

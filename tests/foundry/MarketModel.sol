@@ -85,6 +85,7 @@ abstract contract MarketModel {
         uint256 reviewsOpened; // FAIL quorums, each sent to the referee
         uint256 reviewsRuled;
         uint256 reviewsDissolved; // the referee let a review lapse: the task reopened, nobody slashed
+        uint256 barredClaims; // claims refused to a volunteer slashed on one of the poster's bounties
     }
 
     BountyMarket public immutable market;
@@ -113,6 +114,8 @@ abstract contract MarketModel {
     // Reputation: tasks a PASS quorum accepted, per poster, since the volunteer's last slash.
     mapping(address volunteer => mapping(address poster => uint256)) internal ghostReputation;
     mapping(address volunteer => mapping(address poster => uint256)) internal ghostReputationEpoch;
+    // Slashed on one of the poster's bounties: none of the poster's tasks until that bounty's deadline.
+    mapping(address volunteer => mapping(address poster => uint256)) internal ghostBarredUntil;
     mapping(address volunteer => uint256) public ghostSlashes;
     uint256 public ghostOpenBonds;
     uint256 public ghostMinted;
@@ -501,6 +504,7 @@ abstract contract MarketModel {
         if (block.timestamp > b.deadline) return (false, false);
         expires = t.status == IBountyMarket.TaskStatus.Claimed && block.timestamp > t.deadline;
         if (!expires && t.status != IBountyMarket.TaskStatus.Open) return (false, false);
+        if (block.timestamp <= ghostBarredUntil[volunteer][b.poster]) return (false, false);
         (uint256 bonded, uint256 locked,) = _position(volunteer);
         if (expires && t.volunteer == volunteer) {
             // The lapsed lease is released first: its penalty comes out of bonded stake, its lock goes.
@@ -575,6 +579,7 @@ abstract contract MarketModel {
         }
         uint256 stake = b.stakePerTask;
         ++ghostSlashes[t.volunteer]; // its reputation with every poster starts over
+        if (ghostBarredUntil[t.volunteer][b.poster] < b.deadline) ghostBarredUntil[t.volunteer][b.poster] = b.deadline;
         ghostCollateral[t.volunteer] = _sub(ghostCollateral[t.volunteer], stake, "slash: collateral");
         ghostLocked[t.volunteer] = _sub(ghostLocked[t.volunteer], stake, "slash: lock");
         for (uint256 i = 0; i < g.failVoters.length; ++i) {

@@ -153,6 +153,11 @@ class Chain:
         self.tx(actor, "claim", task_id)
         return self.commit(actor, task_id)
 
+    def committee(self, task_id: int) -> list[str]:
+        """The holders of the seats on the task's committee, in seat order (the contract answers per verifier)."""
+        holders = [self.view("seatAt", i)[0] for i in range(self.view("seatCount"))]
+        return [h for h in holders if self.view("onCommitteeOf", task_id, h)]
+
     def fail_check(self, task_id: int, voters: tuple[str, ...] = ("vera", "victor")) -> TxReceipt:
         """A FAIL quorum by `voters`, then the referee's ruling against the volunteer (what slashes): the
         receipt of the ruling."""
