@@ -3,7 +3,8 @@ its critical path, and what its disputes cost.
 
 Every party on its own host with its own keys and IPFS node: the poster, two honest volunteers and a partial
 faker (node daemons), three independent verifier daemons, a lying verifier that contests an honest
-volunteer's first commit, and the coordinator's host (stack, two Celery verifiers, the referee).
+volunteer's first commit, and the coordinator's host (stack, two Celery verifiers, the referee). The daemons
+are started, as on a live network, before the poster posts.
 The bounty is examples/mnist-bounty.toml with 30 s challenge and verify windows.
 
   finalize_s       chain time from BountyPosted to BountyFinalized
@@ -48,16 +49,17 @@ def run(home: Path, timeout_s: float) -> dict[str, Any]:
     with TestNet(home, PARTIES) as net:
         for name, index in WALLETS.items():
             net.wallet(name, index, stake=None if name == "poster" else 1000, verifier=name.startswith("verifier"))
-        spec = home / "bounty.toml"
-        spec.write_text(example_bounty())
-        posted = json.loads(net.cli("poster", "bounty", "post", str(spec), "--wallet", "poster", "--yes", "--json"))
-        bounty_id = int(posted["bounty_id"])
+        # A live network: every party's daemon is up, waiting for work, when the poster posts.
         net.faker("faker", FAKER)
         liar = net.liar("liar", LIAR, target=net.keys[WALLETS["honest2"]].address)
         for name in ("verifier1", "verifier2", "verifier3"):
             net.verifier(name)
         for name in ("honest1", "honest2"):
             net.node(name)
+        spec = home / "bounty.toml"
+        spec.write_text(example_bounty())
+        posted = json.loads(net.cli("poster", "bounty", "post", str(spec), "--wallet", "poster", "--yes", "--json"))
+        bounty_id = int(posted["bounty_id"])
         started = time.monotonic()
         market = Market(net.w3, net.deployment)
         while not market.logs("BountyFinalized", 0, filters={"bountyId": bounty_id}):
