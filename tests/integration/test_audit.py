@@ -22,6 +22,7 @@ from devtools.adversaries import partial_faker
 from devtools.anvil import Anvil
 from devtools.scenario import Summary, run_scenario
 from judge.context import ChainView
+from ledger.amounts import UNIT
 from ledger.chain import connect, dev_accounts
 from ledger.deploy import Deployment
 from ledger.market import Market, TaskStatus, task_id_of
@@ -161,7 +162,10 @@ def test_audit_agrees_with_a_slash_for_a_malformed_trace_whatever_segment_was_dr
     w3, deployment, keys = m.w3, m.deployment, dev_accounts(m.w3, 10)
     spec = small_spec(data={"shards": 1}, steps_per_task=40)  # 8 segments
     bounty_id = m.post_and_open(spec, checkBps=10_000, minCheckBps=10_000, segmentsPerCheck=1)
-    faker = Market(w3, deployment, Transactor(w3, keys[6]))
+    # An account the demo never used: the earlier tests' fakers were slashed, so barred from this poster's tasks.
+    faker = Market(w3, deployment, Transactor(w3, keys[9]))
+    faker.faucet(faker.address, 1_000 * UNIT)
+    faker.stake(500 * UNIT)
     daemon = NodeDaemon(
         faker,
         m.store,
