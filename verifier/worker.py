@@ -76,11 +76,13 @@ class VerifierWorker:
             checked, segments = self.market.challenge(task_id)
         except error_class("MarketChallengeNotDrawnYet"):
             return None
-        if (task_id, task.attempt) in self.abstained or self.attested(task):
+        if (task_id, task.attempt) in self.abstained:
             return None
         if not checked or not self._on_committee(task):
             if self.watch_all and (task_id, task.attempt) not in self.watched:
                 self._watch(task, segments)
+            return None
+        if self.attested(task):  # a log query: asked only where a vote could be ours
             return None
         audit = audit_commit(self.view, task_id, task)
         if audit.missing and not trace_overdue(self.market, task, self.trace_timeout_s):
