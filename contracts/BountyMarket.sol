@@ -22,9 +22,12 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
     uint256 public constant MIN_VERIFY_WINDOW = 30;
     uint256 private constant BPS = 10_000;
 
+    /// @dev A ballot entry (32 bits): the voter's registry seat plus one (bits 0-30; zero: no entry) and its
+    ///      verdict (bit 31: PASS).
+    uint256 private constant VOTE_PASSED = 1 << 31;
+    uint256 private constant VOTE_SEAT = VOTE_PASSED - 1;
+
     struct Verification {
-        uint8 passVotes;
-        uint8 failVotes;
         uint16 disputedSegment;
         address challenger;
     }
@@ -36,9 +39,9 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
     mapping(uint256 taskId => bytes32) public commitmentOf; // keccak(traceRoot, updateHash)
     mapping(uint256 taskId => bytes32) internal _drawnSeeds;
     mapping(uint256 taskId => Verification) internal _verifications;
-    mapping(uint256 taskId => address[]) internal _passVoters;
-    mapping(uint256 taskId => address[]) internal _failVoters;
-    mapping(uint256 taskId => mapping(uint256 attempt => mapping(address verifier => bool))) internal _attested;
+    // The votes on a task's current attempt, in order, eight entries to a slot: a quorum of two costs a vote one
+    // new slot and the next one a rewrite (a per-voter flag and voter lists cost three new slots per vote).
+    mapping(uint256 taskId => mapping(uint256 slot => uint256)) internal _ballots;
     mapping(address account => uint256) public claimable;
     mapping(uint256 taskId => Game) internal _games;
     // BOINC-style adaptive replication, per poster: only tasks a verifier quorum replayed and passed count,
@@ -243,18 +246,12 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
         uint256 verifyDeadline = uint256(t.deadline) + b.challengeWindow + b.verifyWindow;
         if (block.timestamp > verifyDeadline) revert MarketVerifyWindowClosed(taskId, verifyDeadline);
         if (msg.sender == t.volunteer) revert MarketVerifierIneligible(taskId, msg.sender, 0, b.stakePerTask);
-        if (!_onCommittee(msg.sender, _seed(taskId, t), t.commitBlock, uint256(b.quorum) * SEATS_PER_VOTE)) {
-            revert MarketNotOnCommittee(taskId, msg.sender);
-        }
+        uint256 seat = _committeeSeat(msg.sender, _seed(taskId, t), t.commitBlock, uint256(b.quorum) * SEATS_PER_VOTE);
+        if (seat == NOT_SEATED) revert MarketNotOnCommittee(taskId, msg.sender);
         _requireFreeStake(taskId, msg.sender, b.stakePerTask);
-        mapping(address => bool) storage attested = _attested[taskId][t.attempt];
-        if (attested[msg.sender]) revert MarketAlreadyAttested(taskId, msg.sender);
 
-        attested[msg.sender] = true;
-        Verification storage v = _verifications[taskId];
-        uint256 votes = passed ? ++v.passVotes : ++v.failVotes;
+        uint256 votes = _castVote(taskId, seat + 1, passed);
         emit VerdictAttested(taskId, msg.sender, passed);
-        (passed ? _passVoters : _failVoters)[taskId].push(msg.sender);
         if (votes < b.quorum) return;
         if (passed) {
             _payVerifiers(taskId, b, true);
@@ -455,9 +452,8 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
     function onCommitteeOf(uint256 taskId, address verifier) external view returns (bool) {
         Task storage t = _committedTask(taskId);
         (uint256 bountyId,,) = _splitTaskId(taskId);
-        return _onCommittee(
-            verifier, _seed(taskId, t), t.commitBlock, uint256(_bounties[bountyId].quorum) * SEATS_PER_VOTE
-        );
+        uint256 seats = uint256(_bounties[bountyId].quorum) * SEATS_PER_VOTE;
+        return _committeeSeat(verifier, _seed(taskId, t), t.commitBlock, seats) != NOT_SEATED;
     }
 
     /// @notice The bisection game of the task's current attempt (turn None when there is none).
@@ -660,13 +656,34 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
     /// @dev Credits `verifierFee` to each attester on the winning side; PASS fees come from escrow,
     ///      FAIL fees from the slashed stake (the caller accounts for the returned total).
     function _payVerifiers(uint256 taskId, Bounty storage b, bool passed) private returns (uint256 total) {
-        address[] storage winners = passed ? _passVoters[taskId] : _failVoters[taskId];
         uint256 fee = b.verifierFee;
-        for (uint256 i = 0; i < winners.length; ++i) {
-            _credit(winners[i], taskId, fee);
+        for (uint256 k = 0;; ++k) {
+            uint256 entry = _ballotEntry(taskId, k);
+            if (entry == 0) break;
+            if ((entry & VOTE_PASSED != 0) != passed) continue;
+            _credit(_seats[(entry & VOTE_SEAT) - 1].holder, taskId, fee);
+            total += fee;
         }
-        total = fee * winners.length;
         if (passed) b.escrow -= uint128(total);
+    }
+
+    /// @dev Appends the vote of the seat `seatPlusOne` to the task's ballot; returns that side's votes so far.
+    ///      A ballot never outgrows four slots: it closes when a side reaches the quorum (at most 15).
+    function _castVote(uint256 taskId, uint256 seatPlusOne, bool passed) private returns (uint256 votes) {
+        uint256 k = 0;
+        for (;; ++k) {
+            uint256 entry = _ballotEntry(taskId, k);
+            if (entry == 0) break;
+            // slither-disable-next-line incorrect-equality (seat indices, not balances or times)
+            if (entry & VOTE_SEAT == seatPlusOne) revert MarketAlreadyAttested(taskId, msg.sender);
+            if ((entry & VOTE_PASSED != 0) == passed) ++votes;
+        }
+        _ballots[taskId][k / 8] |= (passed ? seatPlusOne | VOTE_PASSED : seatPlusOne) << (32 * (k % 8));
+        ++votes;
+    }
+
+    function _ballotEntry(uint256 taskId, uint256 k) private view returns (uint256) {
+        return (_ballots[taskId][k / 8] >> (32 * (k % 8))) & type(uint32).max;
     }
 
     function _earnReputation(address volunteer, address poster) private {
@@ -697,8 +714,10 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
         delete commitmentOf[taskId];
         delete _drawnSeeds[taskId];
         delete _verifications[taskId];
-        delete _passVoters[taskId];
-        delete _failVoters[taskId];
+        // Ballot slots fill in order: the first empty one ends it.
+        for (uint256 slot = 0; _ballots[taskId][slot] != 0; ++slot) {
+            delete _ballots[taskId][slot];
+        }
         // Only a game's loser reaches here with one; clearing five empty slots would cost every reopen ~10k gas.
         if (_games[taskId].challenger != address(0)) delete _games[taskId];
     }

@@ -33,6 +33,10 @@ abstract contract VerifierRegistry is IVerifierRegistry {
         uint32 newestCreated;
     }
 
+    /// @dev What _committeeSeat returns for an account that may not vote. Seats stay below it (a ballot entry
+    ///      keeps a seat plus one in 31 bits); 2^31 registrations would take millions of full blocks anyway.
+    uint256 internal constant NOT_SEATED = (1 << 31) - 1;
+
     Head internal _head;
     mapping(uint256 index => SeatSlot) internal _seats;
     mapping(address verifier => uint256) internal _seatPlusOne; // 0: never registered
@@ -51,6 +55,7 @@ abstract contract VerifierRegistry is IVerifierRegistry {
             return;
         }
         uint32 index = _head.seats;
+        if (index >= NOT_SEATED) revert RegistryFull();
         _head = Head({seats: index + 1, newestCreated: now_});
         _seats[index] = SeatSlot({holder: msg.sender, created: now_, since: now_, active: true});
         _seatPlusOne[msg.sender] = uint256(index) + 1;
@@ -85,22 +90,24 @@ abstract contract VerifierRegistry is IVerifierRegistry {
 
     function _hasStake(address account) internal view virtual returns (bool);
 
-    /// @dev Whether `verifier` sits on the committee of a commit made in block `commitBlock`, drawn with `seed`.
-    function _onCommittee(address verifier, bytes32 seed, uint256 commitBlock, uint256 seats)
+    /// @dev `verifier`'s seat if it sits on the committee of a commit made in block `commitBlock`, drawn with
+    ///      `seed`; NOT_SEATED if it does not.
+    function _committeeSeat(address verifier, bytes32 seed, uint256 commitBlock, uint256 seats)
         internal
         view
-        returns (bool)
+        returns (uint256)
     {
         uint256 plusOne = _seatPlusOne[verifier];
-        if (plusOne == 0 || !_serves(_seats[plusOne - 1], commitBlock)) return false;
+        if (plusOne == 0 || !_serves(_seats[plusOne - 1], commitBlock)) return NOT_SEATED;
+        uint256 seat = plusOne - 1;
         // No more seats than the committee, or a lost seed: every serving seat sits (nothing to read or draw).
-        if (seed == 0 || _seatsBefore(commitBlock) <= seats) return true;
+        if (seed == 0 || _seatsBefore(commitBlock) <= seats) return seat;
         (uint256[] memory members, uint256 count) = _draw(seed, commitBlock, seats);
         for (uint256 k = 0; k < count; ++k) {
             // slither-disable-next-line incorrect-equality (seat indices, not balances or times)
-            if (members[k] == plusOne - 1) return true;
+            if (members[k] == seat) return seat;
         }
-        return false;
+        return NOT_SEATED;
     }
 
     /// @dev Whether a seat may vote on a commit made in block `commitBlock`: held now, and (re)joined before it.

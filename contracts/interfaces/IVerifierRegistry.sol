@@ -16,6 +16,7 @@ interface IVerifierRegistry {
     error RegistryAlreadyRegistered(address verifier);
     error RegistryNotRegistered(address verifier);
     error RegistryNoStake(address verifier);
+    error RegistryFull();
 
     event VerifierRegistered(address indexed verifier, uint256 seat);
     event VerifierDeregistered(address indexed verifier, uint256 seat);

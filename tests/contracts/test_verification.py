@@ -221,15 +221,10 @@ def test_trace_leaf_verifies_against_commitment_with_openzeppelin_merkle_proof(c
     assert chain.view("verifyTraceLeaf", task, root, b"\x03" * 32, leaves[0], [leaves[1]]) is False
 
 
-@pytest.mark.parametrize("passed", [True, False])
-def test_the_deciding_vote_of_the_largest_quorum_fits_the_gas_every_vote_carries(chain: Chain, passed: bool) -> None:
-    """A vote may be mined as the deciding one after others land, so every vote carries ATTEST_DECIDING_GAS:
-    that must cover the most expensive deciding vote: the contract's largest quorum, paying that many new accounts."""
-    largest = int(chain.market.functions.MAX_QUORUM().call())
-    seats = largest * int(chain.market.functions.SEATS_PER_VOTE().call())
+def _register_verifiers(chain: Chain, count: int) -> dict[str, Transactor]:
+    """`count` fresh staked verifiers, by address."""
     registered = {}
-    # One seat more than the committee (with the four of _committed): the costliest draw, nearly the whole pool.
-    for _ in range(seats + 1 - 4):
+    for _ in range(count):
         account = Account.create()
         chain.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [account.address, hex(10**18)])
         chain.send("deployer", chain.token.functions.transfer(account.address, 200 * TOKEN))
@@ -238,6 +233,47 @@ def test_the_deciding_vote_of_the_largest_quorum_fits_the_gas_every_vote_carries
         voter.send(chain.market.functions.stake(200 * TOKEN))
         voter.send(chain.market.functions.registerVerifier())
         registered[account.address] = voter
+    return registered
+
+
+def test_a_ballot_over_two_slots_pays_only_the_winning_side_refuses_repeats_and_clears_on_reopen(chain: Chain) -> None:
+    """Votes pack eight to a slot: nine votes of a quorum of five span two, and every rule reads both."""
+    registered = _register_verifiers(chain, 6)  # ten seats with _committed's four: the committee of a quorum of 5
+    bounty, task = _committed(chain, quorum=5, **ALWAYS_CHECKED)
+    chain.mine()
+    escrow = chain.bounty(bounty)["escrow"]
+    voters = [registered[a] for a in chain.committee(task) if a in registered]
+    assert len(voters) == 6
+    for voter in voters[:4]:
+        voter.send(chain.market.functions.attest(task, True))
+    for actor in ("bob", "vera", "victor", "dave"):
+        chain.tx(actor, "attest", task, False)  # entries 5 to 8: the first slot is full
+    with reverts("MarketAlreadyAttested", verifier=chain.addr("vera")):
+        chain.tx("vera", "attest", task, True)
+    receipt = voters[4].send(chain.market.functions.attest(task, False))  # the ninth entry, in the second slot
+    assert chain.events(receipt, "ReviewOpened") == [{"taskId": task, "failVotes": 5}]
+    chain.tx("coordinator", "rule", task, False)
+    for actor in ("bob", "vera", "victor", "dave"):
+        assert chain.view("claimable", chain.addr(actor)) == TOKEN
+    assert chain.view("claimable", voters[4].address) == TOKEN
+    assert all(chain.view("claimable", v.address) == 0 for v in voters[:4])
+    assert chain.bounty(bounty)["escrow"] == escrow + 100 * TOKEN - 5 * TOKEN
+    # The redo's ballot starts empty: the ninth voter (second slot) and a first-slot voter may vote again.
+    chain.claim_and_commit("bob", task)  # alice, slashed, is barred from the poster's tasks
+    chain.mine(2)
+    assert voters[4].address in chain.committee(task)
+    voters[4].send(chain.market.functions.attest(task, True))
+    chain.tx("vera", "attest", task, True)
+
+
+@pytest.mark.parametrize("passed", [True, False])
+def test_the_deciding_vote_of_the_largest_quorum_fits_the_gas_every_vote_carries(chain: Chain, passed: bool) -> None:
+    """A vote may be mined as the deciding one after others land, so every vote carries ATTEST_DECIDING_GAS:
+    that must cover the most expensive deciding vote: the contract's largest quorum, paying that many new accounts."""
+    largest = int(chain.market.functions.MAX_QUORUM().call())
+    seats = largest * int(chain.market.functions.SEATS_PER_VOTE().call())
+    # One seat more than the committee (with the four of _committed): the costliest draw, nearly the whole pool.
+    registered = _register_verifiers(chain, seats + 1 - 4)
     _, task = _committed(chain, quorum=largest, **ALWAYS_CHECKED)
     chain.mine()
     voters = [registered[a] for a in chain.committee(task) if a in registered][:largest]
