@@ -13,7 +13,7 @@ The bounty is examples/mnist-bounty.toml with 30 s challenge and verify windows.
   referee_steps    optimizer steps the referee recomputed per ruling (target 1)
   lying_verifier_slashed, transfer_per_task_bytes (what a volunteer publishes and fetches for one task)
 
-  ./scripts/bench network [--json] [--timeout-s 1800]
+  ./scripts/bench network [--json] [--timeout-s 1800] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -149,6 +149,9 @@ def round_timeline(market: Market, bounty_id: int, at: Any) -> list[dict[str, in
         for name in ("TaskClaimed", "TaskCommitted", "TaskAccepted")
     }
     contested = [*market.logs("GameOpened", 0), *market.logs("ReviewOpened", 0)]
+    endings = [*market.logs("GameRuled", 0), *market.logs("GameForfeited", 0), *market.logs("GameEnded", 0)]
+    slashes = market.logs("TaskSlashed", 0, filters={"bountyId": bounty_id})
+    moves = [*market.logs("GameBisected", 0), *market.logs("GameAnswered", 0)]
     rows = []
     for start, end in zip(opened, closed, strict=False):
         round_ = int(start["args"]["round"])
@@ -170,18 +173,46 @@ def round_timeline(market: Market, bounty_id: int, at: Any) -> list[dict[str, in
                 "closed_s": at(end) - t0,
                 "claims": len(of_round(events["TaskClaimed"])),
                 "games_and_reviews": len(games),
+                # Each game or review: when it opened, each move (b: the volunteer's midpoint, a: the challenger's
+                # answer), and when it first ended (a ruling, forfeit or end); and each slash.
+                "contested_s": [
+                    [at(g) - t0, *_moves(g, moves, at, t0), _since(_first_end(g, endings, at), t0)] for g in games
+                ],
+                "slashed_s": [at(e) - t0 for e in of_round(slashes)],
             }
         )
     return rows
+
+
+def _since(t: int | None, t0: int) -> int | None:
+    return None if t is None else t - t0
+
+
+def _moves(opened: Any, moves: list[Any], at: Any, t0: int) -> list[str]:
+    task_id, block = opened["args"]["taskId"], opened["blockNumber"]
+    made = sorted((e for e in moves if e["args"]["taskId"] == task_id and e["blockNumber"] >= block), key=at)
+    return [f"{'b' if e['event'] == 'GameBisected' else 'a'}{at(e) - t0}" for e in made]
+
+
+def _first_end(opened: Any, endings: list[Any], at: Any) -> int | None:
+    """Chain time of the first ruling, forfeit or end of the game or review `opened`; None if it never ended."""
+    task_id, block = opened["args"]["taskId"], opened["blockNumber"]
+    later = [at(e) for e in endings if e["args"]["taskId"] == task_id and e["blockNumber"] >= block]
+    return min(later, default=None)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="one JSON object on the last line")
     parser.add_argument("--timeout-s", type=float, default=1800)
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="run in DIR and keep it (every party's logs)")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="shardwork-bench-network-") as home:
-        result = run(Path(home), args.timeout_s)
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        result = run(args.keep, args.timeout_s)
+    else:
+        with tempfile.TemporaryDirectory(prefix="shardwork-bench-network-") as home:
+            result = run(Path(home), args.timeout_s)
     if args.json:
         print(json.dumps(result))
     else:

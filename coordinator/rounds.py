@@ -210,6 +210,52 @@ class Coordinator:
         # Between the calls and the mining a vote may settle one, or a game open on it: settleMany skips those.
         return len(self.market.settle_many(due))
 
+    def close_preparation(self, bounty_id: int) -> str | None:
+        """What prepare_close would prepare now, as a key (bounty, round and each task's attempt: a redo is a new
+        key); None while there is nothing to prepare: a task still waits for a volunteer or sits in a game, all
+        are accepted already (closing is due), the round is the last (no next round to calibrate), or the spec
+        replays by tolerance (no δ× to measure)."""
+        bounty = self.market.bounty(bounty_id)
+        if bounty.status != BountyStatus.ACTIVE or not bounty.round_open or bounty.current_round + 1 == bounty.rounds:
+            return None
+        tasks = [self.market.task(task_id) for task_id in self.current_tasks(bounty_id)]
+        waiting = (TaskStatus.COMMITTED, TaskStatus.CHALLENGED)
+        if not any(t.status in waiting for t in tasks):
+            return None
+        if any(t.status not in (*waiting, TaskStatus.ACCEPTED) for t in tasks):
+            return None
+        if self.view.round(bounty_id, bounty.current_round).spec.replay.mode != "exact":
+            return None
+        return f"{bounty_id}:{bounty.current_round}:" + ",".join(str(t.attempt) for t in tasks)
+
+    def prepare_close(self, bounty_id: int) -> bool:
+        """Closing's slowest step done early: while a round's last commits wait out their windows, aggregates
+        them as if all will be accepted (the usual end) and measures that model's δ× for the next round. It is
+        cached by model, so the close that follows finds it instead of putting seconds of training and two
+        replaying processes on every round's critical path. A commit then slashed and redone only means the
+        close measures its own model. Returns whether it measured."""
+        if self.close_preparation(bounty_id) is None:
+            return False
+        bounty = self.market.bounty(bounty_id)
+        ctx = self.view.round(bounty_id, bounty.current_round)
+        updates = [audit_commit(self.view, task_id).update for task_id in self.current_tasks(bounty_id)]
+        usable = [update for update in updates if update is not None]
+        weights = aggregate(self.view.round_weights(ctx), usable, ctx.spec.aggregation)
+        self._next_round_tolerance(ctx, weights)
+        return True
+
+    def _next_round_tolerance(self, ctx: RoundContext, weights: Tensors) -> float | None:
+        """δ× of the round after `ctx`'s, whose model is `weights`."""
+        first_shard = self.view.tensors(ctx.manifest.shard_cids[0])
+        return self._cross_class_tolerance(
+            ctx.opened.bounty_id,
+            ctx.spec,
+            first_shard,
+            ctx.opened.round + 1,
+            weights,
+            previous=ctx.manifest.cross_class_tolerance,
+        )
+
     def try_close_round(self, bounty_id: int) -> RoundResult | None:
         bounty = self.market.bounty(bounty_id)
         if bounty.status != BountyStatus.ACTIVE or not bounty.round_open:
@@ -231,11 +277,8 @@ class Coordinator:
         metric = evaluate(self.view, bounty_id, round_, weights)
         finalized = round_ + 1 == bounty.rounds
         data = _published(ctx)
-        if not finalized:  # the next round's δ×, measured from its own model
-            first_shard = self.view.tensors(ctx.manifest.shard_cids[0])
-            tolerance = self._cross_class_tolerance(
-                bounty_id, ctx.spec, first_shard, round_ + 1, weights, previous=data.cross_class_tolerance
-            )
+        if not finalized:  # the next round's δ×, measured from its own model (prepare_close may have done it)
+            tolerance = self._next_round_tolerance(ctx, weights)
             data = replace(data, cross_class_tolerance=tolerance)
         cid, _ = publish_round(self.store, data, bounty_id, round_ + 1, weights, (ctx.workload.metric_name, metric))
         try:

@@ -174,7 +174,15 @@ def start_anvil(home: Path, port: int | None = None, address: str = "127.0.0.1")
     return proc, f"http://{address}:{port}"
 
 
+# The coordinator's Celery workers: worker0, worker1, … take every queue; MOVES_WORKER only the short steps
+# (coordinator.worker.MOVES), so a ruling or a settlement never waits behind a commit check.
+MOVES_WORKER = "worker-moves"
+
+
 def start_worker(info: StackInfo, home: Path, name: str) -> subprocess.Popen[bytes]:
+    from coordinator.worker import MOVES_QUEUE
+
+    queues = MOVES_QUEUE if name == MOVES_WORKER else f"celery,{MOVES_QUEUE}"
     return _spawn(
         name,
         [
@@ -186,6 +194,7 @@ def start_worker(info: StackInfo, home: Path, name: str) -> subprocess.Popen[byt
             "worker",
             "--loglevel=INFO",
             "--concurrency=1",
+            f"--queues={queues}",
             f"--hostname={name}@%h",
             "--without-gossip",
             "--without-mingle",
@@ -200,6 +209,7 @@ def start_workers(info: StackInfo, home: Path, workers: int = 1) -> dict[str, in
     pids = {}
     for i in range(workers):
         pids[f"worker{i}"] = start_worker(info, home, f"worker{i}").pid
+    pids[MOVES_WORKER] = start_worker(info, home, MOVES_WORKER).pid
     beat = _spawn(
         "beat",
         [

@@ -25,18 +25,16 @@ def review_verdict(
     """Whether the reviewed commit holds (`follows`), as StretchVerdict says it for one step of a game. The review
     opened `review_window` seconds before its deadline; missing content is waited for `patience_s` from then."""
     audit = audit_commit(view, task.task_id, task)
-    late = now >= game.deadline - review_window + min(patience_s, review_window // 2)
-    if audit.missing:
-        if not late:
-            return StretchVerdict(False, "; ".join(audit.problems)[:300], unavailable=True)
-        return StretchVerdict(False, f"still unavailable after the referee's patience: {audit.problems[0]}"[:300])
-    if not audit.ok:
+    if not audit.ok and not audit.missing:
         return StretchVerdict(False, "; ".join(audit.problems)[:300])
-    _, segments = view.market.challenge(task.task_id)
-    missing = _unfetchable(view, audit, segments)
+    segments: list[int] = []
+    missing = "; ".join(audit.problems) if audit.missing else None
+    if missing is None:
+        _, segments = view.market.challenge(task.task_id)
+        missing = _unfetchable(view, audit, segments)
     if missing is not None:
-        if not late:
-            return StretchVerdict(False, missing, unavailable=True)
+        if now < game.deadline - review_window + min(patience_s, review_window // 2):
+            return StretchVerdict(False, missing[:300], unavailable=True)
         return StretchVerdict(False, f"still unavailable after the referee's patience: {missing}"[:300])
     verdicts = replay_segments(view, audit, segments)
     failed = [v for v in verdicts if v.failed]

@@ -47,8 +47,9 @@ class NodeOptions:
     max_memory_mb: int | None = None  # skip bounties whose estimated training footprint exceeds this
     bounties: frozenset[int] | None = None  # only these bounties (None: any the node can take)
     # How often training pauses between two steps to answer bisection games over earlier commits: a move is
-    # due within the bounty's verify window, and a task can take longer than that to train.
-    game_poll_s: float = 10.0
+    # due within the bounty's verify window, and a task can take longer than that to train. A pause with no
+    # move due costs three chain calls; each move answered late holds the game's task, and its round, that long.
+    game_poll_s: float = 2.0
 
 
 @dataclass

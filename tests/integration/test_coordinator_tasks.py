@@ -10,6 +10,7 @@ import logging
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from web3.types import RPCEndpoint
@@ -307,3 +308,60 @@ def test_each_round_publishes_a_cross_class_tolerance_measured_from_its_own_mode
     assert first.manifest.cross_class_tolerance == initial != calibrate(spec).tolerance  # the job's data
     later = calibrate(spec, view.round_weights(second), shard).tolerance
     assert later != initial and second.manifest.cross_class_tolerance == max(initial, later)
+
+
+def test_the_next_rounds_tolerance_is_measured_while_the_last_commit_waits_and_the_close_reuses_it(
+    installed: Installed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing a round measures the next round's δ× (seconds of training and two replaying processes): done
+    while the round's last commit waits out its windows, the close that follows finds it measured."""
+    import judge.calibration as calibration
+
+    measured: list[tuple[object, ...]] = []
+    real_measure = calibration._measure
+
+    def counted(*args: Any) -> calibration.Calibration:
+        measured.append(args)
+        return real_measure(*args)
+
+    monkeypatch.setattr(calibration, "_measure", counted)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # nothing measured by an earlier test
+    monkeypatch.setattr(calibration, "_MEMO", {})
+    svc, clients = installed
+    poster, volunteer = clients[1], clients[5]
+    spec = small_spec(data={"shards": 1}, steps_per_task=10, rounds=2)
+    terms = BountyTerms(coordinator=clients[2].address, check_probability=1.0, min_check_probability=1.0)
+    poster.ensure_allowance(terms.escrow(2))
+    bounty_id = poster.post_bounty(terms.posting(spec, svc.store.put(spec.canonical_bytes()), poster.now()))
+    worker.intake(bounty_id)
+    coordinator = svc.coordinator
+    assert coordinator.close_preparation(bounty_id) is None  # the task waits for a volunteer
+    NodeDaemon(volunteer, svc.store, NodeOptions(work_dir=tmp_path / "node", once=True), QUIET).run()
+    volunteer.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+    assert coordinator.close_preparation(bounty_id) == f"{bounty_id}:0:0"
+    assert worker.advance(bounty_id)["closed_round"] is None  # the beat's advance queues the preparation, once
+    assert service_module._redis().exists(f"shardwork:queued:prepare:{bounty_id}:0:0")
+    before = len(measured)
+    assert coordinator.prepare_close(bounty_id) is True
+    assert len(measured) == before + 1  # the aggregate of the waiting commit, calibrated
+    assert worker.check_commit(task_id_of(bounty_id, 0, 0)) == [True, True]
+    assert worker.advance(bounty_id)["closed_round"] == 0
+    assert len(measured) == before + 1  # the close found it
+    view = coordinator.view
+    second = view.round(bounty_id, 1)
+    shard = view.tensors(second.manifest.shard_cids[0])
+    assert second.manifest.cross_class_tolerance == max(
+        calibration.calibrate(spec, None, shard).tolerance,
+        calibration.calibrate(spec, view.round_weights(second), shard).tolerance,
+    )
+    assert coordinator.close_preparation(bounty_id) is None  # the last round: no next round to measure for
+
+
+def test_short_steps_have_their_own_queue_and_commit_checks_stay_on_the_default_one() -> None:
+    """The moves worker (devtools/localstack.py) takes only the moves queue: the scan, settling and closing, and
+    game moves must be routed there, and the replaying work must not be, or a ruling waits behind replays."""
+    route = worker.app.amqp.router.route
+    for name in ("shardwork.housekeeping", "shardwork.advance", "shardwork.play_game"):
+        assert route({}, name)["queue"].name == worker.MOVES_QUEUE
+    for name in ("shardwork.check_commit", "shardwork.intake", "shardwork.prepare_close"):
+        assert route({}, name)["queue"].name == worker.app.conf.task_default_queue != worker.MOVES_QUEUE
