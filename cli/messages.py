@@ -69,6 +69,7 @@ _MESSAGES: dict[str, Callable[[dict[str, Any]], str]] = {
     "RegistryNoStake": lambda f: f"{f['verifier']} has no bonded stake: `shardwork stake` before joining the verifiers",
     "RegistryAlreadyRegistered": lambda f: f"{f['verifier']} already holds a verifier seat",
     "RegistryNotRegistered": lambda f: f"{f['verifier']} holds no verifier seat: nothing to leave",
+    "RegistryFull": lambda f: "the verifier registry holds its most seats (2^31 - 1): no new verifier can join",
     "MarketNotOnCommittee": lambda f: (
         f"{f['verifier']} was not drawn to check task {f['taskId']:#x}: only its committee votes "
         "(anyone staked may still `contest` a commit it can prove wrong)"

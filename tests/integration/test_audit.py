@@ -77,7 +77,11 @@ def test_audit_replays_agree_with_every_on_chain_verdict_of_the_demo(demo_run: D
     assert {summary.names[r["volunteer"]] for r in cheats} <= {"faker"}
     assert report["unchecked_cheats"] == len(cheats) and code == (3 if cheats else 0)
     replayed = sum(len(r["segments"]) for r in report["replays"])
-    assert report["disagreements"] == 0 and 30 <= replayed <= 40
+    assert report["disagreements"] == 0 and replayed <= 40
+    # Replaying stops when the next commit's segments (at most a task's 8) no longer fit the budget, or when
+    # every commit was replayed: how many the demo's draws checked decides which.
+    settled = [c for c in report["commits"] if c["outcome"] in ("accepted", "slashed")]
+    assert replayed > 40 - 8 or len(report["replays"]) == len(settled)
     outcomes = {c["outcome"] for c in report["commits"]}
     assert outcomes == {"accepted", "slashed"}
     lazy = next(a for a, role in summary.names.items() if role == "lazy")

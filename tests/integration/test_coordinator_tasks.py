@@ -34,6 +34,7 @@ from ledger.tx import Transactor
 from node.daemon import NodeDaemon, NodeOptions
 from protocol.errors import StoreUnavailable
 from protocol.manifests import TraceManifest
+from protocol.spec import TrainingSpec
 from tests.support.specs import small_spec
 from verifier import worker as verifier_worker
 from verifier.worker import VerifierWorker
@@ -283,6 +284,17 @@ def test_a_spec_posted_in_another_json_form_opens_a_round_every_node_can_load(
     assert poster.task(task_id_of(bounty_id, 0, 0)).status == TaskStatus.COMMITTED
 
 
+def _two_checked_rounds(svc: service_module.Service, clients: list[Market]) -> tuple[TrainingSpec, int]:
+    """A bounty of two rounds of one always-checked task, posted by clients[1] and taken in: its spec and id."""
+    poster = clients[1]
+    spec = small_spec(data={"shards": 1}, steps_per_task=10, rounds=2)
+    terms = BountyTerms(coordinator=clients[2].address, check_probability=1.0, min_check_probability=1.0)
+    poster.ensure_allowance(terms.escrow(2))
+    bounty_id = poster.post_bounty(terms.posting(spec, svc.store.put(spec.canonical_bytes()), poster.now()))
+    worker.intake(bounty_id)
+    return spec, bounty_id
+
+
 def test_each_round_publishes_a_cross_class_tolerance_measured_from_its_own_model(
     installed: Installed, tmp_path: Path
 ) -> None:
@@ -290,12 +302,8 @@ def test_each_round_publishes_a_cross_class_tolerance_measured_from_its_own_mode
     so each round's δ× is measured from that round's model on the job's first shard when the previous round closes,
     not once at intake; it never shrinks."""
     svc, clients = installed
-    poster, volunteer = clients[1], clients[5]
-    spec = small_spec(data={"shards": 1}, steps_per_task=10, rounds=2)
-    terms = BountyTerms(coordinator=clients[2].address, check_probability=1.0, min_check_probability=1.0)
-    poster.ensure_allowance(terms.escrow(2))
-    bounty_id = poster.post_bounty(terms.posting(spec, svc.store.put(spec.canonical_bytes()), poster.now()))
-    worker.intake(bounty_id)
+    volunteer = clients[5]
+    spec, bounty_id = _two_checked_rounds(svc, clients)
     for round_ in (0, 1):
         NodeDaemon(volunteer, svc.store, NodeOptions(work_dir=tmp_path / "node", once=True), QUIET).run()
         volunteer.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
@@ -328,12 +336,8 @@ def test_the_next_rounds_tolerance_is_measured_while_the_last_commit_waits_and_t
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # nothing measured by an earlier test
     monkeypatch.setattr(calibration, "_MEMO", {})
     svc, clients = installed
-    poster, volunteer = clients[1], clients[5]
-    spec = small_spec(data={"shards": 1}, steps_per_task=10, rounds=2)
-    terms = BountyTerms(coordinator=clients[2].address, check_probability=1.0, min_check_probability=1.0)
-    poster.ensure_allowance(terms.escrow(2))
-    bounty_id = poster.post_bounty(terms.posting(spec, svc.store.put(spec.canonical_bytes()), poster.now()))
-    worker.intake(bounty_id)
+    volunteer = clients[5]
+    spec, bounty_id = _two_checked_rounds(svc, clients)
     coordinator = svc.coordinator
     assert coordinator.close_preparation(bounty_id) is None  # the task waits for a volunteer
     NodeDaemon(volunteer, svc.store, NodeOptions(work_dir=tmp_path / "node", once=True), QUIET).run()

@@ -265,13 +265,15 @@ class Scenario:
 
     def needs_check(self, task_id: int) -> bool:
         """Whether commit checks still have work on `task_id`, so that one must run (and fetch its trace) before
-        it can settle: its spot-check draw to record, or, when it is checked, a verifier's verdict to give."""
+        it can settle: when it is checked, a verifier's verdict to give. Before the draw's block is mined there
+        is none: a check then ends at once, with nothing sent."""
         if self.poster.task(task_id).status not in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED):
             return False
         try:
             checked, _ = self.poster.challenge(task_id)
         except error_class("MarketChallengeNotDrawnYet"):
-            return True
+            # The draw's block is not mined yet: a check now can neither record it nor vote, and ends at once.
+            return False
         return checked and len(self.event_logs("VerdictAttested", taskId=task_id)) < VERIFIERS
 
     def redis_client(self) -> redis.Redis:
