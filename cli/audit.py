@@ -99,8 +99,11 @@ def _run(
                     f"  replay task {r.task_id:#x} attempt {r.attempt} segments {r.segments}: "
                     f"{'fail ' + str(r.failed) if r.failed else 'pass'} vs on-chain {r.outcome}: {mark}"
                 )
+            for problem in report.data_problems:
+                typer.echo(f"  DATA: {problem}")
             typer.echo(
                 f"{report.proof_problems} proof problems, {len(report.replays)} replays, "
+                f"{len(report.data_problems)} data problems, "
                 f"{report.disagreements} disagreements, {report.unchecked_cheats} unchecked cheats"
             )
         if report.findings:

@@ -39,6 +39,7 @@ def bounty_post(
     """Publish the spec to the content store, escrow rewards + verifier fees, and post the bounty."""
     with _errors():
         from cli.common import parse_address
+        from content.inputs import load_inputs
         from content.ipfs import open_store
         from judge.calibration import check_replay
         from ledger.amounts import format_amount
@@ -49,6 +50,10 @@ def bounty_post(
         parse_address(terms.coordinator)
         calibration = check_replay(spec)  # measures honest cross-CPU divergence on this spec (seconds, then cached)
         session = open_session(rpc_url, deployment, wallet)
+        store = open_store(session.settings.store)
+        # The data and base model the spec names must be in our store and usable, as intake will check: a spec
+        # refused there would leave the escrow waiting for a refund.
+        inputs = load_inputs(spec, store)
         m, address = session.market, session.address
         tasks = spec.data.shards * spec.rounds
         escrow = terms.escrow(tasks)
@@ -62,6 +67,7 @@ def bounty_post(
             f"{'≥' if sound else '<'} reward {format_amount(terms.base('reward'))} for a fully faked task "
             f"({'sound' if sound else 'UNSOUND: cheating would pay'}); one faked segment of {spec.segments} is caught "
             f"with p = {p_one:.0%}",
+            f"  data: {_data_line(spec, inputs)}",
         ]
         if calibration is not None:
             exact = spec.replay.mode == "exact"
@@ -77,7 +83,7 @@ def bounty_post(
         if balance < escrow:
             raise ShardworkError(f"balance {format_amount(balance)} is less than the escrow {format_amount(escrow)}")
         confirm([*lines, f"  balance {format_amount(balance)} -> {format_amount(balance - escrow)}"], yes, as_json)
-        spec_cid = open_store(session.settings.store).put(spec.canonical_bytes())
+        spec_cid = store.put(spec.canonical_bytes())
         params = terms.posting(spec, spec_cid, m.now())
         signer = session.unlock(password_file)
         signer.ensure_allowance(escrow)
@@ -92,6 +98,18 @@ def bounty_post(
         emit_json(result) if as_json else typer.echo(
             f"bounty {bounty_id} posted; spec {spec_cid}; escrow {format_amount(escrow)}"
         )
+
+
+def _data_line(spec: Any, inputs: Any) -> str:
+    """What the bounty trains on and from, as the poster confirms it."""
+    examples = sum(len(next(iter(shard.values()))) for shard in inputs.shards)
+    unit = "tokens" if "tokens" in inputs.holdout else "examples"
+    source = f"dataset {spec.data.dataset}" if spec.data.dataset else f"{spec.model.family}'s built-in data"
+    start = f"base model {spec.base_model}" if spec.base_model else f"fresh weights (init_seed {spec.init_seed})"
+    return (
+        f"{source}, {examples:,} {unit} in {len(inputs.shards)} shards, "
+        f"{len(next(iter(inputs.holdout.values()))):,} held out; starting from {start}"
+    )
 
 
 def _index(session: Any) -> Any:
@@ -180,6 +198,9 @@ def bounty_show(
                         "next": None if due is None else {"what": due[0], "at": due[1], "in_s": due[1] - now},
                     }
                 )
+        final = next(
+            (e.args["finalModelCid"] for e in index.events(bounty_id=bounty_id, names=("BountyFinalized",))), None
+        )
         info = {
             "bounty_id": bounty_id,
             "status": b.status.name.lower(),
@@ -191,6 +212,7 @@ def bounty_show(
             "rounds": rounds,
             "tasks": tasks,
             "spec_cid": m.spec_cid(bounty_id),
+            "final_model": None if final is None else _final_model(session, final),
         }
         if as_json:
             emit_json(info)
@@ -199,6 +221,10 @@ def bounty_show(
         typer.echo(f"  poster {b.poster}  coordinator {b.coordinator}")
         for r in rounds:
             typer.echo(f"  round {r['round']}: {r['event']} {r['cid']}")
+        if final is not None:
+            score = info["final_model"]["metric"]
+            measured = "" if score is None else f", held-out {info['final_model']['metric_name']} {score:.4f}"
+            typer.echo(f"  final model {final}{measured}: get it with `shardwork model pull {bounty_id} --out DIR`")
         for t in tasks:
             due = t["next"]
             when = "" if due is None else f"  [{due['what']} {_relative(due['in_s'])}]"
@@ -206,6 +232,25 @@ def bounty_show(
                 f"  task {t['task_id']:#x}  r{t['round']} s{t['shard']}  {t['status']:<10} attempt {t['attempt']}  "
                 f"{t['volunteer']}  {' > '.join(t['history'])}{when}"
             )
+
+
+def _final_model(session: Any, manifest_cid: str) -> dict[str, Any]:
+    """The final round manifest's CID and, when the content store serves it, the model's held-out score."""
+    from content.ipfs import open_store
+    from judge.context import MAX_MANIFEST_READ
+    from protocol.errors import ShardworkError
+    from protocol.manifests import RoundManifest
+
+    try:
+        manifest = RoundManifest.parse(open_store(session.settings.store).get(manifest_cid, MAX_MANIFEST_READ))
+    except ShardworkError:  # not in our store, or the store is down: the chain's part still shows
+        return {"manifest_cid": manifest_cid, "model_cid": None, "metric_name": None, "metric": None}
+    return {
+        "manifest_cid": manifest_cid,
+        "model_cid": manifest.model_cid,
+        "metric_name": manifest.metric_name,
+        "metric": manifest.metric,
+    }
 
 
 def _relative(seconds: int) -> str:

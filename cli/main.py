@@ -12,7 +12,9 @@ import typer
 from cli.audit import audit_app
 from cli.bounty import bounty_app
 from cli.common import DeploymentOpt, JsonOpt, RpcOpt, user_errors
+from cli.dataset import dataset_app
 from cli.dispute import register_dispute_command
+from cli.model import model_app
 from cli.node import node_app
 from cli.verify import verify_app
 from cli.wallet import register_money_commands, wallet_app
@@ -32,7 +34,9 @@ app.add_typer(node_app, name="node")
 app.add_typer(verify_app, name="verify")
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(bounty_app, name="bounty")
+app.add_typer(dataset_app, name="dataset")
 app.add_typer(audit_app, name="audit")
+app.add_typer(model_app, name="model")
 register_money_commands(app)
 register_dispute_command(app)
 

@@ -29,6 +29,8 @@ from ledger.market import Market, TaskStatus, next_deadline, next_move, task_id_
 from protocol.errors import ContentError, StoreUnavailable
 from protocol.manifests import RoundManifest, TraceManifest, trace_manifest_limit
 from protocol.spec import TrainingSpec
+from protocol.verify import update_limit
+from protocol.workloads import resolve
 
 MAX_BODY_BYTES = 64 * 1024
 STATIC = Path(__file__).with_name("static")
@@ -85,6 +87,18 @@ class Explorer:
             except StoreUnavailable:
                 return None
         return self._specs[spec_cid]
+
+    def final_weights(self, bounty: dict[str, Any]) -> bytes:
+        """The final model's weights (safetensors) as published, read bounded by the spec's own model. Raises
+        ContentError when the bounty is not finalized or its content is unusable, StoreUnavailable on an outage."""
+        final = bounty["final_model_cid"]
+        manifest = None if final is None else self._manifest(final)
+        spec = self._spec(bounty["spec_cid"])
+        if manifest is None or spec is None:
+            raise ContentError(
+                f"bounty {bounty['bounty_id']} has no final model to serve (not finalized, or unreadable)"
+            )
+        return self.store.get(manifest.model_cid, max_bytes=update_limit(spec, resolve(spec.model)))
 
     def _family(self, spec_cid: str) -> str:
         spec = self._spec(spec_cid)
@@ -347,6 +361,21 @@ def create_app(explorer: Explorer, refresh_s: float = 0.5) -> FastAPI:
         if found is None:
             raise HTTPException(404, f"bounty {bounty_id} does not exist")
         return found
+
+    @app.get("/api/bounties/{bounty_id}/model")
+    def final_model(bounty_id: int) -> Response:
+        """The final model's weights, to download (the CID of the bytes is the final manifest's model_cid)."""
+        found = snap().bounties.get(bounty_id)
+        if found is None:
+            raise HTTPException(404, f"bounty {bounty_id} does not exist")
+        try:
+            weights = explorer.final_weights(found)
+        except StoreUnavailable:
+            raise HTTPException(503, "the content store is unreachable: try again") from None
+        except ContentError as exc:
+            raise HTTPException(404, str(exc)) from None
+        disposition = f'attachment; filename="bounty-{bounty_id}-model.safetensors"'
+        return Response(weights, media_type="application/octet-stream", headers={"Content-Disposition": disposition})
 
     @app.get("/api/tasks/{task_id}", response_model=TaskOut)
     def task(task_id: str) -> dict[str, Any]:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from content.inputs import Inputs, load_inputs
 from content.store import ContentStore
-from protocol import datasets
 from protocol.manifests import RoundManifest
 from protocol.spec import TrainingSpec
 from protocol.tensors import Tensors, to_bytes
-from protocol.workloads import resolve
 
 
 @dataclass(frozen=True)
@@ -25,12 +24,16 @@ class PublishedData:
 
 
 def publish_data(
-    spec: TrainingSpec, store: ContentStore, cross_class_tolerance: float | None = None, spec_cid: str | None = None
+    spec: TrainingSpec,
+    store: ContentStore,
+    cross_class_tolerance: float | None = None,
+    spec_cid: str | None = None,
+    inputs: Inputs | None = None,
 ) -> PublishedData:
     """Shards and holdout of the spec's data; the spec itself under `spec_cid` (the posted bytes) or, without
     one, its canonical encoding."""
-    workload = resolve(spec.model)
-    shards, holdout = datasets.split(workload.dataset, spec.data)
+    inputs = inputs or load_inputs(spec, store)
+    shards, holdout = inputs.shards, inputs.holdout
     return PublishedData(
         spec_cid=spec_cid or store.put(spec.canonical_bytes()),
         shard_cids=[store.put(to_bytes(shard)) for shard in shards],

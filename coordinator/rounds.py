@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 
+from content.inputs import load_inputs
 from content.store import ContentStore
-from coordinator.aggregate import aggregate
 from coordinator.intake import PublishedData, publish_data, publish_round
 from coordinator.referee import Referee
 from judge.calibration import CalibrationFailed, calibrate, check_replay
@@ -17,11 +17,12 @@ from judge.context import MAX_MANIFEST_READ, ChainView, RoundContext
 from judge.draw import record_draw
 from ledger.errors import error_class
 from ledger.market import BountyStatus, Market, TaskStatus, task_id_of
+from protocol.aggregate import aggregate
 from protocol.errors import ContentError
 from protocol.footprint import check_footprint
 from protocol.spec import SpecError, TrainingSpec
 from protocol.tensors import Tensors, from_bytes
-from protocol.training import initial_weights, load_state
+from protocol.training import held_out_score, load_state
 from protocol.workloads import resolve
 from telemetry.logs import log
 
@@ -40,8 +41,8 @@ class RoundResult:
 
 def evaluate(view: ChainView, bounty_id: int, round_: int, weights: Tensors) -> float:
     ctx = view.round(bounty_id, round_)
-    state = load_state(ctx.spec, weights, ctx.workload)
-    return ctx.workload.evaluate(state.model, view.tensors(ctx.manifest.holdout_cid))
+    model = load_state(ctx.spec, weights, ctx.workload).model
+    return held_out_score(ctx.spec, ctx.workload, model, view.tensors(ctx.manifest.holdout_cid))
 
 
 class Coordinator:
@@ -120,20 +121,22 @@ class Coordinator:
                 raise SpecError("the bounty's shards/rounds/segments on-chain differ from its spec")
             check_footprint(spec)
             check_replay(spec)
+            inputs = load_inputs(spec, self.store)  # the data and base model it names, usable or refused
         except (ContentError, SpecError, CalibrationFailed) as exc:
             log(self.logger, "bounty rejected at intake", level=logging.WARNING, bounty_id=bounty_id, reason=str(exc))
             self.rejected[bounty_id] = str(exc)
             return None
         # The round manifest names the spec by the CID the bounty posted, even when those bytes are valid JSON
         # in another form than ours: re-encoding it would name another CID, which every node refuses.
-        data = publish_data(spec, self.store, None, spec_cid)
-        weights = initial_weights(spec)
+        data = publish_data(spec, self.store, None, spec_cid, inputs)
+        weights = inputs.weights
         workload = resolve(spec.model)
         state = load_state(spec, weights, workload)
         holdout = from_bytes(self.store.get_buffer(data.holdout_cid))
         first_shard = from_bytes(self.store.get_buffer(data.shard_cids[0]))
-        data = replace(data, cross_class_tolerance=self._cross_class_tolerance(bounty_id, spec, first_shard))
-        metric = (workload.metric_name, workload.evaluate(state.model, holdout))
+        tolerance = self._cross_class_tolerance(bounty_id, spec, first_shard, weights=inputs.weights)
+        data = replace(data, cross_class_tolerance=tolerance)
+        metric = (workload.metric_name, held_out_score(spec, workload, state.model, holdout))
         cid, _ = publish_round(self.store, data, bounty_id, 0, weights, metric)
         self.market.open_round(bounty_id, cid)
         log(self.logger, "round opened", bounty_id=bounty_id, round=0, manifest_cid=cid)

@@ -17,6 +17,7 @@ from typing import Any
 
 from web3 import Web3
 
+from content.inputs import load_inputs
 from content.store import LocalStore
 from coordinator.rounds import Coordinator, RoundResult
 from devtools.adversaries import lazy_trainer, partial_faker
@@ -28,9 +29,8 @@ from ledger.terms import BountyTerms
 from ledger.tx import Transactor
 from node.daemon import NodeDaemon, NodeOptions
 from node.trainer import Trainer, train_task
-from protocol import datasets
 from protocol.spec import TrainingSpec
-from protocol.training import deterministic, initial_weights, load_state, run_steps
+from protocol.training import deterministic, load_state, run_steps
 from protocol.workloads import resolve
 from verifier.worker import VerifierWorker
 
@@ -112,11 +112,15 @@ def run_scenario(
     seed: int = 0,
     rpc_url: str | None = None,
     home: Path | None = None,
+    spec_changes: dict[str, Any] | None = None,
 ) -> Summary:
     """On the embedded chain by default; with `rpc_url` on a real node, and with `home` the deployment
-    manifest and content store are kept there so `shardwork audit` can inspect the run afterwards."""
+    manifest and content store are kept there so `shardwork audit` can inspect the run afterwards.
+    `spec_changes` replaces spec fields (its `data` table field by field): a poster's own dataset, a base model."""
     started = time.monotonic()
-    spec = TrainingSpec.model_validate(WORKLOADS[workload])
+    changes = dict(spec_changes or {})
+    base = WORKLOADS[workload]
+    spec = TrainingSpec.model_validate({**base, **changes, "data": {**base["data"], **changes.pop("data", {})}})
     quiet = logging.getLogger("shardwork.demo")
     quiet.addHandler(logging.NullHandler())
     quiet.propagate = False
@@ -195,7 +199,7 @@ def run_scenario(
             market.claim_rewards()
     rewards, slashed = _payments(poster, bounty_id, names)
     say("volunteers and verifiers pulled their rewards")
-    baseline = _centralized_baseline(spec)
+    baseline = _centralized_baseline(spec, store)
     gas = sum(a.market.signer.gas_used for a in actors.values() if a.market.signer)
     final_cid = rounds[-1].manifest_cid
     return Summary(
@@ -332,15 +336,17 @@ def _payments(market: Market, bounty_id: int, names: dict[str, str]) -> tuple[di
     return rewards, slashed
 
 
-def _centralized_baseline(spec: TrainingSpec) -> float:
-    """One trainer on all the shards' data for as many steps as the volunteers ran in total."""
+def _centralized_baseline(spec: TrainingSpec, store: LocalStore) -> float:
+    """One trainer on all the shards' data, from the same starting model, for as many steps as the volunteers
+    ran in total."""
     import torch
 
     workload = resolve(spec.model)
-    shards, holdout = datasets.split(workload.dataset, spec.data)
+    inputs = load_inputs(spec, store)
+    shards, holdout = inputs.shards, inputs.holdout
     union = {k: torch.cat([s[k] for s in shards]) for k in shards[0]}
     with deterministic(spec.replay):
-        state = load_state(spec, initial_weights(spec), workload)
+        state = load_state(spec, inputs.weights, workload)
         steps = spec.steps_per_task * spec.data.shards * spec.rounds
         run_steps(state, workload, union, b"baseline", 0, steps, spec.batch_size)
         return workload.evaluate(state.model, holdout)

@@ -8,14 +8,19 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from judge.commit import CommitAudit, audit_recorded, replay_segments
-from judge.context import ChainView, Commit
+from content.inputs import load_inputs
+from judge.commit import CommitAudit, audit_commit, audit_recorded, replay_segments
+from judge.context import MAX_MANIFEST_READ, ChainView, Commit
 from judge.draw import sampled
 from ledger.index import Event, EventIndex
-from protocol.cid import b58decode
+from ledger.market import task_id_of
+from protocol.aggregate import aggregate
+from protocol.cid import b58decode, cid_of
 from protocol.errors import ContentError
-from protocol.manifests import TraceManifest, trace_manifest_limit
+from protocol.manifests import RoundManifest, TraceManifest, trace_manifest_limit
 from protocol.merkle import merkle_proof, verify_proof
+from protocol.spec import SpecError
+from protocol.tensors import to_bytes
 
 OUTCOMES = ("TaskAccepted", "TaskSlashed", "LeaseExpired")
 
@@ -89,6 +94,8 @@ class AuditReport:
     commits: list[CommitRecord]
     events: list[Event]
     replays: list[Replay]
+    # What the coordinator published that the auditor does not recompute: shards, holdout, round models.
+    data_problems: list[str] = field(default_factory=list)
 
     @property
     def proof_problems(self) -> int:
@@ -107,7 +114,7 @@ class AuditReport:
     @property
     def findings(self) -> int:
         """What makes an audit fail. A proof problem alone is not one: a slashed commit may rightly have them."""
-        return self.disagreements + self.unchecked_cheats
+        return self.disagreements + self.unchecked_cheats + len(self.data_problems)
 
     def as_dict(self) -> dict[str, Any]:
         commits = [
@@ -122,6 +129,7 @@ class AuditReport:
             "proof_problems": self.proof_problems,
             "disagreements": self.disagreements,
             "unchecked_cheats": self.unchecked_cheats,
+            "data_problems": self.data_problems,
             "events": [{"block": e.block, "name": e.name, "args": e.args} for e in self.events],
         }
 
@@ -290,4 +298,59 @@ def audit(
         records = [r for r in records if r.volunteer.lower() == account.lower()]
     for record in records:
         check_proofs(view, record)
-    return AuditReport(subject, records, events, replay_sample(view, records, replay, random.Random(seed)))
+    replays = replay_sample(view, records, replay, random.Random(seed))
+    published = []
+    if bounty_id is not None:
+        published = check_data(view, bounty_id) + check_aggregates(view, bounty_id, events)
+    return AuditReport(subject, records, events, replays, published)
+
+
+def check_aggregates(view: ChainView, bounty_id: int, events: list[Event]) -> list[str]:
+    """Recomputes each closed round's aggregate from the round's model and its accepted updates (the ones the
+    coordinator could use: audit_commit's, in shard order, as rounds.try_close_round takes them) with the
+    spec's aggregation; the next round's model must be exactly that. A mismatch is a finding: the model was
+    not made of the work the chain paid for."""
+    opened = {r.round: r for r in view.market.opened_rounds(bounty_id=bounty_id)}
+    next_models = {r: view.load(opened[r + 1]).manifest.model_cid for r in opened if r + 1 in opened}
+    final = next((e.args["finalModelCid"] for e in events if e.name == "BountyFinalized"), None)
+    if final is not None and opened:
+        manifest = RoundManifest.parse(view.store.get(final, max_bytes=MAX_MANIFEST_READ))
+        next_models[max(opened)] = manifest.model_cid
+    problems = []
+    for round_, model_cid in sorted(next_models.items()):
+        ctx = view.load(opened[round_])
+        tasks = [task_id_of(bounty_id, round_, shard) for shard in range(ctx.spec.data.shards)]
+        updates = [u for u in (audit_commit(view, t).update for t in tasks) if u is not None]
+        combined = aggregate(view.round_weights(ctx), updates, ctx.spec.aggregation)
+        if cid_of(to_bytes(combined)) != model_cid:
+            problems.append(
+                f"round {round_ + 1}'s model {model_cid} is not the {ctx.spec.aggregation.method} of round "
+                f"{round_}'s {len(updates)} accepted updates"
+            )
+    return problems
+
+
+def check_data(view: ChainView, bounty_id: int) -> list[str]:
+    """Recomputes what intake published from the spec and the dataset and base model it names: every round's
+    shard and holdout CIDs and round 0's model. A manifest naming anything else is a finding: volunteers
+    would have trained on, or been scored against, data the poster never asked for."""
+    opened = view.market.opened_rounds(bounty_id=bounty_id)
+    if not opened:
+        return []  # intake never opened the bounty: nothing was published
+    try:
+        first = view.load(next(r for r in opened if r.round == 0))
+        inputs = load_inputs(first.spec, view.store)
+    except (ContentError, SpecError) as exc:
+        return [f"the spec's data cannot be recomputed: {exc}"]
+    shard_cids = [cid_of(to_bytes(shard)) for shard in inputs.shards]
+    holdout_cid = cid_of(to_bytes(inputs.holdout))
+    problems = []
+    if first.manifest.model_cid != cid_of(to_bytes(inputs.weights)):
+        problems.append(f"round 0's model {first.manifest.model_cid} is not the spec's starting model")
+    for r in opened:
+        manifest = view.load(r).manifest
+        if manifest.shard_cids != shard_cids:
+            problems.append(f"round {r.round} names other shards than the spec's data splits into")
+        if manifest.holdout_cid != holdout_cid:
+            problems.append(f"round {r.round} names another holdout than the spec's data splits into")
+    return problems

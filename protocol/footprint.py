@@ -14,7 +14,7 @@ import functools
 
 import torch
 
-from protocol.datasets import load
+from protocol.datasets import MAX_SHARD_BYTES, load
 from protocol.spec import SpecError, TrainingSpec
 from protocol.workloads import resolve
 
@@ -50,7 +50,12 @@ def _step_memory_mb(spec_bytes: bytes) -> int:
     # in flight, each weights and two moments (9 more), while the writer hashes and stores them behind
     # training; the saved activations and as much again for their gradients in the backward pass.
     state = params * 4 + params * 3 * 3
-    data = sum(t.numel() * t.element_size() for t in load(workload.dataset).values())
+    # A built-in dataset is counted whole (it is small and loaded whole); of a published one a volunteer holds
+    # one shard, at most MAX_SHARD_BYTES, which intake and `bounty post` enforce.
+    if spec.data.dataset is None:
+        data = sum(t.numel() * t.element_size() for t in load(workload.dataset).values())
+    else:
+        data = MAX_SHARD_BYTES
     return int((state + 2 * saved + data) / 2**20) + BASE_MB
 
 

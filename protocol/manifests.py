@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -69,6 +69,24 @@ class RoundManifest(_Doc):
 
     def cids(self) -> list[str]:
         return [self.spec_cid, self.model_cid, self.holdout_cid, *self.shard_cids]
+
+
+class DatasetFile(_Doc):
+    name: str = Field(min_length=1, max_length=255, description="the file's name when added, for people")
+    cid: str
+    bytes: int = Field(ge=1)
+
+
+class DatasetManifest(_Doc):
+    """A poster's data (`shardwork dataset add`), named by a spec's `data.dataset`. Its examples are a pure
+    function of the files (protocol.datasets.decode): text files are joined by line breaks into one token
+    stream; safetensors files laid out as the family's shards are concatenated, in the order listed."""
+
+    kind: Literal["text", "tensors"]
+    files: list[DatasetFile] = Field(min_length=1, max_length=4096)
+
+    def cids(self) -> list[str]:
+        return [f.cid for f in self.files]
 
 
 class CheckpointRef(_Doc):

@@ -11,8 +11,9 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from protocol.cid import check_cid
 from protocol.errors import PermanentError
 from protocol.nesting import nesting_depth
 
@@ -55,6 +56,14 @@ class DataSpec(_Strict):
     shards: int = Field(4, ge=1, le=256, description="tasks per round, one content-addressed shard each")
     holdout_fraction: float = Field(0.1, gt=0, lt=0.5, description="held out for evaluating each round's model")
     split_seed: int = Field(0, ge=0, lt=2**63, description="fixes which examples land in which shard")
+    dataset: str | None = Field(
+        None, description="CID of a dataset manifest (`shardwork dataset add`); default: the family's built-in data"
+    )
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_cid(cls, value: str | None) -> str | None:
+        return value if value is None else check_cid(value)
 
 
 class AggregationSpec(_Strict):
@@ -73,9 +82,19 @@ class TrainingSpec(_Strict):
     checkpoint_interval: int = Field(5, ge=1, description="steps between checkpoints; one segment each")
     rounds: int = Field(3, ge=1, le=1000)
     init_seed: int = Field(0, ge=0, lt=2**63, description="fixes the round-0 model")
+    base_model: str | None = Field(
+        None,
+        description="CID of safetensors weights the round-0 model starts from (a previous bounty's final model_cid, "
+        "from its model card); default: fresh weights from init_seed",
+    )
     data: DataSpec = DataSpec()
     replay: ReplaySpec = ReplaySpec()
     aggregation: AggregationSpec = AggregationSpec()
+
+    @field_validator("base_model")
+    @classmethod
+    def _base_model_cid(cls, value: str | None) -> str | None:
+        return value if value is None else check_cid(value)
 
     @model_validator(mode="after")
     def _segments_fit(self) -> TrainingSpec:
@@ -93,8 +112,14 @@ class TrainingSpec(_Strict):
         return self.steps_per_task // self.checkpoint_interval
 
     def canonical_bytes(self) -> bytes:
-        """The bytes published to the content store: sorted keys, no whitespace, so the CID is stable."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
+        """The bytes published to the content store: sorted keys, no whitespace, so the CID is stable. Fields
+        added after version 1 (base_model, data.dataset) are left out while unset: earlier specs keep their CIDs."""
+        doc = self.model_dump(mode="json")
+        if doc["base_model"] is None:
+            del doc["base_model"]
+        if doc["data"]["dataset"] is None:
+            del doc["data"]["dataset"]
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TrainingSpec:

@@ -99,6 +99,13 @@ def load_state(
     return state
 
 
+def held_out_score(spec: TrainingSpec, workload: Workload, model: nn.Module, data: Tensors) -> float:
+    """The family's metric of `model` on `data` under the spec's pinned numerics: the score a round manifest
+    publishes, computed the same way by the coordinator and by anyone checking it (`shardwork model eval`)."""
+    with deterministic(spec.replay):
+        return workload.evaluate(model, data)
+
+
 def run_steps(
     state: TrainState,
     workload: Workload,

@@ -55,6 +55,12 @@ def checkpoint_layout(spec: TrainingSpec, workload: Workload, with_optimizer: bo
     return dict(_layout(spec.canonical_bytes(), with_optimizer))
 
 
+def weights_layout(spec: TrainingSpec, workload: Workload) -> Layout:
+    """Names, dtypes and shapes of the model's bare weights (a round model, an update): its parameter names."""
+    layout = checkpoint_layout(spec, workload, with_optimizer=False)
+    return {name[len(MODEL_PREFIX) :]: shape for name, shape in layout.items()}
+
+
 @functools.lru_cache(maxsize=64)
 def _layout(spec_bytes: bytes, with_optimizer: bool) -> tuple[tuple[str, tuple[torch.dtype, tuple[int, ...]]], ...]:
     # Cached by the spec's canonical bytes: building a model to read its shapes costs more than a replay step.

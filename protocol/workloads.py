@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
-from protocol.spec import ModelSpec, SpecError
+from protocol.datasets import MAX_SHARD_BYTES, ascii_tokens, split_data
+from protocol.spec import DataSpec, ModelSpec, SpecError
 from protocol.tensors import Tensors
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -52,6 +53,52 @@ class Workload:
     def evaluate(self, model: nn.Module, holdout: Tensors) -> float:
         raise NotImplementedError
 
+    def check_data(self, data: Tensors) -> None:
+        """Refuses, in one line, data not laid out as this family's shards are (the tensors' names, dtypes and
+        per-example shapes; a synthetic shard shows them): what evaluating someone's own data needs first."""
+        expected = self.synthetic_shard(torch.Generator().manual_seed(0))
+        if set(data) != set(expected):
+            raise SpecError(f"{self.family} data holds tensors {sorted(expected)}; this holds {sorted(data)}")
+        for name, reference in expected.items():
+            t = data[name]
+            if t.dtype != reference.dtype or t.shape[1:] != reference.shape[1:]:
+                wanted = ", ".join(["N", *map(str, reference.shape[1:])])
+                raise SpecError(
+                    f"tensor {name!r} is {t.dtype} {list(t.shape)}; {self.family} wants {reference.dtype} [{wanted}]"
+                )
+        if len({len(t) for t in data.values()}) > 1:
+            raise SpecError(f"the tensors {sorted(data)} disagree on the number of examples")
+        if any(len(t) == 0 for t in data.values()):
+            raise SpecError("the data holds no examples")
+
+    def split(self, data: Tensors, spec: DataSpec) -> tuple[list[Tensors], Tensors]:
+        """The data's shards and holdout (protocol.datasets.split_data), each checked to be usable by this
+        family and small enough to hold: a shard nobody could train on is refused at post and intake, never
+        met by a volunteer."""
+        self.check_data(data)
+        shards, holdout = split_data(data, spec)
+        for label, part in [
+            *((f"shard {i} of {len(shards)}", s) for i, s in enumerate(shards)),
+            ("the holdout", holdout),
+        ]:
+            try:
+                self.check_data(part)
+            except SpecError as exc:
+                raise SpecError(f"{label}: {exc} (fewer shards, more data, or another holdout_fraction)") from None
+            size = sum(t.numel() * t.element_size() for t in part.values())
+            if size > MAX_SHARD_BYTES:
+                raise SpecError(
+                    f"{label} would hold {size / 2**20:.0f} MiB, over the protocol's {MAX_SHARD_BYTES >> 20} MiB "
+                    "a volunteer holds in memory: use more shards"
+                )
+        return shards, holdout
+
+    def data_from_text(self, text: bytes) -> Tensors:
+        raise SpecError(f"{self.family} does not read text: give it a .safetensors file laid out as its shards")
+
+    def generate(self, model: nn.Module, prompt: str, length: int, temperature: float, seed: int) -> str:
+        raise SpecError(f"{self.family} is not a language model: it generates no text")
+
 
 REGISTRY: dict[str, type[Workload]] = {}
 
@@ -80,6 +127,7 @@ class _Classifier(Workload):
     dataset = "mnist"
     metric_name = "accuracy"
     higher_is_better = True
+    CLASSES = 10
 
     def sample_batch(self, shard: Tensors, batch_size: int) -> Batch:
         idx = torch.randint(len(shard["y"]), (batch_size,))
@@ -94,6 +142,16 @@ class _Classifier(Workload):
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         x, y = batch
         return F.cross_entropy(model(x), y)
+
+    def check_data(self, data: Tensors) -> None:
+        super().check_data(data)
+        labels = data["y"]
+        if int(labels.min()) < 0 or int(labels.max()) >= self.CLASSES:
+            raise SpecError(
+                f"labels y must be classes 0–{self.CLASSES - 1}; this data has {int(labels.min())}–{int(labels.max())}"
+            )
+        if not bool(torch.isfinite(data["x"]).all()):
+            raise SpecError("the inputs x hold NaN or Inf")
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, holdout: Tensors) -> float:
@@ -226,6 +284,38 @@ class ShakespeareLM(Workload):
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         x, y = batch
         return F.cross_entropy(model(x).reshape(-1, self.VOCAB), y.reshape(-1))
+
+    def check_data(self, data: Tensors) -> None:
+        super().check_data(data)
+        if len(data["tokens"]) < self.params.context + 2:
+            raise SpecError(
+                f"{len(data['tokens'])} tokens is too short: the model reads {self.params.context} at a time "
+                f"and predicts the next, so it needs at least {self.params.context + 2}"
+            )
+
+    def data_from_text(self, text: bytes) -> Tensors:
+        return {"tokens": ascii_tokens(text)}
+
+    @torch.no_grad()
+    def generate(self, model: nn.Module, prompt: str, length: int, temperature: float, seed: int) -> str:
+        """`length` characters after `prompt`, each sampled from the model's next-token distribution at
+        `temperature` (0: always the likeliest) with a generator seeded by `seed`, so a run repeats exactly."""
+        tokens = ascii_tokens(prompt.encode()).long()
+        if len(tokens) == 0:
+            tokens = torch.tensor([ord("\n")])  # a text's start: what follows a line break
+        generator = torch.Generator().manual_seed(seed)
+        model.eval()
+        try:
+            for _ in range(length):
+                logits = model(tokens[-self.params.context :][None])[0, -1].double()
+                if temperature == 0:
+                    following = logits.argmax().view(1)
+                else:
+                    following = torch.multinomial(torch.softmax(logits / temperature, dim=0), 1, generator=generator)
+                tokens = torch.cat([tokens, following])
+        finally:
+            model.train()
+        return bytes(tokens[len(tokens) - length :].tolist()).decode("ascii")
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, holdout: Tensors) -> float:

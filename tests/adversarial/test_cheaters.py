@@ -15,7 +15,6 @@ import torch
 from web3.types import RPCEndpoint
 
 from content.store import ContentStore
-from coordinator.aggregate import aggregate
 from coordinator.rounds import Coordinator
 from devtools.adversaries import lazy_trainer, partial_faker
 from devtools.anvil import Anvil
@@ -24,6 +23,7 @@ from ledger.errors import error_class
 from ledger.market import TaskStatus
 from node.defense import Defender
 from node.trainer import TaskInput, TraceResult, train_task
+from protocol.aggregate import aggregate
 from protocol.cid import cid_of
 from protocol.spec import AggregationSpec
 from protocol.tensors import Tensors, canonical_hash, to_bytes

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from web3.types import RPCEndpoint
 
 from cli.main import app
+from content.store import LocalStore
 from devtools.anvil import Anvil
 from ledger.amounts import UNIT
 from ledger.chain import advance_time, connect, mnemonic_accounts
@@ -21,6 +22,8 @@ from ledger.market import Market, TaskStatus, task_id_of
 from ledger.terms import BountyTerms
 from ledger.tx import Transactor
 from protocol.cid import cid_of
+from protocol.tensors import to_bytes
+from protocol.training import initial_weights
 from tests.support.specs import bounty_toml, small_spec
 
 PASSWORD = "hunter2-but-longer"
@@ -231,6 +234,24 @@ BAD_INPUT = [
         {},
         "replay.tolerance 1e-09 is tighter than honest training of this model on other CPUs lands",
     ),
+    (
+        "dataset that is not a dataset",
+        ["bounty", "post", "SPEC:notdata.toml", "--wallet", "alice", "--yes"],
+        {},
+        "malformed DatasetManifest",
+    ),
+    (
+        "dataset not in the store",
+        ["bounty", "post", "SPEC:nodata.toml", "--wallet", "alice", "--yes"],
+        {},
+        "(publish it there with `shardwork dataset add`)",
+    ),
+    (
+        "base model of another shape",
+        ["bounty", "post", "SPEC:wrongbase.toml", "--wallet", "alice", "--yes"],
+        {},
+        "is not a mnist-mlp model of these params",
+    ),
     ("json without yes", ["stake", "1", "--wallet", "alice", "--json"], {}, "--json needs --yes"),
     ("bad task id", ["audit", "task", "twelve"], {}, "is not a task id"),
 ]
@@ -253,6 +274,13 @@ def test_bad_input_is_one_line_nonzero_and_sends_nothing(
             "[bounty]", '[replay]\nmode = "tolerance"\ntolerance = 1e-9\n[bounty]'
         ),
     }
+    store = LocalStore(cli.home / "store")
+    stored = store.put(b"these bytes are no dataset manifest")
+    wider = store.put(to_bytes(initial_weights(small_spec(model={"family": "mnist-mlp", "params": {"hidden": 17}}))))
+    names = {"notdata.toml": f'dataset = "{stored}"', "nodata.toml": f'dataset = "{cid_of(b"absent")}"'}
+    for name, line in names.items():
+        files[name] = cli_spec(mnemonic_accounts(3)[2].address).replace("shards = 2", f"shards = 2\n{line}")
+    files["wrongbase.toml"] = f'base_model = "{wider}"\n' + cli_spec(mnemonic_accounts(3)[2].address)
     for name, text in files.items():
         (cli.home / name).write_text(text)
     args = [str(cli.home / a[5:]) if a.startswith("SPEC:") else a for a in args]

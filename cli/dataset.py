@@ -1,0 +1,47 @@
+"""`shardwork dataset add`: publish your own training data for a bounty's spec to name by CID."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import JsonOpt, StoreOpt, emit_json
+from cli.common import fail_on_user_errors as _errors
+
+dataset_app = typer.Typer(help="Publish your own training data to the content store.", no_args_is_help=True)
+
+
+@dataset_app.command("add")
+def dataset_add(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Text files (UTF-8; joined by line breaks, in this order) for language models, or .safetensors "
+            "files laid out as the family's shards (classifiers: x float32 [N, 784] and y int64 class labels)."
+        ),
+    ],
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the files, add them to the content store with a manifest naming them, and print the manifest's
+    CID: put it in a spec as `data.dataset`. Sharding is then a pure function of the files and the spec that
+    anyone can recompute (`shardwork audit bounty` does). Nothing is stored unless every file is usable."""
+    with _errors():
+        from config.settings import load_settings
+        from content.inputs import publish_dataset
+        from content.ipfs import open_store
+
+        location = store or load_settings().store
+        cid, manifest, examples = publish_dataset(open_store(location), paths)
+        count = len(next(iter(examples.values())))
+        unit = "tokens" if manifest.kind == "text" else "examples"
+        size = sum(f.bytes for f in manifest.files)
+        if as_json:
+            emit_json(
+                {"cid": cid, "kind": manifest.kind, unit: count, "bytes": size, "files": manifest.model_dump()["files"]}
+            )
+            return
+        typer.echo(f"dataset {cid}: {manifest.kind}, {len(manifest.files)} file(s), {size:,} bytes, {count:,} {unit}")
+        typer.echo(f'  in {location}; name it in a spec:  [data]  dataset = "{cid}"')
