@@ -49,8 +49,10 @@ def publish_round(
     round_: int,
     weights: Tensors,
     metric: tuple[str, float] | None = None,
+    velocity: Tensors | None = None,
 ) -> tuple[str, RoundManifest]:
-    """Publishes the round's model and manifest; the manifest's CID is what `openRound` records."""
+    """Publishes the round's model (and the outer optimizer's velocity that came with it) and manifest; the
+    manifest's CID is what `openRound` records."""
     manifest = RoundManifest(
         bounty_id=bounty_id,
         round=round_,
@@ -61,5 +63,6 @@ def publish_round(
         metric_name=metric[0] if metric else None,
         metric=metric[1] if metric else None,
         cross_class_tolerance=data.cross_class_tolerance,
+        outer_velocity_cid=None if velocity is None else store.put(to_bytes(velocity)),
     )
     return store.put(manifest.canonical_bytes()), manifest

@@ -243,8 +243,8 @@ class Coordinator:
         ctx = self.view.round(bounty_id, bounty.current_round)
         updates = [audit_commit(self.view, task_id).update for task_id in self.current_tasks(bounty_id)]
         usable = [update for update in updates if update is not None]
-        weights = aggregate(self.view.round_weights(ctx), usable, ctx.spec.aggregation)
-        self._next_round_tolerance(ctx, weights)
+        combined = aggregate(self.view.round_weights(ctx), usable, ctx.spec.aggregation, self.view.velocity(ctx))
+        self._next_round_tolerance(ctx, combined.weights)
         return True
 
     def _next_round_tolerance(self, ctx: RoundContext, weights: Tensors) -> float | None:
@@ -276,14 +276,16 @@ class Coordinator:
                 log(self.logger, "update excluded from aggregation", task_id=task_id, reasons=audit.problems)
             else:
                 updates.append(audit.update)
-        weights = aggregate(self.view.round_weights(ctx), updates, ctx.spec.aggregation)
+        combined = aggregate(self.view.round_weights(ctx), updates, ctx.spec.aggregation, self.view.velocity(ctx))
+        weights = combined.weights
         metric = evaluate(self.view, bounty_id, round_, weights)
         finalized = round_ + 1 == bounty.rounds
         data = _published(ctx)
         if not finalized:  # the next round's δ×, measured from its own model (prepare_close may have done it)
             tolerance = self._next_round_tolerance(ctx, weights)
             data = replace(data, cross_class_tolerance=tolerance)
-        cid, _ = publish_round(self.store, data, bounty_id, round_ + 1, weights, (ctx.workload.metric_name, metric))
+        metric_of = (ctx.workload.metric_name, metric)
+        cid, _ = publish_round(self.store, data, bounty_id, round_ + 1, weights, metric_of, combined.velocity)
         try:
             self.market.close_round(bounty_id, cid)
         except (

@@ -45,6 +45,7 @@ WORKLOADS: dict[str, dict[str, Any]] = {
         "checkpoint_interval": 5,
         "rounds": 3,
         "data": {"shards": 4},
+        "aggregation": {"outer_momentum": 0.5},  # Nesterov: ./scripts/bench quality
     },
     "shakespeare": {
         "name": "shakespeare-demo",
@@ -55,6 +56,7 @@ WORKLOADS: dict[str, dict[str, Any]] = {
         "checkpoint_interval": 5,
         "rounds": 3,
         "data": {"shards": 4},
+        "aggregation": {"outer_momentum": 0.5},
     },
 }
 # Newcomers are always checked, 3 of 8 segments; the probability halves per 4 accepted tasks, to 50%.

@@ -311,21 +311,21 @@ def check_aggregates(view: ChainView, bounty_id: int, events: list[Event]) -> li
     spec's aggregation; the next round's model must be exactly that. A mismatch is a finding: the model was
     not made of the work the chain paid for."""
     opened = {r.round: r for r in view.market.opened_rounds(bounty_id=bounty_id)}
-    next_models = {r: view.load(opened[r + 1]).manifest.model_cid for r in opened if r + 1 in opened}
+    following = {r: view.load(opened[r + 1]).manifest for r in opened if r + 1 in opened}
     final = next((e.args["finalModelCid"] for e in events if e.name == "BountyFinalized"), None)
     if final is not None and opened:
-        manifest = RoundManifest.parse(view.store.get(final, max_bytes=MAX_MANIFEST_READ))
-        next_models[max(opened)] = manifest.model_cid
+        following[max(opened)] = RoundManifest.parse(view.store.get(final, max_bytes=MAX_MANIFEST_READ))
     problems = []
-    for round_, model_cid in sorted(next_models.items()):
+    for round_, manifest in sorted(following.items()):
         ctx = view.load(opened[round_])
         tasks = [task_id_of(bounty_id, round_, shard) for shard in range(ctx.spec.data.shards)]
         updates = [u for u in (audit_commit(view, t).update for t in tasks) if u is not None]
-        combined = aggregate(view.round_weights(ctx), updates, ctx.spec.aggregation)
-        if cid_of(to_bytes(combined)) != model_cid:
+        combined = aggregate(view.round_weights(ctx), updates, ctx.spec.aggregation, view.velocity(ctx))
+        velocity = None if combined.velocity is None else cid_of(to_bytes(combined.velocity))
+        if cid_of(to_bytes(combined.weights)) != manifest.model_cid or velocity != manifest.outer_velocity_cid:
             problems.append(
-                f"round {round_ + 1}'s model {model_cid} is not the {ctx.spec.aggregation.method} of round "
-                f"{round_}'s {len(updates)} accepted updates"
+                f"round {round_ + 1}'s model {manifest.model_cid} is not what round {round_}'s model and its "
+                f"{len(updates)} accepted updates make under the spec's aggregation"
             )
     return problems
 

@@ -116,6 +116,14 @@ class ChainView:
         limit = update_limit(ctx.spec, ctx.workload)
         return from_bytes(self.store.get_buffer(ctx.manifest.model_cid, max_bytes=limit), ctx.weights_layout())
 
+    def velocity(self, ctx: RoundContext) -> Tensors | None:
+        """The outer optimizer's momentum the round's manifest publishes (bounded and shaped as the weights)."""
+        cid = ctx.manifest.outer_velocity_cid
+        if cid is None:
+            return None
+        limit = update_limit(ctx.spec, ctx.workload)
+        return from_bytes(self.store.get_buffer(cid, max_bytes=limit), ctx.weights_layout())
+
     def shard(self, task_id: int) -> Tensors:
         ctx = self.round_of_task(task_id)
         return self.tensors(ctx.manifest.shard_cids[split_task_id(task_id)[2]])

@@ -66,9 +66,13 @@ class RoundManifest(_Doc):
     # δ× (judge/calibration.py): how far a replay in another numeric class may land from an honest end,
     # measured on this spec at intake. None: not measured; verifiers across classes then abstain.
     cross_class_tolerance: float | None = Field(None, gt=0, le=0.5)
+    # The outer optimizer's momentum after the round that made this model (protocol.aggregate): tensors named
+    # and shaped as the weights. None without outer momentum, and for round 0.
+    outer_velocity_cid: str | None = None
 
     def cids(self) -> list[str]:
-        return [self.spec_cid, self.model_cid, self.holdout_cid, *self.shard_cids]
+        velocity = [] if self.outer_velocity_cid is None else [self.outer_velocity_cid]
+        return [self.spec_cid, self.model_cid, self.holdout_cid, *self.shard_cids, *velocity]
 
 
 class DatasetFile(_Doc):

@@ -23,6 +23,16 @@ MAX_SPEC_BYTES = 1 << 20
 MAX_SPEC_DEPTH = 32  # a spec nests 3 deep; a recursive parser must never meet thousands of levels
 
 
+# Fields added to version 1 after specs were published, and the default at which each means what its absence
+# meant: left out of canonical bytes there.
+LATER_FIELDS: dict[tuple[str, ...], object] = {
+    ("base_model",): None,
+    ("data", "dataset"): None,
+    ("aggregation", "outer_lr"): 1.0,
+    ("aggregation", "outer_momentum"): 0.0,
+}
+
+
 class SpecError(PermanentError, ValueError):
     """A spec file that cannot be read or does not describe a sound training job."""
 
@@ -67,9 +77,19 @@ class DataSpec(_Strict):
 
 
 class AggregationSpec(_Strict):
+    """How a round's accepted updates become the next round's model (protocol.aggregate)."""
+
     method: Literal["mean", "trimmed_mean", "centered_clip"] = "mean"
-    trim_fraction: float = Field(0.2, ge=0, lt=0.5, description="trimmed_mean: dropped from each end per coordinate")
-    clip_radius: float = Field(1.0, gt=0, description="centered_clip: τ, the largest distance an update may pull")
+    trim_fraction: float = Field(
+        0.2, ge=0, lt=0.5, description="trimmed_mean: share dropped from each end per coordinate, rounded up"
+    )
+    clip_radius: float = Field(
+        1.0, gt=0, description="centered_clip: τ, the farthest an update may pull, in median offsets from the center"
+    )
+    outer_lr: float = Field(1.0, gt=0, le=2, description="outer learning rate on the combined update (DiLoCo)")
+    outer_momentum: float = Field(
+        0.0, ge=0, lt=1, description="outer Nesterov momentum; 0 with outer_lr 1 is FedAvg (see docs/protocol.md)"
+    )
 
 
 class TrainingSpec(_Strict):
@@ -113,12 +133,15 @@ class TrainingSpec(_Strict):
 
     def canonical_bytes(self) -> bytes:
         """The bytes published to the content store: sorted keys, no whitespace, so the CID is stable. Fields
-        added after version 1 (base_model, data.dataset) are left out while unset: earlier specs keep their CIDs."""
+        added after version 1 (LATER_FIELDS) are left out at their defaults: earlier specs keep their CIDs."""
         doc = self.model_dump(mode="json")
-        if doc["base_model"] is None:
-            del doc["base_model"]
-        if doc["data"]["dataset"] is None:
-            del doc["data"]["dataset"]
+        for path, default in LATER_FIELDS.items():
+            *tables, key = path
+            table = doc
+            for name in tables:
+                table = table[name]
+            if table[key] == default:
+                del table[key]
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
