@@ -157,6 +157,7 @@ class Explorer:
                             "metric_name": manifest.metric_name if manifest else None,
                             "metric": manifest.metric if manifest else None,
                             "cross_class_tolerance": manifest.cross_class_tolerance if manifest else None,
+                            "update_scores": _scores(manifest),
                         }
                     )
             spec = self._spec(posted.args["specCid"])
@@ -170,6 +171,7 @@ class Explorer:
                         "final": True,
                         "metric_name": manifest.metric_name if manifest else None,
                         "metric": manifest.metric if manifest else None,
+                        "update_scores": _scores(manifest),
                     }
                 )
             slashes = []
@@ -274,6 +276,15 @@ class Explorer:
         for v in volunteers.values():
             v["earned"], v["slashed_amount"] = str(v["earned"]), str(v["slashed_amount"])
         return Snapshot(time.time(), self.index.synced_to, bounties, tasks, volunteers, open_tasks)
+
+
+def _scores(manifest: RoundManifest | None) -> list[dict[str, Any]]:
+    if manifest is None:
+        return []
+    return [
+        {"task_id": str(s.task_id), "volunteer": s.volunteer, "score": s.score, "used": s.used}
+        for s in manifest.update_scores
+    ]
 
 
 def _deadline(due: tuple[str, int] | None) -> dict[str, Any] | None:

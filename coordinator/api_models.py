@@ -19,6 +19,15 @@ class Health(_Out):
     bounties: int
 
 
+class UpdateScoreOut(_Out):
+    """An accepted update judged by what it did alone to the model it started from (judge/improvement.py)."""
+
+    task_id: str  # decimal: task ids exceed JavaScript's safe integers
+    volunteer: str
+    score: float
+    used: bool
+
+
 class RoundOut(_Out):
     round: int
     manifest_cid: str
@@ -27,6 +36,8 @@ class RoundOut(_Out):
     metric_name: str | None  # None while the manifest cannot be read
     metric: float | None
     cross_class_tolerance: float | None = None  # δ× measured at intake (None: not measured, or the final row)
+    # The previous round's updates, each scored alone on the held-out data, and whether this model used it.
+    update_scores: list[UpdateScoreOut] = []
 
 
 class Numerics(_Out):

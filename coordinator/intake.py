@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from content.inputs import Inputs, load_inputs
 from content.store import ContentStore
-from protocol.manifests import RoundManifest
+from protocol.manifests import RoundManifest, UpdateScore
 from protocol.spec import TrainingSpec
 from protocol.tensors import Tensors, to_bytes
 
@@ -50,6 +50,7 @@ def publish_round(
     weights: Tensors,
     metric: tuple[str, float] | None = None,
     velocity: Tensors | None = None,
+    scores: list[UpdateScore] | None = None,
 ) -> tuple[str, RoundManifest]:
     """Publishes the round's model (and the outer optimizer's velocity that came with it) and manifest; the
     manifest's CID is what `openRound` records."""
@@ -64,5 +65,6 @@ def publish_round(
         metric=metric[1] if metric else None,
         cross_class_tolerance=data.cross_class_tolerance,
         outer_velocity_cid=None if velocity is None else store.put(to_bytes(velocity)),
+        update_scores=scores or [],
     )
     return store.put(manifest.canonical_bytes()), manifest

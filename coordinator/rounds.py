@@ -15,6 +15,7 @@ from judge.calibration import CalibrationFailed, calibrate, check_replay
 from judge.commit import audit_commit, same_attempt, trace_overdue
 from judge.context import MAX_MANIFEST_READ, ChainView, RoundContext
 from judge.draw import record_draw
+from judge.improvement import round_updates
 from ledger.errors import error_class
 from ledger.market import BountyStatus, Market, TaskStatus, task_id_of
 from protocol.aggregate import aggregate
@@ -241,9 +242,8 @@ class Coordinator:
             return False
         bounty = self.market.bounty(bounty_id)
         ctx = self.view.round(bounty_id, bounty.current_round)
-        updates = [audit_commit(self.view, task_id).update for task_id in self.current_tasks(bounty_id)]
-        usable = [update for update in updates if update is not None]
-        combined = aggregate(self.view.round_weights(ctx), usable, ctx.spec.aggregation, self.view.velocity(ctx))
+        selected = round_updates(self.view, ctx)
+        combined = aggregate(self.view.round_weights(ctx), selected.used, ctx.spec.aggregation, self.view.velocity(ctx))
         self._next_round_tolerance(ctx, combined.weights)
         return True
 
@@ -268,14 +268,13 @@ class Coordinator:
             return None
         round_ = bounty.current_round
         ctx = self.view.round(bounty_id, round_)
-        updates, excluded = [], 0
-        for task_id in tasks:
-            audit = audit_commit(self.view, task_id)
-            if audit.update is None:  # accepted unchecked, yet its content is unusable: keep it out of the model
-                excluded += 1
-                log(self.logger, "update excluded from aggregation", task_id=task_id, reasons=audit.problems)
-            else:
-                updates.append(audit.update)
+        selected = round_updates(self.view, ctx)
+        for task_id, reasons in selected.unusable.items():  # accepted unchecked, yet its content is unusable
+            log(self.logger, "update excluded from aggregation", task_id=task_id, reasons=reasons)
+        for score in selected.scores:
+            if not score.used:
+                log(self.logger, "update left out: it made the model worse", task_id=score.task_id, score=score.score)
+        updates, excluded = selected.used, len(tasks) - len(selected.used)
         combined = aggregate(self.view.round_weights(ctx), updates, ctx.spec.aggregation, self.view.velocity(ctx))
         weights = combined.weights
         metric = evaluate(self.view, bounty_id, round_, weights)
@@ -285,7 +284,9 @@ class Coordinator:
             tolerance = self._next_round_tolerance(ctx, weights)
             data = replace(data, cross_class_tolerance=tolerance)
         metric_of = (ctx.workload.metric_name, metric)
-        cid, _ = publish_round(self.store, data, bounty_id, round_ + 1, weights, metric_of, combined.velocity)
+        cid, _ = publish_round(
+            self.store, data, bounty_id, round_ + 1, weights, metric_of, combined.velocity, selected.scores
+        )
         try:
             self.market.close_round(bounty_id, cid)
         except (

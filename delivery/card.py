@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from judge.audit import AuditReport
 from ledger.amounts import format_amount
 from ledger.market import split_task_id
+from protocol.manifests import UpdateScore
 
 
 class _Card(BaseModel):
@@ -24,6 +25,9 @@ class RoundModel(_Card):
     manifest_cid: str
     model_cid: str
     metric: float | None
+    update_scores: list[UpdateScore] = Field(
+        default_factory=list, description="the round before's updates, each scored alone; used: in this model"
+    )
 
 
 class Contributor(_Card):
@@ -143,13 +147,15 @@ def render_markdown(card: ModelCard) -> str:
         "",
         f"## Held-out {card.metric_name} per round ({better})",
         "",
-        "| round | " + card.metric_name + " | model |",
-        "|---|---|---|",
+        "| round | " + card.metric_name + " | updates used (each scored alone) | model |",
+        "|---|---|---|---|",
     ]
     for r in card.history:
         label = "final" if r.round == card.rounds else str(r.round)
         value = "–" if r.metric is None else f"{r.metric:.4f}"
-        lines.append(f"| {label} | {value} | `{r.model_cid}` |")
+        scores = " ".join(f"{s.score:.4f}" if s.used else f"~~{s.score:.4f}~~" for s in r.update_scores)
+        used = f"{sum(s.used for s in r.update_scores)}/{len(r.update_scores)} {scores}" if r.update_scores else "–"
+        lines.append(f"| {label} | {value} | {used} | `{r.model_cid}` |")
     lines += ["", "## Contributors (accepted tasks in this model)", ""]
     lines += [
         f"- `{c.volunteer}`: {len(c.accepted_tasks)} tasks, earned {c.earned} base units" for c in card.contributors

@@ -93,7 +93,9 @@ def pull(index: EventIndex, view: ChainView, bounty_id: int, round_: int | None 
         holdout_cid=manifest.holdout_cid,
         shard_cids=list(manifest.shard_cids),
         history=[
-            RoundModel(round=r, manifest_cid=models[r], model_cid=m.model_cid, metric=m.metric)
+            RoundModel(
+                round=r, manifest_cid=models[r], model_cid=m.model_cid, metric=m.metric, update_scores=m.update_scores
+            )
             for r, m in manifests.items()
             if r <= round_
         ],

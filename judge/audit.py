@@ -9,11 +9,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from content.inputs import load_inputs
-from judge.commit import CommitAudit, audit_commit, audit_recorded, replay_segments
-from judge.context import MAX_MANIFEST_READ, ChainView, Commit
+from judge.commit import CommitAudit, audit_recorded, replay_segments
+from judge.context import MAX_MANIFEST_READ, ChainView, Commit, RoundContext
 from judge.draw import sampled
+from judge.improvement import SCORE_AGREEMENT, RoundUpdates, round_updates, worse
 from ledger.index import Event, EventIndex
-from ledger.market import task_id_of
 from protocol.aggregate import aggregate
 from protocol.cid import b58decode, cid_of
 from protocol.errors import ContentError
@@ -318,14 +318,42 @@ def check_aggregates(view: ChainView, bounty_id: int, events: list[Event]) -> li
     problems = []
     for round_, manifest in sorted(following.items()):
         ctx = view.load(opened[round_])
-        tasks = [task_id_of(bounty_id, round_, shard) for shard in range(ctx.spec.data.shards)]
-        updates = [u for u in (audit_commit(view, t).update for t in tasks) if u is not None]
+        selected = round_updates(view, ctx)
+        problems += _score_problems(ctx, selected, manifest)
+        # A manifest from before scores were published used every usable update.
+        updates = (
+            selected.chosen_by(manifest.update_scores) if manifest.update_scores else list(selected.updates.values())
+        )
         combined = aggregate(view.round_weights(ctx), updates, ctx.spec.aggregation, view.velocity(ctx))
         velocity = None if combined.velocity is None else cid_of(to_bytes(combined.velocity))
         if cid_of(to_bytes(combined.weights)) != manifest.model_cid or velocity != manifest.outer_velocity_cid:
             problems.append(
                 f"round {round_ + 1}'s model {manifest.model_cid} is not what round {round_}'s model and its "
                 f"{len(updates)} accepted updates make under the spec's aggregation"
+            )
+    return problems
+
+
+def _score_problems(ctx: RoundContext, selected: RoundUpdates, manifest: RoundManifest) -> list[str]:
+    """Each published score must be ours (within SCORE_AGREEMENT: the coordinator may compute in another
+    numeric class), cover every usable update, and its `used` flag follow the spec's rule on the published
+    score."""
+    if not manifest.update_scores:
+        return []
+    where = f"round {ctx.opened.round + 1}'s manifest"
+    published = {s.task_id: s for s in manifest.update_scores}
+    problems = []
+    for ours in selected.scores:
+        theirs = published.get(ours.task_id)
+        if theirs is None or theirs.attempt != ours.attempt:
+            problems.append(f"{where} publishes no score for task {ours.task_id:#x}'s accepted update")
+        elif abs(theirs.score - ours.score) > SCORE_AGREEMENT * max(1.0, abs(ours.score)):
+            problems.append(
+                f"{where} scores task {ours.task_id:#x}'s update {theirs.score:.6g}; it scores {ours.score:.6g}"
+            )
+        elif theirs.used == worse(theirs.score, selected.base, ctx.workload.higher_is_better, ctx.spec.aggregation):
+            problems.append(
+                f"{where} {'used' if theirs.used else 'left out'} task {ours.task_id:#x}'s update against the spec's rule"
             )
     return problems
 

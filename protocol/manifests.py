@@ -52,6 +52,17 @@ class _Doc(BaseModel):
         return []
 
 
+class UpdateScore(_Doc):
+    """One accepted update's evidence (judge/improvement.py): the held-out score of the round's model with this
+    update alone applied, and whether the aggregate used it."""
+
+    task_id: int = Field(ge=0, lt=_UINT256)
+    attempt: int = Field(ge=0)
+    volunteer: str
+    score: float
+    used: bool
+
+
 class RoundManifest(_Doc):
     """Published by the coordinator; its CID is the `modelCid` of RoundOpened."""
 
@@ -69,6 +80,8 @@ class RoundManifest(_Doc):
     # The outer optimizer's momentum after the round that made this model (protocol.aggregate): tensors named
     # and shaped as the weights. None without outer momentum, and for round 0.
     outer_velocity_cid: str | None = None
+    # The previous round's accepted updates judged by what each did to its model (proof of improvement).
+    update_scores: list[UpdateScore] = Field(default_factory=list, max_length=256)
 
     def cids(self) -> list[str]:
         velocity = [] if self.outer_velocity_cid is None else [self.outer_velocity_cid]

@@ -30,6 +30,7 @@ LATER_FIELDS: dict[tuple[str, ...], object] = {
     ("data", "dataset"): None,
     ("aggregation", "outer_lr"): 1.0,
     ("aggregation", "outer_momentum"): 0.0,
+    ("aggregation", "exclude_worse_by"): None,
 }
 
 
@@ -89,6 +90,13 @@ class AggregationSpec(_Strict):
     outer_lr: float = Field(1.0, gt=0, le=2, description="outer learning rate on the combined update (DiLoCo)")
     outer_momentum: float = Field(
         0.0, ge=0, lt=1, description="outer Nesterov momentum; 0 with outer_lr 1 is FedAvg (see docs/protocol.md)"
+    )
+    exclude_worse_by: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="leave out of the aggregate an update that alone leaves the held-out score worse than the "
+        "round's by more than this fraction (None: every usable update is used; all are scored and published)",
     )
 
 

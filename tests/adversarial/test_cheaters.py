@@ -18,13 +18,16 @@ from content.store import ContentStore
 from coordinator.rounds import Coordinator
 from devtools.adversaries import lazy_trainer, partial_faker
 from devtools.anvil import Anvil
+from judge.audit import audit
 from judge.context import ChainView
 from ledger.errors import error_class
-from ledger.market import TaskStatus
+from ledger.index import EventIndex
+from ledger.market import TaskStatus, task_id_of
 from node.defense import Defender
 from node.trainer import TaskInput, TraceResult, train_task
 from protocol.aggregate import aggregate
 from protocol.cid import cid_of
+from protocol.manifests import RoundManifest
 from protocol.spec import AggregationSpec
 from protocol.tensors import Tensors, canonical_hash, to_bytes
 from protocol.training import MODEL_PREFIX, initial_weights
@@ -313,6 +316,50 @@ def test_robust_aggregation_at_its_defaults_bounds_a_poisoned_update_that_went_u
     assert float(naive["w"].norm()) > 1e6 * honest_step
     # One poisoned update among the bounty's few moves the model about as far as an honest round does.
     assert float(robust["w"].norm()) < 1.5 * honest_step and math.isfinite(float(robust["w"].sum()))
+
+
+def reckless(task: TaskInput, *rest: Any) -> TraceResult:
+    """Trains with a learning rate 1,000× the spec's: a complete, self-consistent trace whose update wrecks the
+    model. Only a replay would tell, and the test's bounty checks almost nothing."""
+    optimizer = task.spec.optimizer.model_copy(update={"lr": 3.0})
+    return train_task(replace(task, spec=task.spec.model_copy(update={"optimizer": optimizer})), *rest)
+
+
+def test_an_unchecked_update_that_makes_the_model_worse_is_left_out_with_its_score_published(
+    arena: Arena, tmp_path: Path
+) -> None:
+    s = spec(rounds=2, data={"shards": 3}, aggregation={"exclude_worse_by": 0.05}, optimizer={"lr": 0.003})
+    # One check in 10,000 (stake × that still covers the tiny reward): nobody's commit is replayed.
+    bounty_id = post(arena, s, checkBps=1, minCheckBps=1, rewardPerTask=UNIT // 100)
+    volunteers = [arena.account() for _ in range(3)]
+    for volunteer in volunteers:
+        task_id = arena.work_once(volunteer)
+        assert task_id is not None and arena.verify(task_id) == [None, None]  # unchecked: nobody votes
+    arena.settle(bounty_id)
+    first = arena.coordinator.try_close_round(bounty_id)
+    assert first is not None, [arena.status(t) for t in arena.coordinator.current_tasks(bounty_id)]
+    for volunteer in volunteers[:2]:
+        task_id = arena.work_once(volunteer)
+        assert task_id is not None and arena.verify(task_id) == [None, None]
+    wrecked = arena.work_once(volunteers[2], reckless)
+    assert wrecked is not None and arena.verify(wrecked) == [None, None]
+    arena.settle(bounty_id)
+    closed = arena.coordinator.try_close_round(bounty_id)
+    assert closed is not None and closed.finalized
+    final = RoundManifest.parse(arena.m.store.get(closed.manifest_cid))
+    scores = {score.task_id: score for score in final.update_scores}
+    assert set(scores) == {task_id_of(bounty_id, 1, shard) for shard in range(3)}
+    assert not scores[wrecked].used and scores[wrecked].score < 0.95 * first.metric
+    assert all(score.used for task, score in scores.items() if task != wrecked)
+    assert closed.accepted_updates == 2
+    assert arena.status(wrecked) == TaskStatus.ACCEPTED and not arena.slashed(wrecked, volunteers[2].address)
+    # Anyone recomputes the scores, the selection and the aggregate from the chain and the content store.
+    report = audit(
+        EventIndex(tmp_path / "index.sqlite", arena.m.poster),
+        ChainView(arena.m.poster, arena.m.store),
+        bounty_id=bounty_id,
+    )
+    assert report.data_problems == []
 
 
 @pytest.mark.slow

@@ -70,6 +70,9 @@ def test_pull_writes_the_final_model_with_its_card_and_eval_recomputes_the_publi
     assert cid_of((out / "model.safetensors").read_bytes()) == manifest.model_cid  # the weights as published
     assert card["metric_name"] == "accuracy" and card["metric"] == manifest.metric
     assert [r["round"] for r in card["history"]] == [0, 1, 2, 3]
+    # Each later model names the round before's four accepted updates, each scored alone on the held-out data.
+    assert [len(r["update_scores"]) for r in card["history"]] == [0, 4, 4, 4]
+    assert all(s["used"] for r in card["history"] for s in r["update_scores"])  # the demo's spec excludes none
     # Contributors are who was paid for the tasks in this model; the slashed are named with their stake lost.
     paid = {summary.names[c["volunteer"]] for c in card["contributors"]}
     assert paid and paid.isdisjoint({"lazy"})
@@ -162,6 +165,10 @@ def test_bounty_show_and_the_explorer_lead_to_the_final_model(demos: Run) -> Non
         assert served.status_code == 200 and cid_of(served.content) == manifest.model_cid
         assert "attachment" in served.headers["content-disposition"]
         assert client.get("/api/bounties/999/model").status_code == 404
+        final_row = client.get(f"/api/bounties/{summary.bounty_id}").json()["round_history"][-1]
+        assert final_row["final"] and [s["score"] for s in final_row["update_scores"]] == [
+            s.score for s in manifest.update_scores
+        ]
 
 
 def test_a_pulled_language_model_generates_text_the_same_way_for_the_same_seed(demos: Run, tmp_path: Path) -> None:

@@ -1,0 +1,79 @@
+"""Proof of improvement: every accepted update judged by what it does to the model (anchor: Templar's gauntlet).
+
+Before a round closes, each usable accepted update is applied alone to the round's model and scored on the
+held-out split with the family's metric (protocol.training.held_out_score, the score each round manifest
+publishes). The scores go into the next round's manifest with whether each update was used, so the explorer
+shows the evidence and anyone recomputes it from CIDs. With the spec's `aggregation.exclude_worse_by` set, an
+update that leaves the model worse than the round's own score by more than that fraction is left out of the
+aggregate (it was accepted and is paid: an honest update can be unlucky on held-out data; it only does not
+steer the model). The coordinator's close, its early preparation and the auditor share this one selection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from judge.commit import audit_commit
+from judge.context import ChainView, RoundContext
+from ledger.market import task_id_of
+from protocol.manifests import UpdateScore
+from protocol.spec import AggregationSpec
+from protocol.tensors import Tensors
+from protocol.training import held_out_score, load_state
+
+# Scores published by another machine may differ from ours in the last bits (another numeric class): an
+# auditor accepts a recomputed score this close and judges selection by the published scores.
+SCORE_AGREEMENT = 1e-4
+
+
+@dataclass(frozen=True)
+class RoundUpdates:
+    base: float  # the round model's own held-out score
+    updates: dict[int, Tensors]  # task id -> its usable accepted update
+    scores: list[UpdateScore]  # every usable update's evidence, in shard order, used or not
+    unusable: dict[int, list[str]]  # task id -> why its accepted content cannot be used
+
+    @property
+    def used(self) -> list[Tensors]:
+        """What the aggregate is made of, in shard order."""
+        return [self.updates[s.task_id] for s in self.scores if s.used]
+
+    def chosen_by(self, published: list[UpdateScore]) -> list[Tensors]:
+        """The updates a manifest says were used (its scores, which may come from another numeric class)."""
+        return [self.updates[s.task_id] for s in published if s.used and s.task_id in self.updates]
+
+
+def worse(score: float, base: float, higher_is_better: bool, spec: AggregationSpec) -> bool:
+    """Whether an update scoring `score` hurt a model scoring `base` by more than the spec tolerates."""
+    if spec.exclude_worse_by is None:
+        return False
+    allowed = spec.exclude_worse_by * abs(base)
+    return score < base - allowed if higher_is_better else score > base + allowed
+
+
+def round_updates(view: ChainView, ctx: RoundContext) -> RoundUpdates:
+    """The round's accepted updates (each task's current attempt), scored and selected."""
+    spec, workload = ctx.spec, ctx.workload
+    weights = view.round_weights(ctx)
+    holdout = view.tensors(ctx.manifest.holdout_cid)
+    base = ctx.manifest.metric
+    if base is None:  # a manifest from before scores were published
+        base = held_out_score(spec, workload, load_state(spec, weights, workload).model, holdout)
+    updates, scores, unusable = {}, [], {}
+    for shard in range(spec.data.shards):
+        task_id = task_id_of(ctx.opened.bounty_id, ctx.opened.round, shard)
+        audit = audit_commit(view, task_id)
+        if audit.update is None:
+            unusable[task_id] = audit.problems
+            continue
+        update = audit.update
+        candidate = {name: w + update[name] for name, w in weights.items()}
+        score = held_out_score(spec, workload, load_state(spec, candidate, workload).model, holdout)
+        keep = not worse(score, base, workload.higher_is_better, spec.aggregation)
+        commit = audit.commit
+        assert commit is not None  # audit_commit always names the attempt it audited
+        scores.append(
+            UpdateScore(task_id=task_id, attempt=commit.attempt, volunteer=commit.volunteer, score=score, used=keep)
+        )
+        updates[task_id] = update
+    return RoundUpdates(base, updates, scores, unusable)
