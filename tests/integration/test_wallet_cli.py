@@ -177,6 +177,11 @@ def test_dispute_posts_the_bond_and_forces_a_check_but_never_from_the_volunteer_
     assert "only a committed task can be disputed" in again
 
 
+def post_case(case: str, spec_file: str, message: str) -> tuple[str, list[str], dict[str, str], str]:
+    """A `bounty post` of one of the test's spec files that must be refused with `message`."""
+    return (case, ["bounty", "post", f"SPEC:{spec_file}", "--wallet", "alice", "--yes"], {}, message)
+
+
 BAD_INPUT = [
     (
         "wrong password",
@@ -214,44 +219,18 @@ BAD_INPUT = [
         {},
         "no deployment manifest",
     ),
-    ("malformed spec", ["bounty", "post", "SPEC:bad.toml", "--wallet", "alice", "--yes"], {}, "is not valid TOML"),
-    (
-        "spec without terms",
-        ["bounty", "post", "SPEC:noterms.toml", "--wallet", "alice", "--yes"],
-        {},
-        "has no [bounty] table",
-    ),
-    ("bad spec value", ["bounty", "post", "SPEC:badvalue.toml", "--wallet", "alice", "--yes"], {}, "steps_per_task"),
-    (
-        "spec over memory budget",
-        ["bounty", "post", "SPEC:huge.toml", "--wallet", "alice", "--yes"],
-        {},
-        "over the protocol's 8192 MB budget",
-    ),
-    (
+    post_case("malformed spec", "bad.toml", "is not valid TOML"),
+    post_case("spec without terms", "noterms.toml", "has no [bounty] table"),
+    post_case("bad spec value", "badvalue.toml", "steps_per_task"),
+    post_case("spec over memory budget", "huge.toml", "over the protocol's 8192 MB budget"),
+    post_case(
         "tolerance tighter than honest cpus",
-        ["bounty", "post", "SPEC:tight.toml", "--wallet", "alice", "--yes"],
-        {},
+        "tight.toml",
         "replay.tolerance 1e-09 is tighter than honest training of this model on other CPUs lands",
     ),
-    (
-        "dataset that is not a dataset",
-        ["bounty", "post", "SPEC:notdata.toml", "--wallet", "alice", "--yes"],
-        {},
-        "malformed DatasetManifest",
-    ),
-    (
-        "dataset not in the store",
-        ["bounty", "post", "SPEC:nodata.toml", "--wallet", "alice", "--yes"],
-        {},
-        "(publish it there with `shardwork dataset add`)",
-    ),
-    (
-        "base model of another shape",
-        ["bounty", "post", "SPEC:wrongbase.toml", "--wallet", "alice", "--yes"],
-        {},
-        "is not a mnist-mlp model of these params",
-    ),
+    post_case("dataset that is not a dataset", "notdata.toml", "malformed DatasetManifest"),
+    post_case("dataset not in the store", "nodata.toml", "(publish it there with `shardwork dataset add`)"),
+    post_case("base model of another shape", "wrongbase.toml", "is not a mnist-mlp model of these params"),
     ("json without yes", ["stake", "1", "--wallet", "alice", "--json"], {}, "--json needs --yes"),
     ("bad task id", ["audit", "task", "twelve"], {}, "is not a task id"),
 ]
