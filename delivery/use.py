@@ -29,8 +29,7 @@ def read_data(path: Path, loaded: LoadedModel) -> Tensors:
             raise PullError(f"{path}: {exc}") from None
     else:
         data = loaded.workload.data_from_text(raw)
-    loaded.workload.check_data(data)
-    return data
+    return data  # its layout is checked by `evaluate`, as the held-out split's is
 
 
 def evaluate(loaded: LoadedModel, data: Tensors) -> float:

@@ -58,7 +58,7 @@ def test_generation_repeats_for_a_seed_and_differs_for_another() -> None:
     assert LM.generate(model, "To be", 40, 1.0, seed=8) != first
     greedy = LM.generate(model, "", 12, 0.0, seed=0)  # temperature 0: the likeliest, whatever the seed
     assert greedy == LM.generate(model, "", 12, 0.0, seed=99)
-    assert LM.generate(model, "a prompt far longer than the eight-token context", 5, 0.5, seed=1)
+    assert len(LM.generate(model, "a prompt far longer than the eight-token context", 5, 0.5, seed=1)) == 5
     assert model.training  # handed back as it came
     with pytest.raises(SpecError, match="not a language model"):
         MLP.generate(MLP.build_model(), "hi", 5, 1.0, seed=0)
