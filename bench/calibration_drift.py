@@ -10,7 +10,9 @@ calibration's own replay in the native and scalar classes). It is compared with 
   - `per_round_holdout`: from the round's model, on the job's holdout (data the model has not seen);
   - `per_round_shard`: from the round's model, on shard 0 (what the coordinator does; it also never lets δ×
     shrink below an earlier round's).
-A margin (δ× ÷ truth) below 1 means honest work in that round would be failed.
+A margin (δ× ÷ truth) below 1 means honest work in that round would be failed. `margin_carried` takes as the
+truth a task that starts from the optimizer state training ended with (optimizer.carry_state), while δ× is
+still measured from a fresh optimizer.
 
   ./scripts/bench calibration-drift [--json] [--steps 200]
 """
@@ -43,6 +45,8 @@ def drift(family: str, steps: int) -> dict[str, Any]:
             )
     trained = {n[len(MODEL_PREFIX) :]: t for n, t in state.tensors().items() if n.startswith(MODEL_PREFIX)}
     truth = max(calibrate(spec, trained, shards[1]).measured.values())
+    # With optimizer.carry_state the task starts from the state training ended with, not a fresh optimizer.
+    carried_truth = max(calibrate(spec, state.tensors(), shards[1]).measured.values())
     designs = {
         "once_synthetic": calibrate(spec).tolerance,
         "per_round_synthetic": calibrate(spec, trained).tolerance,
@@ -53,8 +57,12 @@ def drift(family: str, steps: int) -> dict[str, Any]:
     }
     return {
         "honest_distance": truth,
+        "honest_distance_carried": carried_truth,
         "tolerance": designs,
         "margin": {name: tolerance / truth if truth else None for name, tolerance in designs.items()},
+        "margin_carried": {
+            name: tolerance / carried_truth if carried_truth else None for name, tolerance in designs.items()
+        },
     }
 
 
@@ -70,6 +78,9 @@ def main() -> None:
         "trained_steps": args.steps,
         "families": families,
         "min_margin": {d: min(f["margin"][d] for f in families.values() if f["margin"][d]) for d in designs},
+        "min_margin_carried": {
+            d: min(f["margin_carried"][d] for f in families.values() if f["margin_carried"][d]) for d in designs
+        },
         "seconds": round(time.monotonic() - started, 1),
     }
     if not args.json:

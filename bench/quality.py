@@ -1,15 +1,19 @@
 """The marketplace's model against training without it, at equal compute (issue 16's quality bench).
 
 The marketplace is simulated with its own code, without a chain: each round every shard's task trains the
-round's model for `steps` inner steps from a fresh optimizer (protocol.training.run_steps, the volunteers'
-step), the updates are combined by the spec's aggregation and applied by the outer optimizer
-(protocol.aggregate). It is compared, on the held-out split, with
+round's model for `steps` inner steps (protocol.training.run_steps, the volunteers' step) from a fresh
+optimizer or, "carried", from the optimizer state its shard's task ended the previous round with; the
+updates are combined by the spec's aggregation and applied by the outer optimizer (protocol.aggregate).
+"churn": a quarter of the tasks are first committed by a cheater (trained on another seed), slashed and
+redone. "poisoned": halfway through, shard 0's update is scaled 100× and accepted unchecked; proof of
+improvement (aggregation.exclude_worse_by 0.05, judge/improvement.py's rule) is on, and `left_out` counts
+the updates it left out. Compared, on the held-out split, with
   - synchronous data-parallel training: one optimizer step per combined batch of every shard's batch
     (DiLoCo's own comparison), as many steps as the inner steps of one task per round;
   - sequential training: one worker, the shards' data pooled, as many steps as all tasks together (the demo's
     baseline).
-Equal samples throughout. `gap_pct` (loss; lower is better) and `gap_points` (accuracy) are the marketplace's
-distance to data-parallel: positive means worse.
+Equal samples throughout (a cheater's thrown-away attempts aside). `gap_pct` (loss; lower is better) and
+`gap_points` (accuracy) are the marketplace's distance to data-parallel: positive means worse.
 
   ./scripts/bench quality [--json] [--rounds 12] [--shards 4] [--workload lm|mnist|both]
 """
@@ -18,22 +22,52 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from devtools.scenario import WORKLOADS
+from judge.improvement import worse
 from protocol import datasets
 from protocol.aggregate import aggregate
 from protocol.seeds import task_seed
 from protocol.spec import TrainingSpec
 from protocol.tensors import Tensors
-from protocol.training import deterministic, initial_weights, load_state, run_steps
+from protocol.training import (
+    deterministic,
+    held_out_score,
+    initial_weights,
+    inner_state,
+    load_state,
+    run_steps,
+    task_start,
+)
 from protocol.workloads import Workload, resolve
 
-# (outer lr, outer momentum): FedAvg is (1, 0), today's default; then DiLoCo-style Nesterov settings.
-OUTER = {"fedavg": (1.0, 0.0), "nesterov_1.0_0.5": (1.0, 0.5), "nesterov_0.7_0.9": (0.7, 0.9)}
+
+@dataclass(frozen=True)
+class Setting:
+    outer_lr: float
+    outer_momentum: float
+    carry: bool  # each shard's inner optimizer state goes on into its next round's task (optimizer.carry_state)
+    churn: float = 0.0  # share of tasks first committed by a cheater (slashed) and redone by an honest volunteer
+    poison: bool = False  # one update, mid-run, scaled 100× and accepted unchecked; proof of improvement on
+
+
+# FedAvg is (1, 0), the spec's default; then DiLoCo-style Nesterov settings; then the best of them under churn and
+# with a poisoned update that escaped its check.
+SETTINGS = {
+    "fedavg": Setting(1.0, 0.0, False),
+    "nesterov_1.0_0.5": Setting(1.0, 0.5, False),
+    "nesterov_1.0_0.5_carried": Setting(1.0, 0.5, True),
+    "nesterov_0.7_0.9_carried": Setting(0.7, 0.9, True),
+    "nesterov_1.0_0.5_carried_churn": Setting(1.0, 0.5, True, churn=0.25),
+    "nesterov_1.0_0.5_carried_poisoned": Setting(1.0, 0.5, True, poison=True),
+}
+EXCLUDE_WORSE_BY = 0.05  # the poisoned run's aggregation.exclude_worse_by
 
 
 def _spec(workload: str, shards: int, rounds: int, steps: int) -> TrainingSpec:
@@ -43,20 +77,50 @@ def _spec(workload: str, shards: int, rounds: int, steps: int) -> TrainingSpec:
     )
 
 
-def marketplace(spec: TrainingSpec, workload: Workload, shards: list[Tensors], lr: float, momentum: float) -> Tensors:
-    aggregation = spec.aggregation.model_copy(update={"outer_lr": lr, "outer_momentum": momentum})
+def marketplace(
+    spec: TrainingSpec, workload: Workload, shards: list[Tensors], holdout: Tensors, setting: Setting
+) -> tuple[Tensors, int]:
+    """The final model, and how many updates proof of improvement left out."""
+    aggregation = spec.aggregation.model_copy(
+        update={
+            "outer_lr": setting.outer_lr,
+            "outer_momentum": setting.outer_momentum,
+            "exclude_worse_by": EXCLUDE_WORSE_BY if setting.poison else None,
+        }
+    )
     weights = initial_weights(spec)
     velocity: Tensors | None = None
+    carried: list[Tensors | None] = [None] * len(shards)
+    churn = random.Random(7)
+    left_out = 0
+
+    def score(w: Tensors) -> float:
+        return held_out_score(spec, workload, load_state(spec, w, workload).model, holdout)
+
     for round_ in range(spec.rounds):
-        updates = []
+        updates, ends = [], []
         for shard_index, shard in enumerate(shards):
-            state = load_state(spec, weights, workload)
             seed = task_seed(0, round_, shard_index, round_.to_bytes(32, "big"))
-            run_steps(state, workload, shard, seed, 0, spec.steps_per_task, spec.batch_size)
-            updates.append({n: p.detach() - weights[n] for n, p in state.model.named_parameters()})
-        combined = aggregate(weights, updates, aggregation, velocity)
+            attempts = [b"cheater" + seed[7:], seed] if churn.random() < setting.churn else [seed]
+            for attempt_seed in attempts:  # a cheater's attempt is slashed and thrown away; the redo is kept
+                state = load_state(spec, task_start(weights, carried[shard_index]), workload)
+                run_steps(state, workload, shard, attempt_seed, 0, spec.steps_per_task, spec.batch_size)
+            update = {n: p.detach() - weights[n] for n, p in state.model.named_parameters()}
+            if setting.poison and round_ == spec.rounds // 2 and shard_index == 0:
+                update = {n: 100 * u for n, u in update.items()}
+            updates.append(update)
+            ends.append(inner_state(state.tensors()) if setting.carry else None)
+        used = [True] * len(updates)
+        if aggregation.exclude_worse_by is not None:  # judge/improvement.py's rule on each update alone
+            base = score(weights)
+            for index, update in enumerate(updates):
+                alone = score({n: w + update[n] for n, w in weights.items()})
+                used[index] = not worse(alone, base, workload.higher_is_better, aggregation)
+        left_out += used.count(False)
+        combined = aggregate(weights, [u for u, keep in zip(updates, used, strict=True) if keep], aggregation, velocity)
         weights, velocity = combined.weights, combined.velocity
-    return weights
+        carried = [end if keep else None for end, keep in zip(ends, used, strict=True)]
+    return weights, left_out
 
 
 def data_parallel(spec: TrainingSpec, workload: Workload, shards: list[Tensors]) -> Tensors:
@@ -89,7 +153,7 @@ def compare(name: str, shards_n: int, rounds: int, steps: int) -> dict[str, Any]
     shards, holdout = datasets.split(workload.dataset, spec.data)
 
     def score(weights: Tensors) -> float:
-        return workload.evaluate(load_state(spec, weights, workload).model, holdout)
+        return held_out_score(spec, workload, load_state(spec, weights, workload).model, holdout)
 
     started = time.monotonic()
     with deterministic(spec.replay):
@@ -101,11 +165,10 @@ def compare(name: str, shards_n: int, rounds: int, steps: int) -> dict[str, Any]
             "inner_steps": steps,
             "data_parallel": score(data_parallel(spec, workload, shards)),
             "sequential": score(sequential(spec, workload, shards)),
-            "marketplace": {
-                label: score(marketplace(spec, workload, shards, lr, momentum))
-                for label, (lr, momentum) in OUTER.items()
-            },
         }
+        runs = {label: marketplace(spec, workload, shards, holdout, setting) for label, setting in SETTINGS.items()}
+        result["marketplace"] = {label: score(weights) for label, (weights, _) in runs.items()}
+        result["left_out"] = {label: n for label, (_, n) in runs.items() if SETTINGS[label].poison}
     dp = result["data_parallel"]
     for label, value in result["marketplace"].items():
         if workload.higher_is_better:

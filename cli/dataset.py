@@ -16,12 +16,22 @@ dataset_app = typer.Typer(help="Publish your own training data to the content st
 @dataset_app.command("add")
 def dataset_add(
     paths: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Argument(
             help="Text files (UTF-8; joined by line breaks, in this order) for language models, or .safetensors "
-            "files laid out as the family's shards (classifiers: x float32 [N, 784] and y int64 class labels)."
+            "files laid out as the family's shards (classifiers: x float32 [N, 784] and y int64 class labels).",
+            show_default=False,
         ),
-    ],
+    ] = None,
+    builtin: Annotated[
+        str | None,
+        typer.Option(
+            "--builtin",
+            help="Publish a family's built-in dataset instead (mnist or shakespeare): a spec naming it gets the "
+            "same shards as one naming none, and nodes need no package to recompute them.",
+            metavar="NAME",
+        ),
+    ] = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -30,11 +40,17 @@ def dataset_add(
     anyone can recompute (`shardwork audit bounty` does). Nothing is stored unless every file is usable."""
     with _errors():
         from config.settings import load_settings
-        from content.inputs import publish_dataset
+        from content.inputs import publish_builtin, publish_dataset
         from content.ipfs import open_store
+        from protocol.spec import SpecError
 
+        if bool(paths) == (builtin is not None):
+            raise SpecError("name the files to publish or --builtin NAME: one of the two")
         location = store or load_settings().store
-        cid, manifest, examples = publish_dataset(open_store(location), paths)
+        if builtin is not None:
+            cid, manifest, examples = publish_builtin(open_store(location), builtin)
+        else:
+            cid, manifest, examples = publish_dataset(open_store(location), paths or [])
         count = len(next(iter(examples.values())))
         unit = "tokens" if manifest.kind == "text" else "examples"
         size = sum(f.bytes for f in manifest.files)

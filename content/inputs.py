@@ -53,7 +53,7 @@ def publish_dataset(store: ContentStore, paths: Sequence[Path]) -> tuple[str, Da
     if len(kinds) > 1:
         raise SpecError("a dataset is all text files or all .safetensors files, not both")
     kind: Literal["text", "tensors"] = "tensors" if kinds == {"tensors"} else "text"
-    blobs, files, total = [], [], 0
+    files, total = [], 0
     for path in paths:
         if not path.is_file():
             raise SpecError(f"no file at {path}")
@@ -67,13 +67,24 @@ def publish_dataset(store: ContentStore, paths: Sequence[Path]) -> tuple[str, Da
         total += size
         if total > datasets.MAX_DATASET_BYTES:
             raise SpecError(f"the files add up to over the {datasets.MAX_DATASET_BYTES}-byte limit of a dataset")
-        blob = path.read_bytes()
-        blobs.append(blob)
-        files.append((path.name, blob))
+        files.append((path.name, path.read_bytes()))
+    return _publish(store, kind, files)
+
+
+def publish_builtin(store: ContentStore, name: str) -> tuple[str, DatasetManifest, Tensors]:
+    """A family's built-in dataset published as an ordinary dataset (protocol.datasets.builtin_files): a spec
+    naming it gets the same shards as one naming none."""
+    return _publish(store, *datasets.builtin_files(name))
+
+
+def _publish(
+    store: ContentStore, kind: Literal["text", "tensors"], files: list[tuple[str, bytes]]
+) -> tuple[str, DatasetManifest, Tensors]:
     manifest = DatasetManifest(
         kind=kind,
         files=[DatasetFile(name=name[:255], cid=cid_of(blob), bytes=len(blob)) for name, blob in files],
     )
+    blobs = [blob for _, blob in files]
     examples = datasets.decode(manifest, blobs)  # refuses non-UTF-8 text, malformed or mismatched tensors
     for blob in blobs:
         store.put(blob)

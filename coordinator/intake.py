@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from content.inputs import Inputs, load_inputs
 from content.store import ContentStore
-from protocol.manifests import RoundManifest, UpdateScore
+from protocol.manifests import InnerState, RoundManifest, UpdateScore
 from protocol.spec import TrainingSpec
 from protocol.tensors import Tensors, to_bytes
 
@@ -51,9 +51,12 @@ def publish_round(
     metric: tuple[str, float] | None = None,
     velocity: Tensors | None = None,
     scores: list[UpdateScore] | None = None,
+    carried: list[tuple[Tensors, int] | None] | None = None,
 ) -> tuple[str, RoundManifest]:
-    """Publishes the round's model (and the outer optimizer's velocity that came with it) and manifest; the
-    manifest's CID is what `openRound` records."""
+    """Publishes the round's model (and the outer optimizer's velocity that came with it), each shard's
+    `carried` optimizer state with the inner steps it has counted, and the manifest; the manifest's CID is what
+    `openRound` records."""
+    states = [None if c is None else InnerState(cid=store.put(to_bytes(c[0])), steps=c[1]) for c in carried or []]
     manifest = RoundManifest(
         bounty_id=bounty_id,
         round=round_,
@@ -66,5 +69,6 @@ def publish_round(
         cross_class_tolerance=data.cross_class_tolerance,
         outer_velocity_cid=None if velocity is None else store.put(to_bytes(velocity)),
         update_scores=scores or [],
+        inner_states=states,
     )
     return store.put(manifest.canonical_bytes()), manifest

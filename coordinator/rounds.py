@@ -284,8 +284,9 @@ class Coordinator:
             tolerance = self._next_round_tolerance(ctx, weights)
             data = replace(data, cross_class_tolerance=tolerance)
         metric_of = (ctx.workload.metric_name, metric)
+        carried = None if finalized else selected.carried(ctx)  # no task starts from the final round's states
         cid, _ = publish_round(
-            self.store, data, bounty_id, round_ + 1, weights, metric_of, combined.velocity, selected.scores
+            self.store, data, bounty_id, round_ + 1, weights, metric_of, combined.velocity, selected.scores, carried
         )
         try:
             self.market.close_round(bounty_id, cid)

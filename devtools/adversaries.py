@@ -65,7 +65,7 @@ def partial_faker(
         save = _saver(store, refs)
 
         with deterministic(spec.replay):
-            state = load_state(spec, task.round_weights, task.workload)
+            state = load_state(spec, task.start(), task.workload)
             save(0, state.tensors())
             for segment in range(spec.segments):
                 first = segment * spec.checkpoint_interval
@@ -81,7 +81,7 @@ def partial_faker(
                     # A real optimizer state keeps later checkpoints well-formed after a faked first segment.
                     run_steps(state, task.workload, task.shard, task.seed, first, 1, spec.batch_size)
                 if segment in faked and keep_counters:
-                    _set_step_counters(state, first + spec.checkpoint_interval)
+                    _set_step_counters(state, (task.carried_steps or 0) + first + spec.checkpoint_interval)
                 save(first + spec.checkpoint_interval, state.tensors())
         return publish_trace(task, store, refs, state.tensors(copy=False), losses)
 
@@ -124,7 +124,7 @@ def segment_cheater(kind: str, segment: int = 1, size: float | None = None) -> C
                 count = sum(p.numel() for p in params.values())
                 for p in params.values():
                     p.add_(torch.randn_like(p) * (size or 1e-2) * moved / count**0.5)
-            _set_step_counters(state, first + interval)
+            _set_step_counters(state, (task.carried_steps or 0) + first + interval)
 
     def trainer(task: TaskInput, store: ContentStore, workdir: Path, *_: object) -> TraceResult:
         spec = task.spec
@@ -132,7 +132,7 @@ def segment_cheater(kind: str, segment: int = 1, size: float | None = None) -> C
         save = _saver(store, refs)
 
         with deterministic(spec.replay):
-            state = load_state(spec, task.round_weights, task.workload)
+            state = load_state(spec, task.start(), task.workload)
             save(0, state.tensors())
             for s in range(spec.segments):
                 first = s * spec.checkpoint_interval

@@ -17,7 +17,7 @@ from typing import Any
 
 from web3 import Web3
 
-from content.inputs import load_inputs
+from content.inputs import load_inputs, publish_builtin
 from content.store import LocalStore
 from coordinator.rounds import Coordinator, RoundResult
 from devtools.adversaries import lazy_trainer, partial_faker
@@ -39,7 +39,7 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     "mnist": {
         "name": "mnist-demo",
         "model": {"family": "mnist-mlp", "params": {"hidden": 64}},
-        "optimizer": {"name": "adam", "lr": 0.003},
+        "optimizer": {"name": "adam", "lr": 0.003, "carry_state": True},
         "batch_size": 32,
         "steps_per_task": 40,
         "checkpoint_interval": 5,
@@ -50,7 +50,7 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     "shakespeare": {
         "name": "shakespeare-demo",
         "model": {"family": "char-transformer", "params": {"context": 48, "dim": 48, "heads": 4, "layers": 2}},
-        "optimizer": {"name": "adam", "lr": 0.003},
+        "optimizer": {"name": "adam", "lr": 0.003, "carry_state": True},
         "batch_size": 16,
         "steps_per_task": 30,
         "checkpoint_interval": 5,
@@ -148,6 +148,10 @@ def run_scenario(
 
     store = LocalStore(home / "store")
     poster, coord = actors["poster"].market, actors["coordinator"].market
+    if spec.data.dataset is None:  # the family's built-in data, published as any poster's own would be
+        dataset_cid, _, _ = publish_builtin(store, resolve(spec.model).dataset)
+        spec = spec.model_copy(update={"data": spec.data.model_copy(update={"dataset": dataset_cid})})
+        say(f"poster: the built-in {resolve(spec.model).dataset} dataset published as {dataset_cid}")
     spec_cid = store.put(spec.canonical_bytes())
     terms = BOUNTY_TERMS.model_copy(update={"coordinator": coord.address})
     params = terms.posting(spec, spec_cid, poster.now())  # the checks `shardwork bounty post` makes

@@ -331,7 +331,23 @@ def check_aggregates(view: ChainView, bounty_id: int, events: list[Event]) -> li
                 f"round {round_ + 1}'s model {manifest.model_cid} is not what round {round_}'s model and its "
                 f"{len(updates)} accepted updates make under the spec's aggregation"
             )
+        problems += carried_problems(ctx, selected, manifest)
     return problems
+
+
+def carried_problems(ctx: RoundContext, selected: RoundUpdates, manifest: RoundManifest) -> list[str]:
+    """The optimizer states a manifest says each shard's next task starts from must be the end states of the
+    shard's used updates (none after the last round: no task starts from them)."""
+    last = manifest.round == ctx.spec.rounds
+    carried = None if last else selected.carried(ctx, manifest.update_scores or None)
+    expected = [None if c is None else (cid_of(to_bytes(c[0])), c[1]) for c in carried or []]
+    published = [None if s is None else (s.cid, s.steps) for s in manifest.inner_states]
+    if expected == published:
+        return []
+    return [
+        f"round {manifest.round}'s manifest names optimizer states its shards did not end round {ctx.opened.round} "
+        f"with ({sum(p is not None for p in published)} published, {sum(e is not None for e in expected)} expected)"
+    ]
 
 
 def _score_problems(ctx: RoundContext, selected: RoundUpdates, manifest: RoundManifest) -> list[str]:

@@ -14,7 +14,7 @@ from ledger.market import Market, Task
 from protocol.errors import ContentError, ContentMissing
 from protocol.manifests import TraceManifest, trace_manifest_limit
 from protocol.tensors import Tensors, canonical_hash, from_bytes
-from protocol.training import MODEL_PREFIX
+from protocol.training import MODEL_PREFIX, inner_state
 from protocol.verify import (
     SegmentVerdict,
     checkpoint_limit,
@@ -32,6 +32,8 @@ class CommitAudit:
     trace: TraceManifest | None = None
     commit: Commit | None = None  # the attempt this audit is about (replays check against its root)
     update: Tensors | None = None
+    # The optimizer state the last checkpoint ends with, kept when the spec carries it into the next round.
+    end_state: Tensors | None = None
     missing: bool = False  # some content was not (yet) retrievable, as opposed to wrong
 
     @property
@@ -82,11 +84,14 @@ def audit_recorded(view: ChainView, commit: Commit) -> CommitAudit:
             return audit
         # Larger content is refused unread; the limits follow from the spec's model, never a fixed cap.
         limit, update_max = checkpoint_limit(spec, ctx.workload), update_limit(spec, ctx.workload)
-        first = parse_checkpoint(view.store.get_buffer(trace.checkpoints[0].cid, limit), spec, ctx.workload, 0)
+        carried = view.carried_steps(task_id)
+        first_data = view.store.get_buffer(trace.checkpoints[0].cid, limit)
+        first = parse_checkpoint(first_data, spec, ctx.workload, 0, carried)
         last_ref = trace.checkpoints[-1]
-        last = parse_checkpoint(view.store.get_buffer(last_ref.cid, limit), spec, ctx.workload, last_ref.step)
+        last = parse_checkpoint(view.store.get_buffer(last_ref.cid, limit), spec, ctx.workload, last_ref.step, carried)
         update = from_bytes(view.store.get_buffer(commit.update_cid, update_max), ctx.weights_layout())
         round_weights = view.round_weights(ctx)
+        carried_state = view.carried_state(task_id) or {}
         if (
             "0x" + canonical_hash(first).hex() != trace.checkpoints[0].hash
             or "0x" + canonical_hash(last).hex() != last_ref.hash
@@ -94,12 +99,17 @@ def audit_recorded(view: ChainView, commit: Commit) -> CommitAudit:
             audit.problems.append("first or last checkpoint does not match its committed hash")
         elif not all(torch.equal(first[MODEL_PREFIX + n], w) for n, w in round_weights.items()):
             audit.problems.append("checkpoint 0 is not the round's model (stale or foreign start)")
+        elif not all(torch.equal(first[n], t) for n, t in carried_state.items()):
+            # A planted optimizer state steers the whole task while every segment's replay from it agrees.
+            audit.problems.append("checkpoint 0's optimizer state is not the one its shard carried")
         elif canonical_hash(update) != commit.update_hash:
             audit.problems.append("update does not match the committed update hash")
         elif not all(torch.equal(update[n], last[MODEL_PREFIX + n] - first[MODEL_PREFIX + n]) for n in update):
             audit.problems.append("update is not last checkpoint − first checkpoint")
         else:
             audit.update = update
+            if spec.optimizer.carry_state:
+                audit.end_state = inner_state(last) or None
     except ContentMissing as exc:
         audit.missing = True
         audit.problems.append(f"trace unavailable: {exc}")
@@ -140,6 +150,7 @@ def replay_segments(view: ChainView, audit: CommitAudit, segments: list[int] | t
                 start,
                 end,
                 cross_class_tolerance=ctx.manifest.cross_class_tolerance,
+                carried=view.carried_steps(task_id),
             )
         )
     return verdicts

@@ -15,11 +15,11 @@ from content.store import ContentStore
 from ledger.errors import ChainError
 from ledger.market import Market, OpenedRound, Task, TaskStatus, split_task_id
 from protocol.errors import ContentError, ContentInvalid
-from protocol.manifests import RoundManifest
+from protocol.manifests import InnerState, RoundManifest
 from protocol.seeds import task_seed
 from protocol.spec import TrainingSpec
 from protocol.tensors import Tensors, from_bytes
-from protocol.verify import Layout, update_limit, weights_layout
+from protocol.verify import Layout, checkpoint_limit, parse_inner_state, update_limit, weights_layout
 from protocol.workloads import Workload, resolve
 
 # A round manifest and a spec are a few kilobytes; anything past this is refused before it is read.
@@ -123,6 +123,24 @@ class ChainView:
             return None
         limit = update_limit(ctx.spec, ctx.workload)
         return from_bytes(self.store.get_buffer(cid, max_bytes=limit), ctx.weights_layout())
+
+    def carried(self, task_id: int) -> InnerState | None:
+        """The optimizer state the task starts from, as its round's manifest names it (None: a fresh optimizer)."""
+        return self.round_of_task(task_id).manifest.inner_state(split_task_id(task_id)[2])
+
+    def carried_steps(self, task_id: int) -> int | None:
+        """parse_checkpoint's `carried` for this task's checkpoints."""
+        state = self.carried(task_id)
+        return None if state is None else state.steps
+
+    def carried_state(self, task_id: int) -> Tensors | None:
+        """The tensors of `carried`, bounded and checked as a checkpoint's optimizer part."""
+        state = self.carried(task_id)
+        if state is None:
+            return None
+        ctx = self.round_of_task(task_id)
+        data = self.store.get_buffer(state.cid, max_bytes=checkpoint_limit(ctx.spec, ctx.workload))
+        return parse_inner_state(data, ctx.spec, ctx.workload, state.steps)
 
     def shard(self, task_id: int) -> Tensors:
         ctx = self.round_of_task(task_id)

@@ -73,13 +73,16 @@ def state_cids(view: ChainView, task: Task, trace: TraceManifest) -> dict[str, s
     return cids
 
 
-def load_state(view: ChainView, ctx: RoundContext, cids: dict[str, str], state_hash: bytes, step: int) -> Tensors:
-    """The state with `state_hash` at `step`, checked against its hash (ContentError when unavailable or wrong)."""
+def load_state(
+    view: ChainView, ctx: RoundContext, cids: dict[str, str], state_hash: bytes, step: int, carried: int | None
+) -> Tensors:
+    """The state with `state_hash` at `step`, checked against its hash (ContentError when unavailable or wrong);
+    `carried` as the task's (ChainView.carried_steps)."""
     cid = cids.get(hex_hash(state_hash))
     if cid is None:
         raise ContentError(f"no published state has hash {hex_hash(state_hash)[:18]}…")
     tensors = parse_checkpoint(
-        view.store.get_buffer(cid, checkpoint_limit(ctx.spec, ctx.workload)), ctx.spec, ctx.workload, step
+        view.store.get_buffer(cid, checkpoint_limit(ctx.spec, ctx.workload)), ctx.spec, ctx.workload, step, carried
     )
     if canonical_hash(tensors) != state_hash:
         raise ContentError(f"{cid} does not hash to the state it was posted as")
@@ -100,10 +103,11 @@ def judge_stretch(
     """Replays the volunteer's state at lo[0] (hash lo[1]) up to hi[0] and compares with its claimed hi[1]."""
     ctx = view.round_of_task(task.task_id)
     cids = state_cids(view, task, trace)
+    carried = view.carried_steps(task.task_id)
     exact = ctx.spec.replay.mode == "exact"
     in_class = same_class(trace.numerics, environment(ctx.spec))
     try:
-        start = load_state(view, ctx, cids, lo[1], lo[0])
+        start = load_state(view, ctx, cids, lo[1], lo[0], carried)
     except ContentError as exc:
         missing = isinstance(exc, ContentMissing)
         return StretchVerdict(False, f"the agreed state at step {lo[0]} is unusable: {exc}", unavailable=missing)
@@ -118,7 +122,7 @@ def judge_stretch(
     if exact and in_class:
         return StretchVerdict(False, f"steps {lo[0]}→{hi[0]} diverged within the volunteer's numeric class")
     try:
-        claimed = load_state(view, ctx, cids, hi[1], hi[0])
+        claimed = load_state(view, ctx, cids, hi[1], hi[0], carried)
     except ContentError as exc:
         missing = isinstance(exc, ContentMissing)
         return StretchVerdict(False, f"the claimed state at step {hi[0]} is unusable: {exc}", unavailable=missing)

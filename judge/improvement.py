@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from judge.commit import audit_commit
 from judge.context import ChainView, RoundContext
-from ledger.market import task_id_of
+from ledger.market import split_task_id, task_id_of
 from protocol.manifests import UpdateScore
 from protocol.spec import AggregationSpec
 from protocol.tensors import Tensors
@@ -32,6 +32,7 @@ class RoundUpdates:
     updates: dict[int, Tensors]  # task id -> its usable accepted update
     scores: list[UpdateScore]  # every usable update's evidence, in shard order, used or not
     unusable: dict[int, list[str]]  # task id -> why its accepted content cannot be used
+    end_states: dict[int, Tensors]  # task id -> the optimizer state its trace ends with (optimizer.carry_state)
 
     @property
     def used(self) -> list[Tensors]:
@@ -41,6 +42,24 @@ class RoundUpdates:
     def chosen_by(self, published: list[UpdateScore]) -> list[Tensors]:
         """The updates a manifest says were used (its scores, which may come from another numeric class)."""
         return [self.updates[s.task_id] for s in published if s.used and s.task_id in self.updates]
+
+    def carried(
+        self, ctx: RoundContext, published: list[UpdateScore] | None = None
+    ) -> list[tuple[Tensors, int] | None] | None:
+        """Per shard, the optimizer state its task of the next round starts from and the inner steps it has
+        counted: the end state of the shard's update if the aggregate used it (per `published` scores, when
+        given), else None (a fresh optimizer). None when the spec does not carry optimizer state."""
+        spec = ctx.spec
+        if not spec.optimizer.carry_state:
+            return None
+        used = {split_task_id(s.task_id)[2]: s.task_id for s in (published or self.scores) if s.used}
+        carried: list[tuple[Tensors, int] | None] = []
+        for shard in range(spec.data.shards):
+            state = self.end_states.get(used[shard]) if shard in used else None
+            start = ctx.manifest.inner_state(shard)
+            counted = (0 if start is None else start.steps) + spec.steps_per_task
+            carried.append(None if state is None else (state, counted))
+        return carried
 
 
 def worse(score: float, base: float, higher_is_better: bool, spec: AggregationSpec) -> bool:
@@ -59,7 +78,7 @@ def round_updates(view: ChainView, ctx: RoundContext) -> RoundUpdates:
     base = ctx.manifest.metric
     if base is None:  # a manifest from before scores were published
         base = held_out_score(spec, workload, load_state(spec, weights, workload).model, holdout)
-    updates, scores, unusable = {}, [], {}
+    updates, scores, unusable, end_states = {}, [], {}, {}
     for shard in range(spec.data.shards):
         task_id = task_id_of(ctx.opened.bounty_id, ctx.opened.round, shard)
         audit = audit_commit(view, task_id)
@@ -76,4 +95,6 @@ def round_updates(view: ChainView, ctx: RoundContext) -> RoundUpdates:
             UpdateScore(task_id=task_id, attempt=commit.attempt, volunteer=commit.volunteer, score=score, used=keep)
         )
         updates[task_id] = update
-    return RoundUpdates(base, updates, scores, unusable)
+        if audit.end_state is not None:
+            end_states[task_id] = audit.end_state
+    return RoundUpdates(base, updates, scores, unusable, end_states)

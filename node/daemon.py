@@ -274,7 +274,16 @@ class NodeDaemon:
         shard_tensors = from_bytes(self.store.get_buffer(rnd.manifest.shard_cids[shard]))
         seed = rnd.seed(shard)
         return TaskInput(
-            rnd.spec, rnd.workload, task_id, self.market.address, seed, rnd.opened.model_cid, weights, shard_tensors
+            rnd.spec,
+            rnd.workload,
+            task_id,
+            self.market.address,
+            seed,
+            rnd.opened.model_cid,
+            weights,
+            shard_tensors,
+            carried=self.view.carried_state(task_id),
+            carried_steps=self.view.carried_steps(task_id),
         )
 
     def _train_and_commit(self, task_id: int, resumed: bool = False) -> None:

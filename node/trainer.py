@@ -22,7 +22,7 @@ from protocol.manifests import CheckpointRef, TraceManifest
 from protocol.numerics import environment
 from protocol.spec import TrainingSpec
 from protocol.tensors import Tensors, canonical_hash, to_bytes
-from protocol.training import MODEL_PREFIX, TrainState, deterministic, load_state, run_steps
+from protocol.training import MODEL_PREFIX, TrainState, deterministic, load_state, run_steps, task_start
 from protocol.workloads import Workload
 
 
@@ -40,6 +40,14 @@ class TaskInput:
     round_cid: str
     round_weights: Tensors
     shard: Tensors
+    # The optimizer state the shard carried from its previous round (RoundManifest.inner_states), with the inner
+    # steps it has counted; None: a fresh optimizer.
+    carried: Tensors | None = None
+    carried_steps: int | None = None
+
+    def start(self) -> Tensors:
+        """The task's state at step 0: checkpoint 0 of its trace."""
+        return task_start(self.round_weights, self.carried)
 
 
 @dataclass(frozen=True)
@@ -110,9 +118,9 @@ def _resume_point(task: TaskInput, store: ContentStore, refs: dict[int, Checkpoi
     if refs:
         last = max(refs)
         data = store.get(refs[last].cid, checkpoint_limit(task.spec, task.workload))  # a large model's own journal
-        tensors = parse_checkpoint(data, task.spec, task.workload, last)
+        tensors = parse_checkpoint(data, task.spec, task.workload, last, task.carried_steps)
         return load_state(task.spec, tensors, task.workload), last
-    return load_state(task.spec, task.round_weights, task.workload), 0
+    return load_state(task.spec, task.start(), task.workload), 0
 
 
 Trainer = Callable[..., TraceResult]  # train_task's signature; adversaries in tests and the demo swap it

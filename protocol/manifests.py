@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from protocol.cid import InvalidCid, check_cid
 from protocol.errors import ContentInvalid
@@ -63,6 +63,14 @@ class UpdateScore(_Doc):
     used: bool
 
 
+class InnerState(_Doc):
+    """The optimizer state a shard's task starts from (optimizer.carry_state): the optimizer tensors of the last
+    checkpoint of the shard's update used in the previous round (protocol.training.inner_state)."""
+
+    cid: str  # safetensors, named as a checkpoint's optimizer part
+    steps: int = Field(ge=1, description="inner steps the state has counted: Adam's step count at the task's step 0")
+
+
 class RoundManifest(_Doc):
     """Published by the coordinator; its CID is the `modelCid` of RoundOpened."""
 
@@ -82,10 +90,23 @@ class RoundManifest(_Doc):
     outer_velocity_cid: str | None = None
     # The previous round's accepted updates judged by what each did to its model (proof of improvement).
     update_scores: list[UpdateScore] = Field(default_factory=list, max_length=256)
+    # Per shard, the optimizer state its task starts from; empty without optimizer.carry_state and for round 0,
+    # None for a shard whose previous update was not used (its task starts a fresh optimizer).
+    inner_states: list[InnerState | None] = Field(default_factory=list, max_length=256)
+
+    @model_validator(mode="after")
+    def _a_state_per_shard(self) -> Self:
+        if self.inner_states and len(self.inner_states) != len(self.shard_cids):
+            raise ValueError(f"{len(self.inner_states)} inner states for {len(self.shard_cids)} shards")
+        return self
+
+    def inner_state(self, shard: int) -> InnerState | None:
+        return self.inner_states[shard] if self.inner_states else None
 
     def cids(self) -> list[str]:
         velocity = [] if self.outer_velocity_cid is None else [self.outer_velocity_cid]
-        return [self.spec_cid, self.model_cid, self.holdout_cid, *self.shard_cids, *velocity]
+        states = [s.cid for s in self.inner_states if s is not None]
+        return [self.spec_cid, self.model_cid, self.holdout_cid, *self.shard_cids, *velocity, *states]
 
 
 class DatasetFile(_Doc):

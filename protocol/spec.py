@@ -31,6 +31,7 @@ LATER_FIELDS: dict[tuple[str, ...], object] = {
     ("aggregation", "outer_lr"): 1.0,
     ("aggregation", "outer_momentum"): 0.0,
     ("aggregation", "exclude_worse_by"): None,
+    ("optimizer", "carry_state"): False,
 }
 
 
@@ -52,6 +53,17 @@ class OptimizerSpec(_Strict):
     lr: float = Field(1e-3, gt=0, le=10, description="learning rate")
     momentum: float = Field(0.0, ge=0, lt=1, description="SGD momentum")
     weight_decay: float = Field(0.0, ge=0, le=1)
+    carry_state: bool = Field(
+        False,
+        description="each shard's task starts from the optimizer state its shard's used update ended the previous "
+        "round with (Adam's moments and step count), published in the round manifest, instead of a fresh optimizer",
+    )
+
+    @model_validator(mode="after")
+    def _state_to_carry(self) -> OptimizerSpec:
+        if self.carry_state and self.name == "sgd" and self.momentum == 0:
+            raise ValueError("carry_state needs an optimizer with state: Adam, or SGD with momentum")
+        return self
 
 
 class ReplaySpec(_Strict):

@@ -99,6 +99,18 @@ def load_state(
     return state
 
 
+def inner_state(checkpoint: Tensors) -> Tensors:
+    """The optimizer's part of a checkpoint: what a shard carries into its next round's task when the spec's
+    optimizer.carry_state is on (empty for an optimizer without state, such as SGD without momentum)."""
+    return {name: t for name, t in checkpoint.items() if name.startswith(OPTIM_PREFIX)}
+
+
+def task_start(weights: Tensors, carried: Tensors | None) -> Tensors:
+    """A task's state at its step 0: the round's model, with the optimizer state its shard carried (or none:
+    a fresh optimizer). Checkpoint 0 of an honest trace is exactly this."""
+    return {**{MODEL_PREFIX + name: w for name, w in weights.items()}, **(carried or {})}
+
+
 def held_out_score(spec: TrainingSpec, workload: Workload, model: nn.Module, data: Tensors) -> float:
     """The family's metric of `model` on `data` under the spec's pinned numerics: the score a round manifest
     publishes, computed the same way by the coordinator and by anyone checking it (`shardwork model eval`)."""

@@ -96,13 +96,34 @@ def update_limit(spec: TrainingSpec, workload: Workload) -> int:
     return canonical_size(checkpoint_layout(spec, workload, with_optimizer=False)) + HEADER_SLACK_BYTES
 
 
-def parse_checkpoint(data: bytes | bytearray, spec: TrainingSpec, workload: Workload, step: int) -> Tensors:
-    tensors = from_bytes(data, checkpoint_layout(spec, workload, with_optimizer=step > 0))
+def parse_checkpoint(
+    data: bytes | bytearray, spec: TrainingSpec, workload: Workload, step: int, carried: int | None = None
+) -> Tensors:
+    """A checkpoint at a task's `step`, checked against its layout. `carried`: the inner steps the optimizer
+    state the task started from had counted (RoundManifest.inner_states), or None for a fresh optimizer, whose
+    checkpoint 0 holds weights only."""
+    tensors = from_bytes(data, checkpoint_layout(spec, workload, with_optimizer=step > 0 or carried is not None))
     # Adam's step counter enters its bias correction as 1 - beta**step: a forged -1 divides by zero inside
-    # torch. An honest checkpoint at step k has counted exactly k steps.
+    # torch. An honest checkpoint at step k has counted exactly k steps, after those its state carried.
+    counted = step + (carried or 0)
     for name, t in tensors.items():
-        if name.endswith(".step") and float(t) != step:
-            raise ContentInvalid(f"{name} is {float(t):.6g}, but the checkpoint is at step {step}")
+        if name.endswith(".step") and float(t) != counted:
+            raise ContentInvalid(f"{name} is {float(t):.6g}, but the checkpoint has counted {counted} steps")
+    return tensors
+
+
+def inner_state_layout(spec: TrainingSpec, workload: Workload) -> Layout:
+    """Names, dtypes and shapes of a carried optimizer state (RoundManifest.inner_states)."""
+    layout = checkpoint_layout(spec, workload, with_optimizer=True)
+    return {name: shape for name, shape in layout.items() if not name.startswith(MODEL_PREFIX)}
+
+
+def parse_inner_state(data: bytes | bytearray, spec: TrainingSpec, workload: Workload, steps: int) -> Tensors:
+    """A carried optimizer state that has counted `steps` inner steps, checked as a checkpoint's optimizer part."""
+    tensors = from_bytes(data, inner_state_layout(spec, workload))
+    for name, t in tensors.items():
+        if name.endswith(".step") and float(t) != steps:
+            raise ContentInvalid(f"{name} is {float(t):.6g}, but the state has counted {steps} steps")
     return tensors
 
 
@@ -149,12 +170,13 @@ def _distance_to(
     spec: TrainingSpec,
     workload: Workload,
     step: int,
+    carried: int | None,
 ) -> float | None:
     """How far a failed exact replay landed from the end checkpoint, when its bytes are at hand and sane."""
     if end_bytes is None:
         return None
     try:
-        return normalized_distance(replayed, parse_checkpoint(end_bytes, spec, workload, step), start)
+        return normalized_distance(replayed, parse_checkpoint(end_bytes, spec, workload, step, carried), start)
     except ContentError:
         return None
 
@@ -176,6 +198,7 @@ def verify_segment(
     end_bytes: bytes | bytearray | None = None,
     *,
     cross_class_tolerance: float | None = None,
+    carried: int | None = None,
 ) -> SegmentVerdict:
     """Checks one segment of a committed trace; untrusted bytes never raise past this function.
 
@@ -184,7 +207,7 @@ def verify_segment(
     start checkpoint: the replay is hashed and compared with the committed hash of the end checkpoint, so
     the end is never downloaded or parsed (a fifth of a segment's verify cost). Tolerance mode, and exact
     mode across numeric classes (`needs_end`), need `end_bytes` to measure the distance; given in exact mode
-    within a class, they only explain a failure.
+    within a class, they only explain a failure. `carried`: as parse_checkpoint's, the task's carried state.
     """
     if not 0 <= segment < len(trace.checkpoints) - 1:
         return SegmentVerdict(
@@ -206,8 +229,12 @@ def verify_segment(
         raise ValueError("tolerance-mode and cross-class verification need the end checkpoint's bytes")
     with deterministic(spec.replay):  # the verifier's parsing runs on the spec's threads too (CPU time is the cost)
         try:
-            start = parse_checkpoint(start_bytes, spec, workload, start_ref.step)
-            end = None if exact and in_class else parse_checkpoint(_given(end_bytes), spec, workload, end_ref.step)
+            start = parse_checkpoint(start_bytes, spec, workload, start_ref.step, carried)
+            end = (
+                None
+                if exact and in_class
+                else parse_checkpoint(_given(end_bytes), spec, workload, end_ref.step, carried)
+            )
         except ContentError as exc:
             return SegmentVerdict(segment, False, f"checkpoint refused: {exc}")
         if "0x" + canonical_hash(start).hex() != start_ref.hash:
@@ -225,7 +252,7 @@ def verify_segment(
                 segment,
                 False,
                 "replay diverged from the committed checkpoint",
-                _distance_to(end_bytes, replayed, start, spec, workload, end_ref.step),
+                _distance_to(end_bytes, replayed, start, spec, workload, end_ref.step, carried),
                 diverged=True,
             )
         assert end is not None

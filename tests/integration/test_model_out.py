@@ -25,6 +25,7 @@ from ledger.deploy import Deployment
 from ledger.market import Market
 from protocol.cid import cid_of
 from protocol.manifests import RoundManifest
+from protocol.spec import TrainingSpec
 
 Run = tuple[Anvil, dict[str, tuple[Path, Summary]]]  # the chain node; per workload, the demo's home and summary
 
@@ -194,3 +195,15 @@ def test_a_pulled_language_model_generates_text_the_same_way_for_the_same_seed(d
     assert code == 1 and "too short: the model reads 48 at a time" in output
     code, output = shardwork(demos, "shakespeare", "model", "eval", str(out), "--json")
     assert as_json(output)["metric"] == published(demos, "shakespeare").metric
+
+
+def test_the_demo_names_its_builtin_data_as_an_ordinary_published_dataset(demos: Run) -> None:
+    home, _ = demos[1]["mnist"]
+    code, output = shardwork(demos, "mnist", "dataset", "add", "--builtin", "mnist", "--json")
+    assert code == 0, output
+    spec = TrainingSpec.from_bytes(LocalStore(home / "store").get(published(demos, "mnist").spec_cid))
+    assert spec.data.dataset == as_json(output)["cid"]  # the same bytes, so the same CID, as the demo's poster's
+    for args, message in [((), "one of the two"), (("--builtin", "cifar"), "unknown dataset 'cifar'")]:
+        code, output = shardwork(demos, "mnist", "dataset", "add", *args)
+        lines = output.strip().splitlines()
+        assert code == 1 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], output

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from content.inputs import fetch_dataset, load_inputs, publish_dataset
+from content.inputs import fetch_dataset, load_inputs, publish_builtin, publish_dataset
 from content.store import LocalStore
 from protocol.cid import cid_of
 from protocol.errors import ContentInvalid
@@ -56,6 +56,20 @@ def test_labelled_tensors_are_a_dataset_for_a_classifier(tmp_path: Path) -> None
     spec = TrainingSpec.model_validate({"model": {"family": "mnist-mlp"}, "data": {"shards": 3, "dataset": cid}})
     inputs = load_inputs(spec, store)
     assert [len(s["y"]) for s in inputs.shards] == [36, 36, 36] and len(inputs.holdout["y"]) == 12
+
+
+@pytest.mark.parametrize("family", ["mnist-mlp", "char-transformer"])
+def test_a_published_builtin_dataset_splits_into_the_shards_naming_none_gives(family: str, tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    model = {"family": family, "params": PARAMS if family == "char-transformer" else {}}
+    cid, manifest, _ = publish_builtin(store, resolve(TrainingSpec.model_validate({"model": model}).model).dataset)
+    assert manifest.kind == ("text" if family == "char-transformer" else "tensors")
+    none = load_inputs(TrainingSpec.model_validate({"model": model, "data": {"shards": 3}}), store)
+    named = load_inputs(TrainingSpec.model_validate({"model": model, "data": {"shards": 3, "dataset": cid}}), store)
+    assert [cid_of(to_bytes(s)) for s in named.shards] == [cid_of(to_bytes(s)) for s in none.shards]
+    assert cid_of(to_bytes(named.holdout)) == cid_of(to_bytes(none.holdout))
+    with pytest.raises(SpecError, match="unknown dataset 'cifar'"):
+        publish_builtin(store, "cifar")
 
 
 @pytest.mark.parametrize(

@@ -253,7 +253,7 @@ def test_a_forged_adam_step_counter_is_refused_not_a_verifier_crash(trained: Tra
     checkpoint = from_bytes(store.get(m.checkpoints[1].cid))
     forged = {n: torch.full_like(t, step_value) if n.endswith(".step") else t for n, t in checkpoint.items()}
     verdict = verify_segment(task.spec, task.workload, task.shard, task.seed, m, result.trace_root, 1, to_bytes(forged))
-    assert not verdict.passed and "but the checkpoint is at step 2" in verdict.reason, verdict.reason
+    assert not verdict.passed and "but the checkpoint has counted 2 steps" in verdict.reason, verdict.reason
 
 
 class _RunsCode:

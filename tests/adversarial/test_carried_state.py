@@ -1,0 +1,85 @@
+"""A bounty that carries each shard's optimizer state across rounds, on a real EVM with the real coordinator and
+verifiers: the state goes into the next round's manifest, honest work from it is paid, a volunteer who starts
+from any other state is slashed, and anyone's audit recomputes the states."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devtools.anvil import Anvil
+from judge.audit import audit, carried_problems
+from judge.context import ChainView
+from judge.improvement import round_updates
+from ledger.index import EventIndex
+from ledger.market import TaskStatus, task_id_of
+from node.trainer import TaskInput, TraceResult, train_task
+from protocol.manifests import RoundManifest
+from tests.support.arena import Arena, post, spec
+from tests.support.marketplace import start
+
+
+@pytest.fixture(scope="module")
+def arena(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arena]:
+    node = Anvil()
+    root = tmp_path_factory.mktemp("arena")
+    yield Arena(start(node.url, root), root / "work")
+    node.stop()
+
+
+def fresh_start(task: TaskInput, *rest: Any) -> TraceResult:
+    """Trains honestly, but from a fresh optimizer instead of the state its shard carried."""
+    return train_task(replace(task, carried=None, carried_steps=None), *rest)
+
+
+def planted_state(task: TaskInput, *rest: Any) -> TraceResult:
+    """Starts from a state of its own making (the carried moments doubled, counters kept): every segment's
+    replay from it agrees, so only the start can tell."""
+    assert task.carried is not None
+    planted = {n: t if n.endswith(".step") else 2 * t for n, t in task.carried.items()}
+    return train_task(replace(task, carried=planted), *rest)
+
+
+@pytest.mark.parametrize("cheat", [fresh_start, planted_state], ids=["fresh-start", "planted-state"])
+def test_only_the_carried_optimizer_state_starts_a_paid_task(arena: Arena, cheat: Any, tmp_path: Path) -> None:
+    s = spec(rounds=2, optimizer={"carry_state": True})
+    bounty_id = post(arena, s)
+    for _ in range(2):
+        task_id = arena.work_once(arena.account())
+        assert task_id is not None and arena.verify(task_id) == [True, True]
+    arena.settle(bounty_id)
+    assert arena.coordinator.try_close_round(bounty_id) is not None
+    opened = arena.m.poster.opened_rounds(bounty_id=bounty_id)[-1]
+    manifest = RoundManifest.parse(arena.m.store.get(opened.model_cid))
+    assert [None if st is None else st.steps for st in manifest.inner_states] == [20, 20]
+
+    cheater = arena.account()
+    cheated = arena.work_once(cheater, cheat)
+    assert cheated is not None
+    verdicts = arena.verify(cheated)
+    assert False in verdicts and True not in verdicts
+    assert arena.slashed(cheated, cheater.address)
+    for _ in range(2):  # newcomers (always checked) train both shards from the states carried to them, and pass
+        task_id = arena.work_once(arena.account())
+        assert task_id is not None and arena.verify(task_id) == [True, True]
+    assert {arena.status(task_id_of(bounty_id, 1, shard)) for shard in range(2)} == {TaskStatus.ACCEPTED}
+    arena.settle(bounty_id)
+    closed = arena.coordinator.try_close_round(bounty_id)
+    assert closed is not None and closed.finalized
+    assert RoundManifest.parse(arena.m.store.get(closed.manifest_cid)).inner_states == []  # nothing trains on
+    report = audit(
+        EventIndex(tmp_path / "index.sqlite", arena.m.poster),
+        ChainView(arena.m.poster, arena.m.store),
+        bounty_id=bounty_id,
+    )
+    assert report.data_problems == []
+    # A coordinator that hands shard 0's state to shard 1 (and back) is caught by the same recomputation.
+    view = ChainView(arena.m.poster, arena.m.store)
+    first = view.round(bounty_id, 0)
+    swapped = manifest.model_copy(update={"inner_states": manifest.inner_states[::-1]})
+    assert carried_problems(first, round_updates(view, first), manifest) == []
+    assert carried_problems(first, round_updates(view, first), swapped) != []
