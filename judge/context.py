@@ -8,6 +8,7 @@ published (round manifests, specs, shards: immutable by CID; commits: immutable 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from protocol.workloads import Workload, resolve
 
 # A round manifest and a spec are a few kilobytes; anything past this is refused before it is read.
 MAX_MANIFEST_READ = 1 << 20
+CONTENT_CACHE = 8  # velocities and carried optimizer states a ChainView keeps (ChainView._cached)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class ChainView:
         self.market, self.store = market, store
         self._rounds: dict[tuple[int, int], RoundContext] = {}
         self._commits: dict[tuple[int, int, int], Commit] = {}
+        self._content: dict[tuple[str, str], Tensors] = {}
 
     def load(self, opened: OpenedRound) -> RoundContext:
         key = (opened.bounty_id, opened.round)
@@ -121,8 +124,21 @@ class ChainView:
         cid = ctx.manifest.outer_velocity_cid
         if cid is None:
             return None
-        limit = update_limit(ctx.spec, ctx.workload)
-        return from_bytes(self.store.get_buffer(cid, max_bytes=limit), ctx.weights_layout())
+
+        def read() -> Tensors:
+            limit = update_limit(ctx.spec, ctx.workload)
+            return from_bytes(self.store.get_buffer(cid, max_bytes=limit), ctx.weights_layout())
+
+        return self._cached(("velocity", cid), read)
+
+    def _cached(self, key: tuple[str, str], read: Callable[[], Tensors]) -> Tensors:
+        """A checked read of immutable content (by CID), kept for the next ask: the few latest only, as each
+        is a model's size."""
+        if key not in self._content:
+            if len(self._content) >= CONTENT_CACHE:
+                self._content.pop(next(iter(self._content)))
+            self._content[key] = read()
+        return self._content[key]
 
     def carried(self, task_id: int) -> InnerState | None:
         """The optimizer state the task starts from, as its round's manifest names it (None: a fresh optimizer)."""
@@ -139,8 +155,13 @@ class ChainView:
         if state is None:
             return None
         ctx = self.round_of_task(task_id)
-        data = self.store.get_buffer(state.cid, max_bytes=checkpoint_limit(ctx.spec, ctx.workload))
-        return parse_inner_state(data, ctx.spec, ctx.workload, state.steps)
+
+        def read() -> Tensors:
+            data = self.store.get_buffer(state.cid, max_bytes=checkpoint_limit(ctx.spec, ctx.workload))
+            return parse_inner_state(data, ctx.spec, ctx.workload, state.steps)
+
+        # Keyed by the counted steps too: the same bytes under another count are refused, not reused.
+        return self._cached(("inner state", f"{state.cid}:{state.steps}"), read)
 
     def shard(self, task_id: int) -> Tensors:
         ctx = self.round_of_task(task_id)

