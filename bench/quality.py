@@ -13,7 +13,8 @@ the updates it left out. Compared, on the held-out split, with
   - sequential training: one worker, the shards' data pooled, as many steps as all tasks together (the demo's
     baseline).
 Equal samples throughout (a cheater's thrown-away attempts aside). `gap_pct` (loss; lower is better) and
-`gap_points` (accuracy) are the marketplace's distance to data-parallel: positive means worse.
+`gap_points` (accuracy) are the marketplace's distance to data-parallel, `gap_pct_to_sequential` and
+`gap_points_to_sequential` to sequential training: positive means worse.
 
   ./scripts/bench quality [--json] [--rounds 12] [--shards 4] [--workload lm|mnist|both]
 """
@@ -169,12 +170,13 @@ def compare(name: str, shards_n: int, rounds: int, steps: int) -> dict[str, Any]
         runs = {label: marketplace(spec, workload, shards, holdout, setting) for label, setting in SETTINGS.items()}
         result["marketplace"] = {label: score(weights) for label, (weights, _) in runs.items()}
         result["left_out"] = {label: n for label, (_, n) in runs.items() if SETTINGS[label].poison}
-    dp = result["data_parallel"]
-    for label, value in result["marketplace"].items():
-        if workload.higher_is_better:
-            result.setdefault("gap_points", {})[label] = round(100 * (dp - value), 3)
-        else:
-            result.setdefault("gap_pct", {})[label] = round(100 * (value - dp) / dp, 3)
+    for baseline, suffix in (("data_parallel", ""), ("sequential", "_to_sequential")):
+        reference = result[baseline]
+        for label, value in result["marketplace"].items():
+            if workload.higher_is_better:
+                result.setdefault("gap_points" + suffix, {})[label] = round(100 * (reference - value), 3)
+            else:
+                result.setdefault("gap_pct" + suffix, {})[label] = round(100 * (value - reference) / reference, 3)
     result["seconds"] = round(time.monotonic() - started, 1)
     return result
 

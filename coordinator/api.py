@@ -158,6 +158,7 @@ class Explorer:
                             "metric": manifest.metric if manifest else None,
                             "cross_class_tolerance": manifest.cross_class_tolerance if manifest else None,
                             "update_scores": _scores(manifest),
+                            "carried_states": sum(st is not None for st in manifest.inner_states) if manifest else 0,
                         }
                     )
             spec = self._spec(posted.args["specCid"])

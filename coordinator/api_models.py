@@ -38,6 +38,8 @@ class RoundOut(_Out):
     cross_class_tolerance: float | None = None  # δ× measured at intake (None: not measured, or the final row)
     # The previous round's updates, each scored alone on the held-out data, and whether this model used it.
     update_scores: list[UpdateScoreOut] = []
+    # Shards whose task of this round starts from the optimizer state its shard carried (optimizer.carry_state).
+    carried_states: int = 0
 
 
 class Numerics(_Out):

@@ -136,7 +136,9 @@ def replay_segments(view: ChainView, audit: CommitAudit, segments: list[int] | t
             start = view.store.get_buffer(refs[segment].cid, limit)
             end = view.store.get_buffer(refs[segment + 1].cid, limit) if end_needed else None
         except (ContentError, IndexError) as exc:
-            verdicts.append(SegmentVerdict(segment, False, f"checkpoint unavailable: {exc}"))
+            missing = isinstance(exc, ContentMissing)
+            reason = f"checkpoint {'unavailable' if missing else 'unusable'}: {exc}"
+            verdicts.append(SegmentVerdict(segment, False, reason, unavailable=missing))
             continue
         verdicts.append(
             verify_segment(

@@ -44,6 +44,8 @@ class SegmentVerdict:
     distance: float | None = None  # normalized distance, where it was measured
     abstained: bool = False  # the verifier cannot judge this segment (another numeric class): neither pass nor fail
     diverged: bool = False  # failed because the replay landed elsewhere (not unusable content): a game can prove it
+    # failed because a checkpoint was not served (yet): judged again until the volunteer's time to serve is up
+    unavailable: bool = False
 
     @property
     def failed(self) -> bool:

@@ -92,6 +92,11 @@ class VerifierWorker:
         if audit.ok:
             verdicts = replay_segments(self.view, audit, segments)
             self.replayed_segments += len(verdicts)
+            if any(v.unavailable for v in verdicts) and not trace_overdue(self.market, task, self.trace_timeout_s):
+                # A checkpoint the volunteer's node did not serve (a blip, a slow peer): asked again next pass,
+                # and only once its time to serve is up does it count as never published.
+                log(self.logger, "checkpoint not served yet", task_id=task_id, segments=segments)
+                return None
             reasons = [f"segment {v.segment}: {v.reason}" for v in verdicts if v.failed]
             if self._judges_bit_for_bit(task_id, audit):
                 contestable = [v.segment for v in verdicts if v.diverged]
@@ -142,6 +147,8 @@ class VerifierWorker:
         if audit.ok and self._judges_bit_for_bit(task.task_id, audit):
             verdicts = replay_segments(self.view, audit, segments)
             self.replayed_segments += len(verdicts)
+            if any(v.unavailable for v in verdicts) and not trace_overdue(self.market, task, self.trace_timeout_s):
+                return  # looked at again next pass
             diverged = [v.segment for v in verdicts if v.diverged]
             if diverged and same_attempt(self.market.task(task.task_id), task):
                 opened = self.challenger.contest(task, audit, diverged[0])

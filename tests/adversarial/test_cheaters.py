@@ -27,7 +27,8 @@ from node.defense import Defender
 from node.trainer import TaskInput, TraceResult, train_task
 from protocol.aggregate import aggregate
 from protocol.cid import cid_of
-from protocol.manifests import RoundManifest
+from protocol.errors import ContentMissing
+from protocol.manifests import RoundManifest, TraceManifest
 from protocol.spec import AggregationSpec
 from protocol.tensors import Tensors, canonical_hash, to_bytes
 from protocol.training import MODEL_PREFIX, initial_weights
@@ -183,6 +184,67 @@ def test_a_trace_never_uploaded_fails_once_overdue(arena: Arena) -> None:
         for worker in workers:
             worker.trace_timeout_s = 0
     assert arena.slashed(task_id, cheater.address)
+
+
+class Unserved:
+    """A verifier's view of the store while some CIDs are not served (the volunteer's node blips or is slow)."""
+
+    def __init__(self, shared: ContentStore) -> None:
+        self.shared, self.hidden = shared, set[str]()
+
+    def get(self, cid: str, max_bytes: int = 1 << 29) -> bytes:
+        return bytes(self.get_buffer(cid, max_bytes))
+
+    def get_buffer(self, cid: str, max_bytes: int = 1 << 29) -> bytearray:
+        if cid in self.hidden:
+            raise ContentMissing(f"{cid} is not available from IPFS (504): no provider answered")
+        return self.shared.get_buffer(cid, max_bytes)
+
+    def put(self, data: bytes) -> str:
+        return self.shared.put(data)
+
+    def has(self, cid: str) -> bool:
+        return cid not in self.hidden and self.shared.has(cid)
+
+    def pin(self, cid: str) -> None:
+        self.shared.pin(cid)
+
+
+def test_a_checkpoint_not_served_yet_is_waited_for_and_an_honest_volunteer_is_paid(arena: Arena) -> None:
+    """The checked segments' checkpoints are unreachable when the drawn verifiers first look (the volunteer's node
+    blipped): they vote nothing, look again, and pass the work once it is served. Never served, it fails once
+    the volunteer's time to serve is up, as a trace never uploaded does."""
+    post(arena)
+    volunteer = arena.account()
+    task_id = arena.work_once(volunteer)
+    assert task_id is not None
+    arena.m.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+    arena.m.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+    arena.coordinator.audit_and_dispute(task_id)
+    trace = ChainView(arena.m.poster, arena.m.store).commit(task_id).trace_cid
+    checkpoints = TraceManifest.parse(arena.m.store.get(trace)).checkpoints[1:-1]  # the audit reads first and last
+    blipped = Unserved(arena.m.store)
+    blipped.hidden = {c.cid for c in checkpoints}
+    verifiers = [VerifierWorker(v.market, blipped, QUIET, trace_timeout_s=300) for v in arena.verifiers]
+    assert [v.verify(task_id) for v in verifiers] == [None, None]  # nothing decided on a blip
+    assert arena.status(task_id) in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED)
+    blipped.hidden.clear()
+    assert [v.verify(task_id) for v in verifiers] == [True, True]
+    assert arena.status(task_id) == TaskStatus.ACCEPTED and volunteer.claimable(volunteer.address) == 10 * UNIT
+
+    other = arena.account()  # the bounty's other shard: its checkpoints are never served to the verifiers
+    task_id = arena.work_once(other)
+    assert task_id is not None
+    arena.m.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+    arena.m.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+    trace = ChainView(arena.m.poster, arena.m.store).commit(task_id).trace_cid
+    blipped.hidden = {c.cid for c in TraceManifest.parse(arena.m.store.get(trace)).checkpoints[1:-1]}
+    assert [v.verify(task_id) for v in verifiers] == [None, None]
+    arena.settle(task_id >> 64, seconds=301)
+    arena.m.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+    assert [v.verify(task_id) for v in verifiers] == [False, False]  # its time to serve is up
+    arena.play_games(task_id)  # the FAIL quorum's review: the referee's own node can fetch it, and it is honest
+    assert not arena.slashed(task_id, other.address)
 
 
 def test_a_lying_committee_cannot_slash_an_honest_volunteer_the_referee_reviews_and_pays_it(arena: Arena) -> None:

@@ -166,10 +166,13 @@ def test_bounty_show_and_the_explorer_lead_to_the_final_model(demos: Run) -> Non
         assert served.status_code == 200 and cid_of(served.content) == manifest.model_cid
         assert "attachment" in served.headers["content-disposition"]
         assert client.get("/api/bounties/999/model").status_code == 404
-        final_row = client.get(f"/api/bounties/{summary.bounty_id}").json()["round_history"][-1]
+        history = client.get(f"/api/bounties/{summary.bounty_id}").json()["round_history"]
+        final_row = history[-1]
         assert final_row["final"] and [s["score"] for s in final_row["update_scores"]] == [
             s.score for s in manifest.update_scores
         ]
+        # The demo carries optimizer state: every shard's task after round 0 starts from its shard's state.
+        assert [r["carried_states"] for r in history] == [0, 4, 4, 0]
 
 
 def test_a_pulled_language_model_generates_text_the_same_way_for_the_same_seed(demos: Run, tmp_path: Path) -> None:
