@@ -8,6 +8,7 @@ its last checkpoint and, because every step is seeded by its step number, ends w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -21,7 +22,7 @@ from protocol.cid import b58decode
 from protocol.manifests import CheckpointRef, TraceManifest
 from protocol.numerics import environment
 from protocol.spec import TrainingSpec
-from protocol.tensors import Tensors, canonical_hash, to_bytes
+from protocol.tensors import Tensors, to_bytes
 from protocol.training import MODEL_PREFIX, TrainState, deterministic, load_state, run_steps, task_start
 from protocol.workloads import Workload
 
@@ -68,11 +69,14 @@ class CheckpointWriter:
 
     def __init__(self, store: ContentStore, journal: Path) -> None:
         self.store, self.journal = store, journal
-        self.refs: dict[int, CheckpointRef] = {}
-        if journal.exists():
-            for ref in json.loads(journal.read_text())["checkpoints"]:
-                self.refs[ref["step"]] = CheckpointRef.model_validate(ref)
-        self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=4)
+        self.refs = {ref.step: ref for ref in read_journal(journal)}
+        if journal.exists():  # rewritten whole once, so lines appended from now on follow whole lines
+            tmp = journal.with_suffix(".tmp")
+            tmp.write_text("".join(ref.model_dump_json() + "\n" for _, ref in sorted(self.refs.items())))
+            os.replace(tmp, journal)
+        # One checkpoint waits while one is stored and training serializes the next: three in memory at most,
+        # as protocol.footprint counts them. A slower store holds training back instead of growing the queue.
+        self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="checkpoint-writer", daemon=True)
         self._thread.start()
@@ -92,16 +96,16 @@ class CheckpointWriter:
             try:
                 cid = self.store.put(data)  # canonical bytes: the CID carries H
                 digest = b58decode(cid)[2:]
-                self.refs[step] = CheckpointRef(step=step, cid=cid, hash="0x" + digest.hex())
-                self._save_journal()
+                self.refs[step] = ref = CheckpointRef(step=step, cid=cid, hash="0x" + digest.hex())
+                self._save_journal(ref)
             except BaseException as exc:  # surfaced to the training thread by submit/close
                 self._error = exc
 
-    def _save_journal(self) -> None:
-        tmp = self.journal.with_suffix(".tmp")
-        refs = [r.model_dump() for _, r in sorted(self.refs.items())]
-        tmp.write_text(json.dumps({"checkpoints": refs}))
-        os.replace(tmp, self.journal)
+    def _save_journal(self, ref: CheckpointRef) -> None:
+        # One line appended per checkpoint (a rewrite of the whole list and a rename cost more than hashing a
+        # small model's checkpoint); a line torn by a crash is dropped on reading, and that checkpoint redone.
+        with self.journal.open("a") as f:
+            f.write(ref.model_dump_json() + "\n")
 
     def close(self) -> list[CheckpointRef]:
         self._queue.put(None)
@@ -109,6 +113,25 @@ class CheckpointWriter:
         if self._error is not None:
             raise self._error
         return [r for _, r in sorted(self.refs.items())]
+
+
+def read_journal(journal: Path) -> list[CheckpointRef]:
+    """The checkpoints a task's journal records: one JSON line each (or, written by an earlier version, one JSON
+    object listing them)."""
+    if not journal.exists():
+        return []
+    text = journal.read_text()
+    with contextlib.suppress(ValueError):
+        earlier = json.loads(text)
+        if isinstance(earlier, dict) and "checkpoints" in earlier:
+            return [CheckpointRef.model_validate(ref) for ref in earlier["checkpoints"]]
+    refs = []
+    for line in text.splitlines():
+        try:
+            refs.append(CheckpointRef.model_validate_json(line))
+        except ValueError:
+            break  # torn by a crash mid-write: that checkpoint and any after it are trained again
+    return refs
 
 
 def _resume_point(task: TaskInput, store: ContentStore, refs: dict[int, CheckpointRef]) -> tuple[TrainState, int]:
@@ -172,13 +195,14 @@ def publish_trace(
 ) -> TraceResult:
     """Stores the update (final weights − the round's) and the trace manifest over the stored checkpoints."""
     update = {name: final[MODEL_PREFIX + name] - task.round_weights[name] for name in task.round_weights}
-    update_hash = canonical_hash(update)
+    update_cid = store.put(to_bytes(update))
+    update_hash = b58decode(update_cid)[2:]  # the CID's digest is the canonical hash: the update is hashed once
     manifest = TraceManifest(
         task_id=task.task_id,
         volunteer=task.volunteer,
         round_cid=task.round_cid,
         checkpoints=refs,
-        update_cid=store.put(to_bytes(update)),
+        update_cid=update_cid,
         update_hash="0x" + update_hash.hex(),
         numerics=environment(task.spec),
         losses=losses,

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ledger.market import TaskStatus, task_id_of
+from node.trainer import read_journal
 from protocol import datasets
 from protocol.manifests import TraceManifest
 from protocol.seeds import task_seed
@@ -117,7 +118,7 @@ def test_a_stopped_or_killed_node_commits_nothing_partial_and_a_restart_resumes_
                 break
         journal = work / "journals" / f"task-{task_id}.journal.json"
         deadline = time.monotonic() + 60
-        while not (journal.exists() and len(json.loads(journal.read_text())["checkpoints"]) >= 3):
+        while len(read_journal(journal)) < 3:
             assert time.monotonic() < deadline, "no checkpoints journaled"
             time.sleep(0.05)
         health = json.loads(urllib.request.urlopen(f"{url}/health", timeout=5).read())
@@ -133,7 +134,7 @@ def test_a_stopped_or_killed_node_commits_nothing_partial_and_a_restart_resumes_
     else:
         assert proc.returncode == -signal.SIGKILL
     assert volunteer.task(task_id).status == TaskStatus.CLAIMED  # nothing partial was committed
-    done = len(json.loads(journal.read_text())["checkpoints"])
+    done = len(read_journal(journal))
     assert 3 <= done < spec.segments + 1
 
     run = subprocess.run(node_args(m, keystore, work, "--once"), capture_output=True, text=True, timeout=300)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from content.store import LocalStore
-from node.trainer import TaskInput, TraceResult, TrainingInterrupted, train_task
+from node.trainer import TaskInput, TraceResult, TrainingInterrupted, read_journal, train_task
 from protocol import datasets
 from protocol.seeds import task_seed
 from protocol.spec import TrainingSpec
@@ -142,6 +143,28 @@ def test_interrupted_training_resumes_to_the_identical_trace(honest: Honest, tmp
         train_task(task, store, tmp_path / "work", should_stop=lambda: next(calls) == 2)
     resumed = train_task(task, store, tmp_path / "work")
     assert resumed.trace_root == result.trace_root and resumed.update_hash == result.update_hash
+
+
+def test_a_journal_torn_by_a_crash_resumes_at_its_last_whole_line_and_a_resumed_trace_is_the_same(
+    honest: Honest, tmp_path: Path
+) -> None:
+    task, _, result = honest
+    store = LocalStore(tmp_path / "store")
+    calls = iter(range(100))
+    with pytest.raises(TrainingInterrupted):
+        train_task(task, store, tmp_path / "work", should_stop=lambda: next(calls) == 3)
+    journal = tmp_path / "work" / f"task-{task.task_id}.journal.json"
+    whole = read_journal(journal)
+    assert [ref.step for ref in whole] == [0, 5, 10, 15]
+    with journal.open("a") as f:
+        f.write('{"step": 20, "cid": "Qm')  # killed mid-line
+    assert read_journal(journal) == whole
+    resumed = train_task(task, store, tmp_path / "work")
+    assert resumed.trace_root == result.trace_root and resumed.update_hash == result.update_hash
+    assert read_journal(journal) == resumed.manifest.checkpoints  # appended after whole lines only
+    # A journal an earlier version wrote (one JSON object) is read too: a node upgraded mid-task resumes.
+    journal.write_text(json.dumps({"checkpoints": [ref.model_dump() for ref in whole]}))
+    assert read_journal(journal) == whole
 
 
 def test_tolerance_mode_accepts_honest_and_rejects_faked_segments(tmp_path: Path) -> None:
