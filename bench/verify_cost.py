@@ -36,8 +36,8 @@ from protocol.challenge import draw
 from protocol.manifests import TraceManifest
 from protocol.seeds import task_seed
 from protocol.spec import TrainingSpec
-from protocol.tensors import Tensors, canonical_hash, from_bytes
-from protocol.training import MODEL_PREFIX, initial_weights
+from protocol.tensors import Tensors, canonical_hash, from_bytes, hash_as_read
+from protocol.training import MODEL_PREFIX, initial_weights, task_start
 from protocol.verify import parse_checkpoint, verify_segment
 from protocol.workloads import Workload, resolve
 
@@ -46,19 +46,29 @@ ROUND_CID = "QmWfVY9y3xjsixTgbd9AorQxH7VtMpzfx2HaWtsoUYecaX"
 
 
 def structural_check(
-    spec: TrainingSpec, workload: Workload, store: LocalStore, trace: TraceManifest, round_weights: Tensors
+    spec: TrainingSpec,
+    workload: Workload,
+    store: LocalStore,
+    trace: TraceManifest,
+    round_weights: Tensors,
+    start_hashes: dict[int, bytes],
+    shard: int,
 ) -> float:
-    """CPU seconds of the cheap check every commit gets (coordinator/verification.audit_commit's content
-    work: fetch, parse and hash the first and last checkpoints and the update; compare them)."""
+    """CPU seconds of the cheap check every commit gets (judge/commit.py's audit_recorded content work: checkpoint
+    0 judged by the hash of the start everyone knows, computed once per round and shard as ChainView caches it;
+    the last checkpoint and the update fetched, parsed and checked against their committed hashes)."""
     started = time.process_time()
-    first_ref, last_ref = trace.checkpoints[0], trace.checkpoints[-1]
-    first = parse_checkpoint(store.get(first_ref.cid), spec, workload, 0)
-    last = parse_checkpoint(store.get(last_ref.cid), spec, workload, last_ref.step)
-    update = from_bytes(store.get(trace.update_cid), {n: (w.dtype, tuple(w.shape)) for n, w in round_weights.items()})
-    assert "0x" + canonical_hash(first).hex() == first_ref.hash and "0x" + canonical_hash(last).hex() == last_ref.hash
-    assert all(torch.equal(first[MODEL_PREFIX + n], w) for n, w in round_weights.items())
-    assert "0x" + canonical_hash(update).hex() == trace.update_hash
-    assert all(torch.equal(update[n], last[MODEL_PREFIX + n] - first[MODEL_PREFIX + n]) for n in update)
+    if shard not in start_hashes:
+        start_hashes[shard] = canonical_hash(task_start(round_weights, None))
+    assert trace.checkpoints[0].hash == "0x" + start_hashes[shard].hex()
+    last_ref = trace.checkpoints[-1]
+    last_data = store.get_buffer(last_ref.cid)
+    last = parse_checkpoint(last_data, spec, workload, last_ref.step)
+    update_data = store.get_buffer(trace.update_cid)
+    update = from_bytes(update_data, {n: (w.dtype, tuple(w.shape)) for n, w in round_weights.items()})
+    assert "0x" + hash_as_read(last_data, last, last_ref.cid).hex() == last_ref.hash
+    assert "0x" + hash_as_read(update_data, update, trace.update_cid).hex() == trace.update_hash
+    assert all(torch.equal(update[n], last[MODEL_PREFIX + n] - w) for n, w in round_weights.items())
     return time.process_time() - started
 
 
@@ -92,6 +102,7 @@ def main() -> None:
     shards, _ = datasets.split(workload.dataset, spec.data)
     weights = initial_weights(spec)
     train_cpu = verify_cpu = audit_cpu = 0.0
+    start_hashes: dict[int, bytes] = {}
     replayed = 0
     rng = random.Random(1)
     draws = random.Random(2)  # seeded: the realized number of checks is part of the result, and repeatable
@@ -104,7 +115,7 @@ def main() -> None:
             started = time.process_time()
             result = train_task(task, store, Path(tmp) / f"w{index}")
             train_cpu += time.process_time() - started
-            audit_cpu += structural_check(spec, workload, store, result.manifest, weights)
+            audit_cpu += structural_check(spec, workload, store, result.manifest, weights, start_hashes, shard)
             checked, segments = draw(draws.randbytes(32), args.check_bps, spec.segments, args.segments_per_check)
             if not checked:
                 continue
@@ -120,7 +131,8 @@ def main() -> None:
                     result.manifest,
                     result.trace_root,
                     segment,
-                    store.get(refs[segment].cid),
+                    store.get_buffer(refs[segment].cid),
+                    read_by_cid=True,  # as judge/commit.py's replay_segments reads it: the store checked its CID
                 )
                 verify_cpu += time.process_time() - started
                 replayed += 1

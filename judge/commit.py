@@ -13,7 +13,7 @@ from judge.context import ChainView, Commit
 from ledger.market import Market, Task
 from protocol.errors import ContentError, ContentMissing
 from protocol.manifests import TraceManifest, trace_manifest_limit
-from protocol.tensors import Tensors, canonical_hash, from_bytes
+from protocol.tensors import Tensors, from_bytes, hash_as_read
 from protocol.training import MODEL_PREFIX, inner_state
 from protocol.verify import (
     SegmentVerdict,
@@ -84,28 +84,27 @@ def audit_recorded(view: ChainView, commit: Commit) -> CommitAudit:
             return audit
         # Larger content is refused unread; the limits follow from the spec's model, never a fixed cap.
         limit, update_max = checkpoint_limit(spec, ctx.workload), update_limit(spec, ctx.workload)
-        carried = view.carried_steps(task_id)
-        first_data = view.store.get_buffer(trace.checkpoints[0].cid, limit)
-        first = parse_checkpoint(first_data, spec, ctx.workload, 0, carried)
+        # Checkpoint 0 is known to everyone who holds the round: the round's model and the shard's carried
+        # optimizer state. Its committed hash is compared with theirs; the checkpoint is never downloaded.
+        if trace.checkpoints[0].hash != "0x" + view.start_hash(task_id).hex():
+            # A planted optimizer state would steer the whole task while every segment's replay from it agrees.
+            audit.problems.append(
+                "checkpoint 0 is not the round's model with its shard's carried optimizer state "
+                "(a stale, foreign or planted start)"
+            )
+            return audit
         last_ref = trace.checkpoints[-1]
-        last = parse_checkpoint(view.store.get_buffer(last_ref.cid, limit), spec, ctx.workload, last_ref.step, carried)
-        update = from_bytes(view.store.get_buffer(commit.update_cid, update_max), ctx.weights_layout())
+        last_data = view.store.get_buffer(last_ref.cid, limit)  # read under its CID: checked to hash to it
+        last = parse_checkpoint(last_data, spec, ctx.workload, last_ref.step, view.carried_steps(task_id))
+        update_data = view.store.get_buffer(commit.update_cid, update_max)
+        update = from_bytes(update_data, ctx.weights_layout())
         round_weights = view.round_weights(ctx)
-        carried_state = view.carried_state(task_id) or {}
-        if (
-            "0x" + canonical_hash(first).hex() != trace.checkpoints[0].hash
-            or "0x" + canonical_hash(last).hex() != last_ref.hash
-        ):
-            audit.problems.append("first or last checkpoint does not match its committed hash")
-        elif not all(torch.equal(first[MODEL_PREFIX + n], w) for n, w in round_weights.items()):
-            audit.problems.append("checkpoint 0 is not the round's model (stale or foreign start)")
-        elif not all(torch.equal(first[n], t) for n, t in carried_state.items()):
-            # A planted optimizer state steers the whole task while every segment's replay from it agrees.
-            audit.problems.append("checkpoint 0's optimizer state is not the one its shard carried")
-        elif canonical_hash(update) != commit.update_hash:
+        if "0x" + hash_as_read(last_data, last, last_ref.cid).hex() != last_ref.hash:
+            audit.problems.append("the last checkpoint does not match its committed hash")
+        elif hash_as_read(update_data, update, commit.update_cid) != commit.update_hash:
             audit.problems.append("update does not match the committed update hash")
-        elif not all(torch.equal(update[n], last[MODEL_PREFIX + n] - first[MODEL_PREFIX + n]) for n in update):
-            audit.problems.append("update is not last checkpoint − first checkpoint")
+        elif not all(torch.equal(update[n], last[MODEL_PREFIX + n] - w) for n, w in round_weights.items()):
+            audit.problems.append("update is not the last checkpoint − the round's model")
         else:
             audit.update = update
             if spec.optimizer.carry_state:
@@ -153,6 +152,7 @@ def replay_segments(view: ChainView, audit: CommitAudit, segments: list[int] | t
                 end,
                 cross_class_tolerance=ctx.manifest.cross_class_tolerance,
                 carried=view.carried_steps(task_id),
+                read_by_cid=True,
             )
         )
     return verdicts

@@ -19,7 +19,8 @@ from protocol.errors import ContentError, ContentInvalid
 from protocol.manifests import InnerState, RoundManifest
 from protocol.seeds import task_seed
 from protocol.spec import TrainingSpec
-from protocol.tensors import Tensors, from_bytes
+from protocol.tensors import Tensors, canonical_hash, from_bytes
+from protocol.training import task_start
 from protocol.verify import Layout, checkpoint_limit, parse_inner_state, update_limit, weights_layout
 from protocol.workloads import Workload, resolve
 
@@ -74,6 +75,7 @@ class ChainView:
         self._rounds: dict[tuple[int, int], RoundContext] = {}
         self._commits: dict[tuple[int, int, int], Commit] = {}
         self._content: dict[tuple[str, str], Tensors] = {}
+        self._start_hashes: dict[tuple[int, int, int], bytes] = {}  # by (bounty, round, shard)
 
     def load(self, opened: OpenedRound) -> RoundContext:
         key = (opened.bounty_id, opened.round)
@@ -162,6 +164,15 @@ class ChainView:
 
         # Keyed by the counted steps too: the same bytes under another count are refused, not reused.
         return self._cached(("inner state", f"{state.cid}:{state.steps}"), read)
+
+    def start_hash(self, task_id: int) -> bytes:
+        """H of the state the task must start from (protocol.training.task_start: the round's model and its
+        shard's carried optimizer state): checkpoint 0 of an honest trace, judged by its committed hash alone."""
+        key = split_task_id(task_id)
+        if key not in self._start_hashes:
+            weights = self.round_weights(self.round_of_task(task_id))
+            self._start_hashes[key] = canonical_hash(task_start(weights, self.carried_state(task_id)))
+        return self._start_hashes[key]
 
     def shard(self, task_id: int) -> Tensors:
         ctx = self.round_of_task(task_id)

@@ -20,7 +20,7 @@ from protocol.errors import ContentError, ContentMissing
 from protocol.manifests import TraceManifest, trace_manifest_limit
 from protocol.merkle import merkle_proof
 from protocol.numerics import environment, same_class
-from protocol.tensors import Tensors, canonical_hash, to_bytes
+from protocol.tensors import Tensors, canonical_hash, hash_as_read, to_bytes
 from protocol.training import replay_stretch
 from protocol.verify import (
     CROSS_CLASS_FAIL_DISTANCE,
@@ -81,10 +81,9 @@ def load_state(
     cid = cids.get(hex_hash(state_hash))
     if cid is None:
         raise ContentError(f"no published state has hash {hex_hash(state_hash)[:18]}…")
-    tensors = parse_checkpoint(
-        view.store.get_buffer(cid, checkpoint_limit(ctx.spec, ctx.workload)), ctx.spec, ctx.workload, step, carried
-    )
-    if canonical_hash(tensors) != state_hash:
+    data = view.store.get_buffer(cid, checkpoint_limit(ctx.spec, ctx.workload))
+    tensors = parse_checkpoint(data, ctx.spec, ctx.workload, step, carried)
+    if hash_as_read(data, tensors, cid) != state_hash:
         raise ContentError(f"{cid} does not hash to the state it was posted as")
     return tensors
 

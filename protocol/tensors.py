@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from safetensors.torch import load as _st_load
 
-from protocol.cid import root_block
+from protocol.cid import b58decode, root_block
 from protocol.errors import ContentInvalid
 from protocol.nesting import nesting_depth
 
@@ -63,41 +63,59 @@ def canonical_hash(tensors: Tensors) -> bytes:
     return root_block(*_canonical_parts(tensors)).multihash[2:]
 
 
+def hash_as_read(data: bytes | bytearray, tensors: Tensors, cid: str) -> bytes:
+    """H of `tensors` parsed from `data`, which a content store read under `cid` (every read checks the bytes
+    hash to their CID): when `data` is exactly the canonical bytes — its header is the canonical header of what
+    was parsed from it, so its data section is too — H is the CID's digest, with no second pass over the
+    tensors. Bytes in another (honest or not) encoding are hashed canonically."""
+    header = _canonical_header(tensors)
+    size = len(header) + sum(t.numel() * t.element_size() for t in tensors.values())
+    if len(data) == size and data[: len(header)] == header:
+        return b58decode(cid)[2:]
+    return canonical_hash(tensors)
+
+
+def _canonical_header(tensors: Tensors) -> bytes:
+    return _header([(name, t.dtype, tuple(t.shape), t.numel() * t.element_size()) for name, t in tensors.items()])
+
+
+def _header(entries: list[tuple[str, torch.dtype, tuple[int, ...], int]]) -> bytes:
+    """The length prefix and JSON header of canonical bytes, from each tensor's name, dtype, shape and size."""
+    header: dict[str, object] = {}
+    offset = 0
+    for name, dtype, shape, size in sorted(entries, key=lambda entry: entry[0]):
+        code = DTYPE_CODES.get(dtype)
+        if code is None:
+            raise ValueError(f"tensor {name!r} has unsupported dtype {dtype}")
+        header[name] = {"dtype": code, "shape": list(shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    encoded += b" " * (-len(encoded) % 8)  # the data section starts 8-byte aligned, as safetensors writes it
+    return struct.pack("<Q", len(encoded)) + encoded
+
+
 def to_bytes(tensors: Tensors) -> bytes:
     """Canonical safetensors bytes (written here: safetensors.torch.save's layout is not specified)."""
     return b"".join(_canonical_parts(tensors))
 
 
 def _canonical_parts(tensors: Tensors) -> list[bytes | memoryview]:
-    header: dict[str, object] = {}
-    views = []
-    offset = 0
-    for name in sorted(tensors):
-        t = tensors[name]
-        code = DTYPE_CODES.get(t.dtype)
-        if code is None:
-            raise ValueError(f"tensor {name!r} has unsupported dtype {t.dtype}")
-        view = _raw_bytes(t)
-        header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [offset, offset + len(view)]}
-        views.append(view)
-        offset += len(view)
-    encoded = json.dumps(header, separators=(",", ":")).encode()
-    encoded += b" " * (-len(encoded) % 8)  # the data section starts 8-byte aligned, as safetensors writes it
-    return [struct.pack("<Q", len(encoded)), encoded, *views]
+    names = sorted(tensors)
+    for name in names:
+        if tensors[name].dtype not in DTYPE_CODES:
+            raise ValueError(f"tensor {name!r} has unsupported dtype {tensors[name].dtype}")
+    views = [_raw_bytes(tensors[name]) for name in names]
+    header = _header(
+        [(n, tensors[n].dtype, tuple(tensors[n].shape), len(v)) for n, v in zip(names, views, strict=True)]
+    )
+    return [header, *views]
 
 
 def canonical_size(layout: dict[str, tuple[torch.dtype, tuple[int, ...]]]) -> int:
     """The exact length of `to_bytes` of tensors with this layout (names, dtypes, shapes), computed without
     them: what an honest party's checkpoint of a spec weighs, so byte limits can follow from the spec."""
-    header: dict[str, object] = {}
-    offset = 0
-    for name in sorted(layout):
-        dtype, shape = layout[name]
-        size = math.prod(shape) * dtype.itemsize
-        header[name] = {"dtype": DTYPE_CODES[dtype], "shape": list(shape), "data_offsets": [offset, offset + size]}
-        offset += size
-    encoded = len(json.dumps(header, separators=(",", ":")).encode())
-    return 8 + encoded + (-encoded % 8) + offset
+    entries = [(name, dtype, shape, math.prod(shape) * dtype.itemsize) for name, (dtype, shape) in layout.items()]
+    return len(_header(entries)) + sum(entry[3] for entry in entries)
 
 
 def from_bytes(

@@ -21,10 +21,10 @@ from dataclasses import dataclass, replace
 import torch
 
 from protocol.errors import ContentError, ContentInvalid
-from protocol.manifests import TraceManifest
+from protocol.manifests import CheckpointRef, TraceManifest
 from protocol.numerics import environment, same_class
 from protocol.spec import TrainingSpec
-from protocol.tensors import Tensors, canonical_hash, canonical_size, from_bytes
+from protocol.tensors import Tensors, canonical_hash, canonical_size, from_bytes, hash_as_read
 from protocol.training import MODEL_PREFIX, OPTIM_PREFIX, deterministic, new_state, replay_segment
 from protocol.workloads import Workload, resolve
 
@@ -201,6 +201,7 @@ def verify_segment(
     *,
     cross_class_tolerance: float | None = None,
     carried: int | None = None,
+    read_by_cid: bool = False,
 ) -> SegmentVerdict:
     """Checks one segment of a committed trace; untrusted bytes never raise past this function.
 
@@ -210,6 +211,8 @@ def verify_segment(
     the end is never downloaded or parsed (a fifth of a segment's verify cost). Tolerance mode, and exact
     mode across numeric classes (`needs_end`), need `end_bytes` to measure the distance; given in exact mode
     within a class, they only explain a failure. `carried`: as parse_checkpoint's, the task's carried state.
+    `read_by_cid`: the bytes were read from a content store under the checkpoints' own CIDs (which checks them),
+    so canonical bytes need no second hashing pass (protocol.tensors.hash_as_read).
     """
     if not 0 <= segment < len(trace.checkpoints) - 1:
         return SegmentVerdict(
@@ -239,7 +242,12 @@ def verify_segment(
             )
         except ContentError as exc:
             return SegmentVerdict(segment, False, f"checkpoint refused: {exc}")
-        if "0x" + canonical_hash(start).hex() != start_ref.hash:
+
+        def committed(data: bytes | bytearray, tensors: Tensors, ref: CheckpointRef) -> bool:
+            digest = hash_as_read(data, tensors, ref.cid) if read_by_cid else canonical_hash(tensors)
+            return "0x" + digest.hex() == ref.hash
+
+        if not committed(start_bytes, start, start_ref):
             return SegmentVerdict(segment, False, f"checkpoint {segment} does not match its committed hash")
         try:
             replayed = replay_segment(spec, shard, seed, start, segment, workload)
@@ -258,7 +266,7 @@ def verify_segment(
                 diverged=True,
             )
         assert end is not None
-        if "0x" + canonical_hash(end).hex() != end_ref.hash:
+        if not committed(_given(end_bytes), end, end_ref):
             return SegmentVerdict(segment, False, f"checkpoint {segment + 1} does not match its committed hash")
         if exact:  # across classes: weights and optimizer state, as the tolerance was measured
             distance = state_distance(replayed, end, start)

@@ -11,7 +11,7 @@ import torch
 
 from protocol.errors import ContentError
 from protocol.spec import TrainingSpec
-from protocol.tensors import Tensors, canonical_hash, canonical_size, from_bytes, layout_of, to_bytes
+from protocol.tensors import Tensors, canonical_hash, canonical_size, from_bytes, hash_as_read, layout_of, to_bytes
 from protocol.verify import HEADER_SLACK_BYTES, checkpoint_layout, checkpoint_limit, update_limit
 from protocol.workloads import REGISTRY, resolve
 
@@ -84,6 +84,20 @@ def test_canonical_bytes_are_safetensors_and_their_cid_carries_the_canonical_has
     data = to_bytes(t)
     assert all(torch.equal(load(data)[name], value) for name, value in t.items())
     assert b58decode(cid_of(data))[2:] == canonical_hash(t)
+
+
+def test_bytes_read_by_cid_give_their_hash_without_a_second_pass_only_when_canonical() -> None:
+    from safetensors.torch import save
+
+    from protocol.cid import cid_of
+
+    t = {**tensors(), "big": torch.rand(300_000), "bf": torch.ones(3, dtype=torch.bfloat16)}  # over one chunk
+    data = bytearray(to_bytes(t))
+    assert hash_as_read(data, from_bytes(data), cid_of(data)) == canonical_hash(t)
+    # Another encoder's bytes of the same tensors (safetensors' own header): their CID is not H, so H is computed.
+    other = save(t, metadata={"by": "another encoder"})
+    assert cid_of(other) != cid_of(bytes(data))
+    assert hash_as_read(other, from_bytes(other), cid_of(other)) == canonical_hash(t)
 
 
 @pytest.mark.parametrize("family", sorted(REGISTRY))
