@@ -11,9 +11,9 @@ simulating the draw.
 Why these defaults: ≥99% detection at f = 0.1 needs about 45 sampled segments of 1,000 whatever the task
 size, so verification is ≈4.5% of training times a sampled segment's verify cost over its training cost.
 Checking 90% of 20-segment tasks samples 45 with less variance than 40% of 8-segment tasks does. A sampled
-segment costs more to verify than to train (fetching, parsing and hashing its start; a replay from a freshly loaded state): 1.26×
-with 5-step segments, 1.12× with 10-step ones, so 10-step segments (checkpoint_interval = 10) are what
-brings verification near 5%.
+segment costs more to verify than to train (fetching and parsing its start, whose hash is its CID's when it is
+canonical; a replay from a freshly loaded state): 1.26× with 10-step segments on this machine (1.29× when the
+start was hashed a second time), so longer segments are what bring verification near 5%.
 
   ./scripts/bench verify-cost [--json] [--check-bps 9000] [--segments-per-check 1] [--tasks 50] [--steps-per-segment 10]
 """
