@@ -4,14 +4,12 @@ from any other state is slashed, and anyone's audit recomputes the states."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devtools.anvil import Anvil
 from judge.audit import audit, carried_problems
 from judge.context import ChainView
 from judge.improvement import round_updates
@@ -20,15 +18,6 @@ from ledger.market import TaskStatus, task_id_of
 from node.trainer import TaskInput, TraceResult, train_task
 from protocol.manifests import RoundManifest
 from tests.support.arena import Arena, post, spec
-from tests.support.marketplace import start
-
-
-@pytest.fixture(scope="module")
-def arena(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arena]:
-    node = Anvil()
-    root = tmp_path_factory.mktemp("arena")
-    yield Arena(start(node.url, root), root / "work")
-    node.stop()
 
 
 def fresh_start(task: TaskInput, *rest: Any) -> TraceResult:

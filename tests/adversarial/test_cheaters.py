@@ -5,7 +5,7 @@ volunteers are never slashed."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,6 @@ from web3.types import RPCEndpoint
 from content.store import ContentStore
 from coordinator.rounds import Coordinator
 from devtools.adversaries import lazy_trainer, partial_faker
-from devtools.anvil import Anvil
 from judge.audit import audit
 from judge.context import ChainView
 from ledger.errors import error_class
@@ -33,16 +32,7 @@ from protocol.spec import AggregationSpec
 from protocol.tensors import Tensors, canonical_hash, to_bytes
 from protocol.training import MODEL_PREFIX, initial_weights
 from tests.support.arena import QUIET, UNIT, Arena, post, spec
-from tests.support.marketplace import start
 from verifier.worker import VerifierWorker
-
-
-@pytest.fixture(scope="module")
-def arena(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arena]:
-    node = Anvil()
-    root = tmp_path_factory.mktemp("arena")
-    yield Arena(start(node.url, root), root / "work")
-    node.stop()
 
 
 def rewrite_last(modify: Callable[[Tensors], None]) -> Callable[..., TraceResult]:

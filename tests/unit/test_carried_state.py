@@ -11,35 +11,17 @@ import torch
 
 from content.store import LocalStore
 from node.trainer import TaskInput, TraceResult, train_task
-from protocol import datasets
 from protocol.errors import ContentInvalid
 from protocol.manifests import InnerState, RoundManifest
-from protocol.seeds import task_seed
 from protocol.spec import TrainingSpec
 from protocol.tensors import Tensors, to_bytes
-from protocol.training import MODEL_PREFIX, OPTIM_PREFIX, initial_weights, inner_state
+from protocol.training import MODEL_PREFIX, OPTIM_PREFIX, inner_state
 from protocol.verify import parse_checkpoint, parse_inner_state, verify_segment
-from protocol.workloads import resolve
+from tests.support.tasks import ROUND_CID, mnist_task
 
-CID = "QmWfVY9y3xjsixTgbd9AorQxH7VtMpzfx2HaWtsoUYecaX"
+CID = ROUND_CID
 
 Carried = tuple[TaskInput, LocalStore, TraceResult]  # a second-round task that started from a carried state
-
-
-def make_task() -> TaskInput:
-    spec = TrainingSpec.model_validate(
-        {
-            "model": {"family": "mnist-mlp", "params": {"hidden": 32, "dropout": 0.1}},
-            "optimizer": {"carry_state": True},
-            "steps_per_task": 20,
-            "checkpoint_interval": 5,
-            "batch_size": 32,
-        }
-    )
-    workload = resolve(spec.model)
-    shards, _ = datasets.split(workload.dataset, spec.data)
-    seed = task_seed(1, 0, 2, b"\x5a" * 32)
-    return TaskInput(spec, workload, 7, "0x" + "ab" * 20, seed, CID, initial_weights(spec), shards[2])
 
 
 def end_state(task: TaskInput, store: LocalStore, result: TraceResult) -> Tensors:
@@ -49,7 +31,7 @@ def end_state(task: TaskInput, store: LocalStore, result: TraceResult) -> Tensor
 
 @pytest.fixture(scope="module")
 def carried(tmp_path_factory: pytest.TempPathFactory) -> Carried:
-    first = make_task()
+    first = mnist_task(optimizer={"carry_state": True})
     store = LocalStore(tmp_path_factory.mktemp("store"))
     done = train_task(first, store, tmp_path_factory.mktemp("first"))
     last = parse_checkpoint(store.get(done.manifest.checkpoints[-1].cid), first.spec, first.workload, 20)

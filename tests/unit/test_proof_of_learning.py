@@ -19,27 +19,9 @@ from protocol.tensors import canonical_hash, to_bytes
 from protocol.training import initial_weights
 from protocol.verify import SegmentVerdict, parse_checkpoint, verify_segment
 from protocol.workloads import resolve
-
-VOLUNTEER = "0x" + "ab" * 20
-ROUND_CID = "QmWfVY9y3xjsixTgbd9AorQxH7VtMpzfx2HaWtsoUYecaX"
+from tests.support.tasks import ROUND_CID, VOLUNTEER, mnist_task
 
 Honest = tuple[TaskInput, LocalStore, TraceResult]  # a task, its store and its honestly trained trace
-
-
-def make_task(**spec_overrides: object) -> TaskInput:
-    spec = TrainingSpec.model_validate(
-        {
-            "model": {"family": "mnist-mlp", "params": {"hidden": 32, "dropout": 0.1}},
-            "steps_per_task": 20,
-            "checkpoint_interval": 5,
-            "batch_size": 32,
-            **spec_overrides,
-        }
-    )
-    workload = resolve(spec.model)
-    shards, _ = datasets.split(workload.dataset, spec.data)
-    seed = task_seed(1, 0, 2, b"\x5a" * 32)
-    return TaskInput(spec, workload, 7, VOLUNTEER, seed, ROUND_CID, initial_weights(spec), shards[2])
 
 
 def check(
@@ -54,7 +36,7 @@ def check(
 
 @pytest.fixture(scope="module")
 def honest(tmp_path_factory: pytest.TempPathFactory) -> Honest:
-    task = make_task()
+    task = mnist_task()
     store = LocalStore(tmp_path_factory.mktemp("store"))
     return task, store, train_task(task, store, tmp_path_factory.mktemp("work"))
 
@@ -107,7 +89,7 @@ def test_exact_mode_decides_on_the_committed_end_hash_not_on_downloaded_end_byte
 
 
 def test_tolerance_mode_refuses_an_end_checkpoint_other_than_the_committed_one(tmp_path: Path) -> None:
-    task = make_task(replay={"mode": "tolerance", "tolerance": 1e-4})
+    task = mnist_task(replay={"mode": "tolerance", "tolerance": 1e-4})
     store = LocalStore(tmp_path / "store")
     result = train_task(task, store, tmp_path / "work")
     m = result.manifest
@@ -124,7 +106,7 @@ def test_tolerance_mode_refuses_an_end_checkpoint_other_than_the_committed_one(t
 
 def test_a_trace_of_skipped_work_fails_replay(tmp_path: Path) -> None:
     """A volunteer who skips training in one segment (copies the checkpoint forward) is caught there."""
-    task = make_task()
+    task = mnist_task()
     store = LocalStore(tmp_path / "store")
     honest = train_task(task, store, tmp_path / "honest")
     refs = list(honest.manifest.checkpoints)
@@ -168,7 +150,7 @@ def test_a_journal_torn_by_a_crash_resumes_at_its_last_whole_line_and_a_resumed_
 
 
 def test_tolerance_mode_accepts_honest_and_rejects_faked_segments(tmp_path: Path) -> None:
-    task = make_task(replay={"mode": "tolerance", "tolerance": 1e-4})
+    task = mnist_task(replay={"mode": "tolerance", "tolerance": 1e-4})
     store = LocalStore(tmp_path / "store")
     result = train_task(task, store, tmp_path / "work")
     good = check(task, store, result, 2)

@@ -31,18 +31,16 @@ import torch
 from content.ipfs import IpfsStore
 from content.store import LocalStore
 from node.trainer import TaskInput, TraceResult, train_task
-from protocol import datasets
 from protocol.cid import cid_of
 from protocol.errors import ContentError, ContentMissing
 from protocol.manifests import RoundManifest, TraceManifest
-from protocol.seeds import task_seed
 from protocol.spec import SpecError, TrainingSpec, load_spec, read_spec_file
 from protocol.tensors import Tensors, from_bytes, layout_of, to_bytes
-from protocol.training import initial_weights
 from protocol.verify import verify_segment
 from protocol.workloads import resolve
+from tests.support.tasks import ROUND_CID, mnist_task
 
-CID = "QmWfVY9y3xjsixTgbd9AorQxH7VtMpzfx2HaWtsoUYecaX"
+CID = ROUND_CID
 HASH = "0x" + "ab" * 32
 MiB = 1 << 20
 
@@ -214,18 +212,8 @@ def test_from_bytes_refuses_hostile_safetensors(build: Builder, reason: str, own
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    spec = TrainingSpec.model_validate(
-        {
-            "model": {"family": "mnist-mlp", "params": {"hidden": 8}},
-            "steps_per_task": 4,
-            "checkpoint_interval": 2,
-            "batch_size": 8,
-        }
-    )
-    workload = resolve(spec.model)
-    shards, _ = datasets.split(workload.dataset, spec.data)
-    seed = task_seed(1, 0, 2, b"\x5a" * 32)
-    task = TaskInput(spec, workload, 7, "0x" + "ab" * 20, seed, CID, initial_weights(spec), shards[2])
+    model = {"family": "mnist-mlp", "params": {"hidden": 8}}
+    task = mnist_task(model=model, steps_per_task=4, checkpoint_interval=2, batch_size=8)
     store = LocalStore(tmp_path_factory.mktemp("store"))
     return task, store, train_task(task, store, tmp_path_factory.mktemp("work"))
 
