@@ -21,6 +21,7 @@ def dataset_add(
             help="Text files (UTF-8; joined by line breaks, in this order) for language models, or .safetensors "
             "files laid out as the family's shards (classifiers: x float32 [N, 784] and y int64 class labels).",
             show_default=False,
+            metavar="FILE",
         ),
     ] = None,
     builtin: Annotated[
