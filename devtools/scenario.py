@@ -149,9 +149,10 @@ def run_scenario(
     store = LocalStore(home / "store")
     poster, coord = actors["poster"].market, actors["coordinator"].market
     if spec.data.dataset is None:  # the family's built-in data, published as any poster's own would be
-        dataset_cid, _, _ = publish_builtin(store, resolve(spec.model).dataset)
+        builtin = resolve(spec.model).dataset
+        dataset_cid, _, _ = publish_builtin(store, builtin)
         spec = spec.model_copy(update={"data": spec.data.model_copy(update={"dataset": dataset_cid})})
-        say(f"poster: the built-in {resolve(spec.model).dataset} dataset published as {dataset_cid}")
+        say(f"poster: the built-in {builtin} dataset published as {dataset_cid}")
     spec_cid = store.put(spec.canonical_bytes())
     terms = BOUNTY_TERMS.model_copy(update={"coordinator": coord.address})
     params = terms.posting(spec, spec_cid, poster.now())  # the checks `shardwork bounty post` makes

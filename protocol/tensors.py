@@ -100,15 +100,8 @@ def to_bytes(tensors: Tensors) -> bytes:
 
 
 def _canonical_parts(tensors: Tensors) -> list[bytes | memoryview]:
-    names = sorted(tensors)
-    for name in names:
-        if tensors[name].dtype not in DTYPE_CODES:
-            raise ValueError(f"tensor {name!r} has unsupported dtype {tensors[name].dtype}")
-    views = [_raw_bytes(tensors[name]) for name in names]
-    header = _header(
-        [(n, tensors[n].dtype, tuple(tensors[n].shape), len(v)) for n, v in zip(names, views, strict=True)]
-    )
-    return [header, *views]
+    header = _canonical_header(tensors)  # first: it refuses an unsupported dtype before any byte is viewed
+    return [header, *(_raw_bytes(tensors[name]) for name in sorted(tensors))]
 
 
 def canonical_size(layout: dict[str, tuple[torch.dtype, tuple[int, ...]]]) -> int:
