@@ -29,6 +29,8 @@ module.exports = {
       evmVersion: "cancun",
       viaIR: true,
       metadata: { bytecodeHash: "none" },
+      // scripts/export_artifacts.py compares BountyMarket's and BountyGames' layouts (delegatecall shares storage).
+      outputSelection: { "*": { "*": ["storageLayout"] } },
     },
   },
   paths: { sources: "./contracts", artifacts: "./build/hardhat/artifacts", cache: "./build/hardhat/cache" },

@@ -1,8 +1,9 @@
 """Gas of each market operation on a real EVM (anvil), and of one full task lifecycle.
 
-task_lifecycle = claim + commit + settle (accept after the challenge window, batched ten to a `settleMany` as
-the coordinator's housekeeping sends it) + claimRewards / 10 (a volunteer pulls its rewards once per ten tasks);
-task_lifecycle_single_settle the same with one `settle` per task. checked_task = claim + commit + the example's
+task_lifecycle = claim + commit + the draw's record (batched ten to a `drawMany`) + settle (accept after the
+challenge window, batched ten to a `settleMany`), both as the coordinator's housekeeping sends them, + claimRewards
+/ 10 (a volunteer pulls its rewards once per ten tasks); task_lifecycle_single_settle the same with one
+`drawChallenge` and one `settle` per task. checked_task = claim + commit + the draw's record + the example's
 quorum of two votes (the first, then the deciding one) + claimRewards / 10; task_lifecycle_avg weighs the two at
 the example bounty's floor check probability (examples/mnist-bounty.toml, `min_check_probability`). Prints JSON; `--update` (or `--write`) refreshes the
 committed snapshot bench/gas-snapshot.json. `--check` compares every measured number with the snapshot and
@@ -58,6 +59,8 @@ def measure(chain: Chain) -> tuple[dict[str, int], dict[str, int]]:
         task = chain.task_id(bounty, 0, shard)
         gas("claim", "alice", "claim", task)
         gas("commit", "alice", "commit", task, root, update, trace_cid, update_cid)
+        chain.mine()  # its draw block
+        gas("drawChallenge", "coordinator", "drawChallenge", task)  # one task's draw, alone in its transaction
     chain.advance(601)
     for shard in range(10):
         gas("settle", "bob", "settle", chain.task_id(bounty, 0, shard))
@@ -67,6 +70,11 @@ def measure(chain: Chain) -> tuple[dict[str, int], dict[str, int]]:
     for task in batch:
         chain.tx("alice", "claim", task)
         chain.tx("alice", "commit", task, root, update, trace_cid, update_cid)
+    chain.mine()  # the last commit's draw block
+    # The round's fresh commits' draws recorded together, as the coordinator's housekeeping does.
+    drawn = chain.tx("coordinator", "drawMany", batch)
+    assert len(chain.events(drawn, "ChallengeDrawn")) == BATCH
+    samples["drawMany_per_task"] = [round(drawn["gasUsed"] / BATCH)]
     chain.advance(601)
     batched = chain.tx("bob", "settleMany", batch)
     assert len(chain.events(batched, "TaskAccepted")) == BATCH
@@ -196,15 +204,18 @@ def main(argv: list[str]) -> int:
     finally:
         node.stop()
     rewards = ops["claimRewards"] // REWARD_CLAIM_AMORTIZED_OVER
-    lifecycle = ops["claim"] + ops["commit"] + ops["settleMany_per_task"] + rewards
-    checked = ops["claim"] + ops["commit"] + ops["attest"] + ops["attest_quorum_accept"] + rewards
+    # Every commit's draw is recorded (the coordinator's drawMany), checked or not.
+    lifecycle = ops["claim"] + ops["commit"] + ops["drawMany_per_task"] + ops["settleMany_per_task"] + rewards
+    checked = (
+        ops["claim"] + ops["commit"] + ops["drawMany_per_task"] + ops["attest"] + ops["attest_quorum_accept"] + rewards
+    )
     check_rate = float(tomllib.loads(EXAMPLE.read_text())["bounty"]["min_check_probability"])
     result: dict[str, Any] = {
         "operations": dict(sorted(ops.items())),
         "first_of_ten": dict(sorted(first.items())),
         "commit": ops["commit"],
         "task_lifecycle": lifecycle,
-        "task_lifecycle_single_settle": ops["claim"] + ops["commit"] + ops["settle"] + rewards,
+        "task_lifecycle_single_settle": ops["claim"] + ops["commit"] + ops["drawChallenge"] + ops["settle"] + rewards,
         "checked_task": checked,
         "example_check_rate": check_rate,
         "task_lifecycle_avg": round(check_rate * checked + (1 - check_rate) * lifecycle),

@@ -3,6 +3,9 @@ pragma solidity ^0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {BountyGames} from "./BountyGames.sol";
+import {MarketState} from "./base/MarketState.sol";
+import {IBountyGames} from "./interfaces/IBountyGames.sol";
 import {IBountyMarket} from "./interfaces/IBountyMarket.sol";
 import {Staking} from "./Staking.sol";
 import {VerifierRegistry} from "./VerifierRegistry.sol";
@@ -13,46 +16,15 @@ import {VerifierRegistry} from "./VerifierRegistry.sol";
 ///         commit, and pull rewards once accepted. Cheaters lose their lock, proven wrong by a verifier
 ///         quorum or in a bisection game. The coordinator opens and closes rounds and referees games (its
 ///         ruling on one step decides who is slashed); no one can move escrow or stake outside these rules.
-contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
-    uint256 public constant MAX_SHARDS = 256;
-    uint256 public constant MAX_SEGMENTS = 256;
-    uint256 public constant MAX_QUORUM = 15;
-    /// @notice Each move of a bisection game gets the verify window: shorter, an honest side could not
-    ///         recompute its state in time and would forfeit.
-    uint256 public constant MIN_VERIFY_WINDOW = 30;
-    uint256 private constant BPS = 10_000;
+///         The bisection games run in a module of their own (BountyGames, by delegatecall on this storage).
+contract BountyMarket is IBountyMarket, IBountyGames, MarketState, Staking, VerifierRegistry {
+    /// @inheritdoc IBountyMarket
+    /// @dev `shardwork contracts verify` checks the module's code against the sources too.
+    address public immutable games;
 
-    /// @dev A ballot entry (32 bits): the voter's registry seat plus one (bits 0-30; zero: no entry) and its
-    ///      verdict (bit 31: PASS).
-    uint256 private constant VOTE_PASSED = 1 << 31;
-    uint256 private constant VOTE_SEAT = VOTE_PASSED - 1;
-
-    struct Verification {
-        uint16 disputedSegment;
-        address challenger;
+    constructor(IERC20 token_, uint256 unbondingDelay_) Staking(token_, unbondingDelay_) {
+        games = address(new BountyGames());
     }
-
-    uint256 public nextBountyId = 1;
-    mapping(uint256 bountyId => Bounty) internal _bounties;
-    mapping(uint256 bountyId => string) public specCidOf;
-    mapping(uint256 taskId => Task) internal _tasks;
-    mapping(uint256 taskId => bytes32) public commitmentOf; // keccak(traceRoot, updateHash)
-    mapping(uint256 taskId => bytes32) internal _drawnSeeds;
-    mapping(uint256 taskId => Verification) internal _verifications;
-    // The votes on a task's current attempt, in order, eight entries to a slot: a quorum of two costs a vote one
-    // new slot and the next one a rewrite (a per-voter flag and voter lists cost three new slots per vote).
-    mapping(uint256 taskId => mapping(uint256 slot => uint256)) internal _ballots;
-    mapping(address account => uint256) public claimable;
-    mapping(uint256 taskId => Game) internal _games;
-    // BOINC-style adaptive replication, per poster: only tasks a verifier quorum replayed and passed count,
-    // and only since the volunteer's last slash (`epoch` = its slash count when the record was last written).
-    // Cheap unchecked tasks, or tasks on a bounty the volunteer posted for itself, buy no trust elsewhere.
-    mapping(address volunteer => mapping(address poster => Reputation)) internal _reputation;
-    // A challenger contests an attempt once: a game a silent referee dissolved cannot be reopened by the same
-    // account to keep an honest volunteer's stake locked and its reward waiting.
-    mapping(uint256 taskId => mapping(uint256 attempt => mapping(address challenger => bool))) internal _contested;
-
-    constructor(IERC20 token_, uint256 unbondingDelay_) Staking(token_, unbondingDelay_) {}
 
     // ---------------------------------------------------------------- bounties and rounds
 
@@ -202,11 +174,22 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
     /// @inheritdoc IBountyMarket
     function drawChallenge(uint256 taskId) external {
         Task storage t = _committedTask(taskId);
-        if (_drawnSeeds[taskId] != 0) return;
-        bytes32 seed = _blockSeed(taskId, t);
-        if (seed == 0) revert MarketChallengeNotDrawnYet(taskId, uint256(t.commitBlock) + 1);
-        _drawnSeeds[taskId] = seed;
-        emit ChallengeDrawn(taskId, t.attempt, seed);
+        if (_drawnSeeds[taskId] == 0 && !_recordDraw(taskId, t)) {
+            revert MarketChallengeNotDrawnYet(taskId, uint256(t.commitBlock) + 1);
+        }
+    }
+
+    /// @inheritdoc IBountyMarket
+    function drawMany(uint256[] calldata taskIds) external returns (uint256 drawn) {
+        for (uint256 i = 0; i < taskIds.length; ++i) {
+            uint256 taskId = taskIds[i];
+            Task storage t = _tasks[taskId];
+            TaskStatus status = t.status;
+            if (status != TaskStatus.Committed && status != TaskStatus.Challenged && status != TaskStatus.Contested) {
+                continue;
+            }
+            if (_drawnSeeds[taskId] == 0 && _recordDraw(taskId, t)) ++drawn;
+        }
     }
 
     /// @inheritdoc IBountyMarket
@@ -301,116 +284,31 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
         }
     }
 
-    // ---------------------------------------------------------------- bisection games
+    // ---------------------------------------------------------------- bisection games (in BountyGames)
 
-    /// @inheritdoc IBountyMarket
-    function contest(
-        uint256 taskId,
-        bytes32 traceRoot,
-        bytes32 updateHash,
-        TraceStep calldata lo,
-        TraceStep calldata hi
-    ) external {
-        Task storage t = _tasks[taskId];
-        if (t.status == TaskStatus.Contested) revert MarketGameInProgress(taskId);
-        if (t.status != TaskStatus.Committed && t.status != TaskStatus.Challenged) {
-            revert MarketTaskNotInStatus(taskId, t.status);
-        }
-        if (msg.sender == t.volunteer) revert MarketSelfDispute(taskId, msg.sender);
-        if (_contested[taskId][t.attempt][msg.sender]) revert MarketAlreadyContested(taskId, msg.sender);
-        (uint256 bountyId,,) = _splitTaskId(taskId);
-        Bounty storage b = _bounties[bountyId];
-        uint256 verifyDeadline = uint256(t.deadline) + b.challengeWindow + b.verifyWindow;
-        if (block.timestamp > verifyDeadline) revert MarketVerifyWindowClosed(taskId, verifyDeadline);
-        if (
-            commitmentOf[taskId] != keccak256(abi.encode(traceRoot, updateHash)) || lo.step >= hi.step
-                || !_provenStep(taskId, t.volunteer, traceRoot, lo) || !_provenStep(taskId, t.volunteer, traceRoot, hi)
-        ) revert MarketBadTraceClaim(taskId);
-        uint256 stake = b.stakePerTask;
-        _requireFreeStake(taskId, msg.sender, stake);
-
-        _lockStake(msg.sender, stake);
-        _contested[taskId][t.attempt][msg.sender] = true;
-        t.status = TaskStatus.Contested;
-        Game storage g = _games[taskId];
-        g.challenger = msg.sender;
-        g.loStep = lo.step;
-        g.hiStep = hi.step;
-        g.loHash = lo.stateHash;
-        g.hiHash = hi.stateHash;
-        _nextTurn(g, b, hi.step - lo.step == 1 ? GameTurn.Referee : GameTurn.Volunteer);
-        emit GameOpened(taskId, msg.sender, lo.step, lo.stateHash, hi.step, hi.stateHash);
+    /// @inheritdoc IBountyGames
+    function contest(uint256, bytes32, bytes32, TraceStep calldata, TraceStep calldata) external {
+        _playInGames();
     }
 
-    /// @inheritdoc IBountyMarket
-    function bisect(uint256 taskId, bytes32 midHash, string calldata stateCid) external {
-        (Game storage g, Bounty storage b) = _gameMove(taskId, GameTurn.Volunteer, _tasks[taskId].volunteer);
-        if (midHash == 0) revert MarketEmptyStateHash(taskId);
-        g.midHash = midHash;
-        _nextTurn(g, b, GameTurn.Challenger);
-        emit GameBisected(taskId, (uint256(g.loStep) + g.hiStep) / 2, midHash, stateCid);
+    /// @inheritdoc IBountyGames
+    function bisect(uint256, bytes32, string calldata) external {
+        _playInGames();
     }
 
-    /// @inheritdoc IBountyMarket
-    function respond(uint256 taskId, bool agree) external {
-        (Game storage g, Bounty storage b) = _gameMove(taskId, GameTurn.Challenger, _games[taskId].challenger);
-        uint32 mid = uint32((uint256(g.loStep) + g.hiStep) / 2);
-        if (agree) {
-            (g.loStep, g.loHash) = (mid, g.midHash);
-        } else {
-            (g.hiStep, g.hiHash) = (mid, g.midHash);
-        }
-        g.midHash = 0;
-        _nextTurn(g, b, g.hiStep - g.loStep == 1 ? GameTurn.Referee : GameTurn.Volunteer);
-        emit GameAnswered(taskId, agree, g.loStep, g.hiStep);
+    /// @inheritdoc IBountyGames
+    function respond(uint256, bool) external {
+        _playInGames();
     }
 
-    /// @inheritdoc IBountyMarket
-    function rule(uint256 taskId, bool stepCorrect) external {
-        (uint256 bountyId,,) = _splitTaskId(taskId);
-        (Game storage g, Bounty storage b) = _gameMove(taskId, GameTurn.Referee, _bounties[bountyId].coordinator);
-        emit GameRuled(taskId, msg.sender, stepCorrect);
-        if (g.challenger != address(0)) return _endGame(taskId, stepCorrect);
-        // A review of a failed check: the referee replayed the commit itself.
-        Task storage t = _tasks[taskId];
-        if (!stepCorrect) {
-            delete _games[taskId]; // _reopen clears only a challenger's game
-            return _slash(taskId, bountyId, b, t);
-        }
-        _resumeAfterGame(taskId, t);
-        _payVerifiers(taskId, b, true);
-        _earnReputation(t.volunteer, b.poster);
-        _accept(taskId, bountyId, b, t);
+    /// @inheritdoc IBountyGames
+    function rule(uint256, bool) external {
+        _playInGames();
     }
 
-    /// @inheritdoc IBountyMarket
-    function forfeit(uint256 taskId) external {
-        Game storage g = _games[taskId];
-        GameTurn turn = g.turn;
-        if (turn == GameTurn.None) revert MarketNoGame(taskId);
-        if (block.timestamp <= g.deadline) revert MarketMoveNotOverdue(taskId, g.deadline);
-        emit GameForfeited(taskId, turn);
-        if (turn == GameTurn.Referee) {
-            // The referee's silence proves nothing about either side: the game dissolves, nobody is slashed.
-            address challenger = g.challenger;
-            Task storage t = _tasks[taskId];
-            (uint256 bountyId,,) = _splitTaskId(taskId);
-            Bounty storage b = _bounties[bountyId];
-            if (challenger != address(0)) {
-                _resumeAfterGame(taskId, t);
-                _unlockStake(challenger, b.stakePerTask, false);
-                return;
-            }
-            // An unreviewed failed check: no reward without a verdict, no slash without a ruling. The task is
-            // done again; a disputer gets its bond back.
-            address disputer = _verifications[taskId].challenger;
-            if (disputer != address(0)) _credit(disputer, taskId, b.challengeBond);
-            _unlockStake(t.volunteer, b.stakePerTask, false);
-            delete _games[taskId];
-            _reopen(taskId, t);
-        } else {
-            _endGame(taskId, turn == GameTurn.Challenger);
-        }
+    /// @inheritdoc IBountyGames
+    function forfeit(uint256) external {
+        _playInGames();
     }
 
     /// @inheritdoc IBountyMarket
@@ -532,12 +430,6 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
         }
     }
 
-    function _requireFreeStake(uint256 taskId, address account, uint256 needed) private view {
-        StakeAccount storage s = _stakes[account];
-        uint256 free = s.bonded > s.locked ? s.bonded - s.locked : 0;
-        if (free < needed) revert MarketVerifierIneligible(taskId, account, free, needed);
-    }
-
     /// @dev BOINC-style adaptive checking: the probability halves every `reputationHalfLife` checked and
     ///      passed tasks (harmonically) but never drops below `minCheckBps`, which the economics check uses.
     function _checkProbabilityBps(Bounty storage b, uint256 checkedTasks) private view returns (uint256 bps) {
@@ -552,6 +444,16 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
         bytes32 h = blockhash(uint256(t.commitBlock) + 1);
         if (h == 0) return 0;
         return keccak256(abi.encode(h, taskId, t.attempt));
+    }
+
+    /// @dev Records the live seed of a committed task's attempt; false when its block is not mined yet or has
+    ///      left the 256-block horizon (then nothing can be recorded: the lost-seed rule applies).
+    function _recordDraw(uint256 taskId, Task storage t) private returns (bool) {
+        bytes32 seed = _blockSeed(taskId, t);
+        if (seed == 0) return false;
+        _drawnSeeds[taskId] = seed;
+        emit ChallengeDrawn(taskId, t.attempt, seed);
+        return true;
     }
 
     /// @dev The recorded seed, else the live one; zero once the draw block left the 256-block horizon.
@@ -610,62 +512,6 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
         if (t.status == TaskStatus.Challenged || _isChecked(taskId, t)) return (notBefore + b.verifyWindow, true);
     }
 
-    function _accept(uint256 taskId, uint256 bountyId, Bounty storage b, Task storage t) private {
-        address volunteer = t.volunteer;
-        uint256 reward = b.rewardPerTask;
-        uint256 credit = reward;
-        // A dispute that ended in PASS compensates the volunteer with the challenger's bond.
-        if (t.status == TaskStatus.Challenged) credit += b.challengeBond;
-        t.status = TaskStatus.Accepted;
-        b.escrow -= uint128(reward);
-        _unlockStake(volunteer, b.stakePerTask, true);
-        emit TaskAccepted(taskId, bountyId, volunteer, credit);
-        _credit(volunteer, taskId, credit);
-    }
-
-    function _slash(uint256 taskId, uint256 bountyId, Bounty storage b, Task storage t) private {
-        address volunteer = t.volunteer;
-        ++_stakes[volunteer].slashes; // its reputation with every poster starts over
-        // A proven cheater takes none of this poster's tasks while this bounty runs: each claim would cost the
-        // round a detection and a redo.
-        Reputation storage r = _reputation[volunteer][b.poster];
-        if (r.barredUntil < b.deadline) r.barredUntil = b.deadline;
-        uint256 taken = _slashStake(volunteer, b.stakePerTask);
-        emit TaskSlashed(taskId, bountyId, volunteer, taken);
-        uint256 remainder = taken - _payVerifiers(taskId, b, false);
-        address gameWinner = _games[taskId].challenger;
-        if (gameWinner != address(0)) {
-            // The challenger who proved the step wrong gets its stake back and half of what is left.
-            _unlockStake(gameWinner, b.stakePerTask, false);
-            uint256 prize = remainder / 2;
-            remainder -= prize;
-            _credit(gameWinner, taskId, prize);
-        }
-        Verification storage v = _verifications[taskId];
-        address challenger = v.challenger;
-        if (challenger != address(0)) {
-            uint256 share = remainder / 2;
-            remainder -= share;
-            _credit(challenger, taskId, b.challengeBond + share);
-        }
-        // The rest of the slashed stake funds the redo of this task.
-        b.escrow += uint128(remainder);
-        _reopen(taskId, t);
-    }
-
-    /// @dev Credits `verifierFee` to each attester on the winning side; PASS fees come from escrow,
-    ///      FAIL fees from the slashed stake (the caller accounts for the returned total).
-    function _payVerifiers(uint256 taskId, Bounty storage b, bool passed) private returns (uint256 total) {
-        uint256 fee = b.verifierFee;
-        for (uint256 k = 0;; ++k) {
-            uint256 entry = _ballotEntry(taskId, k);
-            if (entry == 0) break;
-            if ((entry & VOTE_PASSED != 0) != passed) continue;
-            _credit(_seats[(entry & VOTE_SEAT) - 1].holder, taskId, fee);
-            total += fee;
-        }
-        if (passed) b.escrow -= uint128(total);
-    }
 
     /// @dev Appends the vote of the seat `seatPlusOne` to the task's ballot; returns that side's votes so far.
     ///      A ballot never outgrows four slots: it closes when a side reaches the quorum (at most 15).
@@ -682,17 +528,6 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
         ++votes;
     }
 
-    function _ballotEntry(uint256 taskId, uint256 k) private view returns (uint256) {
-        return (_ballots[taskId][k / 8] >> (32 * (k % 8))) & type(uint32).max;
-    }
-
-    function _earnReputation(address volunteer, address poster) private {
-        Reputation storage r = _reputation[volunteer][poster];
-        uint32 epoch = _stakes[volunteer].slashes;
-        if (r.epoch != epoch) (r.epoch, r.checkedTasks) = (epoch, 0);
-        ++r.checkedTasks;
-    }
-
     function _expire(uint256 taskId, uint256 bountyId, Bounty storage b, Task storage t) private {
         address volunteer = t.volunteer;
         uint256 penalty = b.leasePenalty;
@@ -706,90 +541,10 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
         _reopen(taskId, t);
     }
 
-    function _reopen(uint256 taskId, Task storage t) private {
-        if (t.attempt == type(uint8).max) revert MarketTaskAttemptsExhausted(taskId);
-        uint8 nextAttempt = t.attempt + 1;
-        delete _tasks[taskId];
-        t.attempt = nextAttempt;
-        delete commitmentOf[taskId];
-        delete _drawnSeeds[taskId];
-        delete _verifications[taskId];
-        // Ballot slots fill in order: the first empty one ends it.
-        for (uint256 slot = 0; _ballots[taskId][slot] != 0; ++slot) {
-            delete _ballots[taskId][slot];
-        }
-        // Only a game's loser reaches here with one; clearing five empty slots would cost every reopen ~10k gas.
-        if (_games[taskId].challenger != address(0)) delete _games[taskId];
-    }
 
-    function _provenStep(uint256 taskId, address volunteer, bytes32 traceRoot, TraceStep calldata s)
-        private
-        pure
-        returns (bool)
-    {
-        // The leaf protocol/merkle.py trace_leaf builds: hashed twice, as OpenZeppelin's MerkleProof expects.
-        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(taskId, volunteer, uint256(s.step), s.stateHash))));
-        return MerkleProof.verifyCalldata(s.proof, traceRoot, leaf);
-    }
 
-    /// @dev Checks that it is `turn` and `mover` is calling in time; returns the game and its bounty.
-    function _gameMove(uint256 taskId, GameTurn turn, address mover)
-        private
-        view
-        returns (Game storage g, Bounty storage b)
-    {
-        g = _games[taskId];
-        if (g.turn == GameTurn.None) revert MarketNoGame(taskId);
-        if (g.turn != turn || msg.sender != mover) revert MarketNotYourTurn(taskId, msg.sender, g.turn);
-        if (block.timestamp > g.deadline) revert MarketMoveTooLate(taskId, g.deadline);
-        (uint256 bountyId,,) = _splitTaskId(taskId);
-        b = _bounties[bountyId];
-    }
 
-    /// @dev Each move gets the bounty's verify window: a side that needs longer to recompute a stretch
-    ///      than verifiers need to replay one check could not play honestly.
-    function _nextTurn(Game storage g, Bounty storage b, GameTurn turn) private {
-        g.turn = turn;
-        g.deadline = uint32(block.timestamp + b.verifyWindow);
-    }
 
-    /// @dev The volunteer wins when its step was correct: the challenger's locked stake is slashed, half
-    ///      to the volunteer for the delay, half to the bounty's escrow, and the task resumes. Otherwise
-    ///      the volunteer is slashed like a failed check and the task reopens.
-    function _endGame(uint256 taskId, bool volunteerWins) private {
-        Task storage t = _tasks[taskId];
-        address volunteer = t.volunteer;
-        address challenger = _games[taskId].challenger;
-        (uint256 bountyId,,) = _splitTaskId(taskId);
-        Bounty storage b = _bounties[bountyId];
-        if (!volunteerWins) {
-            emit GameEnded(taskId, challenger, volunteer);
-            _slash(taskId, bountyId, b, t);
-            return;
-        }
-        emit GameEnded(taskId, volunteer, challenger);
-        _resumeAfterGame(taskId, t);
-        uint256 taken = _slashStake(challenger, b.stakePerTask);
-        emit ChallengerSlashed(taskId, challenger, taken);
-        uint256 compensation = taken / 2;
-        b.escrow += uint128(taken - compensation);
-        _credit(volunteer, taskId, compensation);
-    }
-
-    /// @dev Back to where the game found the task, with its windows restarted from now so that other
-    ///      verifiers and challengers still have their full time.
-    function _resumeAfterGame(uint256 taskId, Task storage t) private {
-        delete _games[taskId];
-        t.status = _verifications[taskId].challenger == address(0) ? TaskStatus.Committed : TaskStatus.Challenged;
-        t.deadline = uint32(block.timestamp);
-    }
-
-    /// @dev The one place a claimable balance grows: every credit (reward, verifier fee, challenger's share)
-    ///      emits RewardCredited, so an auditor sums one event to know what each account is owed.
-    function _credit(address account, uint256 taskId, uint256 amount) private {
-        claimable[account] += amount;
-        emit RewardCredited(account, taskId, amount);
-    }
 
     /// @dev Rewards and verifier fees still owed to committed tasks of the current round; only the
     ///      current round can have them because a round closes only when all its tasks are accepted.
@@ -809,7 +564,17 @@ contract BountyMarket is IBountyMarket, Staking, VerifierRegistry {
         return (bountyId << 64) | (round << 32) | shard;
     }
 
-    function _splitTaskId(uint256 taskId) private pure returns (uint256 bountyId, uint256 round, uint256 shard) {
-        return (taskId >> 64, (taskId >> 32) & type(uint32).max, taskId & type(uint32).max);
+    /// @dev Runs this call's own calldata in the game module on this contract's storage, and returns or reverts
+    ///      with whatever it returned or reverted with. The module is the immutable one deployed above.
+    function _playInGames() private {
+        address module = games;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, 0, calldatasize())
+            let ok := delegatecall(gas(), module, ptr, calldatasize(), 0, 0)
+            returndatacopy(ptr, 0, returndatasize())
+            if iszero(ok) { revert(ptr, returndatasize()) }
+            return(ptr, returndatasize())
+        }
     }
 }

@@ -14,7 +14,7 @@ from coordinator.referee import Referee
 from judge.calibration import CalibrationFailed, calibrate, check_replay
 from judge.commit import audit_commit, same_attempt, trace_overdue
 from judge.context import MAX_MANIFEST_READ, ChainView, RoundContext
-from judge.draw import record_draw
+from judge.draw import record_draws
 from judge.improvement import round_updates
 from ledger.errors import error_class
 from ledger.market import BountyStatus, Market, TaskStatus, task_id_of
@@ -171,6 +171,15 @@ class Coordinator:
         bounty = self.market.bounty(bounty_id)
         return [task_id_of(bounty_id, bounty.current_round, s) for s in range(bounty.shards)]
 
+    def record_draws(self, bounty_id: int) -> int:
+        """Records the draws of the current round's fresh commits in one transaction (judge.draw.record_draws), so
+        that no honest unchecked task loses its seed to the 256-block horizon; returns how many it recorded."""
+        tasks = [self.market.task(task_id) for task_id in self.current_tasks(bounty_id)]
+        drawn = record_draws(self.market, tasks)
+        if drawn:
+            log(self.logger, "draws recorded", bounty_id=bounty_id, tasks=len(drawn))
+        return len(drawn)
+
     def audit_and_dispute(self, task_id: int) -> bool:
         """Audits a fresh commit; one that fails the cheap checks and escaped the spot-check is disputed, so
         verifiers must rule on it. Returns True when a dispute was raised."""
@@ -179,7 +188,7 @@ class Coordinator:
         if task.status != TaskStatus.COMMITTED or key in self.disputed:
             return False
         try:
-            record_draw(self.market, task)  # fixed from now on, whenever settle or a verifier reads it
+            self.record_draws(task_id >> 64)  # fixed from now on, whenever settle or a verifier reads it
             checked, _ = self.market.challenge(task_id)
         except error_class("MarketChallengeNotDrawnYet"):
             return False

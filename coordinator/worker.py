@@ -109,12 +109,13 @@ def check_commit(task_id: int) -> list[bool | None]:
 
 @app.task(name="shardwork.advance", **RETRY)
 def advance(bounty_id: int) -> dict[str, object]:
-    """Expire dead leases, settle what is settleable, and close the round when every task is accepted (or, while
+    """Record the fresh commits' draws, expire dead leases, settle what is settleable, and close the round when every task is accepted (or, while
     the last commits wait, prepare the close)."""
     from coordinator.service import mark_queued
 
     _unmark(f"advance:{bounty_id}")
     coordinator = _svc().coordinator
+    coordinator.record_draws(bounty_id)
     expired = coordinator.expire_leases(bounty_id)
     settled = coordinator.settle_ready(bounty_id)
     closed = coordinator.try_close_round(bounty_id)

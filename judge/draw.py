@@ -1,16 +1,15 @@
 """Which segments of a commit the chain sampled: recorded while it can be, reconstructed the same way later.
 
 The contract's draw depends on *when* it is read: an unrecorded seed is lost once the draw block leaves
-the 256-block `blockhash` horizon, and then every segment is checked (protocol.challenge). So whoever checks a
-commit first records the draw on-chain (`drawChallenge`, idempotent); from then on settle, every verifier and
-the auditor see the same segments at any time. For a draw nobody recorded, the auditor evaluates it at the
-block where the first verdict was attested, where the contract itself decided that the task was checked.
+the 256-block `blockhash` horizon, and then every segment is checked (protocol.challenge). So the coordinator
+records the draws of a round's fresh commits on-chain, in one `drawMany` transaction; from then on settle, every
+verifier and the auditor see the same segments at any time. For a draw nobody recorded, the auditor evaluates it
+at the block where the first verdict was attested, where the contract itself decided that the task was checked.
 """
 
 from __future__ import annotations
 
-from ledger.errors import error_class
-from ledger.market import Market, Task
+from ledger.market import Market, Task, TaskStatus
 from protocol.challenge import Challenge, challenge, draw_seed, seed_is_live
 
 
@@ -24,20 +23,30 @@ def recorded_seed(market: Market, task: Task) -> bytes | None:
     return seeds[-1] if seeds else None
 
 
-def record_draw(market: Market, task: Task) -> bool:
-    """Records the commit's draw while its block hash is still served; True when this call recorded it.
+def record_draws(market: Market, tasks: list[Task], *, min_age_blocks: int = 0) -> list[int]:
+    """Records, in one `drawMany` transaction, the draws of every committed task among `tasks` whose seed is live
+    and not yet recorded; returns the ids recorded. A round's fresh commits share one transaction instead of one
+    each (the seed's slot costs less than the transaction around it). Sends nothing when there is nothing to do.
 
-    Nothing to do when it is already recorded, when the draw block is not mined yet (the caller's
-    `challengeOf` says so), or when the seed is already lost (the contract then checks every segment).
-    """
+    `min_age_blocks` leaves alone draws younger than that: a verifier records only as a safety net, when no
+    coordinator recorded a draw within half the horizon, so that the coordinator's batch is not split up."""
     latest = market.w3.eth.block_number
-    if not seed_is_live(task.commit_block, latest + 1) or recorded_seed(market, task) is not None:
-        return False
-    try:
-        market.draw_challenge(task.task_id)
-    except (error_class("MarketChallengeNotDrawnYet"), error_class("MarketTaskNotInStatus")):
-        return False  # the horizon passed while we sent, or the task was settled meanwhile
-    return True
+    live = [
+        task
+        for task in tasks
+        if task.status in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED, TaskStatus.CONTESTED)
+        and seed_is_live(task.commit_block, latest + 1)
+        and latest - task.commit_block >= min_age_blocks
+    ]
+    if not live:
+        return []
+    # One log query for all of them: a draw recorded since the earliest commit, for this attempt.
+    logs = market.logs(
+        "ChallengeDrawn", min(t.commit_block for t in live), latest, {"taskId": [t.task_id for t in live]}
+    )
+    recorded = {(int(e["args"]["taskId"]), int(e["args"]["attempt"])) for e in logs}
+    due = [t.task_id for t in live if (t.task_id, t.attempt) not in recorded]
+    return market.draw_many(due) if due else []
 
 
 def sampled(

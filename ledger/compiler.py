@@ -67,7 +67,7 @@ def _normalize(unit: str) -> str:
 def standard_input(root: Path) -> dict[str, Any]:
     """The solc standard-JSON input that reproduces the shipped artifacts from the sources at `root`."""
     settings = dict(load("BountyMarket").compiler["settings"])
-    settings["outputSelection"] = {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode"]}}
+    settings["outputSelection"] = {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode", "storageLayout"]}}
     return {
         "language": "Solidity",
         "sources": {unit: {"content": text} for unit, text in collect_sources(root).items()},
@@ -105,3 +105,21 @@ def compile_sources(root: Path) -> dict[str, dict[str, Any]]:
     if problems:
         raise ShardworkError("solc reported errors: " + "; ".join(e["formattedMessage"] for e in problems))
     return {name: out for file in output["contracts"].values() for name, out in file.items()}
+
+
+def layout_mismatch(market: dict[str, Any], games: dict[str, Any]) -> str | None:
+    """Why BountyGames cannot run on BountyMarket's storage, or None. The market runs its game module by
+    delegatecall, so every variable must sit in the same slot, at the same offset, with the same type in both
+    solc `storageLayout`s."""
+
+    def entries(layout: dict[str, Any]) -> list[tuple[str, str, int, str]]:
+        return [(v["label"], v["slot"], v["offset"], layout["types"][v["type"]]["label"]) for v in layout["storage"]]
+
+    a, b = entries(market), entries(games)
+    if a == b:
+        return None
+    first = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    return (
+        f"BountyMarket's and BountyGames' storage layouts differ from variable {first}: "
+        f"{a[first : first + 1]} vs {b[first : first + 1]}; declare state only in contracts/base/"
+    )

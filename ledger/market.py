@@ -388,6 +388,13 @@ class Market:
     def draw_challenge(self, task_id: int) -> TxReceipt:
         return self._send(self.market.functions.drawChallenge(task_id))
 
+    def draw_many(self, task_ids: list[int]) -> list[int]:
+        """Records the seeds of whichever of `task_ids` can be recorded now, in one transaction (the rest are
+        skipped); returns the ids it recorded."""
+        receipt = self._send(self.market.functions.drawMany(task_ids))
+        drawn = self.market.events.ChallengeDrawn().process_receipt(receipt, errors=DISCARD)
+        return [int(e["args"]["taskId"]) for e in drawn]
+
     def refund(self, bounty_id: int) -> TxReceipt:
         return self._send(self.market.functions.refund(bounty_id))
 

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from web3 import Web3
 
+from ledger.artifacts import load
 from ledger.compiler import compile_sources
 from ledger.deploy import Deployment
 
@@ -35,11 +36,16 @@ def mask_immutables(code: bytes, references: dict[str, list[dict[str, int]]]) ->
 
 
 def verify_deployment(w3: Web3, deployment: Deployment, source_root: Path) -> list[ContractCheck]:
+    """The token, the market, and the game module the market runs by delegatecall (its `games()` address)."""
     compiled = compile_sources(source_root)
-    return [
+    checks = [
         _check(w3, name, address, compiled[name])
         for name, address in (("Token", deployment.token), ("BountyMarket", deployment.market))
     ]
+    if checks[1].matches:  # only code from the sources is asked where its module lives
+        market = w3.eth.contract(address=Web3.to_checksum_address(deployment.market), abi=load("BountyMarket").abi)
+        checks.append(_check(w3, "BountyGames", market.functions.games().call(), compiled["BountyGames"]))
+    return checks
 
 
 def _check(w3: Web3, name: str, address: str, out: dict[str, Any]) -> ContractCheck:

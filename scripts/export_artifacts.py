@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from ledger.compiler import layout_mismatch
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_INFO = ROOT / "build" / "hardhat" / "artifacts" / "build-info"
 OUT = ROOT / "ledger" / "artifacts"
@@ -26,6 +28,14 @@ def main() -> int:
     sources = info["input"]["sources"]
     project_sources = {name: src["content"] for name, src in sources.items() if name.startswith("contracts/")}
     source_digest = hashlib.sha256(json.dumps(project_sources, sort_keys=True).encode()).hexdigest()
+    contracts = info["output"]["contracts"]
+    mismatch = layout_mismatch(
+        contracts["contracts/BountyMarket.sol"]["BountyMarket"]["storageLayout"],
+        contracts["contracts/BountyGames.sol"]["BountyGames"]["storageLayout"],
+    )
+    if mismatch:
+        print(mismatch, file=sys.stderr)
+        return 1
     OUT.mkdir(parents=True, exist_ok=True)
     for source_name, contract_name in DEPLOYABLE.items():
         out = info["output"]["contracts"][source_name][contract_name]

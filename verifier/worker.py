@@ -12,9 +12,10 @@ import logging
 from content.store import ContentStore
 from judge.commit import CommitAudit, audit_commit, replay_segments, same_attempt, trace_overdue
 from judge.context import ChainView
-from judge.draw import record_draw
+from judge.draw import record_draws
 from ledger.errors import error_class
 from ledger.market import Market, Task, TaskStatus
+from protocol.challenge import BLOCKHASH_HORIZON
 from protocol.numerics import environment, same_class
 from telemetry.logs import log
 from verifier.game import Challenger
@@ -72,7 +73,9 @@ class VerifierWorker:
         if task.status not in (TaskStatus.COMMITTED, TaskStatus.CHALLENGED):
             return None
         try:
-            record_draw(self.market, task)  # the segments replayed here are then the ones every auditor sees
+            # The coordinator records a round's draws together; past half the horizon without it, this verifier
+            # does, so that the segments replayed here are the ones every auditor sees.
+            record_draws(self.market, [task], min_age_blocks=BLOCKHASH_HORIZON // 2)
             checked, segments = self.market.challenge(task_id)
         except error_class("MarketChallengeNotDrawnYet"):
             return None

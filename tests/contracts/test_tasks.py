@@ -279,3 +279,29 @@ def test_settle_many_accepts_the_due_tasks_and_skips_the_rest_without_reverting(
     chain.advance(1200)  # the checked task's verify window passed with no verdict: accepted like `settle` would
     chain.tx("bob", "settleMany", listed)
     assert chain.task(chain.task_id(checked))["status"] == ACCEPTED
+
+
+def test_draw_many_records_each_fresh_draw_once_and_skips_the_rest(chain: Chain) -> None:
+    bounty = _ready(chain, shards=4, **RARE_CHECKS)
+    fresh, recorded, unclaimed, late = (chain.task_id(bounty, 0, shard) for shard in range(4))
+    for task in (fresh, recorded):
+        chain.claim_and_commit("alice", task)
+    chain.mine()
+    chain.tx("bob", "drawChallenge", recorded)
+    chain.claim_and_commit("bob", late)  # its draw block is the one drawMany is mined in: not served yet
+    live = chain.view("challengeOf", fresh)
+    receipt = chain.tx("vera", "drawMany", [fresh, recorded, unclaimed, late])
+    assert [e["taskId"] for e in chain.events(receipt, "ChallengeDrawn")] == [fresh]
+    chain.mine(300)
+    assert chain.view("challengeOf", fresh) == live  # recorded: the same draw past the horizon
+    assert chain.view("challengeOf", late) == [True, 2**8 - 1]  # never recorded: the lost-seed rule
+    assert chain.events(chain.tx("vera", "drawMany", [fresh, late]), "ChallengeDrawn") == []
+
+
+def test_the_game_module_is_deployed_by_the_market_and_holds_nothing_of_its_own(chain: Chain) -> None:
+    module = chain.view("games")
+    assert len(chain.w3.eth.get_code(module)) > 0
+    direct = chain.w3.eth.contract(address=module, abi=chain.market.abi)
+    # Called directly it finds no game in its own storage: every move reverts, nothing changes anywhere.
+    with reverts("MarketNoGame"):
+        chain.send("bob", direct.functions.forfeit(chain.task_id(_ready(chain))))

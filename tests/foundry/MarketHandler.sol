@@ -2,8 +2,8 @@
 pragma solidity 0.8.28;
 
 import {BountyMarket} from "contracts/BountyMarket.sol";
-import {IBountyMarket} from "contracts/interfaces/IBountyMarket.sol";
-import {Staking} from "contracts/Staking.sol";
+import {IMarketTypes} from "contracts/interfaces/IMarketTypes.sol";
+import {StakingState} from "contracts/base/StakingState.sol";
 import {MaliciousActor} from "./lib/Attackers.sol";
 import {Fmt, IFaucetToken, MarketModel} from "./MarketModel.sol";
 import {MarketProperties} from "./MarketProperties.sol";
@@ -29,7 +29,7 @@ contract MarketHandler is MarketProperties {
     /// @notice The poster (or the attacker contract) posts a random sound bounty; usually opened at once.
     function postBounty(uint256 seed, bool byAttacker) public {
         if (_bountyIds.length >= MAX_BOUNTIES) return;
-        IBountyMarket.BountyParams memory p = _params(seed);
+        IMarketTypes.BountyParams memory p = _params(seed);
         address who = byAttacker ? address(attacker) : poster;
         uint256 escrow = uint256(p.shards) * p.rounds * (uint256(p.rewardPerTask) + uint256(p.quorum) * p.verifierFee);
         _fund(who, escrow);
@@ -53,8 +53,8 @@ contract MarketHandler is MarketProperties {
     }
 
     function _openRound(uint256 id) internal {
-        IBountyMarket.Bounty memory b = _bounty(id);
-        bool allowed = b.status == IBountyMarket.BountyStatus.Active && !b.roundOpen && b.currentRound == 0;
+        IMarketTypes.Bounty memory b = _bounty(id);
+        bool allowed = b.status == IMarketTypes.BountyStatus.Active && !b.roundOpen && b.currentRound == 0;
         bytes32 before = _moneyFingerprint();
         (bool ok, bytes memory ret) = _call(coordinator, abi.encodeCall(market.openRound, (id, "bafymodel0")));
         _expect("openRound", allowed, ok, ret);
@@ -65,10 +65,10 @@ contract MarketHandler is MarketProperties {
     function closeRound(uint256 bountySeed) public {
         uint256 id = _pickBounty(bountySeed);
         if (id == 0) return;
-        IBountyMarket.Bounty memory b = _bounty(id);
-        bool allowed = b.status == IBountyMarket.BountyStatus.Active && b.roundOpen;
+        IMarketTypes.Bounty memory b = _bounty(id);
+        bool allowed = b.status == IMarketTypes.BountyStatus.Active && b.roundOpen;
         for (uint256 shard = 0; allowed && shard < b.shards; ++shard) {
-            allowed = _task(_taskIdOf(id, b.currentRound, shard)).status == IBountyMarket.TaskStatus.Accepted;
+            allowed = _task(_taskIdOf(id, b.currentRound, shard)).status == IMarketTypes.TaskStatus.Accepted;
         }
         bytes32 before = _moneyFingerprint();
         (bool ok, bytes memory ret) = _call(coordinator, abi.encodeCall(market.closeRound, (id, "bafyaggregate")));
@@ -79,7 +79,7 @@ contract MarketHandler is MarketProperties {
         if (b.currentRound + 1 == b.rounds) {
             ++stats.finalized;
             _check(
-                _bounty(id).status == IBountyMarket.BountyStatus.Finalized, "closeRound: last round did not finalize"
+                _bounty(id).status == IMarketTypes.BountyStatus.Finalized, "closeRound: last round did not finalize"
             );
         }
     }
@@ -168,11 +168,11 @@ contract MarketHandler is MarketProperties {
         _expect("requestUnstake", allowed, ok, ret);
         if (!ok || !allowed) return;
         (uint256 bondedAfter,,) = _position(who);
-        Staking.UnbondingRequest[] memory queue = market.unbondingRequests(who);
+        StakingState.UnbondingRequest[] memory queue = market.unbondingRequests(who);
         _check(
             bondedAfter == bonded - amount && queue.length == queued + 1, "requestUnstake: bond not moved to the queue"
         );
-        Staking.UnbondingRequest memory last = queue[queue.length - 1];
+        StakingState.UnbondingRequest memory last = queue[queue.length - 1];
         _check(
             last.amount == amount && last.releaseAt == block.timestamp + unbondingDelay,
             "requestUnstake: request not released after the unbonding delay"
@@ -198,8 +198,8 @@ contract MarketHandler is MarketProperties {
         uint256 id = _pickBounty(bountySeed);
         if (id == 0) return;
         uint256 taskId = _currentTask(id, shardSeed);
-        IBountyMarket.Task memory t = _task(taskId);
-        address who = t.status == IBountyMarket.TaskStatus.Claimed ? t.volunteer : _volunteer(honestySeed);
+        IMarketTypes.Task memory t = _task(taskId);
+        address who = t.status == IMarketTypes.TaskStatus.Claimed ? t.volunteer : _volunteer(honestySeed);
         _commit(who, taskId, _honesty(who, honestySeed), honestySeed >> 8);
     }
 
@@ -208,7 +208,7 @@ contract MarketHandler is MarketProperties {
         uint256 id = _pickBounty(bountySeed);
         if (id == 0) return;
         uint256 taskId = _currentTask(id, shardSeed);
-        IBountyMarket.Task memory t = _task(taskId);
+        IMarketTypes.Task memory t = _task(taskId);
         bool committed = _isPending(t.status); // a contested task's draw may be recorded too
         bytes32 recorded = _tasks[taskId][t.attempt].drawnSeed;
         bytes32 seed;
@@ -250,9 +250,9 @@ contract MarketHandler is MarketProperties {
     function settleMany(uint256 actorSeed, uint256 bountySeed) public {
         uint256 id = _pickBounty(bountySeed);
         if (id == 0) return;
-        IBountyMarket.Bounty memory b = _bounty(id);
+        IMarketTypes.Bounty memory b = _bounty(id);
         uint256[] memory ids = new uint256[](b.shards);
-        IBountyMarket.Task[] memory before = new IBountyMarket.Task[](b.shards);
+        IMarketTypes.Task[] memory before = new IMarketTypes.Task[](b.shards);
         bool[] memory due = new bool[](b.shards);
         uint256 expected;
         for (uint256 s = 0; s < b.shards; ++s) {
@@ -267,7 +267,7 @@ contract MarketHandler is MarketProperties {
         if (!ok) return;
         _check(abi.decode(ret, (uint256)) == expected, "settleMany: accepted another number of tasks");
         for (uint256 s = 0; s < b.shards; ++s) {
-            IBountyMarket.Task memory after_ = _task(ids[s]);
+            IMarketTypes.Task memory after_ = _task(ids[s]);
             if (!due[s]) {
                 _check(
                     after_.status == before[s].status && after_.attempt == before[s].attempt,
@@ -276,8 +276,8 @@ contract MarketHandler is MarketProperties {
                 continue;
             }
             _modelAccept(id, b, ids[s], before[s], false);
-            if (before[s].status == IBountyMarket.TaskStatus.Challenged) ++stats.unansweredDisputes;
-            _check(after_.status == IBountyMarket.TaskStatus.Accepted, "settleMany: a due task not Accepted");
+            if (before[s].status == IMarketTypes.TaskStatus.Challenged) ++stats.unansweredDisputes;
+            _check(after_.status == IMarketTypes.TaskStatus.Accepted, "settleMany: a due task not Accepted");
         }
     }
 
@@ -308,8 +308,8 @@ contract MarketHandler is MarketProperties {
                 _attestAs(_verifier(actorSeed % 3 + i), id, taskId, mode == 7);
             }
         }
-        IBountyMarket.Bounty memory b = _bounty(id);
-        if (_tasks[taskId][_task(taskId).attempt].game.turn == IBountyMarket.GameTurn.Referee) {
+        IMarketTypes.Bounty memory b = _bounty(id);
+        if (_tasks[taskId][_task(taskId).attempt].game.turn == IMarketTypes.GameTurn.Referee) {
             // A review the FAIL votes opened: ruled truthfully, or (one in four) left to lapse and dissolve.
             if ((honestySeed >> 48) % 4 == 0) {
                 vm.warp(block.timestamp + b.verifyWindow + 1);
@@ -339,8 +339,8 @@ contract MarketHandler is MarketProperties {
         uint256 id = _pickBounty(bountySeed);
         if (id == 0) return;
         uint256 taskId = _currentTask(id, shardSeed);
-        IBountyMarket.Task memory t = _task(taskId);
-        address who = t.status == IBountyMarket.TaskStatus.Contested ? t.volunteer : _volunteer(hashSeed);
+        IMarketTypes.Task memory t = _task(taskId);
+        address who = t.status == IMarketTypes.TaskStatus.Contested ? t.volunteer : _volunteer(hashSeed);
         _bisect(who, id, taskId, hashSeed % 10 == 0 ? bytes32(0) : _midHashOf(taskId, t, hashSeed >> 8));
     }
 
@@ -366,7 +366,7 @@ contract MarketHandler is MarketProperties {
         if (id == 0) return;
         uint256 taskId = _currentTask(id, shardSeed);
         GameGhost storage game = _tasks[taskId][_task(taskId).attempt].game;
-        bool open = game.turn != IBountyMarket.GameTurn.None;
+        bool open = game.turn != IMarketTypes.GameTurn.None;
         if (open && waitSeed % 2 == 0 && block.timestamp <= game.deadline) vm.warp(game.deadline + 1);
         _forfeit(actorSeed % 2 == 0 ? stranger : _staker(actorSeed), id, taskId);
     }
@@ -395,9 +395,9 @@ contract MarketHandler is MarketProperties {
             _contest(_challenger(actorSeed >> (8 + 8 * game), honestTrace), id, taskId, SOUND_CLAIM);
             uint256 moves = (playSeed >> 128) % 4 == 0 ? (playSeed >> 132) % 4 : MAX_TRACE_STEPS;
             _playGame(id, taskId, playSeed >> (136 + 8 * game), moves, true);
-            if (_task(taskId).status == IBountyMarket.TaskStatus.Contested) return;
+            if (_task(taskId).status == IMarketTypes.TaskStatus.Contested) return;
         }
-        IBountyMarket.Bounty memory b = _bounty(id);
+        IMarketTypes.Bounty memory b = _bounty(id);
         vm.warp(block.timestamp + b.challengeWindow + b.verifyWindow + 1);
         _settle(stranger, id, taskId);
     }
@@ -443,8 +443,8 @@ contract MarketHandler is MarketProperties {
     /// @dev Lets time pass to just after a bounty's deadline unless its refund is open already.
     function _openRefundWindow(uint256 bountySeed) private {
         if (_bountyIds.length == 0) return;
-        IBountyMarket.Bounty memory b = _bounty(_bountyIds[bountySeed % _bountyIds.length]);
-        if (b.status == IBountyMarket.BountyStatus.Active && block.timestamp <= b.deadline) {
+        IMarketTypes.Bounty memory b = _bounty(_bountyIds[bountySeed % _bountyIds.length]);
+        if (b.status == IMarketTypes.BountyStatus.Active && block.timestamp <= b.deadline) {
             vm.warp(uint256(b.deadline) + 1);
         }
     }
@@ -475,7 +475,7 @@ contract MarketHandler is MarketProperties {
         if (which == 9) return (caller, target, abi.encodeCall(market.dispute, (taskId, 0)), "dispute");
         if (which == 14) {
             // A sound claim against the committed trace, from an account with no stake to lock.
-            (bytes32 root, bytes32 update, IBountyMarket.TraceStep memory lo, IBountyMarket.TraceStep memory hi,) =
+            (bytes32 root, bytes32 update, IMarketTypes.TraceStep memory lo, IMarketTypes.TraceStep memory hi,) =
                 _traceClaim(taskId, _task(taskId), SOUND_CLAIM);
             return (caller, target, abi.encodeCall(market.contest, (taskId, root, update, lo, hi)), "contest");
         }
@@ -493,7 +493,7 @@ contract MarketHandler is MarketProperties {
         view
         returns (address who, bytes memory data, string memory what)
     {
-        IBountyMarket.Task memory t = _task(taskId);
+        IMarketTypes.Task memory t = _task(taskId);
         if (which == 10) {
             // Someone other than the lease holder commits.
             data = abi.encodeCall(market.commit, (taskId, bytes32("r"), bytes32("u"), "t", "u"));
@@ -514,8 +514,8 @@ contract MarketHandler is MarketProperties {
         }
         if (which == 13) {
             // The poster refunds an active bounty before its deadline.
-            IBountyMarket.Bounty memory b = _bounty(id);
-            if (b.status != IBountyMarket.BountyStatus.Active || block.timestamp > b.deadline) {
+            IMarketTypes.Bounty memory b = _bounty(id);
+            if (b.status != IMarketTypes.BountyStatus.Active || block.timestamp > b.deadline) {
                 return (address(0), "", "");
             }
             return (b.poster, abi.encodeCall(market.refund, (id)), "refund before the deadline");
@@ -524,7 +524,7 @@ contract MarketHandler is MarketProperties {
     }
 
     /// @dev Game calls by a party to the game outside its role.
-    function _forbiddenGameMove(uint256 which, uint256 taskId, IBountyMarket.Task memory t)
+    function _forbiddenGameMove(uint256 which, uint256 taskId, IMarketTypes.Task memory t)
         private
         view
         returns (address who, bytes memory data, string memory what)
@@ -538,26 +538,26 @@ contract MarketHandler is MarketProperties {
         if (which == 18) {
             // The volunteer contests its own trace.
             if (t.volunteer == address(0)) return (address(0), "", "");
-            (bytes32 root, bytes32 update, IBountyMarket.TraceStep memory lo, IBountyMarket.TraceStep memory hi,) =
+            (bytes32 root, bytes32 update, IMarketTypes.TraceStep memory lo, IMarketTypes.TraceStep memory hi,) =
                 _traceClaim(taskId, t, SOUND_CLAIM);
             return (t.volunteer, abi.encodeCall(market.contest, (taskId, root, update, lo, hi)), "contest of own task");
         }
         if (which == 19) {
             // The other side moves in the mover's place; the challenger rules on its own game.
-            if (game.turn == IBountyMarket.GameTurn.Volunteer) {
+            if (game.turn == IMarketTypes.GameTurn.Volunteer) {
                 data = abi.encodeCall(market.bisect, (taskId, keccak256("mid"), "x"));
                 return (game.challenger, data, "bisect by the challenger");
             }
-            if (game.turn == IBountyMarket.GameTurn.Challenger) {
+            if (game.turn == IMarketTypes.GameTurn.Challenger) {
                 return (t.volunteer, abi.encodeCall(market.respond, (taskId, false)), "respond by the volunteer");
             }
-            if (game.turn == IBountyMarket.GameTurn.Referee) {
+            if (game.turn == IMarketTypes.GameTurn.Referee) {
                 return (game.challenger, abi.encodeCall(market.rule, (taskId, false)), "rule by the challenger");
             }
             return (address(0), "", "");
         }
         // A forfeit before the mover is overdue (or of no game at all).
-        if (game.turn != IBountyMarket.GameTurn.None && block.timestamp > game.deadline) return (address(0), "", "");
+        if (game.turn != IMarketTypes.GameTurn.None && block.timestamp > game.deadline) return (address(0), "", "");
         return (stranger, abi.encodeCall(market.forfeit, (taskId)), "forfeit before the deadline");
     }
 
@@ -603,8 +603,8 @@ contract MarketHandler is MarketProperties {
     // ------------------------------------------------------------------ single steps
 
     function _claim(address who, uint256 id, uint256 taskId) internal returns (bool ok) {
-        IBountyMarket.Bounty memory b = _bounty(id);
-        IBountyMarket.Task memory t = _task(taskId);
+        IMarketTypes.Bounty memory b = _bounty(id);
+        IMarketTypes.Task memory t = _task(taskId);
         (bool allowed, bool expires) = _predictClaim(who, b, t);
         bytes memory ret;
         (ok, ret) = _call(who, abi.encodeCall(market.claim, (taskId)));
@@ -619,14 +619,14 @@ contract MarketHandler is MarketProperties {
 
     function _checkClaimed(
         address who,
-        IBountyMarket.Bounty memory b,
-        IBountyMarket.Task memory before,
-        IBountyMarket.Task memory after_,
+        IMarketTypes.Bounty memory b,
+        IMarketTypes.Task memory before,
+        IMarketTypes.Task memory after_,
         bool expired
     ) private {
         uint256 lease = block.timestamp + b.leaseDuration;
         if (lease > b.deadline) lease = b.deadline;
-        _check(after_.volunteer == who && after_.status == IBountyMarket.TaskStatus.Claimed, "claim: wrong holder");
+        _check(after_.volunteer == who && after_.status == IMarketTypes.TaskStatus.Claimed, "claim: wrong holder");
         _check(after_.attempt == before.attempt + (expired ? 1 : 0), "claim: wrong attempt");
         _check(after_.deadline == lease, "claim: lease deadline not min(now + leaseDuration, deadline)");
         _check(after_.checkBps == _expectedCheckBps(b, who), "claim: check probability does not follow the record");
@@ -636,9 +636,9 @@ contract MarketHandler is MarketProperties {
     ///      (from `traceSeed`), so that a challenger can prove both in a contest. A faked trace makes up
     ///      every state from a random step on, the committed last one included.
     function _commit(address who, uint256 taskId, uint8 honesty, uint256 traceSeed) internal {
-        IBountyMarket.Task memory t = _task(taskId);
+        IMarketTypes.Task memory t = _task(taskId);
         bool allowed =
-            t.status == IBountyMarket.TaskStatus.Claimed && t.volunteer == who && block.timestamp <= t.deadline;
+            t.status == IMarketTypes.TaskStatus.Claimed && t.volunteer == who && block.timestamp <= t.deadline;
         uint32 lastStep = uint32(1 + traceSeed % MAX_TRACE_STEPS);
         uint32 fakedFrom = uint32(1 + (traceSeed >> 8) % lastStep);
         bytes32 lastState = _traceState(taskId, t.attempt, honesty == DISHONEST, fakedFrom, lastStep);
@@ -654,16 +654,16 @@ contract MarketHandler is MarketProperties {
         g.lastStep = lastStep;
         g.fakedFrom = fakedFrom;
         ++stats.commits;
-        IBountyMarket.Task memory after_ = _task(taskId);
-        _check(after_.status == IBountyMarket.TaskStatus.Committed, "commit: not Committed");
+        IMarketTypes.Task memory after_ = _task(taskId);
+        _check(after_.status == IMarketTypes.TaskStatus.Committed, "commit: not Committed");
         _check(after_.deadline == block.timestamp && after_.commitBlock == block.number, "commit: wrong time/block");
     }
 
     function _dispute(address who, uint256 id, uint256 taskId, uint256 segment) internal {
-        IBountyMarket.Bounty memory b = _bounty(id);
-        IBountyMarket.Task memory t = _task(taskId);
+        IMarketTypes.Bounty memory b = _bounty(id);
+        IMarketTypes.Task memory t = _task(taskId);
         segment = segment % (uint256(b.segmentsPerTask) + 1); // sometimes one past the end
-        bool allowed = t.status == IBountyMarket.TaskStatus.Committed
+        bool allowed = t.status == IMarketTypes.TaskStatus.Committed
             && block.timestamp <= uint256(t.deadline) + b.challengeWindow && segment < b.segmentsPerTask
             && _freeStake(who) >= b.stakePerTask && who != t.volunteer;
         _fund(who, b.challengeBond);
@@ -685,8 +685,8 @@ contract MarketHandler is MarketProperties {
 
     /// @dev A vote: the truth the verifier's replay finds, or (`lies`) FAIL whatever it finds.
     function _attestAs(address who, uint256 id, uint256 taskId, bool lies) internal {
-        IBountyMarket.Bounty memory b = _bounty(id);
-        IBountyMarket.Task memory t = _task(taskId);
+        IMarketTypes.Bounty memory b = _bounty(id);
+        IMarketTypes.Task memory t = _task(taskId);
         TaskGhost storage g = _tasks[taskId][t.attempt];
         bool verdict = !lies && g.honesty == HONEST;
         bool allowed = _predictAttest(who, b, taskId, t);
@@ -696,19 +696,19 @@ contract MarketHandler is MarketProperties {
         _attested[taskId][t.attempt][who] = true;
         (verdict ? g.passVoters : g.failVoters).push(who);
         uint256 votes = verdict ? g.passVoters.length : g.failVoters.length;
-        IBountyMarket.Task memory after_ = _task(taskId);
+        IMarketTypes.Task memory after_ = _task(taskId);
         if (votes < b.quorum) {
             _check(after_.status == t.status && after_.attempt == t.attempt, "attest: settled before quorum");
         } else if (verdict) {
             _modelAccept(id, b, taskId, t, true);
-            _check(after_.status == IBountyMarket.TaskStatus.Accepted, "attest: PASS quorum did not accept");
+            _check(after_.status == IMarketTypes.TaskStatus.Accepted, "attest: PASS quorum did not accept");
         } else {
             // Votes prove nothing: the referee reviews the commit, and only its ruling slashes.
-            g.game.turn = IBountyMarket.GameTurn.Referee;
+            g.game.turn = IMarketTypes.GameTurn.Referee;
             g.game.deadline = block.timestamp + b.verifyWindow;
             ++stats.reviewsOpened;
             _check(
-                after_.status == IBountyMarket.TaskStatus.Contested && after_.attempt == t.attempt,
+                after_.status == IMarketTypes.TaskStatus.Contested && after_.attempt == t.attempt,
                 "attest: FAIL quorum did not open a review"
             );
             _checkGame(taskId, g.game, "attest: FAIL quorum");
@@ -716,28 +716,28 @@ contract MarketHandler is MarketProperties {
     }
 
     function _settle(address who, uint256 id, uint256 taskId) internal {
-        IBountyMarket.Bounty memory b = _bounty(id);
-        IBountyMarket.Task memory t = _task(taskId);
+        IMarketTypes.Bounty memory b = _bounty(id);
+        IMarketTypes.Task memory t = _task(taskId);
         bool allowed = _predictSettle(b, taskId, t);
         (bool ok, bytes memory ret) = _call(who, abi.encodeCall(market.settle, (taskId)));
         _expect(string.concat("settle task ", taskId.str()), allowed, ok, ret);
         if (!ok || !allowed) return;
         _modelAccept(id, b, taskId, t, false);
-        if (t.status == IBountyMarket.TaskStatus.Challenged) ++stats.unansweredDisputes;
-        _check(_task(taskId).status == IBountyMarket.TaskStatus.Accepted, "settle: not Accepted");
+        if (t.status == IMarketTypes.TaskStatus.Challenged) ++stats.unansweredDisputes;
+        _check(_task(taskId).status == IMarketTypes.TaskStatus.Accepted, "settle: not Accepted");
     }
 
     function _expireLease(uint256 id, uint256 taskId) internal {
-        IBountyMarket.Bounty memory b = _bounty(id);
-        IBountyMarket.Task memory t = _task(taskId);
-        bool allowed = t.status == IBountyMarket.TaskStatus.Claimed && block.timestamp > t.deadline;
+        IMarketTypes.Bounty memory b = _bounty(id);
+        IMarketTypes.Task memory t = _task(taskId);
+        bool allowed = t.status == IMarketTypes.TaskStatus.Claimed && block.timestamp > t.deadline;
         (bool ok, bytes memory ret) = _call(stranger, abi.encodeCall(market.expireLease, (taskId)));
         _expect("expireLease", allowed, ok, ret);
         if (!ok || !allowed) return;
         _modelExpiry(id, b, t);
-        IBountyMarket.Task memory after_ = _task(taskId);
+        IMarketTypes.Task memory after_ = _task(taskId);
         _check(
-            after_.status == IBountyMarket.TaskStatus.Open && after_.attempt == t.attempt + 1,
+            after_.status == IMarketTypes.TaskStatus.Open && after_.attempt == t.attempt + 1,
             "expireLease: task not reopened"
         );
     }
@@ -775,7 +775,7 @@ contract MarketHandler is MarketProperties {
         uint256 encumbered = locked > bonded ? locked - bonded : 0;
         uint256 payable_ = _sub(unbonding, encumbered, "withdraw: locked stake exceeds collateral");
         uint256 matured;
-        Staking.UnbondingRequest[] memory queue = market.unbondingRequests(who);
+        StakingState.UnbondingRequest[] memory queue = market.unbondingRequests(who);
         for (uint256 i = 0; i < queue.length && queue[i].releaseAt <= block.timestamp; ++i) {
             matured += queue[i].amount;
         }
@@ -783,8 +783,8 @@ contract MarketHandler is MarketProperties {
     }
 
     function _refund(uint256 id) internal {
-        IBountyMarket.Bounty memory b = _bounty(id);
-        bool open = b.status == IBountyMarket.BountyStatus.Finalized || block.timestamp > b.deadline;
+        IMarketTypes.Bounty memory b = _bounty(id);
+        bool open = b.status == IMarketTypes.BountyStatus.Finalized || block.timestamp > b.deadline;
         uint256 reserved = _reserved(id, b);
         uint256 expected = _sub(ghostEscrow[id], reserved, "refund: escrow below what pending tasks are owed");
         uint256 before = token.balanceOf(b.poster);
@@ -802,18 +802,18 @@ contract MarketHandler is MarketProperties {
     ///      expire what is claimed, refund; the bounty must end with nothing in escrow and no lock on any
     ///      of its tasks.
     function _closeOut(uint256 id) internal {
-        IBountyMarket.Bounty memory b = _bounty(id);
+        IMarketTypes.Bounty memory b = _bounty(id);
         for (uint256 shard = 0; shard < b.shards; ++shard) {
             uint256 taskId = _taskIdOf(id, b.currentRound, shard);
-            IBountyMarket.TaskStatus s = _task(taskId).status;
-            if (s == IBountyMarket.TaskStatus.Claimed) {
+            IMarketTypes.TaskStatus s = _task(taskId).status;
+            if (s == IMarketTypes.TaskStatus.Claimed) {
                 _expireLease(id, taskId);
-            } else if (s == IBountyMarket.TaskStatus.Committed || s == IBountyMarket.TaskStatus.Challenged) {
+            } else if (s == IMarketTypes.TaskStatus.Committed || s == IMarketTypes.TaskStatus.Challenged) {
                 _settle(stranger, id, taskId);
             }
             s = _task(taskId).status;
             _check(
-                s == IBountyMarket.TaskStatus.Open || s == IBountyMarket.TaskStatus.Accepted,
+                s == IMarketTypes.TaskStatus.Open || s == IMarketTypes.TaskStatus.Accepted,
                 "close-out: a task is still pending after the deadline"
             );
         }
@@ -825,17 +825,17 @@ contract MarketHandler is MarketProperties {
     // ------------------------------------------------------------------ game moves
 
     function _contest(address who, uint256 id, uint256 taskId, uint256 claimKind) internal {
-        IBountyMarket.Bounty memory b = _bounty(id);
-        IBountyMarket.Task memory t = _task(taskId);
+        IMarketTypes.Bounty memory b = _bounty(id);
+        IMarketTypes.Task memory t = _task(taskId);
         (
             bytes32 root,
             bytes32 update,
-            IBountyMarket.TraceStep memory lo,
-            IBountyMarket.TraceStep memory hi,
+            IMarketTypes.TraceStep memory lo,
+            IMarketTypes.TraceStep memory hi,
             bool sound
         ) = _traceClaim(taskId, t, claimKind);
         bool committed =
-            t.status == IBountyMarket.TaskStatus.Committed || t.status == IBountyMarket.TaskStatus.Challenged;
+            t.status == IMarketTypes.TaskStatus.Committed || t.status == IMarketTypes.TaskStatus.Challenged;
         bool allowed = committed && who != t.volunteer && !_contestedBy[taskId][t.attempt][who]
             && block.timestamp <= uint256(t.deadline) + b.challengeWindow + b.verifyWindow && sound
             && _freeStake(who) >= b.stakePerTask;
@@ -849,25 +849,25 @@ contract MarketHandler is MarketProperties {
         game.challenger = who;
         game.truthful = g.honesty == DISHONEST;
         (game.loStep, game.loHash, game.hiStep, game.hiHash) = (lo.step, lo.stateHash, hi.step, hi.stateHash);
-        game.turn = hi.step - lo.step == 1 ? IBountyMarket.GameTurn.Referee : IBountyMarket.GameTurn.Volunteer;
+        game.turn = hi.step - lo.step == 1 ? IMarketTypes.GameTurn.Referee : IMarketTypes.GameTurn.Volunteer;
         game.deadline = block.timestamp + b.verifyWindow;
         ++stats.gamesOpened;
-        _check(_task(taskId).status == IBountyMarket.TaskStatus.Contested, "contest: task not Contested");
+        _check(_task(taskId).status == IMarketTypes.TaskStatus.Contested, "contest: task not Contested");
         _checkGame(taskId, game, "contest");
         _checkNarrowed(taskId, g, "contest");
     }
 
     function _bisect(address who, uint256 id, uint256 taskId, bytes32 midHash) internal {
-        IBountyMarket.Bounty memory b = _bounty(id);
-        IBountyMarket.Task memory t = _task(taskId);
+        IMarketTypes.Bounty memory b = _bounty(id);
+        IMarketTypes.Task memory t = _task(taskId);
         GameGhost storage game = _tasks[taskId][t.attempt].game;
-        bool allowed = game.turn == IBountyMarket.GameTurn.Volunteer && who == t.volunteer
+        bool allowed = game.turn == IMarketTypes.GameTurn.Volunteer && who == t.volunteer
             && block.timestamp <= game.deadline && midHash != 0;
         (bool ok, bytes memory ret) = _call(who, abi.encodeCall(market.bisect, (taskId, midHash, "bafystate")));
         _expect("bisect", allowed, ok, ret);
         if (!ok || !allowed) return;
         game.midHash = midHash;
-        game.turn = IBountyMarket.GameTurn.Challenger;
+        game.turn = IMarketTypes.GameTurn.Challenger;
         game.deadline = block.timestamp + b.verifyWindow;
         ++stats.gameMoves;
         _checkGame(taskId, game, "bisect");
@@ -876,13 +876,13 @@ contract MarketHandler is MarketProperties {
     /// @dev A truthful challenger agrees exactly with true states; a liar answers at random (and must lose
     ///      all the same, since an honest volunteer posts nothing but true states).
     function _respond(address who, uint256 id, uint256 taskId, uint256 answerSeed) internal {
-        IBountyMarket.Bounty memory b = _bounty(id);
-        IBountyMarket.Task memory t = _task(taskId);
+        IMarketTypes.Bounty memory b = _bounty(id);
+        IMarketTypes.Task memory t = _task(taskId);
         TaskGhost storage g = _tasks[taskId][t.attempt];
         GameGhost storage game = g.game;
         uint32 mid = uint32((uint256(game.loStep) + game.hiStep) / 2);
         bool agree = game.truthful ? game.midHash == _trueState(taskId, mid) : answerSeed % 2 == 0;
-        bool allowed = game.turn == IBountyMarket.GameTurn.Challenger && who == game.challenger
+        bool allowed = game.turn == IMarketTypes.GameTurn.Challenger && who == game.challenger
             && block.timestamp <= game.deadline;
         (bool ok, bytes memory ret) = _call(who, abi.encodeCall(market.respond, (taskId, agree)));
         _expect("respond", allowed, ok, ret);
@@ -891,7 +891,7 @@ contract MarketHandler is MarketProperties {
         else (game.hiStep, game.hiHash) = (mid, game.midHash);
         game.midHash = 0;
         bool oneStepLeft = game.hiStep - game.loStep == 1;
-        game.turn = oneStepLeft ? IBountyMarket.GameTurn.Referee : IBountyMarket.GameTurn.Volunteer;
+        game.turn = oneStepLeft ? IMarketTypes.GameTurn.Referee : IMarketTypes.GameTurn.Volunteer;
         game.deadline = block.timestamp + b.verifyWindow;
         ++stats.gameMoves;
         _checkGame(taskId, game, "respond");
@@ -902,14 +902,14 @@ contract MarketHandler is MarketProperties {
     ///      volunteer's state. It rules the truth, so an honest volunteer must win and a challenger who
     ///      contested a fake must win.
     function _rule(address who, uint256 id, uint256 taskId) internal {
-        IBountyMarket.Bounty memory b = _bounty(id);
-        IBountyMarket.Task memory t = _task(taskId);
+        IMarketTypes.Bounty memory b = _bounty(id);
+        IMarketTypes.Task memory t = _task(taskId);
         TaskGhost storage g = _tasks[taskId][t.attempt];
         GameGhost storage game = g.game;
         bool review = game.challenger == address(0);
         bool stepCorrect = review ? g.honesty == HONEST : game.hiHash == _trueState(taskId, game.hiStep);
         bool allowed =
-            game.turn == IBountyMarket.GameTurn.Referee && who == b.coordinator && block.timestamp <= game.deadline;
+            game.turn == IMarketTypes.GameTurn.Referee && who == b.coordinator && block.timestamp <= game.deadline;
         (bool ok, bytes memory ret) = _call(who, abi.encodeCall(market.rule, (taskId, stepCorrect)));
         _expect("rule", allowed, ok, ret);
         if (!ok || !allowed) return;
@@ -922,29 +922,29 @@ contract MarketHandler is MarketProperties {
     }
 
     function _forfeit(address who, uint256 id, uint256 taskId) internal {
-        IBountyMarket.Bounty memory b = _bounty(id);
-        IBountyMarket.Task memory t = _task(taskId);
+        IMarketTypes.Bounty memory b = _bounty(id);
+        IMarketTypes.Task memory t = _task(taskId);
         GameGhost storage game = _tasks[taskId][t.attempt].game;
-        IBountyMarket.GameTurn turn = game.turn;
-        bool allowed = turn != IBountyMarket.GameTurn.None && block.timestamp > game.deadline;
+        IMarketTypes.GameTurn turn = game.turn;
+        bool allowed = turn != IMarketTypes.GameTurn.None && block.timestamp > game.deadline;
         (bool ok, bytes memory ret) = _call(who, abi.encodeCall(market.forfeit, (taskId)));
         _expect("forfeit", allowed, ok, ret);
         if (!ok || !allowed) return;
         ++stats.gameForfeits;
-        if (turn == IBountyMarket.GameTurn.Referee && game.challenger == address(0)) {
+        if (turn == IMarketTypes.GameTurn.Referee && game.challenger == address(0)) {
             // An unreviewed failed check: the task reopens; nobody is paid or slashed, a disputer's bond returns.
             _modelDissolveReview(b, taskId, t);
-            IBountyMarket.Task memory after_ = _task(taskId);
+            IMarketTypes.Task memory after_ = _task(taskId);
             _check(
-                after_.status == IBountyMarket.TaskStatus.Open && after_.attempt == t.attempt + 1,
+                after_.status == IMarketTypes.TaskStatus.Open && after_.attempt == t.attempt + 1,
                 "forfeit of a review: the task did not reopen"
             );
-        } else if (turn == IBountyMarket.GameTurn.Referee) {
+        } else if (turn == IMarketTypes.GameTurn.Referee) {
             // The referee's silence proves nothing: the challenger's lock comes back, the task resumes.
             _modelDissolve(b, taskId, t);
             _checkResumed(taskId, t, "forfeit by a silent referee");
         } else {
-            _endGame(id, b, taskId, t, turn == IBountyMarket.GameTurn.Challenger, true);
+            _endGame(id, b, taskId, t, turn == IMarketTypes.GameTurn.Challenger, true);
         }
     }
 
@@ -952,24 +952,24 @@ contract MarketHandler is MarketProperties {
     ///      paid) or it does not (slashed as by a lost game without a challenger).
     function _endReview(
         uint256 id,
-        IBountyMarket.Bounty memory b,
+        IMarketTypes.Bounty memory b,
         uint256 taskId,
-        IBountyMarket.Task memory t,
+        IMarketTypes.Task memory t,
         bool workCorrect
     ) internal {
         TaskGhost storage g = _tasks[taskId][t.attempt];
         delete g.game;
         ++stats.reviewsRuled;
-        IBountyMarket.Task memory before = t;
-        before.status = g.challenger != address(0) ? IBountyMarket.TaskStatus.Challenged : IBountyMarket.TaskStatus.Committed;
-        IBountyMarket.Task memory after_ = _task(taskId);
+        IMarketTypes.Task memory before = t;
+        before.status = g.challenger != address(0) ? IMarketTypes.TaskStatus.Challenged : IMarketTypes.TaskStatus.Committed;
+        IMarketTypes.Task memory after_ = _task(taskId);
         if (workCorrect) {
             _modelAccept(id, b, taskId, before, true);
-            _check(after_.status == IBountyMarket.TaskStatus.Accepted, "review upheld: the task was not accepted");
+            _check(after_.status == IMarketTypes.TaskStatus.Accepted, "review upheld: the task was not accepted");
         } else {
             _modelSlash(id, b, taskId, before, false);
             _check(
-                after_.status == IBountyMarket.TaskStatus.Open && after_.attempt == t.attempt + 1,
+                after_.status == IMarketTypes.TaskStatus.Open && after_.attempt == t.attempt + 1,
                 "review lost: the task did not reopen"
             );
         }
@@ -979,9 +979,9 @@ contract MarketHandler is MarketProperties {
     ///      FAIL voters leave) and its task reopens; a challenger its lock, and the task resumes.
     function _endGame(
         uint256 id,
-        IBountyMarket.Bounty memory b,
+        IMarketTypes.Bounty memory b,
         uint256 taskId,
-        IBountyMarket.Task memory t,
+        IMarketTypes.Task memory t,
         bool volunteerWins,
         bool byForfeit
     ) internal {
@@ -991,9 +991,9 @@ contract MarketHandler is MarketProperties {
             return;
         }
         _modelSlash(id, b, taskId, t, byForfeit);
-        IBountyMarket.Task memory after_ = _task(taskId);
+        IMarketTypes.Task memory after_ = _task(taskId);
         _check(
-            after_.status == IBountyMarket.TaskStatus.Open && after_.attempt == t.attempt + 1,
+            after_.status == IMarketTypes.TaskStatus.Open && after_.attempt == t.attempt + 1,
             "game lost by the volunteer: the task did not reopen"
         );
     }
@@ -1002,8 +1002,8 @@ contract MarketHandler is MarketProperties {
     ///      or (`mayGoSilent`, one move in ten) lets its deadline pass and anyone ends the game.
     function _playGame(uint256 id, uint256 taskId, uint256 seed, uint256 maxMoves, bool mayGoSilent) internal {
         for (uint256 move = 0; move < maxMoves && move < 2 * MAX_TRACE_STEPS; ++move) {
-            IBountyMarket.Task memory t = _task(taskId);
-            if (t.status != IBountyMarket.TaskStatus.Contested) return;
+            IMarketTypes.Task memory t = _task(taskId);
+            if (t.status != IMarketTypes.TaskStatus.Contested) return;
             GameGhost storage game = _tasks[taskId][t.attempt].game;
             uint256 roll = uint256(keccak256(abi.encode(seed, move)));
             if (mayGoSilent && block.timestamp <= game.deadline) {
@@ -1013,9 +1013,9 @@ contract MarketHandler is MarketProperties {
             }
             if (block.timestamp > game.deadline) {
                 _forfeit((roll >> 16) % 2 == 0 ? stranger : _staker(roll >> 17), id, taskId);
-            } else if (game.turn == IBountyMarket.GameTurn.Volunteer) {
+            } else if (game.turn == IMarketTypes.GameTurn.Volunteer) {
                 _bisect(t.volunteer, id, taskId, _midHashOf(taskId, t, roll >> 16));
-            } else if (game.turn == IBountyMarket.GameTurn.Challenger) {
+            } else if (game.turn == IMarketTypes.GameTurn.Challenger) {
                 _respond(game.challenger, id, taskId, roll >> 16);
             } else {
                 _rule(coordinator, id, taskId);
@@ -1026,21 +1026,21 @@ contract MarketHandler is MarketProperties {
     /// @dev Plays every open game of a bounty's round to its end, now and truthfully (a mover already
     ///      overdue forfeits), so that its tasks can settle or reopen.
     function _finishGames(uint256 id) internal {
-        IBountyMarket.Bounty memory b = _bounty(id);
+        IMarketTypes.Bounty memory b = _bounty(id);
         for (uint256 shard = 0; shard < b.shards; ++shard) {
             uint256 taskId = _taskIdOf(id, b.currentRound, shard);
-            if (_task(taskId).status == IBountyMarket.TaskStatus.Contested) {
+            if (_task(taskId).status == IMarketTypes.TaskStatus.Contested) {
                 _playGame(id, taskId, taskId ^ block.timestamp, 2 * MAX_TRACE_STEPS, false);
             }
-            _check(_task(taskId).status != IBountyMarket.TaskStatus.Contested, "finishing games: a game did not end");
+            _check(_task(taskId).status != IMarketTypes.TaskStatus.Contested, "finishing games: a game did not end");
         }
     }
 
     /// @dev Whether a task of the bounty's round is Contested.
     function _hasOpenGame(uint256 id) internal view returns (bool) {
-        IBountyMarket.Bounty memory b = _bounty(id);
+        IMarketTypes.Bounty memory b = _bounty(id);
         for (uint256 shard = 0; shard < b.shards; ++shard) {
-            if (_task(_taskIdOf(id, b.currentRound, shard)).status == IBountyMarket.TaskStatus.Contested) return true;
+            if (_task(_taskIdOf(id, b.currentRound, shard)).status == IMarketTypes.TaskStatus.Contested) return true;
         }
         return false;
     }
@@ -1048,11 +1048,11 @@ contract MarketHandler is MarketProperties {
     /// @dev When the bounty's deadline and the windows of its pending tasks have all closed: a game the
     ///      volunteer won restarted its task's windows, possibly past the bounty's deadline.
     function _quietAfter(uint256 id) internal view returns (uint256 end) {
-        IBountyMarket.Bounty memory b = _bounty(id);
+        IMarketTypes.Bounty memory b = _bounty(id);
         uint256 windows = uint256(b.challengeWindow) + b.verifyWindow + 1;
         end = uint256(b.deadline) + windows;
         for (uint256 shard = 0; shard < b.shards; ++shard) {
-            IBountyMarket.Task memory t = _task(_taskIdOf(id, b.currentRound, shard));
+            IMarketTypes.Task memory t = _task(_taskIdOf(id, b.currentRound, shard));
             if (_isPending(t.status) && t.deadline + windows > end) end = t.deadline + windows;
         }
     }
@@ -1060,14 +1060,14 @@ contract MarketHandler is MarketProperties {
     /// @dev A challenger's claim against the committed trace of the task's current attempt: both
     ///      checkpoints with their proofs (each the other leaf), or by `kind` one the market must refuse:
     ///      0 both at one step, 1 the steps swapped, 2 the last state misquoted, 3 the wrong update hash.
-    function _traceClaim(uint256 taskId, IBountyMarket.Task memory t, uint256 kind)
+    function _traceClaim(uint256 taskId, IMarketTypes.Task memory t, uint256 kind)
         internal
         view
         returns (
             bytes32 root,
             bytes32 update,
-            IBountyMarket.TraceStep memory lo,
-            IBountyMarket.TraceStep memory hi,
+            IMarketTypes.TraceStep memory lo,
+            IMarketTypes.TraceStep memory hi,
             bool sound
         )
     {
@@ -1075,8 +1075,8 @@ contract MarketHandler is MarketProperties {
         bool faked = g.honesty == DISHONEST;
         bytes32 firstState = _trueState(taskId, 0);
         bytes32 lastState = _traceState(taskId, t.attempt, faked, g.fakedFrom, g.lastStep);
-        lo = IBountyMarket.TraceStep(0, firstState, new bytes32[](1));
-        hi = IBountyMarket.TraceStep(g.lastStep, lastState, new bytes32[](1));
+        lo = IMarketTypes.TraceStep(0, firstState, new bytes32[](1));
+        hi = IMarketTypes.TraceStep(g.lastStep, lastState, new bytes32[](1));
         lo.proof[0] = _traceLeaf(taskId, t.volunteer, g.lastStep, lastState);
         hi.proof[0] = _traceLeaf(taskId, t.volunteer, 0, firstState);
         (root, update) = (g.traceRoot, UPDATE_HASH);
@@ -1091,7 +1091,7 @@ contract MarketHandler is MarketProperties {
 
     /// @dev What the volunteer posts at the game's midpoint: its trace's state (an honest trace holds only
     ///      true states); a faker sometimes makes up a state where its trace is still true.
-    function _midHashOf(uint256 taskId, IBountyMarket.Task memory t, uint256 seed) internal view returns (bytes32) {
+    function _midHashOf(uint256 taskId, IMarketTypes.Task memory t, uint256 seed) internal view returns (bytes32) {
         TaskGhost storage g = _tasks[taskId][t.attempt];
         uint256 mid = (uint256(g.game.loStep) + g.game.hiStep) / 2;
         bool faked = g.honesty == DISHONEST;
@@ -1100,7 +1100,7 @@ contract MarketHandler is MarketProperties {
     }
 
     function _checkGame(uint256 taskId, GameGhost storage game, string memory what) internal {
-        IBountyMarket.Game memory m = market.gameOf(taskId);
+        IMarketTypes.Game memory m = market.gameOf(taskId);
         _check(
             m.challenger == game.challenger && m.turn == game.turn && m.loStep == game.loStep && m.hiStep == game.hiStep
                 && m.deadline == game.deadline && m.loHash == game.loHash && m.hiHash == game.hiHash
@@ -1122,16 +1122,16 @@ contract MarketHandler is MarketProperties {
 
     /// @dev After a game the volunteer won or the referee let lapse: the task is where the game found it,
     ///      with its windows restarted from now, and the game is gone.
-    function _checkResumed(uint256 taskId, IBountyMarket.Task memory t, string memory what) internal {
-        IBountyMarket.Task memory after_ = _task(taskId);
+    function _checkResumed(uint256 taskId, IMarketTypes.Task memory t, string memory what) internal {
+        IMarketTypes.Task memory after_ = _task(taskId);
         bool disputed = _tasks[taskId][t.attempt].challenger != address(0);
-        IBountyMarket.TaskStatus resumed =
-            disputed ? IBountyMarket.TaskStatus.Challenged : IBountyMarket.TaskStatus.Committed;
+        IMarketTypes.TaskStatus resumed =
+            disputed ? IMarketTypes.TaskStatus.Challenged : IMarketTypes.TaskStatus.Committed;
         _check(
             after_.status == resumed && after_.attempt == t.attempt && after_.deadline == block.timestamp,
             string.concat(what, ": the task did not resume with its windows restarted")
         );
-        _check(market.gameOf(taskId).turn == IBountyMarket.GameTurn.None, string.concat(what, ": the game remains"));
+        _check(market.gameOf(taskId).turn == IMarketTypes.GameTurn.None, string.concat(what, ": the game remains"));
     }
 
     // ------------------------------------------------------------------ helpers
@@ -1144,7 +1144,7 @@ contract MarketHandler is MarketProperties {
     }
 
     function _currentTask(uint256 id, uint256 shardSeed) internal view returns (uint256) {
-        IBountyMarket.Bounty memory b = _bounty(id);
+        IMarketTypes.Bounty memory b = _bounty(id);
         return _taskIdOf(id, b.currentRound, shardSeed % b.shards);
     }
 
@@ -1163,7 +1163,7 @@ contract MarketHandler is MarketProperties {
 
     /// @dev A random sound bounty: small enough that sequences of ~20 calls finish tasks and rounds,
     ///      varied enough to reach zero fees, zero bonds, zero penalties, odd remainders and quorum 1–3.
-    function _params(uint256 seed) internal view returns (IBountyMarket.BountyParams memory p) {
+    function _params(uint256 seed) internal view returns (IMarketTypes.BountyParams memory p) {
         p.specCid = "bafyspec";
         p.coordinator = coordinator;
         p.shards = uint32(_range(seed, 1, 1, 3));

@@ -3,7 +3,7 @@ pragma solidity 0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {BountyMarket} from "contracts/BountyMarket.sol";
-import {IBountyMarket} from "contracts/interfaces/IBountyMarket.sol";
+import {IMarketTypes} from "contracts/interfaces/IMarketTypes.sol";
 import {MaliciousActor} from "./lib/Attackers.sol";
 import {Vm} from "./lib/Vm.sol";
 
@@ -33,7 +33,7 @@ abstract contract MarketModel {
     struct GameGhost {
         address challenger;
         bool truthful; // contested a fake and answers the truth; only a liar contests an honest trace
-        IBountyMarket.GameTurn turn;
+        IMarketTypes.GameTurn turn;
         uint32 loStep;
         uint32 hiStep;
         uint256 deadline;
@@ -247,30 +247,30 @@ abstract contract MarketModel {
         Vm.Log[] memory logs = vm.getRecordedLogs();
         // A forfeit names the silent side before the slash it causes, in the same call.
         uint256 forfeitedTask;
-        IBountyMarket.GameTurn silent;
+        IMarketTypes.GameTurn silent;
         for (uint256 i = 0; i < logs.length; ++i) {
             if (logs[i].emitter != address(market)) continue;
             bytes32 topic = logs[i].topics[0];
-            if (topic == IBountyMarket.TaskAccepted.selector) {
+            if (topic == IMarketTypes.TaskAccepted.selector) {
                 uint256 taskId = uint256(logs[i].topics[1]);
                 uint256 n = ++acceptedEventsOf[taskId];
                 if (n > maxAcceptedEventsPerTask) maxAcceptedEventsPerTask = n;
                 ++seenAcceptances;
-            } else if (topic == IBountyMarket.TaskSlashed.selector) {
+            } else if (topic == IMarketTypes.TaskSlashed.selector) {
                 uint256 taskId = uint256(logs[i].topics[1]);
                 // The task reopened with attempt + 1 in the same call.
                 uint256 attempt = market.taskOf(taskId).attempt - 1;
-                bool missedMove = forfeitedTask == taskId && silent == IBountyMarket.GameTurn.Volunteer;
+                bool missedMove = forfeitedTask == taskId && silent == IMarketTypes.GameTurn.Volunteer;
                 if (_tasks[taskId][attempt].honesty != DISHONEST && !missedMove) ++honestCommitsSlashed;
                 ++seenSlashes;
-            } else if (topic == IBountyMarket.GameForfeited.selector) {
+            } else if (topic == IMarketTypes.GameForfeited.selector) {
                 forfeitedTask = uint256(logs[i].topics[1]);
-                silent = abi.decode(logs[i].data, (IBountyMarket.GameTurn));
-            } else if (topic == IBountyMarket.ChallengerSlashed.selector) {
+                silent = abi.decode(logs[i].data, (IMarketTypes.GameTurn));
+            } else if (topic == IMarketTypes.ChallengerSlashed.selector) {
                 uint256 taskId = uint256(logs[i].topics[1]);
                 // The task resumed under the same attempt; the model still holds the game.
                 GameGhost storage game = _tasks[taskId][market.taskOf(taskId).attempt].game;
-                bool missedMove = forfeitedTask == taskId && silent == IBountyMarket.GameTurn.Challenger;
+                bool missedMove = forfeitedTask == taskId && silent == IMarketTypes.GameTurn.Challenger;
                 if (game.truthful && !missedMove) ++truthfulChallengersSlashed;
                 ++seenChallengerSlashes;
             }
@@ -311,11 +311,11 @@ abstract contract MarketModel {
 
     // ------------------------------------------------------------------ the rules, as predictions
 
-    function _bounty(uint256 id) internal view returns (IBountyMarket.Bounty memory) {
+    function _bounty(uint256 id) internal view returns (IMarketTypes.Bounty memory) {
         return market.bountyOf(id);
     }
 
-    function _task(uint256 taskId) internal view returns (IBountyMarket.Task memory) {
+    function _task(uint256 taskId) internal view returns (IMarketTypes.Task memory) {
         return market.taskOf(taskId);
     }
 
@@ -327,7 +327,7 @@ abstract contract MarketModel {
 
     /// @dev Whether the draw block of a committed task exists, and whether the task is spot-checked,
     ///      recomputed from the block hash exactly as docs/contracts.md ("Lifecycle") specifies.
-    function _draw(uint256 taskId, IBountyMarket.Task memory t) internal view returns (bool drawn, bool checked) {
+    function _draw(uint256 taskId, IMarketTypes.Task memory t) internal view returns (bool drawn, bool checked) {
         bytes32 seed;
         (drawn, seed) = _seedOf(taskId, t);
         // A seed lost to the 256-block horizon counts as checked.
@@ -335,7 +335,7 @@ abstract contract MarketModel {
     }
 
     /// @return drawn whether the draw block is behind us; seed the recorded or live seed, zero once lost
-    function _seedOf(uint256 taskId, IBountyMarket.Task memory t) internal view returns (bool drawn, bytes32 seed) {
+    function _seedOf(uint256 taskId, IMarketTypes.Task memory t) internal view returns (bool drawn, bytes32 seed) {
         uint256 drawBlock = uint256(t.commitBlock) + 1;
         if (block.number <= drawBlock) return (false, 0);
         seed = _tasks[taskId][t.attempt].drawnSeed;
@@ -352,7 +352,7 @@ abstract contract MarketModel {
     ///      serving seat sits. Else seats drawn with the seed (repeats skipped), keeping serving ones, until
     ///      `quorum × 2` are kept or `quorum × 4` distinct seats were looked at (the whole serving pool when the
     ///      pool has no more than that many seats and no more serving ones than the committee).
-    function _drawnToVote(address verifier, uint256 taskId, IBountyMarket.Task memory t, uint256 quorum)
+    function _drawnToVote(address verifier, uint256 taskId, IMarketTypes.Task memory t, uint256 quorum)
         internal
         view
         returns (bool)
@@ -398,15 +398,15 @@ abstract contract MarketModel {
         return ghostReputationEpoch[volunteer][poster] == ghostSlashes[volunteer] ? ghostReputation[volunteer][poster] : 0;
     }
 
-    function _expectedCheckBps(IBountyMarket.Bounty memory b, address volunteer) internal view returns (uint256 bps) {
+    function _expectedCheckBps(IMarketTypes.Bounty memory b, address volunteer) internal view returns (uint256 bps) {
         uint256 halfLife = b.reputationHalfLife;
         bps = (uint256(b.checkBps) * halfLife) / (halfLife + _reputationOf(volunteer, b.poster));
         if (bps < b.minCheckBps) bps = b.minCheckBps;
     }
 
     /// @dev What pending (Committed/Challenged/Contested) tasks of the current round may still be owed.
-    function _reserved(uint256 id, IBountyMarket.Bounty memory b) internal view returns (uint256 reserved) {
-        if (b.status == IBountyMarket.BountyStatus.Finalized) return 0;
+    function _reserved(uint256 id, IMarketTypes.Bounty memory b) internal view returns (uint256 reserved) {
+        if (b.status == IMarketTypes.BountyStatus.Finalized) return 0;
         uint256 perTask = uint256(b.rewardPerTask) + uint256(b.quorum) * b.verifierFee;
         for (uint256 shard = 0; shard < b.shards; ++shard) {
             if (_isPending(_task(_taskIdOf(id, b.currentRound, shard)).status)) reserved += perTask;
@@ -414,9 +414,9 @@ abstract contract MarketModel {
     }
 
     /// @dev Committed and not yet accepted or reopened: the task may still be owed its reward and fees.
-    function _isPending(IBountyMarket.TaskStatus s) internal pure returns (bool) {
-        return s == IBountyMarket.TaskStatus.Committed || s == IBountyMarket.TaskStatus.Challenged
-            || s == IBountyMarket.TaskStatus.Contested;
+    function _isPending(IMarketTypes.TaskStatus s) internal pure returns (bool) {
+        return s == IMarketTypes.TaskStatus.Committed || s == IMarketTypes.TaskStatus.Challenged
+            || s == IMarketTypes.TaskStatus.Contested;
     }
 
     // ------------------------------------------------------------------ traces
@@ -454,13 +454,13 @@ abstract contract MarketModel {
         return a < b ? keccak256(abi.encode(a, b)) : keccak256(abi.encode(b, a));
     }
 
-    function _predictSettle(IBountyMarket.Bounty memory b, uint256 taskId, IBountyMarket.Task memory t)
+    function _predictSettle(IMarketTypes.Bounty memory b, uint256 taskId, IMarketTypes.Task memory t)
         internal
         view
         returns (bool)
     {
-        bool challenged = t.status == IBountyMarket.TaskStatus.Challenged;
-        if (!challenged && t.status != IBountyMarket.TaskStatus.Committed) return false;
+        bool challenged = t.status == IMarketTypes.TaskStatus.Challenged;
+        if (!challenged && t.status != IMarketTypes.TaskStatus.Committed) return false;
         uint256 windowClosesAt = uint256(t.deadline) + b.challengeWindow;
         if (block.timestamp <= windowClosesAt) return false;
         bool mustWait = challenged;
@@ -474,14 +474,14 @@ abstract contract MarketModel {
 
     function _predictAttest(
         address verifier,
-        IBountyMarket.Bounty memory b,
+        IMarketTypes.Bounty memory b,
         uint256 taskId,
-        IBountyMarket.Task memory t
+        IMarketTypes.Task memory t
     ) internal view returns (bool) {
-        if (t.status == IBountyMarket.TaskStatus.Committed) {
+        if (t.status == IMarketTypes.TaskStatus.Committed) {
             (bool drawn, bool checked) = _draw(taskId, t);
             if (!drawn || !checked) return false;
-        } else if (t.status != IBountyMarket.TaskStatus.Challenged) {
+        } else if (t.status != IMarketTypes.TaskStatus.Challenged) {
             return false;
         } else {
             (bool drawn,) = _seedOf(taskId, t); // a disputed task is checked, but its committee needs the seed
@@ -495,15 +495,15 @@ abstract contract MarketModel {
     }
 
     /// @return ok whether `volunteer` may claim; expires whether the claim first reopens a lapsed lease
-    function _predictClaim(address volunteer, IBountyMarket.Bounty memory b, IBountyMarket.Task memory t)
+    function _predictClaim(address volunteer, IMarketTypes.Bounty memory b, IMarketTypes.Task memory t)
         internal
         view
         returns (bool ok, bool expires)
     {
-        if (b.status != IBountyMarket.BountyStatus.Active || !b.roundOpen) return (false, false);
+        if (b.status != IMarketTypes.BountyStatus.Active || !b.roundOpen) return (false, false);
         if (block.timestamp > b.deadline) return (false, false);
-        expires = t.status == IBountyMarket.TaskStatus.Claimed && block.timestamp > t.deadline;
-        if (!expires && t.status != IBountyMarket.TaskStatus.Open) return (false, false);
+        expires = t.status == IMarketTypes.TaskStatus.Claimed && block.timestamp > t.deadline;
+        if (!expires && t.status != IMarketTypes.TaskStatus.Open) return (false, false);
         if (block.timestamp <= ghostBarredUntil[volunteer][b.poster]) return (false, false);
         (uint256 bonded, uint256 locked,) = _position(volunteer);
         if (expires && t.volunteer == volunteer) {
@@ -521,14 +521,14 @@ abstract contract MarketModel {
     /// @dev A task accepted by `settle` (viaQuorum false) or by a PASS quorum (true).
     function _modelAccept(
         uint256 id,
-        IBountyMarket.Bounty memory b,
+        IMarketTypes.Bounty memory b,
         uint256 taskId,
-        IBountyMarket.Task memory t,
+        IMarketTypes.Task memory t,
         bool viaQuorum
     ) internal {
         TaskGhost storage g = _tasks[taskId][t.attempt];
         uint256 credit = b.rewardPerTask;
-        if (t.status == IBountyMarket.TaskStatus.Challenged) {
+        if (t.status == IMarketTypes.TaskStatus.Challenged) {
             credit += g.bond; // a dispute that ended in PASS pays the volunteer the challenger's bond
             ghostOpenBonds = _sub(ghostOpenBonds, g.bond, "accept: open bonds");
         }
@@ -567,9 +567,9 @@ abstract contract MarketModel {
     ///      that let its move in a game lapse (`missedMove`).
     function _modelSlash(
         uint256 id,
-        IBountyMarket.Bounty memory b,
+        IMarketTypes.Bounty memory b,
         uint256 taskId,
-        IBountyMarket.Task memory t,
+        IMarketTypes.Task memory t,
         bool missedMove
     ) internal {
         TaskGhost storage g = _tasks[taskId][t.attempt];
@@ -609,9 +609,9 @@ abstract contract MarketModel {
     ///      volunteer, the rest to the bounty; the task resumes where the game found it.
     function _modelChallengerLoss(
         uint256 id,
-        IBountyMarket.Bounty memory b,
+        IMarketTypes.Bounty memory b,
         uint256 taskId,
-        IBountyMarket.Task memory t
+        IMarketTypes.Task memory t
     ) internal {
         TaskGhost storage g = _tasks[taskId][t.attempt];
         address challenger = g.game.challenger;
@@ -627,7 +627,7 @@ abstract contract MarketModel {
     }
 
     /// @dev A game the referee let lapse: the challenger's lock is released, nobody is slashed.
-    function _modelDissolveReview(IBountyMarket.Bounty memory b, uint256 taskId, IBountyMarket.Task memory t)
+    function _modelDissolveReview(IMarketTypes.Bounty memory b, uint256 taskId, IMarketTypes.Task memory t)
         internal
     {
         TaskGhost storage g = _tasks[taskId][t.attempt];
@@ -640,7 +640,7 @@ abstract contract MarketModel {
         ++stats.reviewsDissolved;
     }
 
-    function _modelDissolve(IBountyMarket.Bounty memory b, uint256 taskId, IBountyMarket.Task memory t) internal {
+    function _modelDissolve(IMarketTypes.Bounty memory b, uint256 taskId, IMarketTypes.Task memory t) internal {
         TaskGhost storage g = _tasks[taskId][t.attempt];
         address challenger = g.game.challenger;
         ghostLocked[challenger] = _sub(ghostLocked[challenger], b.stakePerTask, "dissolve: challenger's lock");
@@ -649,7 +649,7 @@ abstract contract MarketModel {
     }
 
     /// @dev A lapsed lease: the holder loses `leasePenalty` to the bounty and its lock.
-    function _modelExpiry(uint256 id, IBountyMarket.Bounty memory b, IBountyMarket.Task memory t) internal {
+    function _modelExpiry(uint256 id, IMarketTypes.Bounty memory b, IMarketTypes.Task memory t) internal {
         ghostCollateral[t.volunteer] = _sub(ghostCollateral[t.volunteer], b.leasePenalty, "expire: collateral");
         ghostLocked[t.volunteer] = _sub(ghostLocked[t.volunteer], b.stakePerTask, "expire: lock");
         ghostEscrow[id] += b.leasePenalty;
@@ -662,7 +662,7 @@ abstract contract MarketModel {
     function _fingerprint() internal view returns (bytes32 h) {
         h = keccak256(abi.encode(token.balanceOf(address(market)), token.totalSupply()));
         for (uint256 i = 0; i < _bountyIds.length; ++i) {
-            IBountyMarket.Bounty memory b = _bounty(_bountyIds[i]);
+            IMarketTypes.Bounty memory b = _bounty(_bountyIds[i]);
             h = keccak256(abi.encode(h, b.escrow, b.refunded, b.status, b.currentRound, b.roundOpen));
             for (uint256 shard = 0; shard < b.shards; ++shard) {
                 uint256 taskId = _taskIdOf(_bountyIds[i], b.currentRound, shard);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {IBountyMarket} from "contracts/interfaces/IBountyMarket.sol";
+import {IMarketTypes} from "contracts/interfaces/IMarketTypes.sol";
 import {Fmt, MarketModel} from "./MarketModel.sol";
 
 /// @notice The properties checked after every call of every sequence, computed in one pass over the
@@ -61,15 +61,15 @@ abstract contract MarketProperties is MarketModel {
     function _bountyProperties() private view returns (string memory failure, uint256 escrow, uint256 bonds) {
         for (uint256 i = 0; i < _bountyIds.length; ++i) {
             uint256 id = _bountyIds[i];
-            IBountyMarket.Bounty memory b = _bounty(id);
+            IMarketTypes.Bounty memory b = _bounty(id);
             uint256 pending;
             for (uint256 shard = 0; shard < b.shards; ++shard) {
                 uint256 taskId = _taskIdOf(id, b.currentRound, shard);
-                IBountyMarket.Task memory t = _task(taskId);
-                IBountyMarket.TaskStatus s = t.status;
-                if (s == IBountyMarket.TaskStatus.Challenged) bonds += b.challengeBond;
+                IMarketTypes.Task memory t = _task(taskId);
+                IMarketTypes.TaskStatus s = t.status;
+                if (s == IMarketTypes.TaskStatus.Challenged) bonds += b.challengeBond;
                 // Whether a contested task was disputed first is the model's record (the market keeps no view of it).
-                if (s == IBountyMarket.TaskStatus.Contested && _tasks[taskId][t.attempt].challenger != address(0)) {
+                if (s == IMarketTypes.TaskStatus.Contested && _tasks[taskId][t.attempt].challenger != address(0)) {
                     bonds += b.challengeBond;
                 }
                 if (_isPending(s)) ++pending;
@@ -83,7 +83,7 @@ abstract contract MarketProperties is MarketModel {
             uint256 perTask = uint256(b.rewardPerTask) + uint256(b.quorum) * b.verifierFee;
             uint256 owed;
             if (b.refunded == 0) owed = (uint256(b.shards) * b.rounds - ghostAcceptedTasks[id]) * perTask;
-            else if (b.status == IBountyMarket.BountyStatus.Active) owed = pending * perTask;
+            else if (b.status == IMarketTypes.BountyStatus.Active) owed = pending * perTask;
             if (b.escrow < owed) {
                 failure = string.concat("bounty ", id.str(), " holds ", uint256(b.escrow).str(), " but owes ");
                 return (string.concat(failure, owed.str()), 0, 0);

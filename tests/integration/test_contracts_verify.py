@@ -15,7 +15,7 @@ from web3 import HTTPProvider, Web3
 from devtools.anvil import Anvil
 from ledger.artifacts import load
 from ledger.chain import dev_accounts
-from ledger.compiler import compile_sources
+from ledger.compiler import compile_sources, layout_mismatch
 from ledger.deploy import Deployment, deploy
 from ledger.tx import Transactor
 
@@ -36,6 +36,15 @@ def test_shipped_artifacts_match_a_fresh_compile_of_the_sources(compiled: dict[s
     out = compiled[name]["evm"]
     assert "0x" + out["bytecode"]["object"] == artifact.bytecode, "run ./scripts/build-contracts"
     assert "0x" + out["deployedBytecode"]["object"] == artifact.deployed_bytecode
+
+
+def test_the_game_module_shares_the_market_storage_layout(compiled: dict[str, dict[str, Any]]) -> None:
+    market, games = compiled["BountyMarket"]["storageLayout"], compiled["BountyGames"]["storageLayout"]
+    assert layout_mismatch(market, games) is None
+    assert len(market["storage"]) > 10
+    # A module whose variables sit elsewhere would write the market's slots under the wrong names: refused.
+    shifted = {**games, "storage": games["storage"][1:] + games["storage"][:1]}
+    assert "differ from variable 0" in (layout_mismatch(market, shifted) or "")
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +87,10 @@ def test_verify_cli_accepts_deployed_contracts(anvil_deployment: AnvilDeployment
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["verified"] is True
-    assert {c["contract"] for c in report["contracts"]} == {"Token", "BountyMarket"}
-    assert all(c["immutable_bytes_masked"] > 0 for c in report["contracts"])
+    masked = {c["contract"]: c["immutable_bytes_masked"] for c in report["contracts"]}
+    # The game module the market deployed is checked too; it has no immutables to mask.
+    assert masked.keys() == {"Token", "BountyMarket", "BountyGames"}
+    assert masked["Token"] > 0 and masked["BountyMarket"] > 0 and masked["BountyGames"] == 0
 
 
 def test_verify_cli_rejects_code_that_is_not_from_the_sources(

@@ -144,6 +144,25 @@ def test_the_commit_check_slashes_a_lazy_volunteer_and_records_the_draw(installe
     assert len(drawn) == 1  # recorded once, by the first check, so the sample can never change afterwards
 
 
+def test_a_rounds_fresh_draws_are_recorded_in_one_transaction_and_only_once(
+    installed: Installed, tmp_path: Path
+) -> None:
+    svc, clients = installed
+    poster, volunteer = clients[1], clients[5]
+    bounty_id = _post(poster, clients[2].address, svc.store)
+    worker.intake(bounty_id)
+    NodeDaemon(volunteer, svc.store, NodeOptions(work_dir=tmp_path / "node", once=True), QUIET).run()
+    tasks = [task_id_of(bounty_id, 0, shard) for shard in range(2)]
+    volunteer.w3.provider.make_request(RPCEndpoint("evm_mine"), [])  # the last commit's draw block
+
+    worker.advance(bounty_id)
+    worker.advance(bounty_id)  # a second pass finds them recorded and sends nothing
+    drawn = poster.market.events.ChallengeDrawn().get_logs(from_block=0, argument_filters={"taskId": tasks})
+    assert sorted(int(e["args"]["taskId"]) for e in drawn) == tasks
+    assert len({e["transactionHash"] for e in drawn}) == 1
+    assert all(worker.check_commit(task_id) == [True, True] for task_id in tasks)  # replayed from the recorded draw
+
+
 class FlakyStore:
     """The embedded store behind a switch: while `down`, every read fails as an unreachable daemon's would."""
 
