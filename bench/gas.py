@@ -4,7 +4,9 @@ task_lifecycle = claim + commit + the draw's record (batched ten to a `drawMany`
 challenge window, batched ten to a `settleMany`), both as the coordinator's housekeeping sends them, + claimRewards
 / 10 (a volunteer pulls its rewards once per ten tasks); task_lifecycle_single_settle the same with one
 `drawChallenge` and one `settle` per task. checked_task = claim + commit + the draw's record + the example's
-quorum of two votes (the first, then the deciding one) + claimRewards / 10; task_lifecycle_avg weighs the two at
+quorum of two votes on a drawn check (the first, then the deciding one), in steady state like the rest (every
+balance and the volunteer's record exist) + claimRewards / 10; checked_task_fresh_balances the same for a disputed
+task whose volunteer and voters are credited for the first time; task_lifecycle_avg weighs the two at
 the example bounty's floor check probability (examples/mnist-bounty.toml, `min_check_probability`). Prints JSON; `--update` (or `--write`) refreshes the
 committed snapshot bench/gas-snapshot.json. `--check` compares every measured number with the snapshot and
 exits 1 when one moved by more than 1%, or an operation was added or removed: a gas change fails until the
@@ -28,7 +30,7 @@ from web3.types import RPCEndpoint
 from devtools.anvil import Anvil
 from ledger.tx import Transactor
 from protocol.merkle import merkle_proof, merkle_root, trace_leaf
-from tests.support.chain import RARE_CHECKS, TOKEN, Chain
+from tests.support.chain import ALWAYS_CHECKED, RARE_CHECKS, TOKEN, Chain
 
 SNAPSHOT = Path(__file__).with_name("gas-snapshot.json")
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mnist-bounty.toml"
@@ -102,6 +104,21 @@ def measure(chain: Chain) -> tuple[dict[str, int], dict[str, int]]:
     gas("dispute", "carol", "dispute", disputed, 3)
     gas("attest", "vera", "attest", disputed, True)
     gas("attest_quorum_accept", "victor", "attest", disputed, True)
+    # A drawn check (the example's way of checking) in steady state: the volunteer's and the voters' balances and
+    # the volunteer's record with the poster exist already; the disputed task above created them, so its deciding
+    # vote paid four fresh slots (~68k gas) that a volunteer and its voters pay once.
+    drawn_posted = chain.tx("poster", "postBounty", chain.bounty_params(shards=2, rounds=1, **ALWAYS_CHECKED))
+    drawn_bounty = chain.events(drawn_posted, "BountyPosted")[0]["bountyId"]
+    chain.tx("coordinator", "openRound", drawn_bounty, trace_cid)
+    for shard in range(2):
+        task = chain.task_id(drawn_bounty, 0, shard)
+        chain.tx("bob", "claim", task)
+        chain.tx("bob", "commit", task, root, update, trace_cid, update_cid)
+        chain.mine()
+        chain.tx("coordinator", "drawMany", [task])
+        assert chain.view("challengeOf", task)[0], "an always-checked task was not drawn for a check"
+        gas("attest_drawn", "vera", "attest", task, True)
+        gas("attest_drawn_quorum_accept", "victor", "attest", task, True)
 
     # A lease that runs out.
     expiring = chain.task_id(bounty, 0, 11)
@@ -153,7 +170,13 @@ def measured(result: dict[str, Any]) -> dict[str, int]:
     repeated operation, and the task lifecycle (`commit` and `targets` repeat or bound these, they measure nothing)."""
     flat = {name: int(gas) for name, gas in result.get("operations", {}).items()}
     flat.update({f"{name} (first of ten)": int(gas) for name, gas in result.get("first_of_ten", {}).items()})
-    for name in ("task_lifecycle", "task_lifecycle_single_settle", "checked_task", "task_lifecycle_avg"):
+    for name in (
+        "task_lifecycle",
+        "task_lifecycle_single_settle",
+        "checked_task",
+        "checked_task_fresh_balances",
+        "task_lifecycle_avg",
+    ):
         if name in result:
             flat[name] = int(result[name])
     return flat
@@ -206,9 +229,10 @@ def main(argv: list[str]) -> int:
     rewards = ops["claimRewards"] // REWARD_CLAIM_AMORTIZED_OVER
     # Every commit's draw is recorded (the coordinator's drawMany), checked or not.
     lifecycle = ops["claim"] + ops["commit"] + ops["drawMany_per_task"] + ops["settleMany_per_task"] + rewards
-    checked = (
-        ops["claim"] + ops["commit"] + ops["drawMany_per_task"] + ops["attest"] + ops["attest_quorum_accept"] + rewards
-    )
+    drawn_check = ops["attest_drawn"] + ops["attest_drawn_quorum_accept"]
+    checked = ops["claim"] + ops["commit"] + ops["drawMany_per_task"] + drawn_check + rewards
+    first_check = ops["attest"] + ops["attest_quorum_accept"]  # disputed, every balance fresh
+    checked_first = ops["claim"] + ops["commit"] + ops["drawMany_per_task"] + first_check + rewards
     check_rate = float(tomllib.loads(EXAMPLE.read_text())["bounty"]["min_check_probability"])
     result: dict[str, Any] = {
         "operations": dict(sorted(ops.items())),
@@ -217,6 +241,7 @@ def main(argv: list[str]) -> int:
         "task_lifecycle": lifecycle,
         "task_lifecycle_single_settle": ops["claim"] + ops["commit"] + ops["drawChallenge"] + ops["settle"] + rewards,
         "checked_task": checked,
+        "checked_task_fresh_balances": checked_first,
         "example_check_rate": check_rate,
         "task_lifecycle_avg": round(check_rate * checked + (1 - check_rate) * lifecycle),
         "targets": {"commit": 60_000, "task_lifecycle": 150_000, "task_lifecycle_avg": 150_000},

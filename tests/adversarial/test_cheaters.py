@@ -167,7 +167,8 @@ def test_a_trace_never_uploaded_fails_once_overdue(arena: Arena) -> None:
     try:
         assert arena.verify(task_id) == [None, None]  # it may still be uploading: no verdict yet
         arena.settle(task_id >> 64, seconds=301)
-        arena.m.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+        for _ in range(2):  # the draw block, and one after it for a view at the head
+            arena.m.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
         assert [v.verify(task_id) for v in arena.verifiers] == [False, False]
         arena.play_games(task_id)  # the referee's review of the FAIL quorum
     finally:
@@ -231,7 +232,8 @@ def test_a_checkpoint_not_served_yet_is_waited_for_and_an_honest_volunteer_is_pa
     blipped.hidden = {c.cid for c in TraceManifest.parse(arena.m.store.get(trace)).checkpoints[1:-1]}
     assert [v.verify(task_id) for v in verifiers] == [None, None]
     arena.settle(task_id >> 64, seconds=301)
-    arena.m.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+    for _ in range(2):  # the draw block, and one after it for a view at the head
+        arena.m.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
     assert [v.verify(task_id) for v in verifiers] == [False, False]  # its time to serve is up
     arena.play_games(task_id)  # the FAIL quorum's review: the referee's own node can fetch it, and it is honest
     assert not arena.slashed(task_id, other.address)
@@ -265,7 +267,8 @@ def test_the_referee_waits_its_patience_for_content_before_missing_counts_agains
     cheater = arena.account()
     task_id = arena.work_once(cheater, train_task, store=NoUpload(arena.m.store))
     assert task_id is not None
-    arena.m.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+    for _ in range(2):  # the draw block, and one after it for a view at the head
+        arena.m.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
     assert [v.verify(task_id) for v in arena.verifiers] == [False, False]  # trace timeout 0: missing is a FAIL
     referee = arena.coordinator.referee
     referee.patience_s = 300
