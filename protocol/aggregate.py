@@ -13,6 +13,12 @@ Then the outer optimizer applies the combined update Δ (DiLoCo): with momentum 
 v ← μ·v + Δ and the model moves by outer_lr · (Δ + μ·v) (Nesterov); μ = 0 and outer_lr = 1 is FedAvg's
 w + Δ, exactly. The velocity is published with the next round's model (RoundManifest.outer_velocity_cid) in
 the weights' dtype, and each round starts from the published one, so anyone recomputes every round.
+
+Memory: mean and trimmed mean are per coordinate, so each tensor is combined a slice of coordinates at a time
+(CHUNK_BYTES of float64 working set for all updates together): the working set no longer grows with the largest
+tensor times the number of updates (a language model's embedding, stacked, sorted, in float64, weighed several
+times its updates). The result is bit for bit the same whatever the slice (tests/unit/test_aggregation.py).
+Centered clip's clipping radius is a norm over the whole tensor, so it still works a tensor at a time.
 """
 
 from __future__ import annotations
@@ -32,27 +38,60 @@ class Aggregate:
     velocity: Tensors | None  # the outer momentum after this round; None without momentum
 
 
+# The float64 working set of one slice of coordinates, all updates together (then sorted, for trimmed mean).
+CHUNK_BYTES = 32 * 2**20
+
+
 def aggregate(
-    round_weights: Tensors, updates: list[Tensors], spec: AggregationSpec, velocity: Tensors | None = None
+    round_weights: Tensors,
+    updates: list[Tensors],
+    spec: AggregationSpec,
+    velocity: Tensors | None = None,
+    *,
+    chunk_bytes: int | None = CHUNK_BYTES,
 ) -> Aggregate:
     """The next round's model from this round's and its accepted updates, with the outer optimizer's state
-    `velocity` as the round's manifest published it (None at round 0, or without momentum)."""
+    `velocity` as the round's manifest published it (None at round 0, or without momentum). `chunk_bytes` bounds
+    the working set of the per-coordinate methods (None: whole tensors at a time; the result is the same)."""
     momentum = spec.outer_momentum
     weights: Tensors = {}
     velocities: Tensors = {}
     for name, current in round_weights.items():
-        if updates:
-            stacked = torch.stack([u[name].to(torch.float64) for u in updates])
-            delta = _combine(stacked, spec)
-        else:
-            delta = torch.zeros_like(current, dtype=torch.float64)
-        step = delta
-        if momentum:
-            v = delta if velocity is None else momentum * velocity[name].to(torch.float64) + delta
-            velocities[name] = v.to(current.dtype)
-            step = delta + momentum * v
-        weights[name] = (current.to(torch.float64) + spec.outer_lr * step).to(current.dtype)
+        numel = current.numel()
+        per_slice = max(numel, 1)
+        if chunk_bytes is not None and updates and spec.method != "centered_clip":
+            per_slice = max(1, chunk_bytes // (8 * len(updates)))
+        flat_weights = torch.empty(numel, dtype=current.dtype)
+        flat_velocity = torch.empty(numel, dtype=current.dtype) if momentum else None
+        for start in range(0, numel, per_slice):
+            stop = min(start + per_slice, numel)
+            if updates:
+                stacked = torch.stack([_slice(u[name], start, stop, current.shape, per_slice) for u in updates])
+                delta = _combine(stacked, spec).reshape(-1)
+            else:
+                delta = torch.zeros(stop - start, dtype=torch.float64)
+            step = delta
+            if flat_velocity is not None:
+                v = delta
+                if velocity is not None:
+                    v = momentum * velocity[name].reshape(-1)[start:stop].to(torch.float64) + delta
+                flat_velocity[start:stop] = v.to(current.dtype)
+                step = delta + momentum * v
+            flat_weights[start:stop] = (current.reshape(-1)[start:stop].to(torch.float64) + spec.outer_lr * step).to(
+                current.dtype
+            )
+        weights[name] = flat_weights.reshape(current.shape)
+        if flat_velocity is not None:
+            velocities[name] = flat_velocity.reshape(current.shape)
     return Aggregate(weights, velocities if momentum else None)
+
+
+def _slice(update: torch.Tensor, start: int, stop: int, shape: torch.Size, per_slice: int) -> torch.Tensor:
+    """Coordinates start..stop of one update in float64: the whole tensor in its shape when it is not sliced
+    (centered clip's norms are per tensor), else a flat slice (the per-coordinate methods ignore the shape)."""
+    if per_slice >= update.numel():
+        return update.to(torch.float64).reshape(shape)
+    return update.reshape(-1)[start:stop].to(torch.float64)
 
 
 def _combine(stacked: torch.Tensor, spec: AggregationSpec) -> torch.Tensor:
@@ -67,12 +106,14 @@ def _combine(stacked: torch.Tensor, spec: AggregationSpec) -> torch.Tensor:
 
 
 def _centered_clip(stacked: torch.Tensor, radius: float, iterations: int = 3) -> torch.Tensor:
+    n = stacked.shape[0]
     center = stacked.median(dim=0).values
-    norms = (stacked - center).flatten(1).norm(dim=1)
+    # reshape(n, -1), not flatten(1): the same rows for every tensor, and a scalar parameter has one too.
+    norms = (stacked - center).reshape(n, -1).norm(dim=1)
     tau = radius * float(norms.median())
     for _ in range(iterations):
         offsets = stacked - center
-        norms = offsets.flatten(1).norm(dim=1).clamp_min(1e-12)
+        norms = offsets.reshape(n, -1).norm(dim=1).clamp_min(1e-12)
         scale = (tau / norms).clamp(max=1.0).view(-1, *([1] * (stacked.dim() - 1)))
         center = center + (offsets * scale).mean(dim=0)
     return center
