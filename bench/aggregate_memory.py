@@ -62,7 +62,7 @@ def child(method: str, sliced: bool, updates: int, vocab: int, width: int, block
     gen = torch.Generator().manual_seed(0)
     weights, velocity = _random(shapes, gen, 1.0), _random(shapes, gen, 1e-3)
     ups = [_random(shapes, gen, 1e-2) for _ in range(updates)]
-    spec = AggregationSpec(method=method, trim_fraction=0.25, outer_lr=0.7, outer_momentum=0.9)  # type: ignore[arg-type]
+    spec = AggregationSpec(method=method, trim_fraction=0.25, outer_lr=0.7, outer_momentum=0.9)
     before = _status("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
     result = aggregate(weights, ups, spec, velocity, chunk_bytes=CHUNK_BYTES if sliced else None)
