@@ -44,6 +44,11 @@ RETRY = {
 # The queue of the short steps, and which they are; everything else goes to Celery's default queue ("celery").
 MOVES_QUEUE = "moves"
 MOVES = ("shardwork.housekeeping", "shardwork.advance", "shardwork.play_game")
+# The close's preparation (seconds of calibration) has a queue of its own: behind the round's commit checks on the
+# default queue it started only once the round was complete, and the close measured δ× itself (the network bench
+# found every preparation too late: ~9 s on each round's critical path). Not on the moves queue: a ruling would
+# wait behind it.
+PREPARE_QUEUE = "prepare"
 
 
 def create_celery(settings: CoordinatorSettings | None = None) -> Celery:
@@ -62,7 +67,10 @@ def create_celery(settings: CoordinatorSettings | None = None) -> Celery:
         # Short, deadline-bound steps (the scan, settling and closing, the referee's moves) have their own queue,
         # so a worker that takes only it answers them while others replay commits: behind one worker's queue of
         # commit checks (~9 s each in the network bench) a referee's ruling waited 14 s.
-        task_routes={name: {"queue": MOVES_QUEUE} for name in MOVES},
+        task_routes={
+            **{name: {"queue": MOVES_QUEUE} for name in MOVES},
+            "shardwork.prepare_close": {"queue": PREPARE_QUEUE},
+        },
     )
     return celery
 

@@ -174,15 +174,18 @@ def start_anvil(home: Path, port: int | None = None, address: str = "127.0.0.1")
     return proc, f"http://{address}:{port}"
 
 
-# The coordinator's Celery workers: worker0, worker1, … take every queue; MOVES_WORKER only the short steps
-# (coordinator.worker.MOVES), so a ruling or a settlement never waits behind a commit check.
+# The coordinator's Celery workers: worker0, worker1, … take the default and moves queues; MOVES_WORKER only the short steps
+# (coordinator.worker.MOVES), so a ruling or a settlement never waits behind a commit check; PREPARE_WORKER only
+# the close's preparation, so it runs while the round's last commits wait out their windows.
 MOVES_WORKER = "worker-moves"
+PREPARE_WORKER = "worker-prepare"
 
 
 def start_worker(info: StackInfo, home: Path, name: str) -> subprocess.Popen[bytes]:
-    from coordinator.worker import MOVES_QUEUE
+    from coordinator.worker import MOVES_QUEUE, PREPARE_QUEUE
 
-    queues = MOVES_QUEUE if name == MOVES_WORKER else f"celery,{MOVES_QUEUE}"
+    # The prepare queue is PREPARE_WORKER's alone: a preparation another worker took would wait behind its checks.
+    queues = {MOVES_WORKER: MOVES_QUEUE, PREPARE_WORKER: PREPARE_QUEUE}.get(name, f"celery,{MOVES_QUEUE}")
     return _spawn(
         name,
         [
@@ -210,6 +213,7 @@ def start_workers(info: StackInfo, home: Path, workers: int = 1) -> dict[str, in
     for i in range(workers):
         pids[f"worker{i}"] = start_worker(info, home, f"worker{i}").pid
     pids[MOVES_WORKER] = start_worker(info, home, MOVES_WORKER).pid
+    pids[PREPARE_WORKER] = start_worker(info, home, PREPARE_WORKER).pid
     beat = _spawn(
         "beat",
         [

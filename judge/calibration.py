@@ -24,6 +24,7 @@ Results are cached on disk per spec, torch build and CPU, so posting the same sp
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import math
@@ -32,6 +33,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,21 +98,47 @@ MEMO_SIZE = 64
 
 
 def _calibrate(key: tuple[bytes, bytes, bytes], weights: Tensors | None, data: Tensors | None) -> Calibration:
-    spec_bytes = key[0]
     cached = _cache_file(key)
+    found = _read_cached(cached)
+    if found is not None:
+        return found
+    # One measurement per key and machine at a time: a process asking while another measures (the coordinator's
+    # close while its preparation runs) waits for that result instead of measuring again beside it, which on a
+    # busy machine made both take twice as long.
+    with _measuring(cached):
+        found = _read_cached(cached)
+        if found is not None:
+            return found
+        calibration = _measure(TrainingSpec.from_bytes(key[0]), weights, data)
+        try:
+            partial = cached.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_text(json.dumps(calibration.__dict__))
+            partial.replace(cached)
+        except OSError:
+            pass  # a read-only home only costs the next process the measurement
+    return calibration
+
+
+def _read_cached(cached: Path) -> Calibration | None:
     try:
         return _parse_cached(cached.read_text())
     except (OSError, ValueError, TypeError):
-        pass  # not measured on this machine yet, or an unreadable entry: measure
-    calibration = _measure(TrainingSpec.from_bytes(spec_bytes), weights, data)
+        return None  # not measured on this machine yet, or an unreadable entry: measure
+
+
+@contextlib.contextmanager
+def _measuring(cached: Path) -> Iterator[None]:
+    """An exclusive lock on the entry's lock file while measuring it (released by the kernel if the process dies);
+    no lock where none can be taken (a read-only home): then processes only measure side by side, as before."""
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps(calibration.__dict__))
-        partial.replace(cached)
+        handle = open(cached.with_suffix(".lock"), "a")  # held across the yield
     except OSError:
-        pass  # a read-only home only costs the next process the measurement
-    return calibration
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _parse_cached(text: str) -> Calibration:

@@ -386,5 +386,8 @@ def test_short_steps_have_their_own_queue_and_commit_checks_stay_on_the_default_
     route = worker.app.amqp.router.route
     for name in ("shardwork.housekeeping", "shardwork.advance", "shardwork.play_game"):
         assert route({}, name)["queue"].name == worker.MOVES_QUEUE
-    for name in ("shardwork.check_commit", "shardwork.intake", "shardwork.prepare_close"):
+    for name in ("shardwork.check_commit", "shardwork.intake"):
         assert route({}, name)["queue"].name == worker.app.conf.task_default_queue != worker.MOVES_QUEUE
+    # The close's preparation is neither behind the replays nor in front of a ruling.
+    assert route({}, "shardwork.prepare_close")["queue"].name == worker.PREPARE_QUEUE
+    assert worker.PREPARE_QUEUE not in (worker.MOVES_QUEUE, worker.app.conf.task_default_queue)

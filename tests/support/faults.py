@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import redis
 
 from content.ipfs import IpfsStore
-from devtools.localstack import MOVES_WORKER, StackInfo
+from devtools.localstack import MOVES_WORKER, PREPARE_WORKER, StackInfo
 from ledger.chain import connect, dev_accounts
 from ledger.deploy import Deployment
 from ledger.errors import error_class
@@ -241,9 +241,9 @@ class Scenario:
             return parse_worker_log(worker, f.read().decode(errors="replace"))
 
     def live_worker(self) -> str:
-        """A running worker that takes commit checks (the moves worker takes only short steps)."""
+        """A running worker that takes commit checks (the moves and prepare workers take only their queues)."""
         for name, pid in self.info.pids.items():
-            if name.startswith("worker") and name != MOVES_WORKER:
+            if name.startswith("worker") and name not in (MOVES_WORKER, PREPARE_WORKER):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, 0)
                     return name

@@ -98,3 +98,34 @@ def test_data_too_small_to_train_on_is_a_calibration_failure_not_a_crash() -> No
     )
     with pytest.raises(calibration_module.CalibrationFailed, match="calibration training failed"):
         calibrate(spec, None, {"tokens": torch.zeros(4, dtype=torch.uint8)})
+
+
+def test_a_calibration_asked_for_while_another_process_measures_it_waits_for_that_result(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The coordinator's close and its preparation may ask for the same δ× at once: the second waits for the
+    first's measurement (a lock per cache entry) instead of measuring beside it on a busy machine."""
+    import threading
+    import time
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    measured: list[float] = []
+
+    def slow_measure(*_: object) -> Calibration:
+        measured.append(time.monotonic())
+        time.sleep(0.5)
+        return Calibration(1e-5, {"fp32-avx2": 1e-6}, 1e-2)
+
+    monkeypatch.setattr(calibration_module, "_measure", slow_measure)
+    key = (small_spec().canonical_bytes(), b"model", b"data")
+    results: list[Calibration] = []
+    # Separate threads open the lock file separately: flock serializes them as it does two processes.
+    threads = [
+        threading.Thread(target=lambda: results.append(calibration_module._calibrate(key, None, None)))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(measured) == 1 and len(results) == 2 and results[0] == results[1]
