@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.common import DeploymentOpt, JsonOpt, RpcOpt, emit_json, open_session, parse_address
+from cli.common import DeploymentOpt, JsonOpt, RpcOpt, cli_app, emit_json, open_session, parse_address
 
 if TYPE_CHECKING:
     from protocol.manifests import TraceManifest
 
-audit_app = typer.Typer(
+audit_app = cli_app(
     help="Read the on-chain trail, check Merkle proofs against the content store, replay segments independently. "
     "Exit code 3 when the audit finds a problem.",
     no_args_is_help=True,
@@ -39,7 +39,7 @@ def _run(
 ) -> None:
     from cli.common import fail_on_user_errors
 
-    with fail_on_user_errors():
+    with fail_on_user_errors(as_json):
         from content.ipfs import open_store
         from judge.audit import audit
         from judge.context import ChainView
@@ -161,7 +161,7 @@ def audit_node(
     """Everything one account did: claims, commits, verdicts, rewards, slashes."""
     from cli.common import fail_on_user_errors
 
-    with fail_on_user_errors():
+    with fail_on_user_errors(as_json):
         checked = parse_address(address)
     _run(None, None, checked, rpc_url, deployment, replay, seed, as_json)
 
@@ -171,7 +171,7 @@ def audit_index(rpc_url: RpcOpt = None, deployment: DeploymentOpt = None, as_jso
     """Sync the local event index and re-read every indexed block from the chain to prove it matches."""
     from cli.common import fail_on_user_errors
 
-    with fail_on_user_errors():
+    with fail_on_user_errors(as_json):
         from ledger.index import EventIndex
 
         session = open_session(rpc_url, deployment)

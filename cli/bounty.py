@@ -14,6 +14,7 @@ from cli.common import (
     RpcOpt,
     WalletOpt,
     YesOpt,
+    cli_app,
     confirm,
     emit_json,
     fee_of,
@@ -22,7 +23,7 @@ from cli.common import (
 from cli.common import fail_on_user_errors as _errors
 from cli.money import network_fee
 
-bounty_app = typer.Typer(help="Post training bounties, follow them, and get unspent escrow back.", no_args_is_help=True)
+bounty_app = cli_app(help="Post training bounties, follow them, and get unspent escrow back.", no_args_is_help=True)
 STATUS = ["Open", "Claimed", "Committed", "Challenged", "Accepted"]
 
 
@@ -37,7 +38,7 @@ def bounty_post(
     as_json: JsonOpt = False,
 ) -> None:
     """Publish the spec to the content store, escrow rewards + verifier fees, and post the bounty."""
-    with _errors():
+    with _errors(as_json):
         from cli.common import parse_address
         from content.inputs import load_inputs
         from content.ipfs import open_store
@@ -123,7 +124,7 @@ def _index(session: Any) -> Any:
 @bounty_app.command("list")
 def bounty_list(rpc_url: RpcOpt = None, deployment: DeploymentOpt = None, as_json: JsonOpt = False) -> None:
     """Every bounty on this deployment, with its live status and escrow."""
-    with _errors():
+    with _errors(as_json):
         from ledger.amounts import format_amount
 
         session = open_session(rpc_url, deployment)
@@ -159,7 +160,7 @@ def bounty_show(
     bounty_id: int, rpc_url: RpcOpt = None, deployment: DeploymentOpt = None, as_json: JsonOpt = False
 ) -> None:
     """One bounty: terms, rounds, and every task with who did what."""
-    with _errors():
+    with _errors(as_json):
         from ledger.amounts import format_amount
         from ledger.market import BountyStatus, TaskStatus, next_deadline, next_move, task_id_of
         from protocol.errors import ShardworkError
@@ -270,7 +271,7 @@ def bounty_refund(
     as_json: JsonOpt = False,
 ) -> None:
     """Take back escrow no task is owed, once the bounty is finalized or past its deadline."""
-    with _errors():
+    with _errors(as_json):
         from ledger.amounts import format_amount
         from ledger.market import BountyStatus
         from protocol.errors import ShardworkError

@@ -26,14 +26,22 @@ WalletOpt = Annotated[
 PasswordFileOpt = Annotated[
     Path | None, typer.Option(help="File holding the keystore password (else $SHARDWORK_PASSWORD, else a prompt).")
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (for scripts).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (for scripts); errors too.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def cli_app(**kwargs: Any) -> typer.Typer:
+    """A command group of the CLI. Help text is plain, not Rich markup: `[env SHARDWORK_RPC_URL]` or a spec's
+    `[bounty]` table are part of what it says, and markup would drop them."""
+    return typer.Typer(rich_markup_mode=None, **kwargs)
+
+
 @contextlib.contextmanager
-def fail_on_user_errors() -> Iterator[None]:
-    """Turns the project's errors into a one-line message and exit code 1 (no traceback)."""
+def fail_on_user_errors(as_json: bool = False) -> Iterator[None]:
+    """Turns the project's errors into a one-line message and exit code 1 (no traceback); with `--json`, also
+    one JSON object on stdout ({"error": message, "kind": its class}), so a script reads the failure where it reads
+    results."""
     from cli.messages import explain
     from ledger.errors import ContractRevert
     from protocol.errors import ContentError, ShardworkError
@@ -42,17 +50,23 @@ def fail_on_user_errors() -> Iterator[None]:
     try:
         yield
     except ContractRevert as exc:
-        typer.echo(f"error: {explain(exc)}; nothing was sent", err=True)
+        _report(f"{explain(exc)}; nothing was sent", type(exc).__name__, as_json)
         raise typer.Exit(1) from None
     except (ShardworkError, SpecError, ContentError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        _report(str(exc), type(exc).__name__, as_json)
         raise typer.Exit(1) from None
+
+
+def _report(message: str, kind: str, as_json: bool) -> None:
+    typer.echo(f"error: {message}", err=True)
+    if as_json:
+        emit_json({"error": message, "kind": kind})
 
 
 def user_errors(fn: F) -> F:
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with fail_on_user_errors():
+        with fail_on_user_errors(as_json=bool(kwargs.get("as_json", False))):
             return fn(*args, **kwargs)
 
     return cast(F, wrapper)  # functools.wraps keeps fn's signature; the type system cannot see that

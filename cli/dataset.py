@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from cli.common import JsonOpt, StoreOpt, emit_json
+from cli.common import JsonOpt, StoreOpt, cli_app, emit_json
 from cli.common import fail_on_user_errors as _errors
 
-dataset_app = typer.Typer(help="Publish your own training data to the content store.", no_args_is_help=True)
+dataset_app = cli_app(help="Publish your own training data to the content store.", no_args_is_help=True)
 
 
 @dataset_app.command("add")
@@ -39,7 +39,7 @@ def dataset_add(
     """Check the files, add them to the content store with a manifest naming them, and print the manifest's
     CID: put it in a spec as `data.dataset`. Sharding is then a pure function of the files and the spec that
     anyone can recompute (`shardwork audit bounty` does). Nothing is stored unless every file is usable."""
-    with _errors():
+    with _errors(as_json):
         from config.settings import load_settings
         from content.inputs import publish_builtin, publish_dataset
         from content.ipfs import open_store

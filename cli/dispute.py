@@ -28,7 +28,7 @@ def register_dispute_command(app: typer.Typer) -> None:
         free stake covering its stake per task). Found cheating: your bond comes back with half of the slashed
         stake left after verifier fees. Found honest: your bond goes to the volunteer. You cannot dispute a
         task you committed yourself."""
-        with _errors():
+        with _errors(as_json):
             from ledger.amounts import format_amount
             from ledger.market import TaskStatus, split_task_id
             from ledger.tx import call

@@ -11,7 +11,7 @@ import typer
 
 from cli.audit import audit_app
 from cli.bounty import bounty_app
-from cli.common import DeploymentOpt, JsonOpt, RpcOpt, user_errors
+from cli.common import DeploymentOpt, JsonOpt, RpcOpt, cli_app, user_errors
 from cli.dataset import dataset_app
 from cli.dispute import register_dispute_command
 from cli.model import model_app
@@ -19,15 +19,13 @@ from cli.node import node_app
 from cli.verify import verify_app
 from cli.wallet import register_money_commands, wallet_app
 
-app = typer.Typer(
+app = cli_app(
     help="Shardwork: a marketplace for volunteer training of ML models, paid on-chain after spot-checked replay.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-chain_app = typer.Typer(help="Local EVM chains and contract deployment.", no_args_is_help=True)
-contracts_app = typer.Typer(
-    help="The marketplace contracts: verify deployed code against sources.", no_args_is_help=True
-)
+chain_app = cli_app(help="Local EVM chains and contract deployment.", no_args_is_help=True)
+contracts_app = cli_app(help="The marketplace contracts: verify deployed code against sources.", no_args_is_help=True)
 app.add_typer(chain_app, name="chain")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(node_app, name="node")
@@ -39,6 +37,39 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(model_app, name="model")
 register_money_commands(app)
 register_dispute_command(app)
+
+
+def _print_version(asked: bool) -> None:
+    if not asked:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+
+    from ledger.artifacts import load
+
+    try:
+        package = version("shardwork")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        package = "(not installed)"
+    digest = load("BountyMarket").source_digest[:12]
+    typer.echo(f"shardwork {package} (contracts {digest}, torch {torch.__version__}, Python {sys.version.split()[0]})")
+    raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version (and the contracts' source digest) and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
+    ] = False,
+) -> None:
+    """Shardwork: a marketplace for volunteer training of ML models, paid on-chain after spot-checked replay."""
 
 
 @chain_app.command("deploy")

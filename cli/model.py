@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DeploymentOpt, JsonOpt, RpcOpt, StoreOpt, emit_json, open_session
+from cli.common import DeploymentOpt, JsonOpt, RpcOpt, StoreOpt, cli_app, emit_json, open_session
 from cli.common import fail_on_user_errors as _errors
 
-model_app = typer.Typer(
+model_app = cli_app(
     help="Get a bounty's trained model (weights, spec and model card) and use it: score it, generate text.",
     no_args_is_help=True,
 )
@@ -42,7 +42,7 @@ def model_pull(
     model), spec.json, and its card (model-card.json, README.md): held-out score per round, contributors and
     their accepted tasks, slashes, the audit of every commit's proofs, and every CID, all read from the chain
     and the content store."""
-    with _errors():
+    with _errors(as_json):
         from content.ipfs import open_store
         from delivery.pull import pull, write
         from judge.context import ChainView
@@ -87,7 +87,7 @@ def model_eval(
 ) -> None:
     """Score a pulled model with its family's metric (accuracy for classifiers, next-character loss for
     language models): the number the coordinator publishes each round, so they compare."""
-    with _errors():
+    with _errors(as_json):
         from delivery.pull import load_pulled
         from delivery.use import evaluate, read_data
 
@@ -123,7 +123,7 @@ def model_generate(
     as_json: JsonOpt = False,
 ) -> None:
     """Continue --prompt with a pulled language model."""
-    with _errors():
+    with _errors(as_json):
         from delivery.pull import load_pulled
         from delivery.use import generate
 

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.common import DeploymentOpt, RpcOpt, StoreOpt
+from cli.common import DeploymentOpt, RpcOpt, StoreOpt, cli_app
 
-node_app = typer.Typer(
+node_app = cli_app(
     help="Run a volunteer node: claim tasks, train them with a proof-of-learning trace, commit.", no_args_is_help=True
 )
 

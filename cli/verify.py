@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.common import DeploymentOpt, JsonOpt, PasswordFileOpt, RpcOpt, StoreOpt, WalletOpt, YesOpt
+from cli.common import DeploymentOpt, JsonOpt, PasswordFileOpt, RpcOpt, StoreOpt, WalletOpt, YesOpt, cli_app
 
-verify_app = typer.Typer(
+verify_app = cli_app(
     help=(
         "Run a verifier: take a seat in the market's verifier registry, replay the segments the chain sampled of "
         "the commits whose committee it drew you onto, and attest."
@@ -187,7 +187,7 @@ def _seat(
     from cli.common import fail_on_user_errors, open_session
     from cli.money import Transfer, execute
 
-    with fail_on_user_errors():
+    with fail_on_user_errors(as_json):
         session = open_session(rpc_url, deployment, wallet)
         m, address = session.market, session.signer
         fn = m.market.functions.registerVerifier() if join else m.market.functions.deregisterVerifier()

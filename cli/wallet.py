@@ -17,6 +17,7 @@ from cli.common import (
     Session,
     WalletOpt,
     YesOpt,
+    cli_app,
     emit_json,
     open_session,
     parse_address,
@@ -24,7 +25,7 @@ from cli.common import (
 from cli.common import fail_on_user_errors as _errors
 from cli.money import Transfer, execute, position
 
-wallet_app = typer.Typer(help="Encrypted keystores (standard V3, scrypt, mode 0600).", no_args_is_help=True)
+wallet_app = cli_app(help="Encrypted keystores (standard V3, scrypt, mode 0600).", no_args_is_help=True)
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 AmountArg = Annotated[str, typer.Argument(help="Tokens, e.g. 100 or 0.5 (up to 18 decimals).")]
 
@@ -54,7 +55,7 @@ def _new_password(password_file: Path | None) -> str:
 @wallet_app.command("new")
 def wallet_new(name: str, password_file: PasswordFileOpt = None, as_json: JsonOpt = False) -> None:
     """Create a wallet: a new random key, encrypted into <wallets>/NAME.json."""
-    with _errors():
+    with _errors(as_json):
         from config.settings import load_settings
         from ledger.wallet import create_keystore
 
@@ -76,7 +77,7 @@ def wallet_import(
     as_json: JsonOpt = False,
 ) -> None:
     """Import an existing private key into an encrypted keystore (never pass a key as a flag)."""
-    with _errors():
+    with _errors(as_json):
         import getpass
 
         from config.settings import load_settings
@@ -106,7 +107,7 @@ def wallet_import(
 @wallet_app.command("list")
 def wallet_list(as_json: JsonOpt = False) -> None:
     """Wallets in the wallets directory, with their addresses (no password needed)."""
-    with _errors():
+    with _errors(as_json):
         from config.settings import load_settings
         from ledger.wallet import WalletError, address_of
 
@@ -129,7 +130,7 @@ def wallet_list(as_json: JsonOpt = False) -> None:
 @wallet_app.command("show")
 def wallet_show(name: str, as_json: JsonOpt = False) -> None:
     """A wallet's address and keystore file (no password needed)."""
-    with _errors():
+    with _errors(as_json):
         import json as _json
 
         from cli.common import wallet_path
@@ -186,7 +187,7 @@ def register_money_commands(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Token balance, stake (bonded, locked by tasks, free, unbonding) and claimable rewards."""
-        with _errors():
+        with _errors(as_json):
             from ledger.amounts import format_amount
 
             session, address = _subject(who, wallet, rpc_url, deployment)
@@ -209,7 +210,7 @@ def register_money_commands(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Mint test tokens to your wallet (local development chains only)."""
-        with _errors():
+        with _errors(as_json):
             from ledger.amounts import format_amount, parse_amount
             from ledger.chain import LOCAL_CHAIN_IDS
             from protocol.errors import ShardworkError
@@ -240,7 +241,7 @@ def register_money_commands(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Bond tokens as stake; each claimed task locks part of it until the task settles."""
-        with _errors():
+        with _errors(as_json):
             from ledger.amounts import format_amount, parse_amount
             from ledger.tx import call
             from protocol.errors import ShardworkError
@@ -289,7 +290,7 @@ def register_money_commands(app: typer.Typer) -> None:
     ) -> None:
         """Request to unstake: the amount leaves your bonded stake and can be withdrawn after the unbonding
         delay (it stays slashable until then)."""
-        with _errors():
+        with _errors(as_json):
             from ledger.amounts import format_amount, parse_amount
             from protocol.errors import ShardworkError
 
@@ -326,7 +327,7 @@ def register_money_commands(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Withdraw unstaked tokens whose unbonding delay has passed."""
-        with _errors():
+        with _errors(as_json):
             from ledger.amounts import format_amount
 
             session = open_session(rpc_url, deployment, wallet)
@@ -350,7 +351,7 @@ def register_money_commands(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Rewards credited to an account and not yet claimed."""
-        with _errors():
+        with _errors(as_json):
             from ledger.amounts import format_amount
 
             session, address = _subject(who, wallet, rpc_url, deployment)
@@ -369,7 +370,7 @@ def register_money_commands(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Pull your credited rewards (task rewards, verifier fees, challenge winnings) to your wallet."""
-        with _errors():
+        with _errors(as_json):
             from ledger.amounts import format_amount
             from protocol.errors import ShardworkError
 

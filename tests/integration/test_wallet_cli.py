@@ -231,7 +231,6 @@ BAD_INPUT = [
     post_case("dataset that is not a dataset", "notdata.toml", "malformed DatasetManifest"),
     post_case("dataset not in the store", "nodata.toml", "(publish it there with `shardwork dataset add`)"),
     post_case("base model of another shape", "wrongbase.toml", "is not a mnist-mlp model of these params"),
-    ("json without yes", ["stake", "1", "--wallet", "alice", "--json"], {}, "--json needs --yes"),
     ("bad task id", ["audit", "task", "twelve"], {}, "is not a task id"),
 ]
 
@@ -275,6 +274,41 @@ def test_bad_input_is_one_line_nonzero_and_sends_nothing(
     assert [cli.nonce(a) for a in senders] == nonces
 
 
+JSON_REFUSALS = [
+    ("nonexistent bounty", ["bounty", "show", "999"], {}, "bounty 999 does not exist", "MarketUnknownBounty"),
+    (
+        "wrong password",
+        ["stake", "1", "--wallet", "alice", "--yes"],
+        {"SHARDWORK_PASSWORD": "not-the-password"},
+        "wrong password for keystore",
+        "WalletError",
+    ),
+    ("insufficient balance", ["stake", "99999999", "--wallet", "alice", "--yes"], {}, "is less than", None),
+    ("json without yes", ["stake", "1", "--wallet", "alice"], {}, "--json needs --yes", "ShardworkError"),
+]
+
+
+@pytest.mark.parametrize(("case", "args", "env", "message", "kind"), JSON_REFUSALS, ids=[c[0] for c in JSON_REFUSALS])
+def test_with_json_a_refusal_is_one_json_object_on_stdout_and_the_exit_code(
+    cli: Cli, case: str, args: list[str], env: dict[str, str], message: str, kind: str | None
+) -> None:
+    result = cli.runner.invoke(app, [*args, "--json"], env={**cli.env, **env})
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stdout  # a script parses stdout whatever happened
+    refusal = json.loads(lines[0])
+    assert message in refusal["error"] and (kind is None or refusal["kind"] == kind), refusal
+    assert result.stderr.startswith("error: ")  # and a person still reads the one line
+
+
+def test_version_and_help_say_everything_they_hold(cli: Cli) -> None:
+    version = cli("--version")
+    assert version.startswith("shardwork ") and "contracts " in version and "torch 2.13.0" in version
+    # Help text is plain: bracketed hints are kept, not swallowed as markup.
+    assert "[env SHARDWORK_RPC_URL]" in " ".join(cli("stake", "--help").split())
+    assert "a [bounty] table" in " ".join(cli("bounty", "post", "--help").split())
+
+
 def test_settings_come_from_flags_then_environment_then_the_config_file(cli: Cli) -> None:
     (cli.home / "config.toml").write_text('rpc_url = "http://127.0.0.1:9"\n')
     try:
@@ -314,4 +348,4 @@ def test_a_verifier_joins_and_leaves_the_registry_with_clear_refusals(cli: Cli) 
     cli("verify", "leave", "--wallet", "vic", "--yes")
     assert market.seat_of(vic) is None
     assert "nothing to leave" in cli("verify", "leave", "--wallet", "vic", "--yes", code=1)
-    assert "drawn for commits made after you join" in cli("verify", "join", "--help")
+    assert "drawn for commits made after you join" in " ".join(cli("verify", "join", "--help").split())
