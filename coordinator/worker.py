@@ -117,8 +117,8 @@ def check_commit(task_id: int) -> list[bool | None]:
 
 @app.task(name="shardwork.advance", **RETRY)
 def advance(bounty_id: int) -> dict[str, object]:
-    """Record the fresh commits' draws, expire dead leases, settle what is settleable, and close the round when every task is accepted (or, while
-    the last commits wait, prepare the close)."""
+    """Record the fresh commits' draws, expire dead leases, settle what is settleable, and close the round when
+    every task is accepted (or, while the last commits wait, prepare the close)."""
     from coordinator.service import mark_queued
 
     _unmark(f"advance:{bounty_id}")
