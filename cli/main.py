@@ -19,11 +19,7 @@ from cli.node import node_app
 from cli.verify import verify_app
 from cli.wallet import register_money_commands, wallet_app
 
-app = cli_app(
-    help="Shardwork: a marketplace for volunteer training of ML models, paid on-chain after spot-checked replay.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
+app = cli_app(no_args_is_help=True, pretty_exceptions_enable=False)  # its help is _root's docstring
 chain_app = cli_app(help="Local EVM chains and contract deployment.", no_args_is_help=True)
 contracts_app = cli_app(help="The marketplace contracts: verify deployed code against sources.", no_args_is_help=True)
 app.add_typer(chain_app, name="chain")
@@ -44,16 +40,19 @@ def _print_version(asked: bool) -> None:
         return
     from importlib.metadata import PackageNotFoundError, version
 
-    import torch
-
     from ledger.artifacts import load
 
-    try:
-        package = version("shardwork")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        package = "(not installed)"
+    def installed(package: str) -> str:  # read from package metadata: importing torch alone takes seconds
+        try:
+            return version(package)
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            return "(not installed)"
+
     digest = load("BountyMarket").source_digest[:12]
-    typer.echo(f"shardwork {package} (contracts {digest}, torch {torch.__version__}, Python {sys.version.split()[0]})")
+    typer.echo(
+        f"shardwork {installed('shardwork')} (contracts {digest}, torch {installed('torch')}, "
+        f"Python {sys.version.split()[0]})"
+    )
     raise typer.Exit()
 
 

@@ -184,11 +184,7 @@ contract BountyMarket is IBountyMarket, IBountyGames, MarketState, Staking, Veri
         for (uint256 i = 0; i < taskIds.length; ++i) {
             uint256 taskId = taskIds[i];
             Task storage t = _tasks[taskId];
-            TaskStatus status = t.status;
-            if (status != TaskStatus.Committed && status != TaskStatus.Challenged && status != TaskStatus.Contested) {
-                continue;
-            }
-            if (_drawnSeeds[taskId] == 0 && _recordDraw(taskId, t)) ++drawn;
+            if (_isCommitted(t.status) && _drawnSeeds[taskId] == 0 && _recordDraw(taskId, t)) ++drawn;
         }
     }
 
@@ -424,10 +420,12 @@ contract BountyMarket is IBountyMarket, IBountyGames, MarketState, Staking, Veri
 
     function _committedTask(uint256 taskId) private view returns (Task storage t) {
         t = _tasks[taskId];
-        if (t.status != TaskStatus.Committed && t.status != TaskStatus.Challenged && t.status != TaskStatus.Contested)
-        {
-            revert MarketTaskNotInStatus(taskId, t.status);
-        }
+        if (!_isCommitted(t.status)) revert MarketTaskNotInStatus(taskId, t.status);
+    }
+
+    /// @dev Committed and not yet accepted or reopened: its commitment stands, it may be owed a reward.
+    function _isCommitted(TaskStatus status) private pure returns (bool) {
+        return status == TaskStatus.Committed || status == TaskStatus.Challenged || status == TaskStatus.Contested;
     }
 
     /// @dev BOINC-style adaptive checking: the probability halves every `reputationHalfLife` checked and
@@ -553,10 +551,7 @@ contract BountyMarket is IBountyMarket, IBountyGames, MarketState, Staking, Veri
         uint256 perTask = uint256(b.rewardPerTask) + uint256(b.quorum) * b.verifierFee;
         uint256 round = b.currentRound;
         for (uint256 shard = 0; shard < b.shards; ++shard) {
-            TaskStatus status = _tasks[_taskId(bountyId, round, shard)].status;
-            if (status == TaskStatus.Committed || status == TaskStatus.Challenged || status == TaskStatus.Contested) {
-                reserved += perTask;
-            }
+            if (_isCommitted(_tasks[_taskId(bountyId, round, shard)].status)) reserved += perTask;
         }
     }
 

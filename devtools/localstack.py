@@ -174,9 +174,9 @@ def start_anvil(home: Path, port: int | None = None, address: str = "127.0.0.1")
     return proc, f"http://{address}:{port}"
 
 
-# The coordinator's Celery workers: worker0, worker1, … take the default and moves queues; MOVES_WORKER only the short steps
-# (coordinator.worker.MOVES), so a ruling or a settlement never waits behind a commit check; PREPARE_WORKER only
-# the close's preparation, so it runs while the round's last commits wait out their windows.
+# The coordinator's Celery workers: worker0, worker1, … take the default and moves queues; MOVES_WORKER only the
+# short steps (coordinator.worker.MOVES), so a ruling or a settlement never waits behind a commit check;
+# PREPARE_WORKER only the close's preparation, so it runs while the round's last commits wait out their windows.
 MOVES_WORKER = "worker-moves"
 PREPARE_WORKER = "worker-prepare"
 
