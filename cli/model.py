@@ -59,6 +59,8 @@ def model_pull(
         if as_json:
             emit_json({"out": str(out), "files": [str(f) for f in files], "card": card.model_dump(mode="json")})
             return
+        from protocol.workloads import REGISTRY
+
         typer.echo(card.summary())
         typer.echo(f"  weights {card.model_cid} ({len(pulled.weights):,} bytes), written to {out}")
         typer.echo(
@@ -68,7 +70,7 @@ def model_pull(
         )
         typer.echo(
             f"  next: `shardwork model eval {out}`"
-            + ("" if card.family != "char-transformer" else f", `shardwork model generate {out} --prompt TEXT`")
+            + (f", `shardwork model generate {out} --prompt TEXT`" if REGISTRY[card.family].generates_text else "")
         )
 
 
@@ -115,9 +117,14 @@ def model_eval(
 def model_generate(
     directory: DirArg,
     prompt: Annotated[str, typer.Option(help="Text to continue (default: start a new text).")] = "",
-    length: Annotated[int, typer.Option("--length", "-n", help="Characters to generate.", min=0, max=100_000)] = 200,
+    length: Annotated[
+        int,
+        typer.Option(
+            "--length", "-n", help="Tokens to generate (characters for char-transformer).", min=0, max=100_000
+        ),
+    ] = 200,
     temperature: Annotated[
-        float, typer.Option(help="Sampling temperature: 0 always takes the likeliest character.", min=0.0, max=10.0)
+        float, typer.Option(help="Sampling temperature: 0 always takes the likeliest token.", min=0.0, max=10.0)
     ] = 0.8,
     seed: Annotated[int, typer.Option(help="Seed of the sampling: the same seed gives the same text.", min=0)] = 0,
     as_json: JsonOpt = False,

@@ -27,7 +27,10 @@ app.add_typer(chain_app, name="chain")
 @user_errors
 def demo(
     workload: Annotated[
-        str, typer.Option(help="mnist (classifier) or shakespeare (character-level language model).")
+        str,
+        typer.Option(
+            help="mnist (classifier), shakespeare (character-level language model) or gpt (a GPT over byte-pair tokens)."
+        ),
     ] = "mnist",
     as_json: JsonFlag = False,
 ) -> None:
@@ -35,8 +38,8 @@ def demo(
     volunteers, spot-check replays, slashes, rounds, rewards. No servers, ~1 minute."""
     from devtools.demo import run_demo
 
-    if workload not in ("mnist", "shakespeare"):
-        raise typer.BadParameter("choose mnist or shakespeare", param_hint="--workload")
+    if workload not in ("mnist", "shakespeare", "gpt"):
+        raise typer.BadParameter("choose mnist, shakespeare or gpt", param_hint="--workload")
     run_demo(workload=workload, as_json=as_json)
 
 

@@ -58,6 +58,17 @@ WORKLOADS: dict[str, dict[str, Any]] = {
         "data": {"shards": 4},
         "aggregation": {"outer_momentum": 0.5},
     },
+    "gpt": {
+        "name": "gpt-demo",
+        "model": {"family": "gpt", "params": {"context": 32, "dim": 48, "heads": 4, "layers": 2, "vocab": 1024}},
+        "optimizer": {"name": "adam", "lr": 0.003, "carry_state": True},
+        "batch_size": 16,
+        "steps_per_task": 30,
+        "checkpoint_interval": 5,
+        "rounds": 3,
+        "data": {"shards": 4},
+        "aggregation": {"outer_momentum": 0.5},
+    },
 }
 # Newcomers are always checked, 3 of 8 segments; the probability halves per 4 accepted tasks, to 50%.
 # Economics: stake 100 × 50% ≥ reward 10 (a cheater expects to lose far more than it could earn).

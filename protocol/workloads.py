@@ -15,9 +15,12 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
+from protocol import tokenizer
 from protocol.datasets import MAX_SHARD_BYTES, ascii_tokens, split_data
 from protocol.spec import DataSpec, ModelSpec, SpecError
 from protocol.tensors import Tensors
+from protocol.tokenizer import MAX_VOCAB, MIN_VOCAB
+from protocol.transformer import GPT, CharTransformer
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -27,6 +30,7 @@ class Workload:
     dataset: ClassVar[str]
     metric_name: ClassVar[str]
     higher_is_better: ClassVar[bool]
+    generates_text: ClassVar[bool] = False
     Params: ClassVar[type[BaseModel]]
 
     def __init__(self, params: BaseModel) -> None:
@@ -205,46 +209,16 @@ class MnistCNN(_Classifier):
         )
 
 
-class _Block(nn.Module):
-    def __init__(self, dim: int, heads: int, dropout: float) -> None:
-        super().__init__()
-        self.heads, self.dropout = heads, dropout
-        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+class _LanguageModel(Workload):
+    """Next-token prediction on a stream of token ids: batches are random windows of `context` tokens, the
+    metric is the mean cross-entropy (nats per token) over fixed held-out windows."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, d = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        p = self.dropout if self.training else 0.0
-        attn = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)
-        x = x + self.proj(attn.transpose(1, 2).reshape(b, t, d))
-        return x + F.dropout(self.mlp(self.norm2(x)), p, self.training)
-
-
-class CharTransformer(nn.Module):
-    def __init__(self, vocab: int, context: int, dim: int, heads: int, layers: int, dropout: float) -> None:
-        super().__init__()
-        self.embed, self.position = nn.Embedding(vocab, dim), nn.Embedding(context, dim)
-        self.blocks = nn.Sequential(*(_Block(dim, heads, dropout) for _ in range(layers)))
-        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, vocab)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        positions = torch.arange(tokens.shape[1])
-        logits: torch.Tensor = self.head(self.norm(self.blocks(self.embed(tokens) + self.position(positions))))
-        return logits
-
-
-@register
-class ShakespeareLM(Workload):
-    """A character-level transformer language model: the marketplace's foundation-model workload."""
-
-    family = "char-transformer"
     dataset = "shakespeare"
     metric_name = "loss"
     higher_is_better = False
-    VOCAB = 128
+    generates_text = True
     EVAL_WINDOWS = 64
+    TOKEN_DTYPE: ClassVar[torch.dtype]
 
     class Params(_Params):
         context: int = Field(64, ge=2, le=1024)
@@ -260,9 +234,15 @@ class ShakespeareLM(Workload):
         if self.params.dim % self.params.heads:
             raise SpecError(f"model.params.dim ({self.params.dim}) must be a multiple of heads ({self.params.heads})")
 
-    def build_model(self) -> nn.Module:
-        p = self.params
-        return CharTransformer(self.VOCAB, p.context, p.dim, p.heads, p.layers, p.dropout)
+    @property
+    def vocab(self) -> int:
+        raise NotImplementedError
+
+    def encode(self, text: bytes) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, tokens: torch.Tensor) -> str:
+        raise NotImplementedError
 
     def _windows(self, tokens: torch.Tensor, starts: torch.Tensor) -> Batch:
         offsets = starts[:, None] + torch.arange(self.params.context + 1)
@@ -279,30 +259,34 @@ class ShakespeareLM(Workload):
 
     def synthetic_shard(self, generator: torch.Generator) -> Tensors:
         size = 8 * (self.params.context + 1)
-        return {"tokens": torch.randint(self.VOCAB, (size,), generator=generator, dtype=torch.uint8)}
+        return {"tokens": torch.randint(self.vocab, (size,), generator=generator, dtype=self.TOKEN_DTYPE)}
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         x, y = batch
-        return F.cross_entropy(model(x).reshape(-1, self.VOCAB), y.reshape(-1))
+        return F.cross_entropy(model(x).reshape(-1, self.vocab), y.reshape(-1))
 
     def check_data(self, data: Tensors) -> None:
         super().check_data(data)
-        if len(data["tokens"]) < self.params.context + 2:
+        tokens = data["tokens"]
+        if len(tokens) < self.params.context + 2:
             raise SpecError(
-                f"{len(data['tokens'])} tokens is too short: the model reads {self.params.context} at a time "
+                f"{len(tokens)} tokens is too short: the model reads {self.params.context} at a time "
                 f"and predicts the next, so it needs at least {self.params.context + 2}"
             )
+        low, high = int(tokens.min()), int(tokens.max())
+        if low < 0 or high >= self.vocab:
+            raise SpecError(f"token ids must be 0–{self.vocab - 1} ({self.family}); this data has {low}–{high}")
 
     def data_from_text(self, text: bytes) -> Tensors:
-        return {"tokens": ascii_tokens(text)}
+        return {"tokens": self.encode(text)}
 
     @torch.no_grad()
     def generate(self, model: nn.Module, prompt: str, length: int, temperature: float, seed: int) -> str:
-        """`length` characters after `prompt`, each sampled from the model's next-token distribution at
+        """`length` tokens after `prompt`, each sampled from the model's next-token distribution at
         `temperature` (0: always the likeliest) with a generator seeded by `seed`, so a run repeats exactly."""
-        tokens = ascii_tokens(prompt.encode()).long()
+        tokens = self.encode(prompt.encode()).long()
         if len(tokens) == 0:
-            tokens = torch.tensor([ord("\n")])  # a text's start: what follows a line break
+            tokens = self.encode(b"\n").long()  # a text's start: what follows a line break
         generator = torch.Generator().manual_seed(seed)
         model.eval()
         try:
@@ -315,7 +299,7 @@ class ShakespeareLM(Workload):
                 tokens = torch.cat([tokens, following])
         finally:
             model.train()
-        return bytes(tokens[len(tokens) - length :].tolist()).decode("ascii")
+        return self.decode(tokens[len(tokens) - length :])
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, holdout: Tensors) -> float:
@@ -328,3 +312,69 @@ class ShakespeareLM(Workload):
         finally:
             model.train()
         return float(loss) if math.isfinite(float(loss)) else float("inf")
+
+
+@register
+class ShakespeareLM(_LanguageModel):
+    """A character-level transformer: one token per byte, a 128-symbol vocabulary (non-ASCII bytes read '?')."""
+
+    family = "char-transformer"
+    TOKEN_DTYPE = torch.uint8
+
+    @property
+    def vocab(self) -> int:
+        return 128
+
+    def build_model(self) -> nn.Module:
+        p = self.params
+        return CharTransformer(self.vocab, p.context, p.dim, p.heads, p.layers, p.dropout)
+
+    def encode(self, text: bytes) -> torch.Tensor:
+        return ascii_tokens(text)
+
+    def decode(self, tokens: torch.Tensor) -> str:
+        return bytes(tokens.tolist()).decode("ascii")
+
+
+@register
+class GPTLM(_LanguageModel):
+    """A GPT-style decoder-only transformer over byte-pair tokens (protocol.tokenizer): the family for language
+    models of real size (a 25M-parameter one: dim 512, layers 7, vocab 8192). Its data are token ids (int32);
+    text, whether a published dataset's or a file given to `model eval`, is tokenized on the way in, so the
+    shards a coordinator publishes hold ids and every volunteer trains on exactly those."""
+
+    family = "gpt"
+    TOKEN_DTYPE = torch.int32
+
+    class Params(_LanguageModel.Params):
+        context: int = Field(64, ge=2, le=4096, description="tokens the model reads at a time")
+        dim: int = Field(128, ge=8, le=4096, description="width of the residual stream")
+        heads: int = Field(4, ge=1, le=64)
+        layers: int = Field(4, ge=1, le=96)
+        vocab: int = Field(4096, ge=MIN_VOCAB, le=MAX_VOCAB, description="byte-pair tokens, the 256 bytes included")
+        mlp_ratio: int = Field(4, ge=1, le=16, description="hidden width of each block's MLP, in multiples of dim")
+        tie_embeddings: bool = Field(True, description="the output head is the token embedding (GPT-2)")
+
+    params: Params
+
+    @property
+    def vocab(self) -> int:
+        return self.params.vocab
+
+    def build_model(self) -> nn.Module:
+        p = self.params
+        return GPT(p.vocab, p.context, p.dim, p.heads, p.layers, p.dropout, p.mlp_ratio, p.tie_embeddings)
+
+    def encode(self, text: bytes) -> torch.Tensor:
+        return tokenizer.encode(text.decode("utf-8", errors="replace"), self.vocab)
+
+    def decode(self, tokens: torch.Tensor) -> str:
+        return tokenizer.decode(tokens, self.vocab)
+
+    def split(self, data: Tensors, spec: DataSpec) -> tuple[list[Tensors], Tensors]:
+        """Text (bytes, as a published text dataset or the built-in corpus decode) is tokenized first; data
+        already given as int32 ids is split as it is."""
+        tokens = data.get("tokens")
+        if set(data) == {"tokens"} and tokens is not None and tokens.dtype == torch.uint8:
+            data = {"tokens": self.encode(tokens.numpy().tobytes())}
+        return super().split(data, spec)

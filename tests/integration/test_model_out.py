@@ -1,6 +1,6 @@
 """A poster gets the model out: `shardwork model pull` writes the demo bounty's final weights, spec and card
 from the chain and the content store; `model eval` recomputes the score the coordinator published;
-`model generate` continues text with the language-model demo's model; bad input is refused in one line."""
+`model generate` continues text with the GPT demo's model (byte-pair tokens); bad input is refused in one line."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ Run = tuple[Anvil, dict[str, tuple[Path, Summary]]]  # the chain node; per workl
 def demos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     node = Anvil()
     runs = {}
-    for workload in ("mnist", "shakespeare"):
+    for workload in ("mnist", "gpt"):
         home = tmp_path_factory.mktemp(f"{workload}-home")
         runs[workload] = (home, run_scenario(workload, rpc_url=node.url, home=home))
     yield node, runs
@@ -176,28 +176,28 @@ def test_bounty_show_and_the_explorer_lead_to_the_final_model(demos: Run) -> Non
 
 
 def test_a_pulled_language_model_generates_text_the_same_way_for_the_same_seed(demos: Run, tmp_path: Path) -> None:
-    _, summary = demos[1]["shakespeare"]
+    _, summary = demos[1]["gpt"]
     out = tmp_path / "lm"
-    code, output = shardwork(demos, "shakespeare", "model", "pull", str(summary.bounty_id), "--out", str(out))
+    code, output = shardwork(demos, "gpt", "model", "pull", str(summary.bounty_id), "--out", str(out))
     assert code == 0, output
     args = ["model", "generate", str(out), "--prompt", "ROMEO:", "--length", "80", "--seed", "3", "--json"]
-    code, output = shardwork(demos, "shakespeare", *args)
+    code, output = shardwork(demos, "gpt", *args)
     assert code == 0, output
     first = as_json(output)["text"]
-    assert len(first) == 80 and first.isascii()
-    assert as_json(shardwork(demos, "shakespeare", *args)[1])["text"] == first
-    code, output = shardwork(demos, "shakespeare", "model", "generate", str(out), "--temperature", "0", "-n", "40")
-    assert code == 0 and len(output.rstrip("\n")) >= 40 - output.count("\n")
+    assert len(first) >= 40  # 80 byte-pair tokens: most are a word or part of one
+    assert as_json(shardwork(demos, "gpt", *args)[1])["text"] == first
+    code, output = shardwork(demos, "gpt", "model", "generate", str(out), "--temperature", "0", "-n", "40")
+    assert code == 0 and len(output) >= 40
 
-    # Its own text is data for a language model: scored by next-character loss; too short is refused.
+    # Its own text is data for a language model: tokenized, scored by next-token loss; too short is refused.
     (tmp_path / "sonnet.txt").write_text("Shall I compare thee to a summer's day?\n" * 20)
-    code, output = shardwork(demos, "shakespeare", "model", "eval", str(out), "--data", str(tmp_path / "sonnet.txt"))
+    code, output = shardwork(demos, "gpt", "model", "eval", str(out), "--data", str(tmp_path / "sonnet.txt"))
     assert code == 0 and output.startswith("loss "), output
     (tmp_path / "short.txt").write_text("Shall I")
-    code, output = shardwork(demos, "shakespeare", "model", "eval", str(out), "--data", str(tmp_path / "short.txt"))
-    assert code == 1 and "too short: the model reads 48 at a time" in output
-    code, output = shardwork(demos, "shakespeare", "model", "eval", str(out), "--json")
-    assert as_json(output)["metric"] == published(demos, "shakespeare").metric
+    code, output = shardwork(demos, "gpt", "model", "eval", str(out), "--data", str(tmp_path / "short.txt"))
+    assert code == 1 and "too short: the model reads 32 at a time" in output
+    code, output = shardwork(demos, "gpt", "model", "eval", str(out), "--json")
+    assert as_json(output)["metric"] == published(demos, "gpt").metric
 
 
 def test_the_demo_names_its_builtin_data_as_an_ordinary_published_dataset(demos: Run) -> None:

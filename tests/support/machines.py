@@ -34,6 +34,7 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "mnist-mlp": {"hidden": 32, "dropout": 0.1},
     "mnist-cnn": {"channels": 4, "hidden": 32},
     "char-transformer": {"context": 32, "dim": 32, "heads": 4, "layers": 1, "dropout": 0.1},
+    "gpt": {"context": 32, "dim": 32, "heads": 4, "layers": 1, "vocab": 512, "dropout": 0.1},
 }
 VOLUNTEER = "0x" + "ab" * 20
 ROUND_CID = "QmWfVY9y3xjsixTgbd9AorQxH7VtMpzfx2HaWtsoUYecaX"
@@ -179,7 +180,12 @@ def _speed(family: str, steps: int) -> dict[str, Any]:
     from protocol.training import deterministic, new_state, run_steps
     from protocol.workloads import resolve
 
-    sizes = {"mnist-mlp": {}, "mnist-cnn": {}, "char-transformer": {"context": 128, "dim": 128, "layers": 4}}
+    sizes = {
+        "mnist-mlp": {},
+        "mnist-cnn": {},
+        "char-transformer": {"context": 128, "dim": 128, "layers": 4},
+        "gpt": {"context": 128, "dim": 128, "layers": 4, "vocab": 4096},
+    }
     spec = TrainingSpec.model_validate(
         {"model": {"family": family, "params": sizes[family]}, "steps_per_task": 10, "checkpoint_interval": 5}
     )

@@ -44,7 +44,7 @@ class AllocationWatch(TorchDispatchMode):
         return out
 
 
-@pytest.mark.parametrize("family", ["mnist-mlp", "mnist-cnn", "char-transformer"])
+@pytest.mark.parametrize("family", ["mnist-mlp", "mnist-cnn", "char-transformer", "gpt"])
 def test_the_default_model_of_every_family_fits_the_budget(family: str) -> None:
     assert check_footprint(spec({"family": family})) < 1024
 

@@ -163,15 +163,16 @@ def test_tolerance_mode_accepts_honest_and_rejects_faked_segments(tmp_path: Path
     [
         {"family": "mnist-cnn", "params": {"channels": 4, "hidden": 16}},
         {"family": "char-transformer", "params": {"context": 32, "dim": 32, "layers": 1, "dropout": 0.1}},
+        {"family": "gpt", "params": {"context": 32, "dim": 32, "layers": 1, "vocab": 512, "dropout": 0.1}},
     ],
-    ids=["mnist-cnn", "char-transformer"],
+    ids=["mnist-cnn", "char-transformer", "gpt"],
 )
 def test_every_family_replays_bit_for_bit(tmp_path: Path, model: dict[str, Any]) -> None:
     spec = TrainingSpec.model_validate(
         {"model": model, "steps_per_task": 10, "checkpoint_interval": 5, "batch_size": 8}
     )
     workload = resolve(spec.model)
-    shards, _ = datasets.split(workload.dataset, spec.data)
+    shards, _ = workload.split(datasets.load(workload.dataset), spec.data)  # the GPT's text becomes token ids
     task = TaskInput(
         spec, workload, 3, VOLUNTEER, task_seed(2, 0, 1, b"\x01" * 32), ROUND_CID, initial_weights(spec), shards[1]
     )

@@ -15,7 +15,7 @@ def test_spec_round_trips_through_canonical_bytes() -> None:
 
 
 def test_every_registered_family_builds_with_default_params() -> None:
-    assert {"mnist-mlp", "mnist-cnn", "char-transformer"} <= set(REGISTRY)
+    assert {"mnist-mlp", "mnist-cnn", "char-transformer", "gpt"} <= set(REGISTRY)
     for family in REGISTRY:
         spec = TrainingSpec.model_validate({"model": {"family": family}})
         assert sum(p.numel() for p in resolve(spec.model).build_model().parameters()) > 0
