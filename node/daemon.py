@@ -22,7 +22,7 @@ from ledger.market import Market, OpenedRound, TaskStatus, split_task_id, task_i
 from node.defense import Defender
 from node.observability import NodeMetrics
 from node.trainer import TaskInput, Trainer, TrainingInterrupted, train_task
-from protocol.errors import ContentError, TransientError
+from protocol.errors import ContentError, ContentMissing, TransientError
 from protocol.footprint import check_footprint
 from protocol.spec import SpecError
 from protocol.tensors import from_bytes
@@ -34,6 +34,10 @@ COMMIT_MARGIN_S = 15
 # The chain node or the IPFS daemon is down or restarting: wait and carry on, resuming from the journal.
 TRANSIENT: tuple[type[BaseException], ...] = (TransientError, *CHAIN_TRANSIENT, ConnectionError, TimeoutError)
 MAX_BACKOFF_S = 30.0
+
+
+class RoundInputsUnavailable(TransientError):
+    """A claimed task's inputs (the round's model, its shard, its carried state) could not be fetched yet."""
 
 
 @dataclass
@@ -284,6 +288,7 @@ class NodeDaemon:
             shard_tensors,
             carried=self.view.carried_state(task_id),
             carried_steps=self.view.carried_steps(task_id),
+            error=self.view.update_error(task_id),
         )
 
     def _train_and_commit(self, task_id: int, resumed: bool = False) -> None:
@@ -292,7 +297,12 @@ class NodeDaemon:
             log(self.logger, "holding a task whose round is unusable; letting the lease expire", task_id=task_id)
             return
         self.status.state, self.status.current_task = "training", task_id
-        task = self._task_input(task_id, rnd)
+        try:
+            task = self._task_input(task_id, rnd)
+        except ContentMissing as exc:
+            # The round's model, shard and carried state come from the coordinator's node: one not served in
+            # time (a large model over a busy swarm) is asked for again on the next pass, the lease kept.
+            raise RoundInputsUnavailable(f"task {task_id:#x}: {exc}") from None
         total = rnd.spec.steps_per_task
         started = time.monotonic()
         next_game_check = started + self.options.game_poll_s

@@ -16,7 +16,7 @@ import pytest
 from ledger.market import TaskStatus, task_id_of
 from node.trainer import read_journal
 from protocol import datasets
-from protocol.manifests import TraceManifest
+from protocol.manifests import RoundManifest, TraceManifest
 from protocol.seeds import task_seed
 from protocol.spec import TrainingSpec
 from protocol.verify import verify_segment
@@ -213,3 +213,34 @@ def test_node_skips_bounties_beyond_its_memory_limit_or_model_families(
         assert run.returncode == 0, run.stderr
         assert reason in run.stderr and "task claimed" not in run.stderr
     assert m.poster.task(task_id_of(bounty_id, 0, 0)).status == TaskStatus.OPEN
+
+
+def test_a_round_model_not_served_yet_is_fetched_again_and_the_claimed_task_committed(
+    marketplace: Marketplace, tmp_path: Path
+) -> None:
+    """The round's inputs come from the coordinator's node; one that times out (a large model over a busy swarm)
+    must not stop the daemon or cost its lease: it backs off, asks again, and commits."""
+    m = marketplace
+    bounty_id = m.post_and_open(small_spec())
+    (opened,) = m.poster.opened_rounds(bounty_id=bounty_id)
+    model_cid = RoundManifest.parse(m.store.get(opened.model_cid)).model_cid
+    served, withheld = m.store_dir / model_cid, tmp_path / "withheld"
+    served.rename(withheld)
+    volunteer, keystore = m.volunteer(0)
+    log_path = tmp_path / "node.log"
+    with log_path.open("w") as log_file:
+        node = subprocess.Popen(node_args(m, keystore, tmp_path / "node", "--max-tasks", "1"), stderr=log_file)
+    try:
+        deadline = time.monotonic() + 120
+        while "RoundInputsUnavailable" not in log_path.read_text():
+            assert node.poll() is None, log_path.read_text()[-2000:]
+            assert time.monotonic() < deadline, "the node never asked for the round's model"
+            time.sleep(0.2)
+        task_id = task_id_of(bounty_id, 0, 0)
+        assert volunteer.task(task_id).status == TaskStatus.CLAIMED  # the lease is kept while it waits
+        withheld.rename(served)
+        assert node.wait(timeout=180) == 0, log_path.read_text()[-2000:]
+    finally:
+        if node.poll() is None:
+            node.kill()
+    assert volunteer.task(task_id).status == TaskStatus.COMMITTED
