@@ -5,7 +5,8 @@ round's model for `steps` inner steps (protocol.training.run_steps, the voluntee
 optimizer or, "carried", from the optimizer state its shard's task ended the previous round with; the
 updates are combined by the spec's aggregation and applied by the outer optimizer (protocol.aggregate).
 "churn": a quarter of the tasks are first committed by a cheater (trained on another seed), slashed and
-redone. "poisoned": halfway through, shard 0's update is scaled 100× and accepted unchecked; proof of
+redone. "int8" and "topk_1/64": every update is sent compressed (protocol.compression) with per-shard error
+feedback ("no_feedback": without), and `update_bytes_per_param` says how small. "poisoned": halfway through, shard 0's update is scaled 100× and accepted unchecked; proof of
 improvement (aggregation.exclude_worse_by 0.05, judge/improvement.py's rule) is on, and `left_out` counts
 the updates it left out. Compared, on the held-out split, with
   - synchronous data-parallel training: one optimizer step per combined batch of every shard's batch
@@ -16,7 +17,7 @@ Equal samples throughout (a cheater's thrown-away attempts aside). `gap_pct` (lo
 `gap_points` (accuracy) are the marketplace's distance to data-parallel, `gap_pct_to_sequential` and
 `gap_points_to_sequential` to sequential training: positive means worse.
 
-  ./scripts/bench quality [--json] [--rounds 12] [--shards 4] [--workload lm|mnist|both]
+  ./scripts/bench quality [--json] [--rounds 12] [--shards 4] [--workload lm|mnist|both] [--settings NAME ...]
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from devtools.scenario import WORKLOADS
 from judge.improvement import worse
 from protocol import datasets
 from protocol.aggregate import aggregate
+from protocol.compression import CompressionSpec, decompress, encoded_bytes, with_feedback
 from protocol.seeds import task_seed
 from protocol.spec import TrainingSpec
 from protocol.tensors import Tensors
@@ -56,6 +58,8 @@ class Setting:
     carry: bool  # each shard's inner optimizer state goes on into its next round's task (optimizer.carry_state)
     churn: float = 0.0  # share of tasks first committed by a cheater (slashed) and redone by an honest volunteer
     poison: bool = False  # one update, mid-run, scaled 100× and accepted unchecked; proof of improvement on
+    compression: CompressionSpec | None = None  # each update sent compressed, with per-shard error feedback
+    feedback: bool = True  # without: what compression dropped is lost
 
 
 # FedAvg is (1, 0), the spec's default; then DiLoCo-style Nesterov settings; then the best of them under churn and
@@ -67,6 +71,14 @@ SETTINGS = {
     "nesterov_0.7_0.9_carried": Setting(0.7, 0.9, True),
     "nesterov_1.0_0.5_carried_churn": Setting(1.0, 0.5, True, churn=0.25),
     "nesterov_1.0_0.5_carried_poisoned": Setting(1.0, 0.5, True, poison=True),
+    "nesterov_1.0_0.5_carried_int8": Setting(1.0, 0.5, True, compression=CompressionSpec(method="int8")),
+    "nesterov_1.0_0.5_carried_topk_1/64": Setting(1.0, 0.5, True, compression=CompressionSpec(method="topk")),
+    "nesterov_1.0_0.5_carried_topk_1/16": Setting(
+        1.0, 0.5, True, compression=CompressionSpec(method="topk", fraction=1 / 16)
+    ),
+    "nesterov_1.0_0.5_carried_topk_1/64_no_feedback": Setting(
+        1.0, 0.5, True, compression=CompressionSpec(method="topk"), feedback=False
+    ),
 }
 EXCLUDE_WORSE_BY = 0.05  # the poisoned run's aggregation.exclude_worse_by
 
@@ -80,8 +92,9 @@ def _spec(workload: str, shards: int, rounds: int, steps: int) -> TrainingSpec:
 
 def marketplace(
     spec: TrainingSpec, workload: Workload, shards: list[Tensors], holdout: Tensors, setting: Setting
-) -> tuple[Tensors, int]:
-    """The final model, and how many updates proof of improvement left out."""
+) -> tuple[Tensors, int, float]:
+    """The final model, how many updates proof of improvement left out, and the bytes per parameter each update
+    was sent in (4: uncompressed float32)."""
     aggregation = spec.aggregation.model_copy(
         update={
             "outer_lr": setting.outer_lr,
@@ -92,8 +105,10 @@ def marketplace(
     weights = initial_weights(spec)
     velocity: Tensors | None = None
     carried: list[Tensors | None] = [None] * len(shards)
+    errors: list[Tensors | None] = [None] * len(shards)  # per shard, what compression has not sent yet
     churn = random.Random(7)
     left_out = 0
+    sent_bytes = sent_params = 0
 
     def score(w: Tensors) -> float:
         return held_out_score(spec, workload, load_state(spec, w, workload).model, holdout)
@@ -109,6 +124,12 @@ def marketplace(
             update = {n: p.detach() - weights[n] for n, p in state.model.named_parameters()}
             if setting.poison and round_ == spec.rounds // 2 and shard_index == 0:
                 update = {n: 100 * u for n, u in update.items()}
+            if setting.compression is not None:
+                encoded, error = with_feedback(update, errors[shard_index], setting.compression)
+                errors[shard_index] = error if setting.feedback else None
+                update = decompress(encoded, update, setting.compression)
+                sent_bytes += encoded_bytes(encoded)
+                sent_params += sum(t.numel() for t in update.values())
             updates.append(update)
             ends.append(inner_state(state.tensors()) if setting.carry else None)
         used = [True] * len(updates)
@@ -121,7 +142,7 @@ def marketplace(
         combined = aggregate(weights, [u for u, keep in zip(updates, used, strict=True) if keep], aggregation, velocity)
         weights, velocity = combined.weights, combined.velocity
         carried = [end if keep else None for end, keep in zip(ends, used, strict=True)]
-    return weights, left_out
+    return weights, left_out, sent_bytes / sent_params if sent_params else 4.0
 
 
 def data_parallel(spec: TrainingSpec, workload: Workload, shards: list[Tensors]) -> Tensors:
@@ -148,7 +169,7 @@ def sequential(spec: TrainingSpec, workload: Workload, shards: list[Tensors]) ->
     return {n: p.detach().clone() for n, p in state.model.named_parameters()}
 
 
-def compare(name: str, shards_n: int, rounds: int, steps: int) -> dict[str, Any]:
+def compare(name: str, shards_n: int, rounds: int, steps: int, only: list[str] | None = None) -> dict[str, Any]:
     spec = _spec(name, shards_n, rounds, steps)
     workload = resolve(spec.model)
     shards, holdout = datasets.split(workload.dataset, spec.data)
@@ -167,9 +188,16 @@ def compare(name: str, shards_n: int, rounds: int, steps: int) -> dict[str, Any]
             "data_parallel": score(data_parallel(spec, workload, shards)),
             "sequential": score(sequential(spec, workload, shards)),
         }
-        runs = {label: marketplace(spec, workload, shards, holdout, setting) for label, setting in SETTINGS.items()}
-        result["marketplace"] = {label: score(weights) for label, (weights, _) in runs.items()}
-        result["left_out"] = {label: n for label, (_, n) in runs.items() if SETTINGS[label].poison}
+        runs = {
+            label: marketplace(spec, workload, shards, holdout, setting)
+            for label, setting in SETTINGS.items()
+            if only is None or label in only
+        }
+        result["marketplace"] = {label: score(weights) for label, (weights, _, _) in runs.items()}
+        result["left_out"] = {label: n for label, (_, n, _) in runs.items() if SETTINGS[label].poison}
+        result["update_bytes_per_param"] = {
+            label: round(sent, 4) for label, (_, _, sent) in runs.items() if SETTINGS[label].compression
+        }
     for baseline, suffix in (("data_parallel", ""), ("sequential", "_to_sequential")):
         reference = result[baseline]
         for label, value in result["marketplace"].items():
@@ -188,9 +216,10 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--steps", type=int, default=40, help="inner steps per task")
     parser.add_argument("--workload", choices=["lm", "mnist", "both"], default="both")
+    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), help="run only these (default: all)")
     args = parser.parse_args()
     names = ["lm", "mnist"] if args.workload == "both" else [args.workload]
-    results = [compare(name, args.shards, args.rounds, args.steps) for name in names]
+    results = [compare(name, args.shards, args.rounds, args.steps, args.settings) for name in names]
     for r in results:
         if not args.json:
             print(json.dumps(r, indent=2))

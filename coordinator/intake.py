@@ -52,11 +52,13 @@ def publish_round(
     velocity: Tensors | None = None,
     scores: list[UpdateScore] | None = None,
     carried: list[tuple[Tensors, int] | None] | None = None,
+    errors: list[Tensors | None] | None = None,
 ) -> tuple[str, RoundManifest]:
     """Publishes the round's model (and the outer optimizer's velocity that came with it), each shard's
-    `carried` optimizer state with the inner steps it has counted, and the manifest; the manifest's CID is what
-    `openRound` records."""
+    `carried` optimizer state with the inner steps it has counted, each shard's compression `errors`, and the
+    manifest; the manifest's CID is what `openRound` records."""
     states = [None if c is None else InnerState(cid=store.put(to_bytes(c[0])), steps=c[1]) for c in carried or []]
+    update_errors = [None if e is None else store.put(to_bytes(e)) for e in errors or []]
     manifest = RoundManifest(
         bounty_id=bounty_id,
         round=round_,
@@ -70,5 +72,6 @@ def publish_round(
         outer_velocity_cid=None if velocity is None else store.put(to_bytes(velocity)),
         update_scores=scores or [],
         inner_states=states,
+        update_errors=update_errors,
     )
     return store.put(manifest.canonical_bytes()), manifest

@@ -293,9 +293,20 @@ class Coordinator:
             tolerance = self._next_round_tolerance(ctx, weights)
             data = replace(data, cross_class_tolerance=tolerance)
         metric_of = (ctx.workload.metric_name, metric)
-        carried = None if finalized else selected.carried(ctx)  # no task starts from the final round's states
+        # No task starts from the final round's optimizer states or adds its errors.
+        carried = None if finalized else selected.carried(ctx)
+        errors = None if finalized else selected.errors_carried(ctx)
         cid, _ = publish_round(
-            self.store, data, bounty_id, round_ + 1, weights, metric_of, combined.velocity, selected.scores, carried
+            self.store,
+            data,
+            bounty_id,
+            round_ + 1,
+            weights,
+            metric_of,
+            combined.velocity,
+            selected.scores,
+            carried,
+            errors,
         )
         try:
             self.market.close_round(bounty_id, cid)

@@ -68,6 +68,7 @@ WORKLOADS: dict[str, dict[str, Any]] = {
         "rounds": 3,
         "data": {"shards": 4},
         "aggregation": {"outer_momentum": 0.5},
+        "compression": {"method": "int8"},  # updates sent compressed, with error feedback (protocol.compression)
     },
 }
 # Newcomers are always checked, 3 of 8 segments; the probability halves per 4 accepted tasks, to 50%.

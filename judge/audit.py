@@ -337,17 +337,26 @@ def check_aggregates(view: ChainView, bounty_id: int, events: list[Event]) -> li
 
 def carried_problems(ctx: RoundContext, selected: RoundUpdates, manifest: RoundManifest) -> list[str]:
     """The optimizer states a manifest says each shard's next task starts from must be the end states of the
-    shard's used updates (none after the last round: no task starts from them)."""
+    shard's used updates, and the compression errors it names those updates' leftovers (none of either after the
+    last round: no task starts from them)."""
     last = manifest.round == ctx.spec.rounds
     carried = None if last else selected.carried(ctx, manifest.update_scores or None)
     expected = [None if c is None else (cid_of(to_bytes(c[0])), c[1]) for c in carried or []]
     published = [None if s is None else (s.cid, s.steps) for s in manifest.inner_states]
-    if expected == published:
-        return []
-    return [
-        f"round {manifest.round}'s manifest names optimizer states its shards did not end round {ctx.opened.round} "
-        f"with ({sum(p is not None for p in published)} published, {sum(e is not None for e in expected)} expected)"
-    ]
+    problems = []
+    if expected != published:
+        problems.append(
+            f"round {manifest.round}'s manifest names optimizer states its shards did not end round "
+            f"{ctx.opened.round} with ({sum(p is not None for p in published)} published, "
+            f"{sum(e is not None for e in expected)} expected)"
+        )
+    errors = None if last else selected.errors_carried(ctx, manifest.update_scores or None)
+    if [None if e is None else cid_of(to_bytes(e)) for e in errors or []] != manifest.update_errors:
+        problems.append(
+            f"round {manifest.round}'s manifest names compression errors its shards' used updates of round "
+            f"{ctx.opened.round} did not leave"
+        )
+    return problems
 
 
 def _score_problems(ctx: RoundContext, selected: RoundUpdates, manifest: RoundManifest) -> list[str]:

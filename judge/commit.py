@@ -11,9 +11,10 @@ import torch
 
 from judge.context import ChainView, Commit
 from ledger.market import Market, Task
+from protocol.compression import send
 from protocol.errors import ContentError, ContentMissing
 from protocol.manifests import TraceManifest, trace_manifest_limit
-from protocol.tensors import Tensors, from_bytes, hash_as_read
+from protocol.tensors import Tensors, canonical_hash, from_bytes, hash_as_read
 from protocol.training import MODEL_PREFIX, inner_state
 from protocol.verify import (
     SegmentVerdict,
@@ -34,6 +35,8 @@ class CommitAudit:
     update: Tensors | None = None
     # The optimizer state the last checkpoint ends with, kept when the spec carries it into the next round.
     end_state: Tensors | None = None
+    # With compression: what the update did not send, carried into the shard's next update (error feedback).
+    error: Tensors | None = None
     missing: bool = False  # some content was not (yet) retrievable, as opposed to wrong
 
     @property
@@ -96,19 +99,31 @@ def audit_recorded(view: ChainView, commit: Commit) -> CommitAudit:
         last_ref = trace.checkpoints[-1]
         last_data = view.store.get_buffer(last_ref.cid, limit)  # read under its CID: checked to hash to it
         last = parse_checkpoint(last_data, spec, ctx.workload, last_ref.step, view.carried_steps(task_id))
-        update_data = view.store.get_buffer(commit.update_cid, update_max)
-        update = from_bytes(update_data, ctx.weights_layout())
         round_weights = view.round_weights(ctx)
         if "0x" + hash_as_read(last_data, last, last_ref.cid).hex() != last_ref.hash:
             audit.problems.append("the last checkpoint does not match its committed hash")
-        elif hash_as_read(update_data, update, commit.update_cid) != commit.update_hash:
-            audit.problems.append("update does not match the committed update hash")
-        elif not all(torch.equal(update[n], last[MODEL_PREFIX + n] - w) for n, w in round_weights.items()):
-            audit.problems.append("update is not the last checkpoint − the round's model")
+        elif spec.compression.method != "none":
+            # The sent update is a pure function of the trace's end, the round's model and the shard's carried
+            # error: recomputed here, so the volunteer's copy is never downloaded, only its hash compared.
+            delta = {n: last[MODEL_PREFIX + n] - w for n, w in round_weights.items()}
+            sent = send(delta, view.update_error(task_id), spec.compression)
+            if canonical_hash(sent.content) != commit.update_hash:
+                audit.problems.append(
+                    "update is not the last checkpoint − the round's model, compressed with its shard's carried error"
+                )
+            else:
+                audit.update, audit.error = sent.update, sent.error
         else:
-            audit.update = update
-            if spec.optimizer.carry_state:
-                audit.end_state = inner_state(last) or None
+            update_data = view.store.get_buffer(commit.update_cid, update_max)
+            update = from_bytes(update_data, ctx.weights_layout())
+            if hash_as_read(update_data, update, commit.update_cid) != commit.update_hash:
+                audit.problems.append("update does not match the committed update hash")
+            elif not all(torch.equal(update[n], last[MODEL_PREFIX + n] - w) for n, w in round_weights.items()):
+                audit.problems.append("update is not the last checkpoint − the round's model")
+            else:
+                audit.update = update
+        if audit.update is not None and spec.optimizer.carry_state:
+            audit.end_state = inner_state(last) or None
     except ContentMissing as exc:
         audit.missing = True
         audit.problems.append(f"trace unavailable: {exc}")

@@ -165,6 +165,20 @@ class ChainView:
         # Keyed by the counted steps too: the same bytes under another count are refused, not reused.
         return self._cached(("inner state", f"{state.cid}:{state.steps}"), read)
 
+    def update_error(self, task_id: int) -> Tensors | None:
+        """What compression has not sent yet of the task's shard's earlier updates (RoundManifest.update_errors),
+        added to the task's own update: float32 tensors named and shaped as the weights. None: nothing."""
+        ctx = self.round_of_task(task_id)
+        cid = ctx.manifest.update_error(split_task_id(task_id)[2])
+        if cid is None:
+            return None
+
+        def read() -> Tensors:
+            limit = update_limit(ctx.spec, ctx.workload)
+            return from_bytes(self.store.get_buffer(cid, max_bytes=limit), ctx.weights_layout())
+
+        return self._cached(("update error", cid), read)
+
     def start_hash(self, task_id: int) -> bytes:
         """H of the state the task must start from (protocol.training.task_start: the round's model and its
         shard's carried optimizer state): checkpoint 0 of an honest trace, judged by its committed hash alone."""

@@ -33,6 +33,7 @@ class RoundUpdates:
     scores: list[UpdateScore]  # every usable update's evidence, in shard order, used or not
     unusable: dict[int, list[str]]  # task id -> why its accepted content cannot be used
     end_states: dict[int, Tensors]  # task id -> the optimizer state its trace ends with (optimizer.carry_state)
+    errors: dict[int, Tensors]  # task id -> what its compressed update did not send (error feedback)
 
     @property
     def used(self) -> list[Tensors]:
@@ -61,6 +62,17 @@ class RoundUpdates:
             carried.append(None if state is None else (state, counted))
         return carried
 
+    def errors_carried(
+        self, ctx: RoundContext, published: list[UpdateScore] | None = None
+    ) -> list[Tensors | None] | None:
+        """Per shard, the error its task of the next round adds to its update: what the shard's update left
+        unsent if the aggregate used it (per `published` scores, when given), else None (a left-out update's
+        error is dropped with it, as its optimizer state is). None when the spec does not compress."""
+        if ctx.spec.compression.method == "none":
+            return None
+        used = {split_task_id(s.task_id)[2]: s.task_id for s in (published or self.scores) if s.used}
+        return [self.errors.get(used[shard]) if shard in used else None for shard in range(ctx.spec.data.shards)]
+
 
 def worse(score: float, base: float, higher_is_better: bool, spec: AggregationSpec) -> bool:
     """Whether an update scoring `score` hurt a model scoring `base` by more than the spec tolerates."""
@@ -78,7 +90,7 @@ def round_updates(view: ChainView, ctx: RoundContext) -> RoundUpdates:
     base = ctx.manifest.metric
     if base is None:  # a manifest from before scores were published
         base = held_out_score(spec, workload, load_state(spec, weights, workload).model, holdout)
-    updates, scores, unusable, end_states = {}, [], {}, {}
+    updates, scores, unusable, end_states, errors = {}, [], {}, {}, {}
     for shard in range(spec.data.shards):
         task_id = task_id_of(ctx.opened.bounty_id, ctx.opened.round, shard)
         audit = audit_commit(view, task_id)
@@ -97,4 +109,6 @@ def round_updates(view: ChainView, ctx: RoundContext) -> RoundUpdates:
         updates[task_id] = update
         if audit.end_state is not None:
             end_states[task_id] = audit.end_state
-    return RoundUpdates(base, updates, scores, unusable, end_states)
+        if audit.error is not None:
+            errors[task_id] = audit.error
+    return RoundUpdates(base, updates, scores, unusable, end_states, errors)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from content.store import ContentStore
 from protocol.cid import b58decode
+from protocol.compression import send
 from protocol.manifests import CheckpointRef, TraceManifest
 from protocol.numerics import environment
 from protocol.spec import TrainingSpec
@@ -45,6 +46,8 @@ class TaskInput:
     # steps it has counted; None: a fresh optimizer.
     carried: Tensors | None = None
     carried_steps: int | None = None
+    # What compression has not sent of the shard's earlier updates (RoundManifest.update_errors); None: nothing.
+    error: Tensors | None = None
 
     def start(self) -> Tensors:
         """The task's state at step 0: checkpoint 0 of its trace."""
@@ -193,9 +196,10 @@ def train_task(
 def publish_trace(
     task: TaskInput, store: ContentStore, refs: list[CheckpointRef], final: Tensors, losses: list[float]
 ) -> TraceResult:
-    """Stores the update (final weights − the round's) and the trace manifest over the stored checkpoints."""
-    update = {name: final[MODEL_PREFIX + name] - task.round_weights[name] for name in task.round_weights}
-    update_cid = store.put(to_bytes(update))
+    """Stores the update (final weights − the round's, sent as the spec compresses it) and the trace manifest
+    over the stored checkpoints."""
+    delta = {name: final[MODEL_PREFIX + name] - task.round_weights[name] for name in task.round_weights}
+    update_cid = store.put(to_bytes(send(delta, task.error, task.spec.compression).content))
     update_hash = b58decode(update_cid)[2:]  # the CID's digest is the canonical hash: the update is hashed once
     manifest = TraceManifest(
         task_id=task.task_id,

@@ -93,20 +93,37 @@ class RoundManifest(_Doc):
     # Per shard, the optimizer state its task starts from; empty without optimizer.carry_state and for round 0,
     # None for a shard whose previous update was not used (its task starts a fresh optimizer).
     inner_states: list[InnerState | None] = Field(default_factory=list, max_length=256)
+    # Per shard, what compression has not sent of its updates yet (protocol.compression's error feedback: float32
+    # tensors named and shaped as the weights), added to its next update; empty without compression and for
+    # round 0, None for a shard whose previous update was not used (it starts with none).
+    update_errors: list[str | None] = Field(default_factory=list, max_length=256)
 
     @model_validator(mode="after")
     def _a_state_per_shard(self) -> Self:
-        if self.inner_states and len(self.inner_states) != len(self.shard_cids):
-            raise ValueError(f"{len(self.inner_states)} inner states for {len(self.shard_cids)} shards")
+        for label, per_shard in (("inner states", self.inner_states), ("update errors", self.update_errors)):
+            if per_shard and len(per_shard) != len(self.shard_cids):
+                raise ValueError(f"{len(per_shard)} {label} for {len(self.shard_cids)} shards")
         return self
 
     def inner_state(self, shard: int) -> InnerState | None:
         return self.inner_states[shard] if self.inner_states else None
 
+    def canonical_bytes(self) -> bytes:
+        """As every document's, but without `update_errors` when there are none: manifests of bounties that do
+        not compress keep the CIDs they had before the field existed."""
+        doc = self.model_dump(mode="json")
+        if not doc["update_errors"]:
+            del doc["update_errors"]
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+    def update_error(self, shard: int) -> str | None:
+        return self.update_errors[shard] if self.update_errors else None
+
     def cids(self) -> list[str]:
         velocity = [] if self.outer_velocity_cid is None else [self.outer_velocity_cid]
         states = [s.cid for s in self.inner_states if s is not None]
-        return [self.spec_cid, self.model_cid, self.holdout_cid, *self.shard_cids, *velocity, *states]
+        errors = [cid for cid in self.update_errors if cid is not None]
+        return [self.spec_cid, self.model_cid, self.holdout_cid, *self.shard_cids, *velocity, *states, *errors]
 
 
 class DatasetFile(_Doc):

@@ -32,6 +32,7 @@ LATER_FIELDS: dict[tuple[str, ...], object] = {
     ("aggregation", "outer_momentum"): 0.0,
     ("aggregation", "exclude_worse_by"): None,
     ("optimizer", "carry_state"): False,
+    ("compression",): {"method": "none", "fraction": 0.015625, "chunk": 4096},
 }
 
 
@@ -112,6 +113,17 @@ class AggregationSpec(_Strict):
     )
 
 
+class CompressionSpec(_Strict):
+    """How a task's update is sent (protocol.compression): the committed, published and aggregated update is the
+    compressed one, with per-shard error feedback carried from round to round."""
+
+    method: Literal["none", "int8", "topk"] = Field(
+        "none", description="none: float32 deltas; int8: every value, scaled per chunk; topk: each chunk's largest"
+    )
+    fraction: float = Field(1 / 64, gt=0, le=0.5, description="topk: share of each chunk's values sent")
+    chunk: int = Field(4096, ge=64, le=32_768, description="values per chunk (positions are int16: at most 32,768)")
+
+
 class TrainingSpec(_Strict):
     version: Literal[1] = 1
     name: str = Field("bounty", min_length=1, max_length=100)
@@ -130,6 +142,7 @@ class TrainingSpec(_Strict):
     data: DataSpec = DataSpec()
     replay: ReplaySpec = ReplaySpec()
     aggregation: AggregationSpec = AggregationSpec()
+    compression: CompressionSpec = CompressionSpec()
 
     @field_validator("base_model")
     @classmethod

@@ -32,6 +32,8 @@ DTYPE_CODES: dict[torch.dtype, str] = {
     torch.bfloat16: "BF16",
     torch.int64: "I64",
     torch.int32: "I32",
+    torch.int16: "I16",  # compressed updates' positions (protocol.compression)
+    torch.int8: "I8",  # and their quantized values
     torch.uint8: "U8",
 }
 _ITEM_SIZES = {code: dtype.itemsize for dtype, code in DTYPE_CODES.items()}
