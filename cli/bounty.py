@@ -50,7 +50,7 @@ def bounty_post(
         spec, terms = load_bounty_file(spec_file)
         parse_address(terms.coordinator)
         calibration = check_replay(spec)  # measures honest cross-CPU divergence on this spec (seconds, then cached)
-        session = open_session(rpc_url, deployment, wallet)
+        session = open_session(rpc_url, deployment, wallet, password_file)
         store = open_store(session.settings.store)
         # The data and base model the spec names must be in our store and usable, as intake will check: a spec
         # refused there would leave the escrow waiting for a refund.
@@ -276,7 +276,7 @@ def bounty_refund(
         from ledger.market import BountyStatus
         from protocol.errors import ShardworkError
 
-        session = open_session(rpc_url, deployment, wallet)
+        session = open_session(rpc_url, deployment, wallet, password_file)
         b = session.market.bounty(bounty_id)
         if b.status == BountyStatus.NONE:
             raise ShardworkError(f"bounty {bounty_id} does not exist: see `shardwork bounty list`")

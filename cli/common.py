@@ -108,6 +108,7 @@ class Session:
     settings: Any
     wallet: Path | None = None
     address: str | None = None
+    account: Any = None  # unlocked already: a keystore that records no address is opened to learn it
 
     @property
     def signer(self) -> str:
@@ -124,24 +125,31 @@ class Session:
         from ledger.wallet import load_account, read_password
 
         assert self.wallet is not None
-        account = load_account(self.wallet, read_password(password_file))
+        account = self.account or load_account(self.wallet, read_password(password_file))
         self.market = Market(self.market.w3, self.market.deployment, Transactor(self.market.w3, account))
         return self.market
 
 
-def open_session(rpc_url: str | None, deployment: Path | None, wallet: str | None = None) -> Session:
+def open_session(
+    rpc_url: str | None, deployment: Path | None, wallet: str | None = None, password_file: Path | None = None
+) -> Session:
+    """A market client; with `wallet`, its address (from the keystore, or, when it records none, by unlocking it
+    with `password_file`, $SHARDWORK_PASSWORD or a prompt)."""
     from config.settings import load_settings
     from ledger.chain import connect
     from ledger.deploy import Deployment
     from ledger.market import Market
-    from ledger.wallet import address_of
+    from ledger.wallet import load_account, read_password, recorded_address
     from protocol.errors import ShardworkError
 
     settings = load_settings(rpc_url=rpc_url, deployment=deployment)
-    path = address = None
+    path = address = account = None
     if wallet is not None:
         path = wallet_path(settings.wallets, wallet)
-        address = address_of(path)
+        address = recorded_address(path)
+        if address is None:
+            account = load_account(path, read_password(password_file))
+            address = account.address
     if not settings.deployment.is_file():
         raise ShardworkError(
             f"no deployment manifest at {settings.deployment}: run `shardwork chain deploy` or pass --deployment"
@@ -151,7 +159,7 @@ def open_session(rpc_url: str | None, deployment: Path | None, wallet: str | Non
     except ValueError as exc:
         raise ShardworkError(f"{settings.deployment} is not a deployment manifest ({exc.__class__.__name__})") from None
     market = Market(connect(settings.rpc_url), manifest)
-    return Session(market, settings, path, address)
+    return Session(market, settings, path, address, account)
 
 
 def fee_of(session: Session, fn: Any) -> int:

@@ -38,7 +38,7 @@ def register_dispute_command(app: typer.Typer) -> None:
                 task_id = int(task, 0)
             except ValueError:
                 raise ShardworkError(f"{task!r} is not a task id (decimal or 0x-hex)") from None
-            session = open_session(rpc_url, deployment, wallet)
+            session = open_session(rpc_url, deployment, wallet, password_file)
             m, address = session.market, session.signer
             t = m.task(task_id)
             if t.status != TaskStatus.COMMITTED:

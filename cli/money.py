@@ -43,6 +43,8 @@ class Transfer:
     send: Callable[[Any], Any]  # given the unlocked Market, sends and returns the receipt
     shows: tuple[str, ...]  # position entries reported before -> after
     fee_note: str = ""  # e.g. " per transaction" when an approval may precede it
+    # What the receipt says beyond balances (unstake: when the amount can be withdrawn): JSON fields and text lines.
+    outcome: Callable[[Any], tuple[dict[str, Any], list[str]]] | None = None
 
 
 def execute(
@@ -55,19 +57,31 @@ def execute(
     confirm([*transfer.lines, f"  {network_fee(fee)}{transfer.fee_note}"], yes, as_json)
     receipt = transfer.send(session.unlock(password_file))
     after = position(session, address)
-    report(as_json, transfer.action, before, after, transfer.shows, receipt)
+    extra = transfer.outcome(receipt) if transfer.outcome else ({}, [])
+    report(as_json, transfer.action, before, after, transfer.shows, receipt, extra)
     return after
 
 
 def report(
-    as_json: bool, action: str, before: dict[str, int], after: dict[str, int], keys: tuple[str, ...], tx: Any
+    as_json: bool,
+    action: str,
+    before: dict[str, int],
+    after: dict[str, int],
+    keys: tuple[str, ...],
+    tx: Any,
+    extra: tuple[dict[str, Any], list[str]] = ({}, []),
 ) -> None:
     from ledger.amounts import format_amount
 
+    fields, lines = extra
     if as_json:
         tx_hash = "0x" + bytes(tx["transactionHash"]).hex()
-        emit_json({"action": action, "tx": tx_hash, "gas_used": tx["gasUsed"], "before": before, "after": after})
+        emit_json(
+            {"action": action, "tx": tx_hash, "gas_used": tx["gasUsed"], "before": before, "after": after} | fields
+        )
         return
     typer.echo(f"{action}: done in block {tx['blockNumber']} (gas {tx['gasUsed']:,})")
     for key in keys:
         typer.echo(f"  {key:<11} {format_amount(before[key]):>16} -> {format_amount(after[key])}")
+    for line in lines:
+        typer.echo(f"  {line}")

@@ -103,7 +103,7 @@ def _run(
     from ledger.deploy import Deployment
     from ledger.market import Market
     from ledger.tx import Transactor
-    from ledger.wallet import address_of, load_account, read_password
+    from ledger.wallet import load_account, read_password
     from node.daemon import NodeDaemon, NodeOptions
     from protocol.errors import ShardworkError
     from protocol.workloads import REGISTRY
@@ -120,8 +120,8 @@ def _run(
         raise ShardworkError(
             f"no deployment manifest at {settings.deployment}: run `shardwork chain deploy` or pass --deployment"
         )
-    address = address_of(keystore)
     account = load_account(keystore, read_password(password_file))
+    address = account.address
     w3 = connect(settings.rpc_url)
     market = Market(w3, Deployment.load(settings.deployment), Transactor(w3, account))
     options = NodeOptions(

@@ -106,7 +106,7 @@ def _run(
     from ledger.deploy import Deployment
     from ledger.market import Market
     from ledger.tx import Transactor
-    from ledger.wallet import address_of, load_account, read_password
+    from ledger.wallet import load_account, read_password
     from protocol.errors import ShardworkError
     from telemetry.health import HealthServer
     from telemetry.logs import json_logger, log
@@ -117,8 +117,8 @@ def _run(
         raise ShardworkError(
             f"no deployment manifest at {settings.deployment}: run `shardwork chain deploy` or pass --deployment"
         )
-    address = address_of(keystore)
     account = load_account(keystore, read_password(password_file))
+    address = account.address
     w3 = connect(settings.rpc_url)
     market = Market(w3, Deployment.load(settings.deployment), Transactor(w3, account))
     options = VerifierOptions(
@@ -188,7 +188,7 @@ def _seat(
     from cli.money import Transfer, execute
 
     with fail_on_user_errors(as_json):
-        session = open_session(rpc_url, deployment, wallet)
+        session = open_session(rpc_url, deployment, wallet, password_file)
         m, address = session.market, session.signer
         fn = m.market.functions.registerVerifier() if join else m.market.functions.deregisterVerifier()
         action = "join" if join else "leave"

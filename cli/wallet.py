@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -50,6 +50,10 @@ def _new_password(password_file: Path | None) -> str:
     if getpass.getpass("repeat it: ") != first:
         raise WalletError("the two passwords differ; nothing was written")
     return first
+
+
+# What list and show print for a keystore that records no address (the V3 format makes it optional).
+UNRECORDED = "not recorded: read when unlocked (`shardwork wallet export-address NAME`)"
 
 
 @wallet_app.command("new")
@@ -109,13 +113,13 @@ def wallet_list(as_json: JsonOpt = False) -> None:
     """Wallets in the wallets directory, with their addresses (no password needed)."""
     with _errors(as_json):
         from config.settings import load_settings
-        from ledger.wallet import WalletError, address_of
+        from ledger.wallet import WalletError, recorded_address
 
         rows = []
         directory = load_settings().wallets
         for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
             try:
-                rows.append({"name": path.stem, "address": address_of(path), "path": str(path)})
+                rows.append({"name": path.stem, "address": recorded_address(path), "path": str(path)})
             except WalletError:
                 continue  # not a keystore: someone else's file
         if as_json:
@@ -124,7 +128,7 @@ def wallet_list(as_json: JsonOpt = False) -> None:
         if not rows:
             typer.echo(f"no wallets in {directory}: create one with `shardwork wallet new NAME`")
         for row in rows:
-            typer.echo(f"{row['name']:<20} {row['address']}")
+            typer.echo(f"{row['name']:<20} {row['address'] or UNRECORDED}")
 
 
 @wallet_app.command("show")
@@ -135,13 +139,14 @@ def wallet_show(name: str, as_json: JsonOpt = False) -> None:
 
         from cli.common import wallet_path
         from config.settings import load_settings
-        from ledger.wallet import address_of
+        from ledger.wallet import recorded_address
 
         path = wallet_path(load_settings().wallets, name)
         kdf = _json.loads(path.read_text()).get("crypto", {}).get("kdf", "?")
+        address = recorded_address(path)
         info = {
             "name": name,
-            "address": address_of(path),
+            "address": address if address or as_json else UNRECORDED,
             "path": str(path),
             "kdf": kdf,
             "mode": oct(path.stat().st_mode & 0o777),
@@ -154,14 +159,17 @@ def wallet_show(name: str, as_json: JsonOpt = False) -> None:
 
 
 @wallet_app.command("export-address")
-def wallet_export_address(name: str) -> None:
-    """Print only the address (for scripts and for receiving tokens)."""
+def wallet_export_address(name: str, password_file: PasswordFileOpt = None) -> None:
+    """Print only the address (for scripts and for receiving tokens). A keystore that records no address (one
+    made by Foundry's `cast wallet new`) is unlocked to read it."""
     with _errors():
         from cli.common import wallet_path
         from config.settings import load_settings
-        from ledger.wallet import address_of
+        from ledger.wallet import load_account, read_password, recorded_address
 
-        typer.echo(address_of(wallet_path(load_settings().wallets, name)))
+        path = wallet_path(load_settings().wallets, name)
+        address = recorded_address(path)
+        typer.echo(address or load_account(path, read_password(password_file)).address)
 
 
 # ----------------------------------------------------------------------------------- money commands
@@ -216,7 +224,7 @@ def register_money_commands(app: typer.Typer) -> None:
             from protocol.errors import ShardworkError
 
             value = parse_amount(amount)
-            session = open_session(rpc_url, deployment, wallet)
+            session = open_session(rpc_url, deployment, wallet, password_file)
             chain_id = session.market.deployment.chain_id
             if chain_id not in LOCAL_CHAIN_IDS:
                 raise ShardworkError(f"chain {chain_id} is not a local development chain: it has no faucet")
@@ -247,7 +255,7 @@ def register_money_commands(app: typer.Typer) -> None:
             from protocol.errors import ShardworkError
 
             value = parse_amount(amount)
-            session = open_session(rpc_url, deployment, wallet)
+            session = open_session(rpc_url, deployment, wallet, password_file)
             m, address = session.market, session.signer
             before = position(session, address)
             if before["balance"] < value:
@@ -295,7 +303,7 @@ def register_money_commands(app: typer.Typer) -> None:
             from protocol.errors import ShardworkError
 
             value = parse_amount(amount)
-            session = open_session(rpc_url, deployment, wallet)
+            session = open_session(rpc_url, deployment, wallet, password_file)
             m, address = session.market, session.signer
             before = position(session, address)
             if value > before["bonded"]:
@@ -308,12 +316,21 @@ def register_money_commands(app: typer.Typer) -> None:
                 f"  bonded {format_amount(before['bonded'])} -> {format_amount(before['bonded'] - value)}; "
                 f"withdrawable after {dt.timedelta(seconds=delay)}",
             ]
+
+            def matures(receipt: Any) -> tuple[dict[str, Any], list[str]]:
+                (requested,) = m.market.events.UnstakeRequested().process_receipt(receipt)
+                release_at = int(requested["args"]["releaseAt"])
+                when = dt.datetime.fromtimestamp(release_at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+                wait = dt.timedelta(seconds=max(0, release_at - m.now()))
+                return {"withdrawable_at": release_at}, [f"withdrawable at {when} (in {wait}): `shardwork withdraw`"]
+
             transfer = Transfer(
                 "unstake",
                 lines,
                 m.market.functions.requestUnstake(value),
                 lambda signer: signer.request_unstake(value),
                 ("bonded", "unbonding"),
+                outcome=matures,
             )
             execute(session, transfer, password_file=password_file, yes=yes, as_json=as_json)
 
@@ -330,7 +347,7 @@ def register_money_commands(app: typer.Typer) -> None:
         with _errors(as_json):
             from ledger.amounts import format_amount
 
-            session = open_session(rpc_url, deployment, wallet)
+            session = open_session(rpc_url, deployment, wallet, password_file)
             m, address = session.market, session.signer
             before = position(session, address)
             transfer = Transfer(
@@ -374,7 +391,7 @@ def register_money_commands(app: typer.Typer) -> None:
             from ledger.amounts import format_amount
             from protocol.errors import ShardworkError
 
-            session = open_session(rpc_url, deployment, wallet)
+            session = open_session(rpc_url, deployment, wallet, password_file)
             m, address = session.market, session.signer
             before = position(session, address)
             if before["claimable"] == 0:

@@ -51,12 +51,26 @@ def _read(path: Path) -> dict[str, object]:
     return data
 
 
-def address_of(path: Path) -> str:
-    data = _read(path)
-    address = data.get("address")
-    if not isinstance(address, str):
-        raise WalletError(f"keystore {path} does not record its address")
+def recorded_address(path: Path) -> str | None:
+    """The address the keystore records in the clear; None when it records none (the V3 format makes it
+    optional: Foundry's `cast wallet new` leaves it out), and then only unlocking it tells."""
+    address = _read(path).get("address")
+    if address is None:
+        return None
+    if not isinstance(address, str) or not Web3.is_address("0x" + address.removeprefix("0x")):
+        raise WalletError(f"keystore {path} records {str(address)[:50]!r}, which is not an address")
     return Web3.to_checksum_address("0x" + address.removeprefix("0x"))
+
+
+def address_of(path: Path) -> str:
+    """The keystore's recorded address, for what needs no password; WalletError (saying how) when it has none."""
+    address = recorded_address(path)
+    if address is None:
+        raise WalletError(
+            f"keystore {path} records no address (Foundry's `cast wallet new` leaves it out); it is read when the "
+            f"keystore is unlocked: set {PASSWORD_ENV} or pass --password-file"
+        )
+    return address
 
 
 def load_account(path: Path, password: str) -> LocalAccount:
@@ -65,7 +79,12 @@ def load_account(path: Path, password: str) -> LocalAccount:
         key = Account.decrypt(data, password)
     except ValueError:
         raise WalletError(f"wrong password for keystore {path}") from None
-    return Account.from_key(key)
+    account = Account.from_key(key)
+    recorded = recorded_address(path)
+    if recorded is not None and recorded != account.address:
+        # Shown without the password, the clear address must be the key's: else funds go where no key signs.
+        raise WalletError(f"keystore {path} records the address {recorded}, but its key is {account.address}")
+    return account
 
 
 def read_password(password_file: Path | None, prompt: bool = True) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
 from eth_typing import ChecksumAddress
 from typer.testing import CliRunner
 from web3.types import RPCEndpoint
@@ -81,18 +82,45 @@ def test_wallets_are_standard_encrypted_keystores_readable_without_the_password(
     assert PASSWORD not in Path(listed[0]["path"]).read_text()
 
 
+def test_a_keystore_that_records_no_address_is_read_by_unlocking_it(cli: Cli) -> None:
+    """Foundry's `cast wallet new` writes V3 keystores without the optional address field."""
+    wallets = Path(cli.json("wallet", "show", "alice")["path"]).parent
+    account = mnemonic_accounts(6)[5]
+    keystore = Account.encrypt(account.key, PASSWORD, kdf="scrypt")
+    del keystore["address"]
+    (wallets / "carol.json").write_text(json.dumps(keystore))
+    try:
+        assert {w["name"]: w["address"] for w in cli.json("wallet", "list")["wallets"]}["carol"] is None
+        assert "not recorded" in cli("wallet", "show", "carol")
+        assert cli("wallet", "export-address", "carol").strip() == account.address
+        assert cli.json("balance", "--wallet", "carol")["address"] == account.address
+        cli("faucet", "5", "--wallet", "carol", "--yes")
+        assert cli.json("balance", "--wallet", "carol")["balance"] == 5 * UNIT
+        out = cli("balance", "--wallet", "carol", code=1, env={"SHARDWORK_PASSWORD": "not-the-password"})
+        assert "wrong password" in out
+        # A recorded address that is not the key's is refused when unlocked: funds would go where nobody signs.
+        keystore["address"] = mnemonic_accounts(4)[3].address[2:].lower()
+        (wallets / "carol.json").write_text(json.dumps(keystore))
+        assert "records the address" in cli("faucet", "5", "--wallet", "carol", "--yes", code=1)
+    finally:
+        (wallets / "carol.json").unlink()
+
+
 def test_faucet_stake_unstake_withdraw_and_claim_show_balances_before_and_after(cli: Cli) -> None:
     cli("faucet", "1000", "--wallet", "alice", "--yes")
     out = cli("stake", "250.5", "--wallet", "alice", "--yes")
     assert "balance" in out and "1,000 -> 749.5" in out and "bonded" in out and "0 -> 250.5" in out
     result = cli.json("unstake", "50", "--wallet", "alice", "--yes")
     assert result["after"]["bonded"] == 200_500_000_000_000_000_000 and result["after"]["unbonding"] == 50 * UNIT
+    now = int(cli.w3.eth.get_block("latest")["timestamp"])
+    assert result["withdrawable_at"] == now + 7 * 24 * 3600  # the unbonding delay from the request's block
+    assert "withdrawable at " in cli("unstake", "0.5", "--wallet", "alice", "--yes")
     cli("withdraw", "--wallet", "alice", "--yes", code=1)
     advance_time(cli.w3, 7 * 24 * 3600 + 1)
     result = cli.json("withdraw", "--wallet", "alice", "--yes")
-    assert result["after"]["balance"] - result["before"]["balance"] == 50 * UNIT
+    assert result["after"]["balance"] - result["before"]["balance"] == 50_500_000_000_000_000_000
     balance = cli.json("balance", "--wallet", "alice")
-    assert balance["bonded"] == 200_500_000_000_000_000_000 and balance["claimable"] == 0
+    assert balance["bonded"] == 200 * UNIT and balance["claimable"] == 0
     assert cli.json("rewards", balance["address"])["claimable"] == 0
 
 
