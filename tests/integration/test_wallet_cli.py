@@ -225,6 +225,14 @@ BAD_INPUT = [
         {},
         "more than 18 decimal places",
     ),
+    (
+        "decimals past the 28th digit",  # once rounded silently to 1 by Decimal's default precision
+        ["stake", "1.000000000000000000000000000001", "--wallet", "alice", "--yes"],
+        {},
+        "more than 18 decimal places",
+    ),
+    ("misgrouped thousands", ["stake", "1,00", "--wallet", "alice", "--yes"], {}, "a comma may only group thousands"),
+    ("astronomical amount", ["stake", "1e100", "--wallet", "alice", "--yes"], {}, "larger than any token balance"),
     ("negative amount", ["stake", "--wallet", "alice", "--yes", "--", "-5"], {}, "is negative"),
     ("not a number", ["stake", "lots", "--wallet", "alice", "--yes"], {}, "is not an amount"),
     ("insufficient balance", ["stake", "99999999", "--wallet", "alice", "--yes"], {}, "is less than 99,999,999"),
