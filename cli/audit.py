@@ -133,7 +133,7 @@ def audit_bounty(
 
 @audit_app.command("task")
 def audit_task(
-    task_id: Annotated[str, typer.Argument(help="Task id, decimal or 0x-hex.")],
+    task_id: Annotated[str, typer.Argument(help="Task: bounty.round.shard (1.0.3), or its number, decimal or 0x-hex.")],
     rpc_url: RpcOpt = None,
     deployment: DeploymentOpt = None,
     replay: ReplayOpt = 0,
@@ -141,11 +141,11 @@ def audit_task(
     as_json: JsonOpt = False,
 ) -> None:
     """One task's attempts and what became of each."""
-    try:
-        parsed = int(task_id, 0)
-    except ValueError:
-        typer.echo(f"error: {task_id!r} is not a task id (decimal or 0x-hex)", err=True)
-        raise typer.Exit(1) from None
+    from cli.common import fail_on_user_errors
+    from ledger.market import parse_task_id
+
+    with fail_on_user_errors(as_json):
+        parsed = parse_task_id(task_id)
     _run(None, parsed, None, rpc_url, deployment, replay, seed, as_json)
 
 

@@ -162,7 +162,7 @@ def bounty_show(
     """One bounty: terms, rounds, and every task with who did what."""
     with _errors(as_json):
         from ledger.amounts import format_amount
-        from ledger.market import BountyStatus, TaskStatus, next_deadline, next_move, task_id_of
+        from ledger.market import BountyStatus, TaskStatus, next_deadline, next_move, task_id_of, task_label
         from protocol.errors import ShardworkError
 
         session = open_session(rpc_url, deployment)
@@ -189,6 +189,7 @@ def bounty_show(
                 due = next_move(m.game(task_id)) if t.status == TaskStatus.CONTESTED else next_deadline(t, b)
                 tasks.append(
                     {
+                        "task": task_label(task_id),
                         "task_id": task_id,
                         "round": round_,
                         "shard": shard,
@@ -230,7 +231,7 @@ def bounty_show(
             due = t["next"]
             when = "" if due is None else f"  [{due['what']} {_relative(due['in_s'])}]"
             typer.echo(
-                f"  task {t['task_id']:#x}  r{t['round']} s{t['shard']}  {t['status']:<10} attempt {t['attempt']}  "
+                f"  task {t['task']:<9} {t['status']:<10} attempt {t['attempt']}  "
                 f"{t['volunteer']}  {' > '.join(t['history'])}{when}"
             )
 

@@ -14,7 +14,12 @@ from cli.money import Transfer, execute
 def register_dispute_command(app: typer.Typer) -> None:
     @app.command()
     def dispute(
-        task: Annotated[str, typer.Argument(help="Task id, decimal or 0x-hex (see `shardwork bounty show`).")],
+        task: Annotated[
+            str,
+            typer.Argument(
+                help="Task: bounty.round.shard (1.0.3, as `shardwork bounty show` lists it), or its number, decimal or 0x-hex."
+            ),
+        ],
         segment: Annotated[int, typer.Option(help="The segment you say was not trained honestly (0-based).", min=0)],
         wallet: WalletOpt,
         rpc_url: RpcOpt = None,
@@ -30,32 +35,33 @@ def register_dispute_command(app: typer.Typer) -> None:
         task you committed yourself."""
         with _errors(as_json):
             from ledger.amounts import format_amount
-            from ledger.market import TaskStatus, split_task_id
+            from ledger.market import TaskStatus, parse_task_id, split_task_id, task_label
             from ledger.tx import call
             from protocol.errors import ShardworkError
 
-            try:
-                task_id = int(task, 0)
-            except ValueError:
-                raise ShardworkError(f"{task!r} is not a task id (decimal or 0x-hex)") from None
+            task_id = parse_task_id(task)
             session = open_session(rpc_url, deployment, wallet, password_file)
             m, address = session.market, session.signer
             t = m.task(task_id)
             if t.status != TaskStatus.COMMITTED:
                 raise ShardworkError(
-                    f"task {task_id:#x} is {t.status.name.lower()}: only a committed task can be disputed"
+                    f"task {task_label(task_id)} is {t.status.name.lower()}: only a committed task can be disputed"
                 )
             bounty = m.bounty(split_task_id(task_id)[0])
             # Refused here, before an approval could be sent: the contract would refuse the dispute itself.
             if t.volunteer == address:
-                raise ShardworkError(f"{address} committed task {task_id:#x}: a volunteer cannot dispute its own work")
+                raise ShardworkError(
+                    f"{address} committed task {task_label(task_id)}: a volunteer cannot dispute its own work"
+                )
             if segment >= bounty.segments_per_task:
                 raise ShardworkError(
-                    f"task {task_id:#x} has segments 0–{bounty.segments_per_task - 1}; segment {segment} does not exist"
+                    f"task {task_label(task_id)} has segments 0–{bounty.segments_per_task - 1}; segment {segment} does not exist"
                 )
             closes = t.deadline + int(bounty.raw["challengeWindow"])
             if m.now() > closes:
-                raise ShardworkError(f"task {task_id:#x}'s challenge window closed: it can no longer be disputed")
+                raise ShardworkError(
+                    f"task {task_label(task_id)}'s challenge window closed: it can no longer be disputed"
+                )
             free = m.stake_of(address).free
             if free < bounty.stake_per_task:
                 raise ShardworkError(
@@ -76,7 +82,7 @@ def register_dispute_command(app: typer.Typer) -> None:
             else:
                 fee_call = m.market.functions.dispute(task_id, segment)
             lines = [
-                f"dispute segment {segment} of task {task_id:#x} (committed by {t.volunteer})",
+                f"dispute segment {segment} of task {task_label(task_id)} (committed by {t.volunteer})",
                 f"  bond {format_amount(bond)} tokens from {address}: returned with a share of the slash if the "
                 "segment was faked, paid to the volunteer if it was honest",
                 *steps,

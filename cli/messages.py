@@ -8,6 +8,7 @@ from typing import Any
 
 from ledger.amounts import format_amount
 from ledger.errors import ContractRevert
+from ledger.market import task_label
 
 
 def _when(ts: Any) -> str:
@@ -46,36 +47,36 @@ _MESSAGES: dict[str, Callable[[dict[str, Any]], str]] = {
         f"below the reward {format_amount(f['rewardPerTask'])}: cheating would pay; raise the stake or the check rate"
     ),
     "MarketInvalidParams": lambda f: f"bounty parameter {f['field']} is out of range",
-    "MarketNotCurrentTask": lambda f: f"task {f['taskId']:#x} is not in an open round",
+    "MarketNotCurrentTask": lambda f: f"task {task_label(f['taskId'])} is not in an open round",
     "MarketVolunteerBarred": lambda f: (
         f"{f['volunteer']} was slashed on a bounty of this poster: it takes none of the poster's tasks until "
         f"{_when(f['until'])}"
     ),
     "MarketBountyExpired": lambda f: f"bounty {f['bountyId']} passed its deadline {_when(f['deadline'])}",
     "MarketVerifierIneligible": lambda f: (
-        f"{f['verifier']} has {format_amount(f['freeStake'])} free stake; judging or disputing task {f['taskId']:#x} "
+        f"{f['verifier']} has {format_amount(f['freeStake'])} free stake; judging or disputing task {task_label(f['taskId'])} "
         f"needs {format_amount(f['needed'])} (the bounty's stake per task): stake more first"
     ),
     "MarketSelfDispute": lambda f: (
-        f"{f['volunteer']} committed task {f['taskId']:#x}: a volunteer cannot dispute its own work"
+        f"{f['volunteer']} committed task {task_label(f['taskId'])}: a volunteer cannot dispute its own work"
     ),
     "MarketTaskNotInStatus": lambda f: (
-        f"task {f['taskId']:#x} is {_STATUS.get(int(f['status']), f['status'])}: this needs it in another state "
+        f"task {task_label(f['taskId'])} is {_STATUS.get(int(f['status']), f['status'])}: this needs it in another state "
         "(see `shardwork bounty show`)"
     ),
     "MarketChallengeWindowClosed": lambda f: (
-        f"task {f['taskId']:#x}'s challenge window closed at {_when(f['closedAt'])}: it can no longer be disputed"
+        f"task {task_label(f['taskId'])}'s challenge window closed at {_when(f['closedAt'])}: it can no longer be disputed"
     ),
     "RegistryNoStake": lambda f: f"{f['verifier']} has no bonded stake: `shardwork stake` before joining the verifiers",
     "RegistryAlreadyRegistered": lambda f: f"{f['verifier']} already holds a verifier seat",
     "RegistryNotRegistered": lambda f: f"{f['verifier']} holds no verifier seat: nothing to leave",
     "RegistryFull": lambda f: "the verifier registry holds its most seats (2^31 - 1): no new verifier can join",
     "MarketNotOnCommittee": lambda f: (
-        f"{f['verifier']} was not drawn to check task {f['taskId']:#x}: only its committee votes "
+        f"{f['verifier']} was not drawn to check task {task_label(f['taskId'])}: only its committee votes "
         "(anyone staked may still `contest` a commit it can prove wrong)"
     ),
     "MarketSegmentOutOfRange": lambda f: (
-        f"task {f['taskId']:#x} has segments 0–{int(f['segments']) - 1}; segment {f['segment']} does not exist"
+        f"task {task_label(f['taskId'])} has segments 0–{int(f['segments']) - 1}; segment {f['segment']} does not exist"
     ),
 }
 

@@ -24,7 +24,7 @@ from devtools.adversaries import lazy_trainer, partial_faker
 from ledger.amounts import UNIT
 from ledger.chain import advance_time, connect, dev_accounts
 from ledger.deploy import deploy
-from ledger.market import Market, TaskStatus
+from ledger.market import Market, TaskStatus, task_label
 from ledger.terms import BountyTerms
 from ledger.tx import Transactor
 from node.daemon import NodeDaemon, NodeOptions
@@ -257,7 +257,7 @@ def _volunteers_take_open_tasks(
             daemon.run()
             if len(daemon.status.committed) > before:
                 progressed = True
-                say(f"  {name:<9} committed task {daemon.status.committed[-1]:#x}")
+                say(f"  {name:<9} committed task {task_label(daemon.status.committed[-1])}")
         if not progressed:
             raise RuntimeError("open tasks remain but no volunteer can take them")
 
@@ -277,23 +277,25 @@ def _verify_and_settle(
     tasks = coordinator.current_tasks(bounty_id)
     for task_id in tasks:
         if coordinator.audit_and_dispute(task_id):
-            say(f"  coordinator disputed task {task_id:#x}: its trace does not hold together")
+            say(f"  coordinator disputed task {task_label(task_id)}: its trace does not hold together")
     for task_id in tasks:
         volunteer = names.get(coordinator.market.task(task_id).volunteer, "?")
         verdicts = [v.verify(task_id) for v in verifiers]
         status = coordinator.market.task(task_id).status
         if status == TaskStatus.CONTESTED and coordinator.market.game(task_id).is_review:
-            say(f"  verifiers replayed task {task_id:#x} of {volunteer}: FAIL quorum -> the referee reviews it")
+            say(
+                f"  verifiers replayed task {task_label(task_id)} of {volunteer}: FAIL quorum -> the referee reviews it"
+            )
         elif status == TaskStatus.CONTESTED:
             g = coordinator.market.game(task_id)
             say(
-                f"  verifiers replayed task {task_id:#x} of {volunteer}: diverged -> steps {g.lo_step}-{g.hi_step} "
+                f"  verifiers replayed task {task_label(task_id)} of {volunteer}: diverged -> steps {g.lo_step}-{g.hi_step} "
                 "contested in a bisection game"
             )
         elif False in verdicts:
-            say(f"  verifiers replayed task {task_id:#x} of {volunteer}: FAIL")
+            say(f"  verifiers replayed task {task_label(task_id)} of {volunteer}: FAIL")
         elif True in verdicts:
-            say(f"  verifiers replayed task {task_id:#x} of {volunteer}: pass")
+            say(f"  verifiers replayed task {task_label(task_id)} of {volunteer}: pass")
     _play_games(daemons, verifiers, coordinator, tasks, say, names)
     advance_time(w3, 600 + 1200 + 1)
     coordinator.settle_ready(bounty_id)
@@ -325,7 +327,7 @@ def _play_games(
                 slashed = market.task(task_id).status == TaskStatus.OPEN
                 if game.is_review:
                     say(
-                        f"  referee reviewed task {task_id:#x}: "
+                        f"  referee reviewed task {task_label(task_id)}: "
                         + (
                             f"the check's failure holds -> {volunteer} slashed, task reopened"
                             if slashed
@@ -334,7 +336,7 @@ def _play_games(
                     )
                     continue
                 say(
-                    f"  referee recomputed step {game.lo_step}->{game.hi_step} of task {task_id:#x}: "
+                    f"  referee recomputed step {game.lo_step}->{game.hi_step} of task {task_label(task_id)}: "
                     + (f"wrong -> {volunteer} slashed, task reopened" if slashed else "correct -> challenger slashed")
                 )
     raise RuntimeError("a bisection game did not end in 64 passes")

@@ -18,6 +18,7 @@ from web3.types import TxReceipt
 from ledger.deploy import Deployment, contract_at
 from ledger.errors import ChainMisconfigured, ContractRevert
 from ledger.tx import Transactor, call
+from protocol.errors import PermanentError
 
 
 class TaskStatus(IntEnum):
@@ -156,6 +157,36 @@ def task_id_of(bounty_id: int, round_: int, shard: int) -> int:
 
 def split_task_id(task_id: int) -> tuple[int, int, int]:
     return task_id >> 64, (task_id >> 32) & 0xFFFFFFFF, task_id & 0xFFFFFFFF
+
+
+def task_label(task_id: int) -> str:
+    """The human form of a task id, `bounty.round.shard` (rounds and shards count from 0, as on chain): 1.0.3."""
+    return ".".join(map(str, split_task_id(task_id)))
+
+
+class TaskIdError(PermanentError, ValueError):
+    """Text that names no task."""
+
+
+def parse_task_id(text: str) -> int:
+    """A task id in any form people meet it: `bounty.round.shard` (1.0.3), or the on-chain number in decimal
+    or 0x-hex (as events and JSON logs carry it)."""
+    raw = text.strip()
+    parts = raw.split(".")
+    try:
+        if len(parts) == 3:
+            bounty_id, round_, shard = (int(part, 10) for part in parts)
+            if min(bounty_id, round_, shard) < 0 or max(round_, shard) > 0xFFFFFFFF or bounty_id >= 2**192:
+                raise ValueError
+            return task_id_of(bounty_id, round_, shard)
+        task_id = int(raw, 0)
+    except ValueError:
+        raise TaskIdError(
+            f"{text!r} is not a task id: write bounty.round.shard (1.0.3), or its number in decimal or 0x-hex"
+        ) from None
+    if not 0 <= task_id < 2**256:
+        raise TaskIdError(f"{text!r} is not a task id: it is outside what the chain numbers tasks with")
+    return task_id
 
 
 class Market:

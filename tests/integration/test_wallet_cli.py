@@ -152,6 +152,8 @@ def test_bounty_post_list_show_and_audit(cli: Cli) -> None:
     shown = cli.json("bounty", "show", "1")
     assert shown["status"] == "active" and len(shown["tasks"]) == 2 and shown["tasks"][0]["status"] == "open"
     assert shown["tasks"][0]["next"] is None  # an open task waits for no one
+    assert [t["task"] for t in shown["tasks"]] == ["1.0.0", "1.0.1"]  # the one human form of a task id
+    assert "task 1.0.1 " in cli("bounty", "show", "1")
     report = cli.json("audit", "bounty", "1")
     assert report["disagreements"] == 0 and [e["name"] for e in report["events"]] == ["BountyPosted"]
     assert cli.json("audit", "index")["problems"] == []
@@ -196,13 +198,14 @@ def test_dispute_posts_the_bond_and_forces_a_check_but_never_from_the_volunteer_
     out_of_range = cli("dispute", hex(task_id), "--segment", "99", "--wallet", "alice", "--yes", code=1)
     assert "segment 99 does not exist" in out_of_range
 
-    disputed = cli.json("dispute", hex(task_id), "--segment", "1", "--wallet", "alice", "--yes")
+    label = f"{bounty_id}.0.0"  # bounty.round.shard: what `bounty show` prints, accepted wherever a task is named
+    disputed = cli.json("dispute", label, "--segment", "1", "--wallet", "alice", "--yes")
     assert disputed["before"]["balance"] - disputed["after"]["balance"] == 20 * UNIT  # the challenge bond
     assert volunteer.task(task_id).status == TaskStatus.CHALLENGED
     checked, segments = volunteer.challenge(task_id)
     assert checked and 1 in segments  # checked now, whatever the draw said, and the disputed segment is replayed
-    again = cli("dispute", hex(task_id), "--segment", "2", "--wallet", "alice", "--yes", code=1)
-    assert "only a committed task can be disputed" in again
+    again = cli("dispute", str(task_id), "--segment", "2", "--wallet", "alice", "--yes", code=1)
+    assert f"task {label} is challenged: only a committed task can be disputed" in again
 
 
 def post_case(case: str, spec_file: str, message: str) -> tuple[str, list[str], dict[str, str], str]:

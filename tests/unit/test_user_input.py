@@ -1,4 +1,4 @@
-"""Token amounts typed by people: exact at any magnitude, printed forms read back, nothing rounded or huge."""
+"""What people type: token amounts, exact at any magnitude and read back as printed; task ids in every form."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.amounts import MAX_BASE_UNITS, UNIT, AmountError, format_amount, parse_amount
+from ledger.market import TaskIdError, parse_task_id, task_id_of, task_label
 
 
 @given(st.integers(min_value=1, max_value=MAX_BASE_UNITS))
@@ -42,3 +43,15 @@ def test_amounts_are_exact_and_may_group_thousands(text: str, units: int) -> Non
 def test_what_cannot_be_an_amount_is_refused_in_one_line(text: str, message: str) -> None:
     with pytest.raises(AmountError, match=message):
         parse_amount(text)
+
+
+@pytest.mark.parametrize("text", ["1.0.3", "  1.0.3 ", str(task_id_of(1, 0, 3)), hex(task_id_of(1, 0, 3))])
+def test_a_task_id_is_read_in_every_form_and_shown_in_one(text: str) -> None:
+    assert parse_task_id(text) == task_id_of(1, 0, 3)
+    assert task_label(parse_task_id(text)) == "1.0.3"
+
+
+@pytest.mark.parametrize("text", ["twelve", "1.0", "1.-1.3", "1.0.4294967296", "1.0.3.4", "-5", hex(2**256)])
+def test_text_that_names_no_task_is_refused_in_one_line(text: str) -> None:
+    with pytest.raises(TaskIdError, match="is not a task id"):
+        parse_task_id(text)
