@@ -15,16 +15,18 @@ from content.store import DEFAULT_MAX_BYTES, ContentStore, verified
 from protocol.cid import check_cid, cid_of
 from protocol.errors import ContentError, ContentInvalid, ContentMissing, StoreUnavailable
 
-# How long the daemon may look for content before answering "not found", plus time to move the most bytes the
-# read accepts at a slow swarm's rate: the daemon's timeout covers the whole transfer, and a 100 MB model over
-# bitswap on a busy machine took longer than 15 s. Blocks fetched before a timeout stay in the daemon's
-# blockstore, so the next read of the same content resumes where this one stopped.
-CAT_TIMEOUT_S = 15
-SLOW_SWARM_BYTES_PER_S = 4 * 1024 * 1024
+# How long the daemon may look for content before answering "not found". Only the content's root block is looked
+# for that long: once it is found, its provider is online, and the transfer gets time to move the most bytes
+# the read accepts at a slow swarm's rate. A 100 MB model over bitswap on a busy machine took longer than 15 s,
+# and a js-ipfs daemon whose cat is aborted mid-stream by its timeout dies (an unhandled rejection), so the
+# transfer's timeout must be one that an online provider never reaches. Blocks fetched before a timeout stay in
+# the daemon's blockstore: the next read of the same content resumes where this one stopped.
+FIND_TIMEOUT = "15s"
+SLOW_SWARM_BYTES_PER_S = 256 * 1024
 
 
-def cat_timeout(max_bytes: int) -> str:
-    return f"{CAT_TIMEOUT_S + max_bytes // SLOW_SWARM_BYTES_PER_S}s"
+def transfer_timeout(max_bytes: int) -> str:
+    return f"{15 + max_bytes // SLOW_SWARM_BYTES_PER_S}s"
 
 
 class IpfsStore:
@@ -72,7 +74,11 @@ class IpfsStore:
         """Streams the daemon's bytes for `cid` into `write`, refusing them past `max_bytes` as they arrive."""
         check_cid(cid)
         try:
-            params: dict[str, str | int] = {"arg": cid, "length": max_bytes + 1, "timeout": cat_timeout(max_bytes)}
+            # Any answer but the block's stats is as a cat's would be: the content is not (yet) to be had.
+            found = self.client.post("/block/stat", params={"arg": cid, "timeout": FIND_TIMEOUT})
+            if found.status_code != 200:
+                raise ContentMissing(f"{cid} is not available from IPFS ({found.status_code}): {found.text[:200]!r}")
+            params: dict[str, str | int] = {"arg": cid, "length": max_bytes + 1, "timeout": transfer_timeout(max_bytes)}
             # Raw bytes only: a compressed answer would be inflated before it could be counted (a gzip bomb).
             with self.client.stream("POST", "/cat", params=params, headers={"Accept-Encoding": "identity"}) as response:
                 if response.status_code != 200:
