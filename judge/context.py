@@ -117,21 +117,20 @@ class ChainView:
         return from_bytes(self.store.get_buffer(cid))
 
     def round_weights(self, ctx: RoundContext) -> Tensors:
-        # Bounded by the spec's own model, like every read of a checkpoint or update (protocol.verify).
+        return self._shaped_as_weights(ctx, ctx.manifest.model_cid)
+
+    def _shaped_as_weights(self, ctx: RoundContext, cid: str) -> Tensors:
+        """Tensors named and shaped as the round's weights, bounded by the spec's own model like every read of a
+        checkpoint or update (protocol.verify)."""
         limit = update_limit(ctx.spec, ctx.workload)
-        return from_bytes(self.store.get_buffer(ctx.manifest.model_cid, max_bytes=limit), ctx.weights_layout())
+        return from_bytes(self.store.get_buffer(cid, max_bytes=limit), ctx.weights_layout())
 
     def velocity(self, ctx: RoundContext) -> Tensors | None:
         """The outer optimizer's momentum the round's manifest publishes (bounded and shaped as the weights)."""
         cid = ctx.manifest.outer_velocity_cid
         if cid is None:
             return None
-
-        def read() -> Tensors:
-            limit = update_limit(ctx.spec, ctx.workload)
-            return from_bytes(self.store.get_buffer(cid, max_bytes=limit), ctx.weights_layout())
-
-        return self._cached(("velocity", cid), read)
+        return self._cached(("velocity", cid), lambda: self._shaped_as_weights(ctx, cid))
 
     def _cached(self, key: tuple[str, str], read: Callable[[], Tensors]) -> Tensors:
         """A checked read of immutable content (by CID), kept for the next ask: the few latest only, as each
@@ -172,12 +171,7 @@ class ChainView:
         cid = ctx.manifest.update_error(split_task_id(task_id)[2])
         if cid is None:
             return None
-
-        def read() -> Tensors:
-            limit = update_limit(ctx.spec, ctx.workload)
-            return from_bytes(self.store.get_buffer(cid, max_bytes=limit), ctx.weights_layout())
-
-        return self._cached(("update error", cid), read)
+        return self._cached(("update error", cid), lambda: self._shaped_as_weights(ctx, cid))
 
     def start_hash(self, task_id: int) -> bytes:
         """H of the state the task must start from (protocol.training.task_start: the round's model and its
