@@ -81,7 +81,8 @@ def compress(update: Tensors, spec: CompressionSpec) -> Tensors:
             encoded[f"{name}.q"] = _quantize(kept, scales)
         else:
             scales = _scales(rows)
-            encoded[f"{name}.q"] = _quantize(rows, scales)
+            # The last chunk's padding is not sent: its values are zeros the receiver pads back.
+            encoded[f"{name}.q"] = _quantize(rows, scales).reshape(-1)[: tensor.numel()].clone()
         encoded[f"{name}.scale"] = scales
     return encoded
 
@@ -92,12 +93,12 @@ def decompress(encoded: Tensors, like: Tensors, spec: CompressionSpec) -> Tensor
         return {n: encoded[n] for n in like}
     out: Tensors = {}
     for name, reference in like.items():
-        values = encoded[f"{name}.q"].float() * encoded[f"{name}.scale"][:, None]
+        chunk, scales = _chunk(reference.numel(), spec), encoded[f"{name}.scale"]
         if spec.method == "topk":
-            rows = torch.zeros(len(values), _chunk(reference.numel(), spec))
-            rows.scatter_(1, encoded[f"{name}.idx"].long(), values)
+            rows = torch.zeros(len(scales), chunk)
+            rows.scatter_(1, encoded[f"{name}.idx"].long(), encoded[f"{name}.q"].float() * scales[:, None])
         else:
-            rows = values
+            rows = _chunks(encoded[f"{name}.q"], chunk) * scales[:, None]
         out[name] = rows.reshape(-1)[: reference.numel()].reshape(reference.shape).clone()
     return out
 
