@@ -16,22 +16,22 @@ from protocol.cid import check_cid, cid_of
 from protocol.errors import ContentError, ContentInvalid, ContentMissing, StoreUnavailable
 
 # How long the daemon may look for content before answering "not found". Only the content's root block is looked
-# for that long: once it is found, its provider is online, and the transfer gets time to move the most bytes
-# the read accepts at a slow swarm's rate. A 100 MB model over bitswap on a busy machine took longer than 15 s,
-# and a js-ipfs daemon whose cat is aborted mid-stream by its timeout dies (an unhandled rejection), so the
-# transfer's timeout must be one that an online provider never reaches. Blocks fetched before a timeout stay in
-# the daemon's blockstore: the next read of the same content resumes where this one stopped.
+# for that long: once it is found, its provider is online, and the transfer gets time to move the most bytes the
+# read accepts at a slow swarm's rate. A js-ipfs daemon whose cat is aborted mid-transfer dies of an unhandled
+# rejection, whether its own timeout fires or the client hangs up (the coordinator's and three verifiers' nodes
+# died so in the 25M run, after 15 s timeouts and 30 s read timeouts), so neither side may give up on an online
+# provider. Blocks fetched before a timeout stay in the daemon's blockstore: a later read resumes from them.
 FIND_TIMEOUT = "15s"
 SLOW_SWARM_BYTES_PER_S = 256 * 1024
 
 
-def transfer_timeout(max_bytes: int) -> str:
-    return f"{15 + max_bytes // SLOW_SWARM_BYTES_PER_S}s"
+def transfer_seconds(max_bytes: int) -> int:
+    return 15 + max_bytes // SLOW_SWARM_BYTES_PER_S
 
 
 class IpfsStore:
     def __init__(self, api_url: str, timeout: float = 30.0) -> None:
-        self.api_url = api_url.rstrip("/")
+        self.api_url, self.timeout = api_url.rstrip("/"), timeout
         self.client = httpx.Client(base_url=f"{self.api_url}/api/v0", timeout=timeout)
 
     def _post(
@@ -78,9 +78,17 @@ class IpfsStore:
             found = self.client.post("/block/stat", params={"arg": cid, "timeout": FIND_TIMEOUT})
             if found.status_code != 200:
                 raise ContentMissing(f"{cid} is not available from IPFS ({found.status_code}): {found.text[:200]!r}")
-            params: dict[str, str | int] = {"arg": cid, "length": max_bytes + 1, "timeout": transfer_timeout(max_bytes)}
-            # Raw bytes only: a compressed answer would be inflated before it could be counted (a gzip bomb).
-            with self.client.stream("POST", "/cat", params=params, headers={"Accept-Encoding": "identity"}) as response:
+            transfer_s = transfer_seconds(max_bytes)
+            params: dict[str, str | int] = {"arg": cid, "length": max_bytes + 1, "timeout": f"{transfer_s}s"}
+            # Raw bytes only: a compressed answer would be inflated before it could be counted (a gzip bomb). Our
+            # side waits as long as the daemon may take: hanging up mid-transfer aborts its want, as a timeout does.
+            with self.client.stream(
+                "POST",
+                "/cat",
+                params=params,
+                headers={"Accept-Encoding": "identity"},
+                timeout=httpx.Timeout(self.timeout, read=transfer_s + self.timeout),
+            ) as response:
                 if response.status_code != 200:
                     body = _prefix(response, 200)
                     raise ContentMissing(f"{cid} is not available from IPFS ({response.status_code}): {body!r}")
