@@ -61,13 +61,7 @@ def run(home: Path, timeout_s: float) -> dict[str, Any]:
         posted = json.loads(net.cli("poster", "bounty", "post", str(spec), "--wallet", "poster", "--yes", "--json"))
         bounty_id = int(posted["bounty_id"])
         started = time.monotonic()
-        market = Market(net.w3, net.deployment)
-        while not market.logs("BountyFinalized", 0, filters={"bountyId": bounty_id}):
-            if time.monotonic() - started > timeout_s:
-                raise SystemExit(f"bounty {bounty_id} not finalized in {timeout_s:.0f} s")
-            if any(p.poll() is not None for p in net.procs if p is not liar):
-                raise SystemExit(f"a party's process died; logs in {net.logs}")
-            time.sleep(2)
+        market = net.wait_finalized(bounty_id, started, timeout_s, ignore=(liar,))
         return measure(net, market, bounty_id, wall_s=time.monotonic() - started)
 
 

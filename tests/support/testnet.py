@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -88,11 +89,11 @@ class TestNet:
     def market(self, index: int) -> Market:
         return Market(self.w3, self.deployment, Transactor(self.w3, self.keys[index]))
 
-    def cli(self, name: str, *args: str) -> str:
+    def cli(self, name: str, *args: str, timeout_s: float = 120) -> str:
         """`shardwork ARGS` on `name`'s host, with its IPFS node."""
         env = self.env | {"SHARDWORK_STORE": self.stores[name]}
         run = subprocess.run(
-            self.network[name].command([SHARDWORK, *args]), capture_output=True, text=True, env=env, timeout=120
+            self.network[name].command([SHARDWORK, *args]), capture_output=True, text=True, env=env, timeout=timeout_s
         )
         if run.returncode != 0:
             raise RuntimeError(f"shardwork {' '.join(args)} failed: {run.stderr[-2000:]}")
@@ -174,10 +175,33 @@ class TestNet:
             "0.5",
         ]
 
+    def wait_finalized(
+        self,
+        bounty_id: int,
+        started: float,
+        timeout_s: float,
+        ignore: tuple[subprocess.Popen[bytes], ...] = (),
+        poll_s: float = 2,
+    ) -> Market:
+        """Waits until the bounty is finalized (SystemExit past `timeout_s` from `started`, a time.monotonic(), or
+        when a party's process, those in `ignore` aside, has died); returns a read-only market client."""
+        market = Market(self.w3, self.deployment)
+        while not market.logs("BountyFinalized", 0, filters={"bountyId": bounty_id}):
+            if time.monotonic() - started > timeout_s:
+                raise SystemExit(f"bounty {bounty_id} not finalized in {timeout_s:.0f} s; logs in {self.logs}")
+            if any(p.poll() is not None for p in self.procs if p not in ignore):
+                raise SystemExit(f"a party's process died; logs in {self.logs}")
+            time.sleep(poll_s)
+        return market
+
     def bitswap_blocks_sent(self, name: str) -> int:
+        return int(self.bitswap_stat(name)["BlocksSent"])
+
+    def bitswap_stat(self, name: str) -> dict[str, Any]:
+        """What `name`'s IPFS node exchanged with its peers so far (BlocksSent, DataSent, DataReceived, … bytes)."""
         api = self.stores[name].removeprefix("ipfs:")
         request = urllib.request.Request(f"{api}/api/v0/bitswap/stat", method="POST")
-        return int(json.loads(urllib.request.urlopen(request, timeout=10).read())["BlocksSent"])
+        return dict(json.loads(urllib.request.urlopen(request, timeout=10).read()))
 
     def get(self, path: str) -> dict[str, Any]:
         """A JSON object from the coordinator's read API."""

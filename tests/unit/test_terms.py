@@ -3,9 +3,11 @@ it refuses what the contract or every node would refuse later, before anything i
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from ledger.terms import BountyTerms
+from ledger.terms import BountyTerms, load_bounty_file
 from protocol.spec import SpecError, TrainingSpec
 
 COORDINATOR = "0x" + "11" * 20
@@ -36,3 +38,12 @@ def test_posting_refuses_a_spec_no_node_could_train() -> None:
     huge = spec(model={"family": "mnist-cnn", "params": {"channels": 256}}, batch_size=4096)
     with pytest.raises(SpecError, match="over the protocol.s 8192 MB budget"):
         BountyTerms(coordinator=COORDINATOR).posting(huge, "bafyspec", now=0)
+
+
+@pytest.mark.parametrize(
+    "example", sorted((Path(__file__).parents[2] / "examples").glob("*.toml")), ids=lambda p: p.name
+)
+def test_every_example_bounty_is_one_that_would_be_posted(example: Path) -> None:
+    spec, terms = load_bounty_file(example)
+    params = terms.posting(spec, "bafyspec", now=0)
+    assert params["shards"] == spec.data.shards and params["segmentsPerTask"] == spec.segments
