@@ -173,6 +173,16 @@ class NodeDaemon:
                 if self.market.task(task_id).status != TaskStatus.OPEN:
                     continue
                 try:
+                    task = self._task_input(task_id, rnd)  # before claiming: inputs not to be had cost no lease
+                except ContentMissing as exc:
+                    self._warn_once(
+                        f"inputs-{task_id}",
+                        "round inputs not served yet; not claiming",
+                        task_id=task_id,
+                        error=str(exc),
+                    )
+                    continue
+                try:
                     self.market.claim(task_id)
                 except error_class("MarketVolunteerBarred") as exc:
                     self._warn_once(
@@ -194,7 +204,7 @@ class NodeDaemon:
                     round=rnd.opened.round,
                     shard=shard,
                 )
-                self._train_and_commit(task_id)
+                self._train_and_commit(task_id, task=task)
                 return True
         return False
 
@@ -291,14 +301,14 @@ class NodeDaemon:
             error=self.view.update_error(task_id),
         )
 
-    def _train_and_commit(self, task_id: int, resumed: bool = False) -> None:
+    def _train_and_commit(self, task_id: int, resumed: bool = False, task: TaskInput | None = None) -> None:
         rnd = self._round_of(task_id)
         if rnd is None:
             log(self.logger, "holding a task whose round is unusable; letting the lease expire", task_id=task_id)
             return
         self.status.state, self.status.current_task = "training", task_id
         try:
-            task = self._task_input(task_id, rnd)
+            task = task or self._task_input(task_id, rnd)
         except ContentMissing as exc:
             # The round's model, shard and carried state come from the coordinator's node: one not served in
             # time (a large model over a busy swarm) is asked for again on the next pass, the lease kept.
