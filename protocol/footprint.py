@@ -49,8 +49,10 @@ def _step_memory_mb(spec_bytes: bytes) -> int:
     # Weights, gradients and two optimizer moments (4 copies of the parameters); up to three checkpoints
     # in flight, each weights and two moments (9 more), while the writer hashes and stores them behind
     # training; the saved activations and as much again for their gradients in the backward pass.
-    # With optimizer.carry_state the task also holds the two moments its shard carried in (2 more).
-    state = params * 4 + params * 3 * 3 + (params * 2 if spec.optimizer.carry_state else 0)
+    # With optimizer.carry_state the task also holds the two moments its shard carried in (2 more); with
+    # compression, the error its shard carried (1 more).
+    carried = (2 if spec.optimizer.carry_state else 0) + (1 if spec.compression.method != "none" else 0)
+    state = params * 4 + params * 3 * 3 + params * carried
     # A built-in dataset is counted whole (it is small and loaded whole); of a published one a volunteer holds
     # one shard, at most MAX_SHARD_BYTES, which intake and `bounty post` enforce.
     if spec.data.dataset is None:

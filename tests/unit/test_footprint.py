@@ -13,6 +13,7 @@ from torch.utils._pytree import tree_flatten
 from protocol.datasets import LOADERS, load
 from protocol.footprint import MAX_STEP_MEMORY_MB, _step_memory_mb, check_footprint, step_memory_mb
 from protocol.spec import SpecError, TrainingSpec
+from protocol.workloads import resolve
 
 
 def spec(model: dict[str, Any], batch_size: int = 32) -> TrainingSpec:
@@ -73,3 +74,11 @@ def test_a_spec_over_the_budget_is_refused_without_building_the_model(model: dic
 def test_memory_grows_with_the_batch() -> None:
     model = {"family": "char-transformer", "params": {"context": 256}}
     assert step_memory_mb(spec(model, 256)) > step_memory_mb(spec(model, 16)) + 100
+
+
+def test_a_compressed_update_counts_the_error_its_shard_carries() -> None:
+    model = {"family": "char-transformer", "params": {"dim": 256, "layers": 4}}
+    plain = TrainingSpec.model_validate({"model": model})
+    compressed = TrainingSpec.model_validate({"model": model, "compression": {"method": "int8"}})
+    params_mb = sum(p.numel() * 4 for p in resolve(plain.model).build_model().parameters()) / 2**20
+    assert step_memory_mb(compressed) - step_memory_mb(plain) >= int(params_mb)
