@@ -26,6 +26,7 @@ from devtools.network import Network
 from ledger.amounts import UNIT
 from ledger.chain import connect, mnemonic_accounts
 from ledger.deploy import Deployment
+from ledger.errors import CHAIN_TRANSIENT
 from ledger.market import Market
 from ledger.tx import Transactor
 from protocol.pins import ENV_SWITCH, NATIVE, PINNED_ENV
@@ -186,13 +187,20 @@ class TestNet:
         """Waits until the bounty is finalized (SystemExit past `timeout_s` from `started`, a time.monotonic(), or
         when a party's process, those in `ignore` aside, has died); returns a read-only market client."""
         market = Market(self.w3, self.deployment)
-        while not market.logs("BountyFinalized", 0, filters={"bountyId": bounty_id}):
+        while not self._finalized(market, bounty_id):
             if time.monotonic() - started > timeout_s:
                 raise SystemExit(f"bounty {bounty_id} not finalized in {timeout_s:.0f} s; logs in {self.logs}")
             if any(p.poll() is not None for p in self.procs if p not in ignore):
                 raise SystemExit(f"a party's process died; logs in {self.logs}")
             time.sleep(poll_s)
         return market
+
+    @staticmethod
+    def _finalized(market: Market, bounty_id: int) -> bool:
+        try:
+            return bool(market.logs("BountyFinalized", 0, filters={"bountyId": bounty_id}))
+        except CHAIN_TRANSIENT:  # a node slow to answer on a loaded machine: asked again on the next poll
+            return False
 
     def bitswap_blocks_sent(self, name: str) -> int:
         return int(self.bitswap_stat(name)["BlocksSent"])
