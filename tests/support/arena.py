@@ -12,13 +12,16 @@ from web3.types import RPCEndpoint
 
 from content.store import ContentStore
 from coordinator.rounds import Coordinator
+from judge.audit import AuditReport, audit
 from judge.context import ChainView
 from ledger.chain import advance_time, mine, mnemonic_accounts
-from ledger.market import Market, TaskStatus
+from ledger.index import EventIndex
+from ledger.market import Market, TaskStatus, task_id_of
 from ledger.tx import Transactor
 from node.daemon import NodeDaemon, NodeOptions
 from node.defense import Defender
 from node.trainer import Trainer, train_task
+from protocol.manifests import RoundManifest
 from protocol.spec import TrainingSpec
 from tests.support.marketplace import Marketplace
 from verifier.worker import VerifierWorker
@@ -130,6 +133,23 @@ class Arena:
 
     def status(self, task_id: int) -> TaskStatus:
         return self.m.poster.task(task_id).status
+
+    def newcomers_finish(self, bounty_id: int, round_: int, shards: int) -> RoundManifest:
+        """Fresh volunteers (always checked) train every open task of the bounty's last round and pass; the round
+        closes and the bounty is finalized. Returns the final manifest."""
+        for _ in range(shards):
+            task_id = self.work_once(self.account())
+            assert task_id is not None and self.verify(task_id) == [True, True]
+        assert {self.status(task_id_of(bounty_id, round_, shard)) for shard in range(shards)} == {TaskStatus.ACCEPTED}
+        self.settle(bounty_id)
+        closed = self.coordinator.try_close_round(bounty_id)
+        assert closed is not None and closed.finalized
+        return RoundManifest.parse(self.m.store.get(closed.manifest_cid))
+
+    def audit(self, bounty_id: int, workdir: Path) -> AuditReport:
+        """Anyone's audit of the bounty, from the chain and the content store."""
+        index = EventIndex(workdir / "index.sqlite", self.m.poster)
+        return audit(index, ChainView(self.m.poster, self.m.store), bounty_id=bounty_id)
 
 
 def post(arena: Arena, s: TrainingSpec | None = None, **terms: object) -> int:
