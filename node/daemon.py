@@ -18,7 +18,7 @@ from typing import Any
 from content.store import ContentStore
 from judge.context import ChainView, RoundContext
 from ledger.errors import CHAIN_TRANSIENT, ContractRevert, TransactionFailed, error_class
-from ledger.market import Market, OpenedRound, TaskStatus, split_task_id, task_id_of
+from ledger.market import Market, OpenedRound, TaskStatus, split_task_id, task_id_of, task_label
 from node.defense import Defender
 from node.observability import NodeMetrics
 from node.trainer import TaskInput, Trainer, TrainingInterrupted, train_task
@@ -312,7 +312,7 @@ class NodeDaemon:
         except ContentMissing as exc:
             # The round's model, shard and carried state come from the coordinator's node: one not served in
             # time (a large model over a busy swarm) is asked for again on the next pass, the lease kept.
-            raise RoundInputsUnavailable(f"task {task_id:#x}: {exc}") from None
+            raise RoundInputsUnavailable(f"task {task_label(task_id)}: {exc}") from None
         total = rnd.spec.steps_per_task
         started = time.monotonic()
         next_game_check = started + self.options.game_poll_s
