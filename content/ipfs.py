@@ -74,10 +74,12 @@ class IpfsStore:
         """Streams the daemon's bytes for `cid` into `write`, refusing them past `max_bytes` as they arrive."""
         check_cid(cid)
         try:
-            # Any answer but the block's stats is as a cat's would be: the content is not (yet) to be had.
-            found = self.client.post("/block/stat", params={"arg": cid, "timeout": FIND_TIMEOUT})
-            if found.status_code != 200:
-                raise ContentMissing(f"{cid} is not available from IPFS ({found.status_code}): {found.text[:200]!r}")
+            # Any answer but the block's stats is as a cat's would be: the content is not (yet) to be had. Only the
+            # status is read (and 200 bytes of a refusal): a hostile daemon's endless answer is never drained.
+            with self.client.stream("POST", "/block/stat", params={"arg": cid, "timeout": FIND_TIMEOUT}) as found:
+                if found.status_code != 200:
+                    body = _prefix(found, 200)
+                    raise ContentMissing(f"{cid} is not available from IPFS ({found.status_code}): {body!r}")
             transfer_s = transfer_seconds(max_bytes)
             params: dict[str, str | int] = {"arg": cid, "length": max_bytes + 1, "timeout": f"{transfer_s}s"}
             # Raw bytes only: a compressed answer would be inflated before it could be counted (a gzip bomb). Our
