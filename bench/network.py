@@ -111,7 +111,7 @@ def measure(net: TestNet, market: Market, bounty_id: int, wall_s: float) -> dict
     honest = [c for c in commits if c["args"]["volunteer"] == net.keys[WALLETS["honest2"]].address]
     store = open_store(net.stores["honest2"])
     trace = TraceManifest.parse(store.get(honest[0]["args"]["traceCid"]))
-    published = sum(len(store.get(cid)) for cid in {*(c.cid for c in trace.checkpoints), trace.update_cid})
+    published = sum(len(store.get(cid)) for cid in {*(c.cid for c in trace.checkpoints[1:]), trace.update_cid})
     published += len(store.get(honest[0]["args"]["traceCid"]))
     return {
         "hosts": len(net.parties) + 1,

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from content.store import LocalStore
-from node.trainer import TaskInput, train_task
+from node.trainer import TaskInput, checkpoint_data, train_task
 from protocol import datasets
 from protocol.seeds import task_seed
 from protocol.spec import TrainingSpec
@@ -160,7 +160,9 @@ def replay(tasks: int) -> dict[str, object]:
                 last = (segment + 1) * spec.checkpoint_interval - 1
                 began = step_ends.get(segment * spec.checkpoint_interval - 1, start)
                 train_s.append(step_ends[last] - began)
-                checkpoint = parse_checkpoint(store.get(refs[segment].cid), spec, task.workload, refs[segment].step)
+                checkpoint = parse_checkpoint(
+                    checkpoint_data(task, store, refs[segment]), spec, task.workload, refs[segment].step
+                )
                 t0 = time.perf_counter()
                 replayed = replay_segment(spec, task.shard, task.seed, checkpoint, segment, task.workload)
                 digest = canonical_hash(replayed)

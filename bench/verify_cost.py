@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from content.store import LocalStore
-from node.trainer import TaskInput, train_task
+from node.trainer import TaskInput, checkpoint_data, train_task
 from protocol import datasets
 from protocol.challenge import draw
 from protocol.manifests import TraceManifest
@@ -54,9 +54,10 @@ def structural_check(
     start_hashes: dict[int, bytes],
     shard: int,
 ) -> float:
-    """CPU seconds of the cheap check every commit gets (judge/commit.py's audit_recorded content work: checkpoint
-    0 judged by the hash of the start everyone knows, computed once per round and shard as ChainView caches it;
-    the last checkpoint and the update fetched, parsed and checked against their committed hashes)."""
+    """CPU seconds of the coordinator's full audit of every commit (judge/commit.py's audit_commit content work:
+    checkpoint 0 judged by the hash of the start everyone knows, computed once per round and shard as ChainView
+    caches it; the last checkpoint and the update fetched, parsed and checked against their committed hashes).
+    A committee's audit reads the trace manifest only (audit_trace): none of this."""
     started = time.process_time()
     if shard not in start_hashes:
         start_hashes[shard] = canonical_hash(task_start(round_weights, None))
@@ -131,8 +132,9 @@ def main() -> None:
                     result.manifest,
                     result.trace_root,
                     segment,
-                    store.get_buffer(refs[segment].cid),
-                    read_by_cid=True,  # as judge/commit.py's replay_segments reads it: the store checked its CID
+                    # As judge/commit.py's replay_segments reads it: checkpoint 0 built, hashed; others read by CID.
+                    bytearray(checkpoint_data(task, store, refs[segment])),
+                    read_by_cid=segment > 0,
                 )
                 verify_cpu += time.process_time() - started
                 replayed += 1
@@ -160,8 +162,9 @@ def main() -> None:
         "verify_over_train": round(per_verifier, 4),
         "verify_over_train_with_quorum": round(per_verifier * args.quorum, 4),
         "quorum": args.quorum,
-        # The structural check of every commit (once by the coordinator, and by each verifier of a checked task).
+        # The coordinator's full audit of every commit (verifiers audit only the trace manifest, unless disputed).
         "audit_over_train_per_check": round(audit_cpu / train_cpu, 4),
+        "verify_over_train_total": round(per_verifier * args.quorum + audit_cpu / train_cpu, 4),
         # What a sampled segment's verification costs against training one segment (replay + parse + hashes).
         "sample_cost_over_segment_cost": round(verify_cpu / max(replayed, 1) / (train_cpu / total_segments), 3),
         # The same at the draw's expected sampling rate, not this seed's realized one.

@@ -181,8 +181,10 @@ class Coordinator:
         return len(drawn)
 
     def audit_and_dispute(self, task_id: int) -> bool:
-        """Audits a fresh commit; one that fails the cheap checks and escaped the spot-check is disputed, so
-        verifiers must rule on it. Returns True when a dispute was raised."""
+        """Audits a fresh commit (reading its last checkpoint: the next round is made of it). One that fails where
+        its committee will not look is disputed, so verifiers must rule on it with the same full audit: an
+        unchecked one, or a checked one whose last checkpoint or update is wrong (the committee reads only the
+        trace, and the end only if it samples the last segment). Returns True when a dispute was raised."""
         task = self.market.task(task_id)
         key = (task_id, task.attempt)
         if task.status != TaskStatus.COMMITTED or key in self.disputed:
@@ -197,7 +199,7 @@ class Coordinator:
         if audit.missing and not trace_overdue(self.market, task, self.trace_timeout_s):
             return False  # look again later
         self.disputed.add(key)  # decided: this attempt is never audited twice by this process
-        if audit.ok or checked:
+        if audit.ok or (checked and not audit.past_trace):
             return False
         if not same_attempt(self.market.task(task_id), task):
             return False  # settled and re-claimed while we audited: this audit is about another commit

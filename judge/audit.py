@@ -217,11 +217,20 @@ def drawn_segments(view: ChainView, record: CommitRecord) -> list[int]:
     return list(drawn.segments)
 
 
-def _replay(view: ChainView, record: CommitRecord, segments: list[int]) -> tuple[list[int], list[int], bool, str]:
-    """What the verifiers ran on this commit (judge.commit): the cheap structural audit, which fails a commit
-    by itself (a last checkpoint a faked segment left malformed, an update that is not last − first), then
-    the replay of its sampled segments against its committed root. Returns the failed and abstained
-    segments, whether the structure is broken, and the reasons."""
+@dataclass
+class _Rechecked:
+    failed: list[int]  # sampled segments whose replay failed
+    abstained: list[int]
+    broken: bool  # what the committee reads is wrong: the trace (and, in a disputed commit, the end and update)
+    end_problems: list[str]  # what only the full audit reads is wrong, where the committee did not read it
+    reason: str
+
+
+def _replay(view: ChainView, record: CommitRecord, segments: list[int]) -> _Rechecked:
+    """What the verifiers ran on this commit (judge.commit): the audit (the trace; the last checkpoint and the
+    update made of it too where the commit was disputed, as verifiers audit a disputed commit), which fails a
+    commit by itself, then the replay of its sampled segments against its committed root (the last one's
+    includes the update's derivation). The full audit's findings about the end outside that are kept apart."""
     commit = Commit(
         record.task_id,
         record.attempt,
@@ -236,8 +245,15 @@ def _replay(view: ChainView, record: CommitRecord, segments: list[int]) -> tuple
     verdicts = replay_segments(view, CommitAudit(record.task_id, trace=record.trace, commit=commit), segments)
     failed = [v.segment for v in verdicts if v.failed]
     abstained = [v.segment for v in verdicts if v.abstained]
+    committee_read = not structure.past_trace or record.disputed_segment is not None
     reasons = [*structure.problems, *(f"segment {v.segment}: {v.reason}" for v in verdicts if not v.passed)]
-    return failed, abstained, not structure.ok, "; ".join(reasons) or "every replayed segment reproduced its checkpoint"
+    return _Rechecked(
+        failed,
+        abstained,
+        bool(structure.problems) and committee_read,
+        [] if committee_read else structure.problems,
+        "; ".join(reasons) or "every replayed segment reproduced its checkpoint",
+    )
 
 
 def replay_sample(view: ChainView, records: list[CommitRecord], budget: int, rng: random.Random) -> list[Replay]:
@@ -261,11 +277,17 @@ def replay_sample(view: ChainView, records: list[CommitRecord], budget: int, rng
         if len(segments) > budget:
             break  # a partial re-check of a verdict would prove nothing either way
         budget -= len(segments)
-        failed, abstained, broken, reason = _replay(view, record, segments)
-        rejected = bool(failed) or broken
+        found = _replay(view, record, segments)
+        if not checked:  # nobody was asked: anything wrong with it is a cheat the sampling let through
+            found.broken, found.end_problems = found.broken or bool(found.end_problems), []
+        rejected = bool(found.failed) or found.broken
         agrees = rejected if record.outcome == "slashed" else not rejected
-        inconclusive = bool(abstained) and not rejected
-        replays.append(Replay.of(record, checked, segments, failed, reason, agrees, inconclusive))
+        inconclusive = bool(found.abstained) and not rejected
+        replays.append(Replay.of(record, checked, segments, found.failed, found.reason, agrees, inconclusive))
+        if found.end_problems and record.outcome != "slashed":
+            # The committee read the trace and its sample; the end went unread (undisputed): an unchecked finding.
+            reason = "; ".join(found.end_problems)
+            replays.append(Replay.of(record, False, [], [], f"outside the committee's checks: {reason}", False))
     return replays
 
 

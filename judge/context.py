@@ -173,13 +173,16 @@ class ChainView:
             return None
         return self._cached(("update error", cid), lambda: self._shaped_as_weights(ctx, cid))
 
+    def start_state(self, task_id: int) -> Tensors:
+        """The state the task must start from (protocol.training.task_start: the round's model and its shard's
+        carried optimizer state): checkpoint 0 of an honest trace, built here rather than fetched from anyone."""
+        return task_start(self.round_weights(self.round_of_task(task_id)), self.carried_state(task_id))
+
     def start_hash(self, task_id: int) -> bytes:
-        """H of the state the task must start from (protocol.training.task_start: the round's model and its
-        shard's carried optimizer state): checkpoint 0 of an honest trace, judged by its committed hash alone."""
+        """H of start_state: an honest trace's checkpoint 0 is judged by its committed hash alone."""
         key = split_task_id(task_id)
         if key not in self._start_hashes:
-            weights = self.round_weights(self.round_of_task(task_id))
-            self._start_hashes[key] = canonical_hash(task_start(weights, self.carried_state(task_id)))
+            self._start_hashes[key] = canonical_hash(self.start_state(task_id))
         return self._start_hashes[key]
 
     def shard(self, task_id: int) -> Tensors:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from judge.context import ChainView, RoundContext
+from judge.context import ChainView
 from ledger.market import Game, Task
 from protocol.errors import ContentError, ContentMissing
 from protocol.manifests import TraceManifest, trace_manifest_limit
@@ -73,16 +73,17 @@ def state_cids(view: ChainView, task: Task, trace: TraceManifest) -> dict[str, s
     return cids
 
 
-def load_state(
-    view: ChainView, ctx: RoundContext, cids: dict[str, str], state_hash: bytes, step: int, carried: int | None
-) -> Tensors:
-    """The state with `state_hash` at `step`, checked against its hash (ContentError when unavailable or wrong);
-    `carried` as the task's (ChainView.carried_steps)."""
+def load_state(view: ChainView, task_id: int, cids: dict[str, str], state_hash: bytes, step: int) -> Tensors:
+    """The task's state with `state_hash` at `step`, checked against its hash (ContentError when unavailable or
+    wrong). The start of the task (step 0) is built, as everyone can (ChainView.start_state), never fetched."""
+    ctx = view.round_of_task(task_id)
+    if step == 0 and state_hash == view.start_hash(task_id):
+        return view.start_state(task_id)
     cid = cids.get(hex_hash(state_hash))
     if cid is None:
         raise ContentError(f"no published state has hash {hex_hash(state_hash)[:18]}…")
     data = view.store.get_buffer(cid, checkpoint_limit(ctx.spec, ctx.workload))
-    tensors = parse_checkpoint(data, ctx.spec, ctx.workload, step, carried)
+    tensors = parse_checkpoint(data, ctx.spec, ctx.workload, step, view.carried_steps(task_id))
     if hash_as_read(data, tensors, cid) != state_hash:
         raise ContentError(f"{cid} does not hash to the state it was posted as")
     return tensors
@@ -102,11 +103,10 @@ def judge_stretch(
     """Replays the volunteer's state at lo[0] (hash lo[1]) up to hi[0] and compares with its claimed hi[1]."""
     ctx = view.round_of_task(task.task_id)
     cids = state_cids(view, task, trace)
-    carried = view.carried_steps(task.task_id)
     exact = ctx.spec.replay.mode == "exact"
     in_class = same_class(trace.numerics, environment(ctx.spec))
     try:
-        start = load_state(view, ctx, cids, lo[1], lo[0], carried)
+        start = load_state(view, task.task_id, cids, lo[1], lo[0])
     except ContentError as exc:
         missing = isinstance(exc, ContentMissing)
         return StretchVerdict(False, f"the agreed state at step {lo[0]} is unusable: {exc}", unavailable=missing)
@@ -121,7 +121,7 @@ def judge_stretch(
     if exact and in_class:
         return StretchVerdict(False, f"steps {lo[0]}→{hi[0]} diverged within the volunteer's numeric class")
     try:
-        claimed = load_state(view, ctx, cids, hi[1], hi[0], carried)
+        claimed = load_state(view, task.task_id, cids, hi[1], hi[0])
     except ContentError as exc:
         missing = isinstance(exc, ContentMissing)
         return StretchVerdict(False, f"the claimed state at step {hi[0]} is unusable: {exc}", unavailable=missing)

@@ -57,8 +57,8 @@ def _unfetchable(view: ChainView, audit: CommitAudit, segments: list[int]) -> st
     ends = needs_end(ctx.spec, trace)
     for segment in segments:
         for index in (segment, segment + 1) if ends else (segment,):
-            if index >= len(trace.checkpoints):
-                continue
+            if index == 0 or index >= len(trace.checkpoints):
+                continue  # checkpoint 0 is built by the referee itself (judge.commit.replay_segments)
             try:
                 view.store.get_buffer(trace.checkpoints[index].cid, limit)
             except ContentMissing as exc:

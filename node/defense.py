@@ -44,10 +44,9 @@ class Defender:
             return 0
         if game.turn != GameTurn.VOLUNTEER or self.market.now() > game.deadline:
             return 0
-        ctx = self.view.round_of_task(task_id)
         trace = trace_of(self.view, task)
         cids = state_cids(self.view, task, trace)
-        start = load_state(self.view, ctx, cids, game.lo_hash, game.lo_step, self.view.carried_steps(task_id))
+        start = load_state(self.view, task_id, cids, game.lo_hash, game.lo_step)
         mid = state_at(self.view, task, start, game.lo_step, game.mid_step)
         cid = self.view.store.put(to_bytes(mid))
         self.market.bisect(task_id, canonical_hash(mid), cid)

@@ -1,6 +1,7 @@
 """Trains one task into a proof-of-learning trace.
 
-Checkpoints are hashed, serialized and stored on a background thread while training goes on: the
+Checkpoints 1…S are hashed, serialized and stored on a background thread while training goes on (checkpoint 0,
+the round's start, is only named: start_ref): the
 training thread only pays for a copy of the tensors (torch runs the step on its pinned intra-op threads;
 sha256 and file writes release the GIL). Progress is journaled per checkpoint, so a killed node resumes at
 its last checkpoint and, because every step is seeded by its step number, ends with the same trace.
@@ -23,7 +24,7 @@ from protocol.compression import send
 from protocol.manifests import CheckpointRef, TraceManifest
 from protocol.numerics import environment
 from protocol.spec import TrainingSpec
-from protocol.tensors import Tensors, to_bytes
+from protocol.tensors import Tensors, tensors_cid, to_bytes
 from protocol.training import MODEL_PREFIX, TrainState, deterministic, load_state, run_steps, task_start
 from protocol.workloads import Workload
 
@@ -63,8 +64,9 @@ class TraceResult:
 
     @property
     def cids(self) -> list[str]:
-        """Everything a verifier may fetch: kept (pinned) until the challenge window closes."""
-        return [self.manifest_cid, self.manifest.update_cid, *(c.cid for c in self.manifest.checkpoints)]
+        """Everything a verifier may fetch: kept (pinned) until the challenge window closes. Not checkpoint 0:
+        nobody fetches it (train_task.start_ref)."""
+        return [self.manifest_cid, self.manifest.update_cid, *(c.cid for c in self.manifest.checkpoints[1:])]
 
 
 class CheckpointWriter:
@@ -170,8 +172,6 @@ def train_task(
         with deterministic(spec.replay):
             state, step = _resume_point(task, store, writer.refs)
             del losses[step:]
-            if step == 0 and 0 not in writer.refs:
-                writer.submit(0, state.tensors(copy=False))
             while step < spec.steps_per_task:
                 if should_stop():
                     raise TrainingInterrupted(f"stopped at step {step} of task {task.task_id}")
@@ -188,9 +188,22 @@ def train_task(
                 step += spec.checkpoint_interval
                 writer.submit(step, state.tensors(copy=False))
     finally:
-        refs = writer.close()
+        refs = [start_ref(task), *(ref for ref in writer.close() if ref.step > 0)]
         losses_path.write_text(json.dumps(losses))
     return publish_trace(task, store, refs, state.tensors(copy=False), losses)
+
+
+def checkpoint_data(task: TaskInput, store: ContentStore, ref: CheckpointRef) -> bytes:
+    """The bytes of a checkpoint of the task's own trace: checkpoint 0 built (start_ref), any other read."""
+    return to_bytes(task.start()) if ref.step == 0 else store.get(ref.cid)
+
+
+def start_ref(task: TaskInput) -> CheckpointRef:
+    """Checkpoint 0, named and committed to but never stored: it is the round's model with the shard's carried
+    state, which every checker builds itself (judge.context.ChainView.start_state), so nobody fetches it from
+    the volunteer and the trainer neither serializes nor writes it."""
+    cid = tensors_cid(task.start())
+    return CheckpointRef(step=0, cid=cid, hash="0x" + b58decode(cid)[2:].hex())  # a CID carries its hash
 
 
 def publish_trace(

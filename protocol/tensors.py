@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from safetensors.torch import load as _st_load
 
-from protocol.cid import b58decode, root_block
+from protocol.cid import b58decode, b58encode, root_block
 from protocol.errors import ContentInvalid
 from protocol.nesting import nesting_depth
 
@@ -63,6 +63,12 @@ def canonical_hash(tensors: Tensors) -> bytes:
     memory. One hashing pass both names a checkpoint in the content store and commits to it in the trace;
     it is as collision-resistant as sha256 itself."""
     return root_block(*_canonical_parts(tensors)).multihash[2:]
+
+
+def tensors_cid(tensors: Tensors) -> str:
+    """The CID `to_bytes(tensors)` would be stored under, hashed straight from the tensors' memory: the name of
+    content everyone can build (a task's checkpoint 0) without anyone serializing or storing it."""
+    return b58encode(root_block(*_canonical_parts(tensors)).multihash)
 
 
 def hash_as_read(data: bytes | bytearray, tensors: Tensors, cid: str) -> bytes:

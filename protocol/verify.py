@@ -16,7 +16,7 @@ CROSS_CLASS_FAIL_DISTANCE, far beyond any kernel difference: beyond it fails, be
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -46,6 +46,10 @@ class SegmentVerdict:
     diverged: bool = False  # failed because the replay landed elsewhere (not unusable content): a game can prove it
     # failed because a checkpoint was not served (yet): judged again until the volunteer's time to serve is up
     unavailable: bool = False
+    # On a pass, the segment's end state as committed: the replay where it reproduced the committed hash bit for
+    # bit, else the end checkpoint read and checked against its hash. The last segment's end is the trace's end, of
+    # which the update must be made (judge.commit.check_derivation): its checker has it without a download.
+    end: Tensors | None = field(default=None, compare=False, repr=False)
 
     @property
     def failed(self) -> bool:
@@ -256,7 +260,7 @@ def verify_segment(
                 segment, False, f"replay failed on the committed checkpoint: {exc.__class__.__name__}: {exc}"[:300]
             )
         if exact and "0x" + canonical_hash(replayed).hex() == end_ref.hash:
-            return SegmentVerdict(segment, True, "replay reproduced the committed checkpoint bit for bit")
+            return SegmentVerdict(segment, True, "replay reproduced the committed checkpoint bit for bit", end=replayed)
         if exact and in_class:
             return SegmentVerdict(
                 segment,
@@ -271,7 +275,7 @@ def verify_segment(
         if exact:  # across classes: weights and optimizer state, as the tolerance was measured
             distance = state_distance(replayed, end, start)
             verdict = _across_classes(segment, distance, trace.numerics.fingerprint, cross_class_tolerance)
-            return replace(verdict, diverged=verdict.failed)
+            return replace(verdict, diverged=verdict.failed, end=end if verdict.passed else None)
         distance = normalized_distance(replayed, end, start)
     passed = distance <= spec.replay.tolerance
     return SegmentVerdict(
@@ -280,6 +284,7 @@ def verify_segment(
         f"normalized distance {distance:.3g} vs tolerance {spec.replay.tolerance}",
         distance,
         diverged=not passed,
+        end=end if passed else None,
     )
 
 

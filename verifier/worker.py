@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from content.store import ContentStore
-from judge.commit import CommitAudit, audit_commit, replay_segments, same_attempt, trace_overdue
+from judge.commit import CommitAudit, audit_commit, audit_trace, replay_segments, same_attempt, trace_overdue
 from judge.context import ChainView
 from judge.draw import record_draws
 from ledger.errors import error_class
@@ -87,7 +87,10 @@ class VerifierWorker:
             return None
         if self.attested(task):  # a log query: asked only where a vote could be ours
             return None
-        audit = audit_commit(self.view, task_id, task)
+        # A disputed commit is audited in full, last checkpoint and update included: the dispute may be about what
+        # the committee's audit of the trace does not read (coordinator.rounds disputes exactly that).
+        disputed = task.status == TaskStatus.CHALLENGED
+        audit = (audit_commit if disputed else audit_trace)(self.view, task_id, task)
         if audit.missing and not trace_overdue(self.market, task, self.trace_timeout_s):
             return None  # not yet: the volunteer may still be uploading
         reasons = list(audit.problems)
@@ -101,7 +104,9 @@ class VerifierWorker:
                 log(self.logger, "checkpoint not served yet", task_id=task_id, segments=segments)
                 return None
             reasons = [f"segment {v.segment}: {v.reason}" for v in verdicts if v.failed]
-            if self._judges_bit_for_bit(task_id, audit):
+            # A game proves a divergence step by step; a checkpoint refused as malformed needs no game: the FAIL
+            # vote sends it to the referee, whose review refuses it too.
+            if self._judges_bit_for_bit(task_id, audit) and all(v.diverged for v in verdicts if v.failed):
                 contestable = [v.segment for v in verdicts if v.diverged]
             abstained = [v for v in verdicts if v.abstained]
             if abstained and not reasons:
@@ -144,7 +149,7 @@ class VerifierWorker:
         is at risk in it, and half the volunteer's slashed stake is its prize). Anything else it leaves to the
         committee and the coordinator's audit: a vote it cannot send, a game it could lose."""
         key = (task.task_id, task.attempt)
-        audit = audit_commit(self.view, task.task_id, task)
+        audit = audit_trace(self.view, task.task_id, task)
         if audit.missing and not trace_overdue(self.market, task, self.trace_timeout_s):
             return  # the volunteer may still be uploading: looked at again next pass
         if audit.ok and self._judges_bit_for_bit(task.task_id, audit):

@@ -18,6 +18,7 @@ from content.store import LocalStore
 from coordinator.api import Explorer
 from coordinator.api_models import BountyOut, VolunteerOut
 from coordinator.referee import Referee
+from coordinator.rounds import Coordinator
 from devtools.adversaries import partial_faker
 from devtools.anvil import Anvil
 from devtools.scenario import Summary, run_scenario
@@ -159,8 +160,9 @@ class _LastSegment(random.Random):
 
 def test_audit_agrees_with_a_slash_for_a_malformed_trace_whatever_segment_was_drawn(demo_run: DemoRun) -> None:
     """The faker fakes only its last segment, which leaves its last checkpoint's optimizer step count wrong: the
-    verifiers' structural check fails the commit whatever segment the chain drew. The auditor runs that check
-    too (it used to replay only the drawn segment, find it honest, and report the slash as a disagreement)."""
+    coordinator's audit of the end disputes it and the committee's full audit of a disputed commit fails it,
+    whatever segment the chain drew. The auditor runs that audit too (it used to replay only the drawn segment,
+    find it honest, and report the slash as a disagreement)."""
     node, home, _ = demo_run
     m = on_demo_chain(demo_run)
     w3, deployment, keys = m.w3, m.deployment, dev_accounts(m.w3, 10)
@@ -181,6 +183,10 @@ def test_audit_agrees_with_a_slash_for_a_malformed_trace_whatever_segment_was_dr
     task_id = task_id_of(bounty_id, 0, 0)
     for _ in range(2):  # the draw block, and one after it for a view at the head
         w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+    # The committee reads the trace and its sampled segments; the coordinator, reading the last checkpoint to make
+    # the next round of it, finds it malformed and disputes, so the committee audits the commit in full.
+    coordinator_market = Market(m.w3, m.deployment, Transactor(m.w3, dev_accounts(m.w3, 10)[2]))
+    assert Coordinator(coordinator_market, m.store, json_logger("test")).audit_and_dispute(task_id)
     for verifier_key in (keys[3], keys[4]):
         VerifierWorker(Market(w3, deployment, Transactor(w3, verifier_key)), m.store, json_logger("test")).verify(
             task_id

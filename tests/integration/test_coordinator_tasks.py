@@ -266,7 +266,7 @@ def test_a_verdict_on_a_commit_settled_meanwhile_is_not_sent_against_the_next_on
     task_id = task_id_of(bounty_id, 0, 0)
     for _ in range(2):
         lazy.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
-    judged = verifier_worker.audit_commit
+    judged = verifier_worker.audit_trace
 
     def audit_while_others_settle(view: ChainView, task: int, at: Task | None = None) -> CommitAudit:
         audit = judged(view, task, at)
@@ -276,7 +276,7 @@ def test_a_verdict_on_a_commit_settled_meanwhile_is_not_sent_against_the_next_on
         NodeDaemon(honest, svc.store, NodeOptions(work_dir=tmp_path / "honest", once=True), QUIET).run()
         return audit
 
-    monkeypatch.setattr(verifier_worker, "audit_commit", audit_while_others_settle)
+    monkeypatch.setattr(verifier_worker, "audit_trace", audit_while_others_settle)
     verifier = svc.verifiers[0]
     assert verifier.verify(task_id) is None  # its FAIL was about the slashed attempt: not sent
     task = poster.task(task_id)

@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from judge.context import ChainView
 from ledger.market import TaskStatus, task_id_of
 from node.trainer import read_journal
 from protocol import datasets
 from protocol.manifests import RoundManifest, TraceManifest
 from protocol.seeds import task_seed
 from protocol.spec import TrainingSpec
+from protocol.tensors import to_bytes
 from protocol.verify import verify_segment
 from protocol.workloads import resolve
 from tests.support.marketplace import PASSWORD, Marketplace
@@ -69,7 +71,10 @@ def assert_trace_verifies(m: Marketplace, spec: TrainingSpec, bounty_id: int, sh
         trace,
         bytes(event["traceRoot"]),
         segment,
-        m.store.get(trace.checkpoints[segment].cid),
+        # Checkpoint 0 is the round's start, which a verifier builds (node.trainer.start_ref: never stored).
+        to_bytes(ChainView(m.poster, m.store).start_state(task_id))
+        if segment == 0
+        else m.store.get(trace.checkpoints[segment].cid),
         m.store.get(trace.checkpoints[segment + 1].cid),
     )
     assert verdict.passed, verdict

@@ -139,6 +139,7 @@ def _train(family: str, store_dir: str, cheat: str | None) -> dict[str, Any]:
 
 def _verify(family: str, store_dir: str, manifest_cid: str, root: str, tolerance: str | None = None) -> dict[str, Any]:
     from content.store import LocalStore
+    from node.trainer import checkpoint_data
     from protocol.manifests import TraceManifest
     from protocol.verify import verify_segment
 
@@ -154,7 +155,7 @@ def _verify(family: str, store_dir: str, manifest_cid: str, root: str, tolerance
             trace,
             bytes.fromhex(root),
             segment,
-            store.get(refs[segment].cid),
+            checkpoint_data(task, store, refs[segment]),
             store.get(refs[segment + 1].cid),
             cross_class_tolerance=None if tolerance is None else float(tolerance),
         )

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from content.store import LocalStore
-from node.trainer import TaskInput, TraceResult, train_task
+from node.trainer import TaskInput, TraceResult, checkpoint_data, train_task
 from protocol.errors import ContentInvalid
 from protocol.manifests import InnerState, RoundManifest
 from protocol.spec import TrainingSpec
@@ -45,7 +45,9 @@ def carried(tmp_path_factory: pytest.TempPathFactory) -> Carried:
 def test_a_task_starts_from_its_carried_state_and_counts_on_from_it(carried: Carried) -> None:
     task, store, result = carried
     assert task.carried is not None and task.carried_steps == 20
-    first = parse_checkpoint(store.get(result.manifest.checkpoints[0].cid), task.spec, task.workload, 0, 20)
+    first = parse_checkpoint(
+        checkpoint_data(task, store, result.manifest.checkpoints[0]), task.spec, task.workload, 0, 20
+    )
     assert all(torch.equal(first[n], t) for n, t in task.carried.items())
     assert {n for n in first if n.startswith(OPTIM_PREFIX)} == set(task.carried)
     state = end_state(task, store, result)
@@ -56,7 +58,7 @@ def test_every_segment_of_a_carried_task_replays_bit_for_bit(carried: Carried) -
     task, store, result = carried
     m = result.manifest
     for segment in range(task.spec.segments):
-        start, end = store.get(m.checkpoints[segment].cid), store.get(m.checkpoints[segment + 1].cid)
+        start, end = checkpoint_data(task, store, m.checkpoints[segment]), store.get(m.checkpoints[segment + 1].cid)
         verdict = verify_segment(
             task.spec, task.workload, task.shard, task.seed, m, result.trace_root, segment, start, end, carried=20
         )
@@ -71,16 +73,19 @@ def test_a_carried_task_judged_as_fresh_is_refused_at_parse(carried: Carried) ->
     verdict = verify_segment(task.spec, task.workload, task.shard, task.seed, m, result.trace_root, 1, start, end)
     assert not verdict.passed and "counted" in verdict.reason
     with pytest.raises(ContentInvalid):
-        parse_checkpoint(store.get(m.checkpoints[0].cid), task.spec, task.workload, 0)
+        parse_checkpoint(checkpoint_data(task, store, m.checkpoints[0]), task.spec, task.workload, 0)
 
 
 def test_a_fresh_start_where_a_state_was_carried_cannot_pass_as_the_carried_task(
     carried: Carried, tmp_path: Path
 ) -> None:
     task, store, _ = carried
-    fresh = train_task(replace(task, carried=None, carried_steps=None), store, tmp_path)
+    fresh_task = replace(task, carried=None, carried_steps=None)
+    fresh = train_task(fresh_task, store, tmp_path)
     with pytest.raises(ContentInvalid):  # checkpoint 0 without the optimizer state the layout now requires
-        parse_checkpoint(store.get(fresh.manifest.checkpoints[0].cid), task.spec, task.workload, 0, 20)
+        parse_checkpoint(
+            checkpoint_data(fresh_task, store, fresh.manifest.checkpoints[0]), task.spec, task.workload, 0, 20
+        )
 
 
 def test_a_carried_state_must_have_counted_the_steps_the_manifest_says(carried: Carried) -> None:

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from content.store import LocalStore
-from node.trainer import TaskInput, TraceResult, train_task
+from node.trainer import TaskInput, TraceResult, checkpoint_data, train_task
 from protocol.manifests import CheckpointRef, NumericEnvironment, TraceManifest
 from protocol.numerics import environment
 from protocol.pins import NATIVE, PINNED_ENV, PROFILE, profile, vendor_shim_image
@@ -82,7 +82,7 @@ def _verify_all(task: TaskInput, store: LocalStore, trace: TraceManifest, root: 
             trace,
             root,
             s,
-            store.get(refs[s].cid),
+            checkpoint_data(task, store, refs[s]),
             store.get(refs[s + 1].cid),
         )
         for s in range(task.spec.segments)

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from content.store import LocalStore
-from node.trainer import TaskInput, TraceResult, TrainingInterrupted, read_journal, train_task
+from node.trainer import TaskInput, TraceResult, TrainingInterrupted, checkpoint_data, read_journal, train_task
 from protocol import datasets
+from protocol.cid import cid_of
 from protocol.seeds import task_seed
 from protocol.spec import TrainingSpec
 from protocol.tensors import canonical_hash, to_bytes
@@ -28,7 +29,7 @@ def check(
     task: TaskInput, store: LocalStore, result: TraceResult, segment: int, seed: bytes | None = None
 ) -> SegmentVerdict:
     m = result.manifest
-    start, end = store.get(m.checkpoints[segment].cid), store.get(m.checkpoints[segment + 1].cid)
+    start, end = checkpoint_data(task, store, m.checkpoints[segment]), store.get(m.checkpoints[segment + 1].cid)
     return verify_segment(
         task.spec, task.workload, task.shard, seed or task.seed, m, result.trace_root, segment, start, end
     )
@@ -51,11 +52,22 @@ def test_every_honest_segment_replays_bit_for_bit(honest: Honest) -> None:
 def test_trace_starts_at_the_round_model_and_update_is_last_minus_first(honest: Honest) -> None:
     task, store, result = honest
     m = result.manifest
-    first = parse_checkpoint(store.get(m.checkpoints[0].cid), task.spec, task.workload, 0)
+    first = parse_checkpoint(checkpoint_data(task, store, m.checkpoints[0]), task.spec, task.workload, 0)
     last = parse_checkpoint(store.get(m.checkpoints[-1].cid), task.spec, task.workload, task.spec.steps_per_task)
     assert all(torch.equal(first["model." + n], w) for n, w in task.round_weights.items())
     update = {n: last["model." + n] - first["model." + n] for n in task.round_weights}
     assert canonical_hash(update) == result.update_hash
+
+
+def test_checkpoint_0_is_named_and_committed_but_never_stored(honest: Honest) -> None:
+    """Everyone who checks a task builds its start (the round's model and the shard's carried state): the trainer
+    names it by the CID its canonical bytes would have and commits to their hash, without writing them."""
+    task, store, result = honest
+    ref = result.manifest.checkpoints[0]
+    start = task.start()
+    assert ref.cid == cid_of(to_bytes(start)) and ref.hash == "0x" + canonical_hash(start).hex()
+    assert not store.has(ref.cid) and ref.cid not in result.cids
+    assert all(store.has(c.cid) for c in result.manifest.checkpoints[1:])
 
 
 def test_replay_with_another_data_order_fails(honest: Honest) -> None:
@@ -137,13 +149,13 @@ def test_a_journal_torn_by_a_crash_resumes_at_its_last_whole_line_and_a_resumed_
         train_task(task, store, tmp_path / "work", should_stop=lambda: next(calls) == 3)
     journal = tmp_path / "work" / f"task-{task.task_id}.journal.json"
     whole = read_journal(journal)
-    assert [ref.step for ref in whole] == [0, 5, 10, 15]
+    assert [ref.step for ref in whole] == [5, 10, 15]  # checkpoint 0 is never stored (node.trainer.start_ref)
     with journal.open("a") as f:
         f.write('{"step": 20, "cid": "Qm')  # killed mid-line
     assert read_journal(journal) == whole
     resumed = train_task(task, store, tmp_path / "work")
     assert resumed.trace_root == result.trace_root and resumed.update_hash == result.update_hash
-    assert read_journal(journal) == resumed.manifest.checkpoints  # appended after whole lines only
+    assert read_journal(journal) == resumed.manifest.checkpoints[1:]  # appended after whole lines only
     # A journal an earlier version wrote (one JSON object) is read too: a node upgraded mid-task resumes.
     journal.write_text(json.dumps({"checkpoints": [ref.model_dump() for ref in whole]}))
     assert read_journal(journal) == whole
