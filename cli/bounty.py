@@ -48,9 +48,17 @@ def bounty_post(
         from protocol.errors import ShardworkError
 
         spec, terms = load_bounty_file(spec_file)
-        parse_address(terms.coordinator)
-        calibration = check_replay(spec)  # measures honest cross-CPU divergence on this spec (seconds, then cached)
+        coordinator = parse_address(terms.coordinator)
         session = open_session(rpc_url, deployment, wallet, password_file)
+        # A mistyped or foreign coordinator opens no round: the escrow would wait out the deadline for its refund.
+        coordinator_seen = session.market.w3.eth.get_transaction_count(coordinator) > 0
+        if not coordinator_seen and not yes:
+            raise ShardworkError(
+                f"coordinator {coordinator} has never sent a transaction on this chain: no round would open and the "
+                f"escrow would wait {terms.deadline_days:g} days for its refund; check [bounty] coordinator in "
+                f"{spec_file}, or pass --yes for a coordinator that has not started yet"
+            )
+        calibration = check_replay(spec)  # measures honest cross-CPU divergence on this spec (seconds, then cached)
         store = open_store(session.settings.store)
         # The data and base model the spec names must be in our store and usable, as intake will check: a spec
         # refused there would leave the escrow waiting for a refund.
@@ -70,6 +78,8 @@ def bounty_post(
             f"with p = {p_one:.0%}",
             f"  data: {_data_line(spec, inputs)}",
         ]
+        if not coordinator_seen:
+            lines.append(f"  coordinator {coordinator} has never sent a transaction on this chain (posted on --yes)")
         if calibration is not None:
             exact = spec.replay.mode == "exact"
             allowed = calibration.tolerance if exact else spec.replay.tolerance
@@ -89,7 +99,13 @@ def bounty_post(
         signer = session.unlock(password_file)
         signer.ensure_allowance(escrow)
         bounty_id = signer.post_bounty(params)
-        result: dict[str, Any] = {"bounty_id": bounty_id, "spec_cid": spec_cid, "escrow": escrow, "tasks": tasks}
+        result: dict[str, Any] = {
+            "bounty_id": bounty_id,
+            "spec_cid": spec_cid,
+            "escrow": escrow,
+            "tasks": tasks,
+            "coordinator_seen": coordinator_seen,
+        }
         if calibration is not None:
             result["cross_class"] = {
                 "honest_distance": max(calibration.measured.values()),

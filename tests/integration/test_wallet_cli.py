@@ -271,6 +271,12 @@ BAD_INPUT = [
     post_case("dataset not in the store", "nodata.toml", "(publish it there with `shardwork dataset add`)"),
     post_case("base model of another shape", "wrongbase.toml", "is not a mnist-mlp model of these params"),
     ("bad task id", ["audit", "task", "twelve"], {}, "is not a task id"),
+    (  # a typo'd coordinator: 12 tokens would wait 30 days for a round nobody opens
+        "never-seen coordinator",
+        ["bounty", "post", "SPEC:stranger.toml", "--wallet", "alice"],
+        {},
+        "has never sent a transaction on this chain",
+    ),
 ]
 
 
@@ -298,6 +304,7 @@ def test_bad_input_is_one_line_nonzero_and_sends_nothing(
     for name, line in names.items():
         files[name] = cli_spec(mnemonic_accounts(3)[2].address).replace("shards = 2", f"shards = 2\n{line}")
     files["wrongbase.toml"] = f'base_model = "{wider}"\n' + cli_spec(mnemonic_accounts(3)[2].address)
+    files["stranger.toml"] = cli_spec("0x5a5A5a5a5A5a5a5a5a5A5a5A5A5a5a5A5A5A5A5A")
     for name, text in files.items():
         (cli.home / name).write_text(text)
     args = [str(cli.home / a[5:]) if a.startswith("SPEC:") else a for a in args]
