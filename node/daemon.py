@@ -19,6 +19,7 @@ from content.store import ContentStore
 from judge.context import ChainView, RoundContext
 from ledger.errors import CHAIN_TRANSIENT, ContractRevert, TransactionFailed, error_class
 from ledger.market import Market, OpenedRound, TaskStatus, split_task_id, task_id_of, task_label
+from node.carry import rebuild_carried, shard_order
 from node.defense import Defender
 from node.observability import NodeMetrics
 from node.trainer import TaskInput, Trainer, TrainingInterrupted, train_task
@@ -168,7 +169,8 @@ class NodeDaemon:
                 continue
             if self.market.now() + COMMIT_MARGIN_S >= bounty.deadline:
                 continue
-            for shard in range(bounty.shards):
+            # A shard this node trained last round first: what it carries on is rebuilt here, not downloaded.
+            for shard in shard_order(self._journals, rnd, bounty.shards):
                 task_id = task_id_of(bounty.bounty_id, rnd.opened.round, shard)
                 if self.market.task(task_id).status != TaskStatus.OPEN:
                     continue
@@ -284,6 +286,9 @@ class NodeDaemon:
 
     def _task_input(self, task_id: int, rnd: RoundContext) -> TaskInput:
         shard = split_task_id(task_id)[2]
+        rebuilt = rebuild_carried(self.view, self.store, self._journals, task_id)
+        if rebuilt:
+            log(self.logger, "carried state rebuilt from this node's own trace", task_id=task_id, cids=rebuilt)
         weights = self.view.round_weights(rnd)
         shard_tensors = from_bytes(self.store.get_buffer(rnd.manifest.shard_cids[shard]))
         seed = rnd.seed(shard)
@@ -329,7 +334,7 @@ class NodeDaemon:
                 self.on_progress(f"task {task_id:#x}", step + 1, total, loss)
 
         log(self.logger, "training", task_id=task_id, resumed=resumed, steps=total, family=rnd.spec.model.family)
-        result = self.trainer(task, self.store, self.options.work_dir / "journals", on_step, self.stop_event.is_set)
+        result = self.trainer(task, self.store, self._journals, on_step, self.stop_event.is_set)
         lease = self.market.task(task_id)
         if lease.status != TaskStatus.CLAIMED or lease.volunteer != self.market.address:
             self.metrics.tasks_abandoned.inc()
@@ -383,6 +388,10 @@ class NodeDaemon:
             self.metrics.rewards_claimed.inc(amount)
             log(self.logger, "rewards claimed", amount=amount)
         return amount
+
+    @property
+    def _journals(self) -> Path:
+        return self.options.work_dir / "journals"
 
     def _warn_once(self, key: str, msg: str, **fields: Any) -> None:
         if key not in self._warned:
