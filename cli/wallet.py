@@ -367,15 +367,40 @@ def register_money_commands(app: typer.Typer) -> None:
         deployment: DeploymentOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """Rewards credited to an account and not yet claimed."""
+        """Rewards credited to an account and not yet claimed, and everything it earned, per bounty and kind:
+        task rewards, verifier fees, referee fees, challenges won."""
         with _errors(as_json):
             from ledger.amounts import format_amount
+            from ledger.earnings import earnings
+            from ledger.index import EventIndex
 
             session, address = _subject(who, wallet, rpc_url, deployment)
             amount = session.market.claimable(address)
-            emit_json({"address": address, "claimable": amount}) if as_json else typer.echo(
-                f"{address}: {format_amount(amount)} claimable"
+            index = EventIndex(session.settings.index, session.market)
+            index.sync()
+            earned = earnings(index, address)
+            if as_json:
+                rows = [
+                    {"bounty_id": r.bounty_id, "kind": r.kind, "amount": r.amount, "count": r.count}
+                    for r in earned.rows
+                ]
+                emit_json(
+                    {
+                        "address": address,
+                        "claimable": amount,
+                        "credited": earned.credited,
+                        "claimed": earned.claimed,
+                        "earnings": rows,
+                    }
+                )
+                return
+            typer.echo(
+                f"{address}: {format_amount(amount)} claimable "
+                f"(credited {format_amount(earned.credited)}, claimed {format_amount(earned.claimed)})"
             )
+            for r in earned.rows:
+                times = f"{r.count} task{'s' if r.count != 1 else ''}"
+                typer.echo(f"  bounty {r.bounty_id:<4} {r.kind:<13} {format_amount(r.amount):>14}  ({times})")
 
     @app.command()
     def claim(

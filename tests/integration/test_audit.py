@@ -200,6 +200,25 @@ def test_audit_agrees_with_a_slash_for_a_malformed_trace_whatever_segment_was_dr
     assert "optim." in replay["reason"] or replay["failed"] == [7]
 
 
+def test_rewards_break_each_accounts_demo_earnings_down_by_kind_and_miss_no_credit(demo_run: DemoRun) -> None:
+    node, home, summary = demo_run
+
+    def rewards(address: str) -> dict[str, Any]:
+        args = ["rewards", address, "--json", "--rpc-url", node.url]
+        result = CliRunner().invoke(app, args, env={"SHARDWORK_HOME": str(home)})
+        assert result.exit_code == 0, result.output
+        return dict(json.loads(result.output.strip().splitlines()[-1]))
+
+    kinds = set()
+    for address, credited in summary.rewards.items():  # every RewardCredited of the demo's bounty, summed
+        report = rewards(address)
+        rows = [r for r in report["earnings"] if r["bounty_id"] == summary.bounty_id]
+        assert sum(r["amount"] for r in rows) == credited and all(r["kind"] != "other" for r in rows), rows
+        assert report["claimed"] <= report["credited"] and report["claimable"] == report["credited"] - report["claimed"]
+        kinds |= {r["kind"] for r in rows}
+    assert {"task reward", "verifier fee"} <= kinds
+
+
 def test_the_read_api_describes_the_demo_in_its_response_models(demo_run: DemoRun, tmp_path: Path) -> None:
     """Every bounty, slash and volunteer of the demo (cheaters slashed, rounds closed, a final model) fits the
     API's typed models, so the OpenAPI schema tells clients the truth."""
