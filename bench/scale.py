@@ -19,7 +19,8 @@ through a log of what it read. Training is one task of the example (20 steps, 4 
                                    rate (min_check_probability × (1 − 0.9^segments_per_check))
   tasks_to_99pct_detection         how many such tasks make its detection ≥ 99%
   trace_cpu_overhead               the trainer's process CPU (checkpoint writer included) ÷ a plain PyTorch loop's
-  peak_rss_over_estimate           peak RSS of a process training the task ÷ protocol.footprint's estimate
+  peak_rss_over_estimate           peak RSS of a fresh process training the task from its shard (read from a file,
+                                   as a volunteer reads it) ÷ protocol.footprint's estimate
   aggregate_working_bytes_per_param  memory aggregation needs above its inputs (bench.aggregate_memory, mean, the
                                    example's four updates); the inputs hold 4 bytes per parameter per update more
 
@@ -52,6 +53,7 @@ from protocol.footprint import step_memory_mb
 from protocol.manifests import TraceManifest
 from protocol.seeds import task_seed
 from protocol.spec import TrainingSpec
+from protocol.tensors import Tensors, from_bytes, to_bytes
 from protocol.training import initial_weights
 from protocol.workloads import resolve
 from tests.support.arena import Arena
@@ -167,13 +169,14 @@ def task_costs(arena: Arena, spec: TrainingSpec, terms: BountyTerms) -> dict[str
     }
 
 
-def trace_overhead(spec: TrainingSpec) -> float:
+def _task(spec: TrainingSpec, shard: Tensors) -> TaskInput:
+    seed = task_seed(1, 0, 0, b"\x42" * 32)
+    return TaskInput(spec, resolve(spec.model), 0, "0x" + "11" * 20, seed, "", initial_weights(spec), shard)
+
+
+def trace_overhead(spec: TrainingSpec, shard: Tensors) -> float:
     """The trainer's process CPU over a plain loop's, same model, data and steps (best of two each)."""
-    workload = resolve(spec.model)
-    shards, _ = datasets.split(workload.dataset, spec.data)
-    task = TaskInput(
-        spec, workload, 0, "0x" + "11" * 20, task_seed(1, 0, 0, b"\x42" * 32), "", initial_weights(spec), shards[0]
-    )
+    task = _task(spec, shard)
     plain, traced = [], []
     for _ in range(2):
         plain.append(_plain_loop(task)[1])
@@ -184,21 +187,19 @@ def trace_overhead(spec: TrainingSpec) -> float:
     return min(traced) / min(plain)
 
 
-def peak_rss_mb(size: str) -> float:
-    """Max RSS of a fresh process that trains the size's task (its own data, model and trace)."""
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.scale", "--child", size], capture_output=True, text=True, check=True
-    )
+def peak_rss_mb(size: str, shard: Tensors) -> float:
+    """Max RSS of a fresh process that trains the size's task from its shard, read from a file as a volunteer reads
+    it from its store (tokenizing the corpus is the coordinator's work, not the volunteer's)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "shard.st").write_bytes(to_bytes(shard))
+        command = [sys.executable, "-m", "bench.scale", "--child", size, tmp]
+        out = subprocess.run(command, capture_output=True, text=True, check=True)
     return float(json.loads(out.stdout.strip().splitlines()[-1])["max_rss_mb"])
 
 
-def child(size: str) -> None:
+def child(size: str, directory: str) -> None:
     spec, _ = example(size)
-    workload = resolve(spec.model)
-    shards, _ = datasets.split(workload.dataset, spec.data)
-    task = TaskInput(
-        spec, workload, 0, "0x" + "11" * 20, task_seed(1, 0, 0, b"\x42" * 32), "", initial_weights(spec), shards[0]
-    )
+    task = _task(spec, from_bytes(bytearray((Path(directory) / "shard.st").read_bytes())))
     with tempfile.TemporaryDirectory() as tmp:
         train_task(task, LocalStore(Path(tmp) / "store"), Path(tmp) / "work")
     print(json.dumps({"max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -230,8 +231,9 @@ def measure(arena: Arena, size: str, log: bool) -> dict[str, Any]:
     caught = terms.min_check_probability * (1 - 0.9 ** min(terms.segments_per_check, spec.segments))
     row["detection_per_task"] = round(caught, 4)
     row["tasks_to_99pct_detection"] = math.ceil(math.log(0.01) / math.log(1 - caught))
-    row["trace_cpu_overhead"] = round(trace_overhead(spec), 4)
-    row["peak_rss_over_estimate"] = round(peak_rss_mb(size) / step_memory_mb(spec), 3)
+    shard = datasets.split(resolve(spec.model).dataset, spec.data)[0][0]
+    row["trace_cpu_overhead"] = round(trace_overhead(spec, shard), 4)
+    row["peak_rss_over_estimate"] = round(peak_rss_mb(size, shard) / step_memory_mb(spec), 3)
     row["aggregate_working_bytes_per_param"] = round(aggregate_working(spec, 4), 3)
     row["measured"] = {k: [round(x, 3) for x in v] if isinstance(v, list) else round(v, 3) for k, v in costs.items()}
     if log:
@@ -243,10 +245,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="one JSON object on the last line")
     parser.add_argument("--sizes", default=",".join(SIZES), help=f"comma-separated, of {', '.join(SIZES)}")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child)
+        child(*args.child)
         return 0
     sizes = args.sizes.split(",")
     unknown = [s for s in sizes if s not in SIZES]
