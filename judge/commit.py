@@ -72,8 +72,8 @@ def audit_trace(view: ChainView, task_id: int, task: Task | None = None) -> Comm
     """The committee's cheap audit: the trace manifest alone, bound to the commitment and starting where the
     round starts the shard. No checkpoint is downloaded: whether the update is made of the trace's end is checked
     with the last segment, whose replay yields that end (replay_segments), like any other sampled step of the
-    work; the coordinator, which reads the end anyway to carry the shard on, disputes the last segment when it
-    is not (coordinator.rounds)."""
+    work; the coordinator, which reads the end anyway to carry the shard on, disputes the commit when it is not
+    (coordinator.rounds), and a disputed commit is audited in full (verifier.worker)."""
     return _audit_trace(view, view.commit(task_id, task))
 
 

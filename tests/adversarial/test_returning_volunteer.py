@@ -41,7 +41,7 @@ class OwnNode:
 
 def test_a_returning_volunteer_keeps_its_shard_and_fetches_none_of_what_it_carries(arena: Arena) -> None:
     s = spec(rounds=2, optimizer={"carry_state": True}, compression={"method": "int8"})
-    bounty_id = post(arena, s)
+    bounty_id = post(arena, s, minCheckBps=10_000)  # checked though it returns with a reputation
     other, returning = arena.account(), arena.account()
     node = OwnNode(arena.m.store)
     first = arena.work_once(other)  # shard 0
