@@ -154,9 +154,13 @@ class EventIndex:
         return added
 
     def revalidate(self) -> list[str]:
-        """Re-reads every indexed block from the chain; returns the differences (empty: the index is right)."""
-        stored = {(e.block, e.log_index): e for e in self.events()}
-        fresh = {(e.block, e.log_index): e for e in self._fetch(self.market.deployment.block, self.synced_to)}
+        """Re-reads every indexed block from the chain; returns the differences (empty: the index is right).
+
+        Another process (the API) may be syncing the same file meanwhile: the range is fixed first and only
+        events up to it are compared, so blocks indexed while this reads are not reported as differences."""
+        upto = self.synced_to
+        stored = {(e.block, e.log_index): e for e in self.events() if e.block <= upto}
+        fresh = {(e.block, e.log_index): e for e in self._fetch(self.market.deployment.block, upto)}
         problems = [f"block {b} log {i}: missing from the index" for (b, i) in fresh.keys() - stored.keys()]
         problems += [f"block {b} log {i}: not on the chain" for (b, i) in stored.keys() - fresh.keys()]
         problems += [f"block {k[0]} log {k[1]}: differs" for k in fresh.keys() & stored.keys() if fresh[k] != stored[k]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from web3 import Web3
@@ -14,7 +15,7 @@ from ledger.amounts import UNIT
 from ledger.chain import advance_time, connect, dev_accounts
 from ledger.deploy import deploy
 from ledger.errors import error_class
-from ledger.index import EventIndex
+from ledger.index import Event, EventIndex
 from ledger.market import BountyStatus, Market, TaskStatus, task_id_of
 from ledger.terms import BountyTerms
 from ledger.tx import Transactor
@@ -122,3 +123,25 @@ def test_event_index_rewinds_when_the_chain_forgets_blocks(tmp_path: Path) -> No
         assert index.revalidate() == []
     finally:
         node.stop()
+
+
+def test_revalidate_ignores_blocks_another_process_indexes_while_it_reads(
+    markets: dict[str, Market], tmp_path: Path
+) -> None:
+    """The API keeps syncing its index while `audit` or a test revalidates the same file: blocks it adds after
+    the range was fixed are not differences."""
+    poster, alice = markets["poster"], markets["alice"]
+    path = tmp_path / "index.sqlite"
+    writer = EventIndex(path, poster)
+    writer.sync()
+
+    class ReaderRacedByTheWriter(EventIndex):
+        def events(self, **kwargs: Any) -> list[Event]:
+            read = super().events(**kwargs)
+            alice.faucet(alice.address, 1 * UNIT)  # a new event, indexed by the other process mid-read
+            writer.sync()
+            return read
+
+    reader = ReaderRacedByTheWriter(path, poster)
+    assert reader.revalidate() == []
+    assert EventIndex(path, poster).revalidate() == []

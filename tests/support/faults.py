@@ -374,7 +374,8 @@ class Scenario:
         api_index = Path(self.info.home) / "api-index.sqlite"
         wait_until(lambda: _api_synced_to(self.info.api_url) >= self.w3.eth.block_number - 1, "the API to sync", 60)
         live = EventIndex(api_index, self.poster)
-        assert live.revalidate() == [], "the API's index differs from the chain"
+        problems = live.revalidate()
+        assert problems == [], f"the API's index differs from the chain: {problems[:10]}"
         # The API keeps indexing new blocks meanwhile (the refund above, beat's work): compare up to one block.
         synced = live.synced_to
         indexed = [e for e in live.events() if e.block <= synced]
