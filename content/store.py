@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from content.direct_io import write_all
 from protocol.cid import check_cid, cid_of
 from protocol.errors import ContentError, ContentInvalid, ContentMissing
 
@@ -59,8 +60,10 @@ class LocalStore:
         if not path.exists():
             fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".put-")
             try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
+                try:
+                    write_all(fd, data)  # a checkpoint goes around the page cache: see content.direct_io
+                finally:
+                    os.close(fd)
                 os.replace(tmp, path)
             except BaseException:
                 os.unlink(tmp)
