@@ -14,6 +14,7 @@ from cli.bounty import bounty_app
 from cli.common import DeploymentOpt, JsonOpt, RpcOpt, cli_app, user_errors
 from cli.dataset import dataset_app
 from cli.dispute import register_dispute_command
+from cli.doctor import register_doctor_command
 from cli.model import model_app
 from cli.node import node_app
 from cli.verify import verify_app
@@ -33,6 +34,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(model_app, name="model")
 register_money_commands(app)
 register_dispute_command(app)
+register_doctor_command(app)
 
 
 def _print_version(asked: bool) -> None:

@@ -27,6 +27,7 @@ from cli.money import Transfer, execute, position
 
 wallet_app = cli_app(help="Encrypted keystores (standard V3, scrypt, mode 0600).", no_args_is_help=True)
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+FAUCET_GAS_WEI = 10 * 10**18  # test ETH a faucet call tops a wallet up to: thousands of transactions' gas
 AmountArg = Annotated[str, typer.Argument(help="Tokens, e.g. 100 or 0.5 (up to 18 decimals).")]
 
 
@@ -217,10 +218,12 @@ def register_money_commands(app: typer.Typer) -> None:
         yes: YesOpt = False,
         as_json: JsonOpt = False,
     ) -> None:
-        """Mint test tokens to your wallet (local development chains only)."""
+        """Mint test tokens to your wallet (local development chains only). A wallet holding less than 10 ETH is
+        first topped up to 10 from the development account, so a new wallet can pay for its transactions."""
         with _errors(as_json):
             from ledger.amounts import format_amount, parse_amount
-            from ledger.chain import LOCAL_CHAIN_IDS
+            from ledger.chain import LOCAL_CHAIN_IDS, fund_gas
+            from ledger.tx import typed_reverts
             from protocol.errors import ShardworkError
 
             value = parse_amount(amount)
@@ -229,6 +232,14 @@ def register_money_commands(app: typer.Typer) -> None:
             if chain_id not in LOCAL_CHAIN_IDS:
                 raise ShardworkError(f"chain {chain_id} is not a local development chain: it has no faucet")
             address = session.signer
+            # A new wallet has no ETH, and the faucet's own transaction needs gas: on a development chain the
+            # development account sends some first (test ETH, worth nothing; sent even if the mint is declined),
+            # once the mint is known not to revert (a call needs no gas).
+            with typed_reverts():
+                session.market.token.functions.faucet(address, value).call({"from": address})
+            gas = fund_gas(session.market.w3, address, FAUCET_GAS_WEI)
+            if gas and not as_json:
+                typer.echo(f"gas: {format_amount(gas)} ETH sent to {address} from the development account")
             transfer = Transfer(
                 "faucet",
                 [f"faucet: mint {format_amount(value)} tokens to {address}"],

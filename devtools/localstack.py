@@ -2,7 +2,9 @@
 Celery worker and beat, and the FastAPI coordinator. Each runs in its own session, logs to <home>/logs and
 is recorded in <home>/stack.json, so `down` stops exactly what `up` started, by process group.
 
-  python -m devtools.localstack up|down|status [--home .shardwork/stack]
+  python -m devtools.localstack up|down|status|env [--home .shardwork/stack]
+
+`env` prints the exports that point the `shardwork` commands at the stack: eval "$(./scripts/stack env)".
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -400,9 +403,22 @@ def status(home: Path) -> dict[str, object]:
     return {"running": any(alive.values()), "processes": alive, "api_healthy": api_ok, **info}
 
 
+def cli_env(home: Path) -> dict[str, str]:
+    """What the `shardwork` commands need to use the running stack: its chain, deployment and IPFS daemon."""
+    path = home.resolve() / "stack.json"
+    if not path.exists():
+        raise SystemExit(f"no stack at {home}: start one with ./scripts/stack up")
+    info = json.loads(path.read_text())
+    return {
+        "SHARDWORK_RPC_URL": info["rpc_url"],
+        "SHARDWORK_DEPLOYMENT": str(Path(info["deployment"]).resolve()),
+        "SHARDWORK_STORE": f"ipfs:{info['ipfs_api']}",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "env"])
     parser.add_argument("--home", type=Path, default=Path(".shardwork/stack"))
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
@@ -412,6 +428,9 @@ def main() -> None:
         print(f"explorer: {info.api_url}/   logs: {args.home}/logs   stop: ./scripts/stack down", file=sys.stderr)
     elif args.command == "down":
         down(args.home)
+    elif args.command == "env":  # eval "$(./scripts/stack env)"
+        for key, value in cli_env(args.home).items():
+            print(f"export {key}={shlex.quote(value)}")
     else:
         print(json.dumps(status(args.home), indent=2))
 

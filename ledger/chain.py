@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
@@ -58,3 +60,27 @@ def advance_time(w3: Web3, seconds: int) -> None:
     else:
         w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [seconds])
         mine(w3)
+
+
+def fund_gas(w3: Web3, address: str, wei: int) -> int:
+    """Tops `address` up to `wei` of ETH from the first development account (local chains only): a wallet made with
+    `shardwork wallet new` has none, and without gas it cannot send even the faucet's transaction. Returns what
+    was sent (0 when the account already held enough)."""
+    funder = dev_accounts(w3, 1)[0]  # refuses a chain that is not local
+    short = wei - w3.eth.get_balance(Web3.to_checksum_address(address))
+    if short <= 0:
+        return 0
+    tx: dict[str, Any] = {
+        "to": Web3.to_checksum_address(address),
+        "value": short,
+        "gas": 21_000,
+        "gasPrice": w3.eth.gas_price,
+        "nonce": w3.eth.get_transaction_count(funder.address, "pending"),
+        "chainId": w3.eth.chain_id,
+    }
+    receipt = w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(funder.sign_transaction(tx).raw_transaction)
+    )
+    if receipt["status"] != 1:
+        raise ChainError(f"funding {address} with gas failed in block {receipt['blockNumber']}")
+    return short

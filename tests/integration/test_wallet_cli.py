@@ -190,7 +190,11 @@ def test_dispute_posts_the_bond_and_forces_a_check_but_never_from_the_volunteer_
     assert "free stake" in unstaked  # a challenger is staked like a verifier: bob never staked
     bob = cli.json("wallet", "show", "bob")["address"]
     cli.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [bob, "0x0"])
-    cli("faucet", "1", "--wallet", "bob", "--yes", code=1)  # no ETH for gas: one line, not a traceback
+    assert "ETH sent to" in cli("faucet", "1", "--wallet", "bob", "--yes")  # a local faucet tops gas up first
+    assert cli.w3.eth.get_balance(bob) > 0
+    cli.w3.provider.make_request(RPCEndpoint("anvil_setBalance"), [bob, "0x0"])
+    no_gas = cli("stake", "1", "--wallet", "bob", "--yes", code=1)  # no ETH for gas: one line, not a traceback
+    assert "gas" in no_gas and cli.json("balance", "--wallet", "bob")["bonded"] == 0
     cli("stake", "100", "--wallet", "alice", "--yes")  # free stake covering the bounty's stake per task
     before = cli.nonce(volunteer.address)
     refused = cli("dispute", hex(task_id), "--segment", "0", "--wallet", "volunteer", "--yes", code=1)
