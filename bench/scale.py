@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
 import subprocess
 import sys
 import tempfile
@@ -202,7 +201,10 @@ def child(size: str, directory: str) -> None:
     task = _task(spec, from_bytes(bytearray((Path(directory) / "shard.st").read_bytes())))
     with tempfile.TemporaryDirectory() as tmp:
         train_task(task, LocalStore(Path(tmp) / "store"), Path(tmp) / "work")
-    print(json.dumps({"max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    # VmHWM, not getrusage's ru_maxrss: Linux carries the parent's high-water mark across fork and exec into
+    # ru_maxrss, so a child of this bench (by then holding gigabytes) reported the bench's RSS, not its own.
+    hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    print(json.dumps({"max_rss_mb": hwm_kb / 1024}))
 
 
 def aggregate_working(spec: TrainingSpec, updates: int) -> float:
