@@ -281,6 +281,9 @@ BAD_INPUT = [
         {},
         "has never sent a transaction on this chain",
     ),
+    # The live market's manifest is never replaced by accident: its addresses would be lost.
+    ("deploy over a manifest", ["chain", "deploy"], {}, "already holds a deployment manifest"),
+    ("deploy from an unknown wallet", ["chain", "deploy", "--wallet", "nobody", "--yes"], {}, "no wallet named"),
 ]
 
 
