@@ -21,24 +21,33 @@ from protocol.tensors import Tensors, canonical_hash, to_bytes
 from protocol.training import TrainState, deterministic, load_state, run_steps
 
 
-def lazy_trainer(task: TaskInput, store: ContentStore, workdir: Path, *_: object) -> TraceResult:
-    """Commits random hashes for work it never did and uploads nothing."""
-    refs = [
-        CheckpointRef(
-            step=i * task.spec.checkpoint_interval, cid=cid_of(os.urandom(8)), hash="0x" + os.urandom(32).hex()
+def lazy(rng: random.Random | None = None) -> Callable[..., TraceResult]:
+    """A volunteer that commits random hashes for work it never did and uploads nothing; its randomness from `rng`
+    (a seeded demo replays it), else os.urandom."""
+
+    def noise(n: int) -> bytes:
+        return rng.randbytes(n) if rng is not None else os.urandom(n)
+
+    def trainer(task: TaskInput, store: ContentStore, workdir: Path, *_: object) -> TraceResult:
+        refs = [
+            CheckpointRef(step=i * task.spec.checkpoint_interval, cid=cid_of(noise(8)), hash="0x" + noise(32).hex())
+            for i in range(task.spec.segments + 1)
+        ]
+        manifest = TraceManifest(
+            task_id=task.task_id,
+            volunteer=task.volunteer,
+            round_cid=task.round_cid,
+            checkpoints=refs,
+            update_cid=cid_of(noise(8)),
+            update_hash="0x" + noise(32).hex(),
+            numerics=environment(task.spec),
         )
-        for i in range(task.spec.segments + 1)
-    ]
-    manifest = TraceManifest(
-        task_id=task.task_id,
-        volunteer=task.volunteer,
-        round_cid=task.round_cid,
-        checkpoints=refs,
-        update_cid=cid_of(os.urandom(8)),
-        update_hash="0x" + os.urandom(32).hex(),
-        numerics=environment(task.spec),
-    )
-    return _NoPins(manifest, cid_of(manifest.canonical_bytes()), manifest.trace_root(), os.urandom(32))
+        return _NoPins(manifest, cid_of(manifest.canonical_bytes()), manifest.trace_root(), noise(32))
+
+    return trainer
+
+
+lazy_trainer = lazy()
 
 
 class _NoPins(TraceResult):

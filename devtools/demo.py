@@ -8,12 +8,12 @@ import time
 import typer
 
 
-def run_demo(*, workload: str, as_json: bool) -> None:
+def run_demo(*, workload: str, as_json: bool, seed: int = 0) -> None:
     started = time.monotonic()  # the reported time includes loading torch, web3 and the data
     from devtools.scenario import TOKEN, run_scenario
 
     say = (lambda _: None) if as_json else typer.echo
-    s = run_scenario(workload, say)
+    s = run_scenario(workload, say, seed=seed)
     seconds = round(time.monotonic() - started, 2)
     summary = {
         "seconds": seconds,
@@ -26,6 +26,7 @@ def run_demo(*, workload: str, as_json: bool) -> None:
         "workload": s.workload,
         "gas_used": s.gas_used,
         "final_model_cid": s.final_model_cid,
+        "seed": seed,
         "replayed_segments": s.replayed_segments,
         "roles": s.names,
     }

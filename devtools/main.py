@@ -32,6 +32,15 @@ def demo(
             help="mnist (classifier), shakespeare (character-level language model) or gpt (a GPT over byte-pair tokens)."
         ),
     ] = "mnist",
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Fixes the chain's block randomness and the volunteers' turns: the same seed reproduces a run bit "
+            "for bit (the same final model CID).",
+            min=0,
+            max=2**63 - 1,
+        ),
+    ] = 0,
     as_json: JsonFlag = False,
 ) -> None:
     """Run the whole marketplace in one process on an embedded chain: a bounty, honest and cheating
@@ -40,7 +49,7 @@ def demo(
 
     if workload not in ("mnist", "shakespeare", "gpt"):
         raise typer.BadParameter("choose mnist, shakespeare or gpt", param_hint="--workload")
-    run_demo(workload=workload, as_json=as_json)
+    run_demo(workload=workload, as_json=as_json, seed=seed)
 
 
 @chain_app.command("up")

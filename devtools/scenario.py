@@ -20,10 +20,11 @@ from web3 import Web3
 from content.inputs import load_inputs, publish_builtin
 from content.store import LocalStore
 from coordinator.rounds import Coordinator, RoundResult
-from devtools.adversaries import lazy_trainer, partial_faker
+from devtools.adversaries import lazy, partial_faker
 from ledger.amounts import UNIT
 from ledger.chain import advance_time, connect, dev_accounts
 from ledger.deploy import deploy
+from ledger.embedded import seeded_chain
 from ledger.market import Market, TaskStatus, task_label
 from ledger.terms import BountyTerms
 from ledger.tx import Transactor
@@ -139,7 +140,7 @@ def run_scenario(
     quiet.addHandler(logging.NullHandler())
     quiet.propagate = False
 
-    w3 = connect(rpc_url)
+    w3 = connect(rpc_url) if rpc_url is not None else seeded_chain(seed)  # embedded: the same seed, the same run
     keys = dev_accounts(w3, 10)
     deployment = deploy(w3, Transactor(w3, keys[0]), unbonding_delay_s=3600)
     home = home or Path(tempfile.mkdtemp(prefix="shardwork-demo-"))
@@ -185,7 +186,7 @@ def run_scenario(
     trainers: dict[str, Trainer] = {
         "honest-1": train_task,
         "honest-2": train_task,
-        "lazy": lazy_trainer,
+        "lazy": lazy(rng),
         "faker": partial_faker(0.5, rng, keep_counters=True),
     }
     work = home / "nodes"
