@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 from typing import Annotated, Any
@@ -44,8 +45,26 @@ def node_run(
         int | None, typer.Option(help="Serve /health and /metrics on 127.0.0.1 at this port (0: any free port).")
     ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar (logs only).")] = False,
+    duty_cycle: Annotated[
+        float,
+        typer.Option(
+            help="Fraction of the time spent training: 0.5 rests as long as each step took (threads are the spec's).",
+            min=0.01,
+            max=1.0,
+        ),
+    ] = 1.0,
+    hours: Annotated[
+        str | None,
+        typer.Option(help="Claim new tasks only in these hours of local time, e.g. 22-7 (a task under way finishes)."),
+    ] = None,
+    nice: Annotated[
+        int, typer.Option(help="Run at this niceness: other programs get the CPU first.", min=0, max=19)
+    ] = 0,
 ) -> None:
     """Run until stopped (Ctrl-C or SIGTERM stop between steps; a restart resumes from the last checkpoint).
+
+    `shardwork node pause` holds a running node between two steps (and claims nothing new) until
+    `shardwork node resume`; games over earlier commits are still answered while paused.
 
     Logs are JSON lines on stderr. Example:
 
@@ -73,6 +92,7 @@ def node_run(
             max_memory_mb,
             metrics_port,
             quiet,
+            (duty_cycle, hours, nice),
         )
 
 
@@ -92,10 +112,21 @@ def _run(
     max_memory_mb: int | None,
     metrics_port: int | None,
     quiet: bool,
+    preferences: tuple[float, str | None, int],
 ) -> None:
     from node.preflight import check_cpu
 
     check_cpu()  # before anything here loads torch: an unsupported CPU is one line, not a crash
+
+    from node.controls import Hours
+
+    duty_cycle, hours_text, nice = preferences
+    try:
+        hours = Hours.parse(hours_text) if hours_text is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--hours") from None
+    if nice:
+        os.nice(nice)
 
     from config.settings import home, load_settings
     from content.ipfs import open_store
@@ -133,6 +164,8 @@ def _run(
         auto_claim_rewards=auto_claim,
         max_memory_mb=max_memory_mb,
         bounties=frozenset(bounties) if bounties else None,
+        duty_cycle=duty_cycle,
+        hours=hours,
     )
     logger = json_logger(f"shardwork.node.{address[:10]}")
     progress, on_progress = _progress_bar(quiet)
@@ -185,3 +218,54 @@ def _progress_bar(quiet: bool) -> tuple[Any, Any]:
         progress.update(bars[name], completed=done, rate=f"{rate:.1f}", loss=f"{loss:.4f}")
 
     return progress, on_progress
+
+
+WorkDirOpt = Annotated[Path | None, typer.Option(help="The node's work directory (default <home>/node-<address>).")]
+NodeKeystoreOpt = Annotated[
+    Path | None, typer.Option(help="The node's keystore: its address names the default work directory.")
+]
+
+
+def _node_dir(keystore: Path | None, work_dir: Path | None) -> Path:
+    from config.settings import home
+    from ledger.wallet import recorded_address
+    from protocol.errors import ShardworkError
+
+    if work_dir is not None:
+        return work_dir
+    if keystore is None:
+        raise ShardworkError("name the node: --keystore (as given to `node run`) or --work-dir")
+    address = recorded_address(keystore)
+    if address is None:
+        raise ShardworkError(f"{keystore} records no address: pass the node's --work-dir")
+    return home() / f"node-{address.lower()}"
+
+
+@node_app.command("pause")
+def node_pause(keystore: NodeKeystoreOpt = None, work_dir: WorkDirOpt = None) -> None:
+    """Pause a running node: it claims nothing and holds its training between two steps until `node resume`.
+    It still answers games over its earlier commits. A held task's lease keeps running."""
+    from cli.common import fail_on_user_errors
+    from node.controls import pause
+
+    with fail_on_user_errors():
+        directory = _node_dir(keystore, work_dir)
+        if not directory.is_dir():
+            from protocol.errors import ShardworkError
+
+            raise ShardworkError(f"no node work directory at {directory}: has `node run` been started with it?")
+        pause(directory, reason="shardwork node pause")
+        typer.echo(f"paused the node at {directory} (takes effect after its current step); `node resume` undoes it")
+
+
+@node_app.command("resume")
+def node_resume(keystore: NodeKeystoreOpt = None, work_dir: WorkDirOpt = None) -> None:
+    """Resume a paused node."""
+    from cli.common import fail_on_user_errors
+    from node.controls import resume
+
+    with fail_on_user_errors():
+        directory = _node_dir(keystore, work_dir)
+        typer.echo(
+            f"resumed the node at {directory}" if resume(directory) else f"the node at {directory} was not paused"
+        )

@@ -20,6 +20,7 @@ from judge.context import ChainView, RoundContext
 from ledger.errors import CHAIN_TRANSIENT, ContractRevert, TransactionFailed, error_class
 from ledger.market import Market, OpenedRound, TaskStatus, split_task_id, task_id_of, task_label
 from node.carry import rebuild_carried, shard_order
+from node.controls import Controls, Hours
 from node.defense import Defender
 from node.observability import NodeMetrics
 from node.trainer import TaskInput, Trainer, TrainingInterrupted, train_task
@@ -55,6 +56,8 @@ class NodeOptions:
     # due within the bounty's verify window, and a task can take longer than that to train. A pause with no
     # move due costs three chain calls; each move answered late holds the game's task, and its round, that long.
     game_poll_s: float = 2.0
+    duty_cycle: float = 1.0  # the fraction of wall time spent training (node.controls)
+    hours: Hours | None = None  # claim new tasks only within these hours of local time
 
 
 @dataclass
@@ -96,6 +99,8 @@ class NodeDaemon:
         self._scan_from = market.deployment.block
         self._warned: set[str] = set()
         self._resumed = False
+        self.controls = Controls(options.work_dir, options.duty_cycle, options.hours)
+        self._held: str | None = None  # why claiming is held ("paused", "outside hours"), as last logged
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -121,7 +126,8 @@ class NodeDaemon:
                     self._resumed = True
                 # Games first: a midpoint is due within the verify window, and training a task takes longer.
                 moved = self.defender.play()
-                worked = moved > 0 or (not self.defender.busy and self._work_once())
+                held = self._claims_held()
+                worked = moved > 0 or (not self.defender.busy and held is None and self._work_once())
                 if self.options.auto_claim_rewards:
                     self.claim_rewards()
                 failures = 0
@@ -145,11 +151,22 @@ class NodeDaemon:
             if self.options.once and not worked:
                 break
             if not worked:
-                self.status.state = "idle"
+                self.status.state = held or "idle"
                 self.stop_event.wait(self.options.poll_interval_s)
         self.status.state = "stopped"
         log(self.logger, "node stopped", committed=len(self.status.committed))
         return len(self.status.committed)
+
+    def _claims_held(self) -> str | None:
+        """Why no new task may be claimed now (the volunteer paused the node, or it is outside its hours)."""
+        held = "paused" if self.controls.paused() else "outside hours" if self.controls.outside_hours() else None
+        if held != self._held:
+            self._held = held
+            if held is not None:
+                log(self.logger, f"{held}: claiming no new task", hours=str(self.controls.hours or ""))
+            else:
+                log(self.logger, "claiming tasks again")
+        return held
 
     def _done(self) -> bool:
         return self.options.max_tasks is not None and len(self.status.committed) >= self.options.max_tasks
@@ -322,11 +339,18 @@ class NodeDaemon:
         started = time.monotonic()
         next_game_check = started + self.options.game_poll_s
 
+        step_began = started
+
         def on_step(step: int, loss: float) -> None:
-            nonlocal next_game_check
+            nonlocal next_game_check, step_began
             if time.monotonic() >= next_game_check:
                 next_game_check = time.monotonic() + self.options.game_poll_s
                 self._defend_between_steps()
+            if self.controls.duty_cycle < 1:
+                self.stop_event.wait(self.controls.rest_after(time.monotonic() - step_began))
+            if self.controls.paused():
+                self._hold_while_paused(task_id)
+            step_began = time.monotonic()
             self.metrics.steps.inc()
             self.metrics.loss.set(loss)
             self.metrics.steps_per_s.set((step + 1) / max(time.monotonic() - started, 1e-9))
@@ -372,6 +396,22 @@ class NodeDaemon:
             final_loss=result.manifest.losses[-1] if result.manifest.losses else None,
             seconds=round(time.monotonic() - started, 2),
         )
+
+    def _hold_while_paused(self, task_id: int) -> None:
+        """Holds training between two steps while the node is paused, still answering games; the lease runs on."""
+        log(
+            self.logger,
+            "paused mid-task; the lease keeps running",
+            task_id=task_id,
+            lease_deadline=self.market.task(task_id).deadline,
+        )
+        self.status.state = "paused"
+        while self.controls.paused() and not self.stop_event.is_set():
+            self._defend_between_steps()
+            self.stop_event.wait(min(self.options.game_poll_s, 1.0))
+        if not self.stop_event.is_set():
+            log(self.logger, "resumed", task_id=task_id)
+            self.status.state = "training"
 
     def _defend_between_steps(self) -> None:
         """Answers due game moves from inside training. Safe between two steps: a replay restores the torch

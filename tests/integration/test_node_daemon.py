@@ -250,3 +250,94 @@ def test_a_round_model_not_served_yet_is_waited_for_before_claiming_and_the_task
         if node.poll() is None:
             node.kill()
     assert volunteer.task(task_id).status == TaskStatus.COMMITTED
+
+
+def _steps(url: str) -> float:
+    metrics = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+    line = next(m for m in metrics.splitlines() if m.startswith("shardwork_node_training_steps_total"))
+    return float(line.split()[-1])
+
+
+def _health(url: str) -> dict[str, object]:
+    return dict(json.loads(urllib.request.urlopen(f"{url}/health", timeout=5).read()))
+
+
+def _health_or_log(url: str, proc: subprocess.Popen[str]) -> dict[str, object]:
+    try:
+        return _health(url)
+    except OSError:
+        proc.kill()
+        raise AssertionError(proc.communicate()[1]) from None
+
+
+def test_node_pause_holds_training_between_steps_and_resume_finishes_the_task(
+    marketplace: Marketplace, tmp_path: Path
+) -> None:
+    m = marketplace
+    spec = small_spec(
+        model={"family": "mnist-cnn", "params": {}}, steps_per_task=120, checkpoint_interval=20, data={"shards": 1}
+    )
+    bounty_id = m.post_and_open(spec)
+    volunteer, keystore = m.volunteer(6)
+    task_id = task_id_of(bounty_id, 0, 0)
+    work = tmp_path / "node"
+    # A duty cycle of 5% rests 19 step-times after each step: the task lasts long enough to be paused mid-way.
+    args = node_args(
+        m, keystore, work, "--metrics-port", "0", "--max-tasks", "1", "--duty-cycle", "0.05", "--bounty", str(bounty_id)
+    )
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    control = [SHARDWORK, "node"]
+    try:
+        url = None
+        assert proc.stderr is not None  # piped
+        for line in proc.stderr:
+            entry = json.loads(line)
+            url = entry.get("url", url)
+            if entry["msg"] == "training":
+                break
+        assert url is not None
+        out = subprocess.run([*control, "pause", "--work-dir", str(work)], capture_output=True, text=True, check=True)
+        assert "paused the node" in out.stdout
+        deadline = time.monotonic() + 60
+        while _health_or_log(url, proc)["state"] != "paused":
+            assert time.monotonic() < deadline, "the node never paused"
+            time.sleep(0.1)
+        held = _steps(url)
+        time.sleep(1.5)  # several steps' time: a node that kept training would have counted them
+        assert _steps(url) == held and _health(url)["current_task"] == task_id
+        assert volunteer.task(task_id).status == TaskStatus.CLAIMED
+        out = subprocess.run([*control, "resume", "--work-dir", str(work)], capture_output=True, text=True, check=True)
+        assert "resumed the node" in out.stdout
+        rest = proc.communicate(timeout=300)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, rest
+    messages = [json.loads(line)["msg"] for line in rest.splitlines() if line.startswith("{")]
+    assert "resumed" in messages and "task committed" in messages
+    assert volunteer.task(task_id).status == TaskStatus.COMMITTED
+    assert_trace_verifies(m, spec, bounty_id, shard=0, segment=2)
+
+
+def test_a_paused_node_or_one_outside_its_hours_claims_nothing(marketplace: Marketplace, tmp_path: Path) -> None:
+    m = marketplace
+    bounty_id = m.post_and_open(small_spec(data={"shards": 1}))
+    volunteer, keystore = m.volunteer(0)  # it claims nothing here: any staked volunteer will do
+    work = tmp_path / "node"
+    refused = subprocess.run([SHARDWORK, "node", "pause", "--work-dir", str(work)], capture_output=True, text=True)
+    assert refused.returncode == 1 and "has `node run` been started" in refused.stderr  # no such node yet
+    work.mkdir()
+    subprocess.run([SHARDWORK, "node", "pause", "--work-dir", str(work)], check=True, capture_output=True)
+    once = ("--once", "--bounty", str(bounty_id))
+    run = subprocess.run(node_args(m, keystore, work, *once), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "paused: claiming no new task" in run.stderr, run.stderr
+    assert volunteer.task(task_id_of(bounty_id, 0, 0)).status == TaskStatus.OPEN
+
+    subprocess.run([SHARDWORK, "node", "resume", "--work-dir", str(work)], check=True, capture_output=True)
+    hour = time.localtime().tm_hour
+    window = f"{(hour + 2) % 24}-{(hour + 3) % 24}"  # excludes this hour and the next, whenever the test runs
+    run = subprocess.run(node_args(m, keystore, work, *once, "--hours", window), capture_output=True, text=True)
+    assert run.returncode == 0 and "outside hours: claiming no new task" in run.stderr, run.stderr
+    assert volunteer.task(task_id_of(bounty_id, 0, 0)).status == TaskStatus.OPEN
+
+    bad = subprocess.run(node_args(m, keystore, work, *once, "--hours", "25-3"), capture_output=True, text=True)
+    assert bad.returncode != 0 and "is not a window" in bad.stderr and "Traceback" not in bad.stderr
