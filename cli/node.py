@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.common import DeploymentOpt, RpcOpt, StoreOpt, cli_app
+from cli.common import DeploymentOpt, JsonOpt, RpcOpt, StoreOpt, cli_app, emit_json
 
 node_app = cli_app(
     help="Run a volunteer node: claim tasks, train them with a proof-of-learning trace, commit.", no_args_is_help=True
@@ -227,7 +227,6 @@ NodeKeystoreOpt = Annotated[
 
 
 def _node_dir(keystore: Path | None, work_dir: Path | None) -> Path:
-    from config.settings import home
     from ledger.wallet import recorded_address
     from protocol.errors import ShardworkError
 
@@ -238,7 +237,7 @@ def _node_dir(keystore: Path | None, work_dir: Path | None) -> Path:
     address = recorded_address(keystore)
     if address is None:
         raise ShardworkError(f"{keystore} records no address: pass the node's --work-dir")
-    return home() / f"node-{address.lower()}"
+    return _default_dir(address)
 
 
 @node_app.command("pause")
@@ -269,3 +268,87 @@ def node_resume(keystore: NodeKeystoreOpt = None, work_dir: WorkDirOpt = None) -
         typer.echo(
             f"resumed the node at {directory}" if resume(directory) else f"the node at {directory} was not paused"
         )
+
+
+@node_app.command("status")
+def node_status(
+    who: Annotated[
+        str | None, typer.Argument(help="The volunteer's address; default: --keystore's or --wallet's.")
+    ] = None,
+    keystore: NodeKeystoreOpt = None,
+    wallet: Annotated[str | None, typer.Option("--wallet", "-w", help="Wallet name or keystore path.")] = None,
+    work_dir: WorkDirOpt = None,
+    rpc_url: RpcOpt = None,
+    deployment: DeploymentOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A volunteer's standing: stake (bonded, locked by its tasks: at risk, free), rewards to claim, and per bounty
+    its tasks (claimed, in flight, pending a verdict, accepted, slashed, expired), task rewards earned and tokens
+    per hour of taking part; whether its node is paused."""
+    from cli.common import fail_on_user_errors, open_session, parse_address
+
+    with fail_on_user_errors(as_json):
+        from ledger.amounts import UNIT, format_amount
+        from ledger.index import EventIndex
+        from ledger.volunteering import volunteer_record
+        from ledger.wallet import recorded_address
+        from node.controls import pause_file
+        from protocol.errors import ShardworkError
+
+        session = open_session(rpc_url, deployment, wallet)
+        if who is not None:
+            address = parse_address(who)
+        elif keystore is not None:
+            address = recorded_address(keystore) or ""
+            if not address:
+                raise ShardworkError(f"{keystore} records no address: give the ADDRESS")
+        elif wallet is not None:
+            address = session.signer
+        else:
+            raise ShardworkError("give an ADDRESS, --keystore or --wallet")
+        market = session.market
+        index = EventIndex(session.settings.index, market)
+        index.sync()
+        times: dict[int, int] = {}
+
+        def block_time(number: int) -> int:
+            if number not in times:
+                times[number] = int(market.w3.eth.get_block(number)["timestamp"])
+            return times[number]
+
+        records = volunteer_record(index, address, block_time)
+        stake = market.stake_of(address)
+        directory = work_dir if work_dir is not None else _default_dir(address)
+        paused = pause_file(directory).exists()
+        if as_json:
+            emit_json(
+                {
+                    "address": address,
+                    "stake": {"bonded": stake.bonded, "locked": stake.locked, "free": stake.free},
+                    "claimable": market.claimable(address),
+                    "paused": paused,
+                    "bounties": [r.as_dict() for r in records],
+                }
+            )
+            return
+        typer.echo(
+            f"{address}: bonded {format_amount(stake.bonded)}, at risk in its tasks {format_amount(stake.locked)}, "
+            f"free {format_amount(stake.free)}; {format_amount(market.claimable(address))} to claim"
+            + ("; node paused (`shardwork node resume`)" if paused else "")
+        )
+        if not records:
+            typer.echo("  no tasks taken yet")
+        for r in records:
+            rate = f"{r.earned_per_hour / UNIT:,.2f} per hour" if r.earned_per_hour is not None else "-"
+            slashed = f"{r.slashed} slashed ({format_amount(r.slashed_amount)})" if r.slashed else "0 slashed"
+            typer.echo(
+                f"  bounty {r.bounty_id:<4} {r.claimed} claimed, {r.in_flight} in flight, {r.pending} pending, "
+                f"{r.accepted} accepted, {slashed}, {r.expired} expired; earned {format_amount(r.earned)} "
+                f"over {r.hours:.2f} h ({rate})"
+            )
+
+
+def _default_dir(address: str) -> Path:
+    from config.settings import home
+
+    return home() / f"node-{address.lower()}"

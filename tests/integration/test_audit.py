@@ -219,6 +219,36 @@ def test_rewards_break_each_accounts_demo_earnings_down_by_kind_and_miss_no_cred
     assert {"task reward", "verifier fee"} <= kinds
 
 
+def test_node_status_counts_each_volunteers_tasks_earnings_and_slashes_of_the_demo(demo_run: DemoRun) -> None:
+    node, home, summary = demo_run
+    by_role = {role: address for address, role in summary.names.items()}
+
+    def status(address: str, *extra: str) -> dict[str, Any]:
+        args = ["node", "status", address, "--json", "--rpc-url", node.url, *extra]
+        result = CliRunner().invoke(app, args, env={"SHARDWORK_HOME": str(home)})
+        assert result.exit_code == 0, result.output
+        return dict(json.loads(result.output.strip().splitlines()[-1]))
+
+    honest_accepted = 0
+    for role in ("honest-1", "honest-2"):
+        report = status(by_role[role])
+        (row,) = [b for b in report["bounties"] if b["bounty_id"] == summary.bounty_id]
+        assert row["slashed"] == 0 and row["in_flight"] == 0 and row["pending"] == 0
+        assert row["accepted"] == row["claimed"] > 0 and row["earned"] == row["accepted"] * 10 * UNIT
+        assert row["hours"] > 0 and row["earned_per_hour"] == pytest.approx(row["earned"] / row["hours"], rel=1e-3)
+        assert report["stake"]["locked"] == 0 and report["paused"] is False
+        honest_accepted += row["accepted"]
+    for role in ("lazy", "faker"):
+        (row,) = [b for b in status(by_role[role])["bounties"] if b["bounty_id"] == summary.bounty_id]
+        assert row["slashed"] >= 1 and row["slashed_amount"] > 0, row
+    (faker,) = [b for b in status(by_role["faker"])["bounties"] if b["bounty_id"] == summary.bounty_id]
+    assert honest_accepted + faker["accepted"] == 12  # every task of the demo, accepted once, by whoever did it
+    text = CliRunner().invoke(
+        app, ["node", "status", by_role["lazy"], "--rpc-url", node.url], env={"SHARDWORK_HOME": str(home)}
+    )
+    assert text.exit_code == 0 and "slashed (" in text.output and f"bounty {summary.bounty_id}" in text.output
+
+
 def test_the_read_api_describes_the_demo_in_its_response_models(demo_run: DemoRun, tmp_path: Path) -> None:
     """Every bounty, slash and volunteer of the demo (cheaters slashed, rounds closed, a final model) fits the
     API's typed models, so the OpenAPI schema tells clients the truth."""
