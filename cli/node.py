@@ -352,3 +352,63 @@ def _default_dir(address: str) -> Path:
     from config.settings import home
 
     return home() / f"node-{address.lower()}"
+
+
+@node_app.command("estimate")
+def node_estimate(
+    bounty: Annotated[
+        list[int] | None, typer.Option(help="Only these bounty ids (repeatable; default every open one).")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Training steps timed per bounty (after one warm-up step).", min=1)] = 3,
+    store: StoreOpt = None,
+    rpc_url: RpcOpt = None,
+    deployment: DeploymentOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Before joining: what this machine would earn per hour on each open bounty. A few steps of each bounty's own
+    model are timed here (synthetic data of its shapes, nothing downloaded but the spec); a task's time follows,
+    and a task that would not be committed within the bounty's lease is flagged."""
+    from cli.common import fail_on_user_errors, open_session
+
+    with fail_on_user_errors(as_json):
+        from content.ipfs import open_store
+        from ledger.amounts import UNIT, format_amount
+        from ledger.index import EventIndex
+        from ledger.market import BountyStatus
+        from node.estimate import estimate
+        from node.preflight import check_cpu
+        from protocol.errors import ContentError
+        from protocol.spec import MAX_SPEC_BYTES, TrainingSpec
+
+        check_cpu()
+        session = open_session(rpc_url, deployment)
+        market, content = session.market, open_store(store if store is not None else session.settings.store)
+        index = EventIndex(session.settings.index, market)
+        index.sync()
+        ids = bounty or [int(e.args["bountyId"]) for e in index.events(names=("BountyPosted",))]
+        rows, skipped = [], []
+        for bounty_id in ids:
+            b = market.bounty(bounty_id)
+            if b.status != BountyStatus.ACTIVE or not b.round_open:
+                skipped.append({"bounty_id": bounty_id, "reason": f"not open ({b.status.name.lower()})"})
+                continue
+            try:
+                spec = TrainingSpec.from_bytes(content.get(market.spec_cid(bounty_id), MAX_SPEC_BYTES))
+            except ContentError as exc:  # one bounty's spec not served is no reason to estimate none
+                skipped.append({"bounty_id": bounty_id, "reason": f"spec not readable: {exc}"})
+                continue
+            rows.append(estimate(bounty_id, spec, b.reward_per_task, int(b.raw["leaseDuration"]), steps))
+        if as_json:
+            emit_json({"estimates": [r.as_dict() for r in rows], "skipped": skipped})
+            return
+        for skip in skipped:
+            typer.echo(f"bounty {skip['bounty_id']:<4} skipped: {skip['reason']}")
+        if not rows and not skipped:
+            typer.echo("no open bounty to estimate")
+        for r in rows:
+            verdict = "fits its lease" if r.fits_lease else f"TOO SLOW: over its {r.lease_seconds} s lease"
+            typer.echo(
+                f"bounty {r.bounty_id:<4} {r.family} ({r.params:,} params): {r.step_seconds:.3f} s/step, a task "
+                f"≈ {r.task_seconds:,.0f} s ({verdict}), {r.memory_mb} MB; {format_amount(r.reward_per_task)} per "
+                f"task ≈ {r.earned_per_hour / UNIT:,.2f} per hour"
+            )

@@ -341,3 +341,27 @@ def test_a_paused_node_or_one_outside_its_hours_claims_nothing(marketplace: Mark
 
     bad = subprocess.run(node_args(m, keystore, work, *once, "--hours", "25-3"), capture_output=True, text=True)
     assert bad.returncode != 0 and "is not a window" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_node_estimate_times_each_open_bountys_steps_and_flags_a_lease_too_short(
+    marketplace: Marketplace, tmp_path: Path
+) -> None:
+    m = marketplace
+    roomy = m.post_and_open(small_spec(data={"shards": 1}))
+    tight = m.post_and_open(
+        small_spec(data={"shards": 1}, steps_per_task=4000, checkpoint_interval=100), leaseDuration=1
+    )
+    env = {**os.environ, "SHARDWORK_HOME": str(tmp_path)}
+    args = ["node", "estimate", "--rpc-url", m.rpc_url, "--deployment", str(m.deployment_path)]
+    args += ["--store", str(m.store_dir), "--bounty", str(roomy), "--bounty", str(tight)]
+    run = subprocess.run([SHARDWORK, *args, "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    rows = {r["bounty_id"]: r for r in json.loads(run.stdout.strip().splitlines()[-1])["estimates"]}
+    for bounty_id, steps in ((roomy, 20), (tight, 4000)):
+        r = rows[bounty_id]
+        assert r["step_seconds"] > 0 and r["task_seconds"] == pytest.approx(r["step_seconds"] * steps * 1.1)
+        assert r["earned_per_hour"] == pytest.approx(r["reward_per_task"] * 3600 / r["task_seconds"], rel=0.01)
+        assert r["family"] == "mnist-mlp" and r["memory_mb"] > 0
+    assert rows[roomy]["fits_lease"] is True and rows[tight]["fits_lease"] is False
+    text = subprocess.run([SHARDWORK, *args], capture_output=True, text=True, env=env, timeout=300).stdout
+    assert "TOO SLOW: over its 1 s lease" in text and "fits its lease" in text
