@@ -18,7 +18,12 @@ node_app = cli_app(
 
 @node_app.command("run")
 def node_run(
-    keystore: Annotated[Path, typer.Option(help="Keystore of the volunteer's wallet (stake must already be bonded).")],
+    keystore: Annotated[
+        Path | None, typer.Option(help="Keystore of the volunteer's wallet (stake must already be bonded).")
+    ] = None,
+    wallet: Annotated[
+        str | None, typer.Option("--wallet", "-w", help="The volunteer's wallet by name (instead of --keystore).")
+    ] = None,
     rpc_url: RpcOpt = None,
     deployment: DeploymentOpt = None,
     password_file: Annotated[
@@ -77,7 +82,7 @@ def node_run(
 
     with fail_on_user_errors():
         _run(
-            keystore,
+            _keystore_of(keystore, wallet),
             rpc_url,
             deployment,
             password_file,
@@ -221,19 +226,31 @@ def _progress_bar(quiet: bool) -> tuple[Any, Any]:
 
 
 WorkDirOpt = Annotated[Path | None, typer.Option(help="The node's work directory (default <home>/node-<address>).")]
+NodeWalletOpt = Annotated[str | None, typer.Option("--wallet", "-w", help="The node's wallet by name.")]
 NodeKeystoreOpt = Annotated[
     Path | None, typer.Option(help="The node's keystore: its address names the default work directory.")
 ]
 
 
-def _node_dir(keystore: Path | None, work_dir: Path | None) -> Path:
+def _keystore_of(keystore: Path | None, wallet: str | None) -> Path:
+    from cli.common import wallet_path
+    from config.settings import load_settings
+    from protocol.errors import ShardworkError
+
+    if (keystore is None) == (wallet is None):
+        raise ShardworkError("name the volunteer's wallet: --keystore PATH or --wallet NAME (one of them)")
+    return keystore if keystore is not None else wallet_path(load_settings().wallets, str(wallet))
+
+
+def _node_dir(keystore: Path | None, work_dir: Path | None, wallet: str | None = None) -> Path:
     from ledger.wallet import recorded_address
     from protocol.errors import ShardworkError
 
     if work_dir is not None:
         return work_dir
-    if keystore is None:
-        raise ShardworkError("name the node: --keystore (as given to `node run`) or --work-dir")
+    if keystore is None and wallet is None:
+        raise ShardworkError("name the node: --wallet or --keystore (as given to `node run`), or --work-dir")
+    keystore = _keystore_of(keystore, wallet)
     address = recorded_address(keystore)
     if address is None:
         raise ShardworkError(f"{keystore} records no address: pass the node's --work-dir")
@@ -241,14 +258,14 @@ def _node_dir(keystore: Path | None, work_dir: Path | None) -> Path:
 
 
 @node_app.command("pause")
-def node_pause(keystore: NodeKeystoreOpt = None, work_dir: WorkDirOpt = None) -> None:
+def node_pause(keystore: NodeKeystoreOpt = None, wallet: NodeWalletOpt = None, work_dir: WorkDirOpt = None) -> None:
     """Pause a running node: it claims nothing and holds its training between two steps until `node resume`.
     It still answers games over its earlier commits. A held task's lease keeps running."""
     from cli.common import fail_on_user_errors
     from node.controls import pause
 
     with fail_on_user_errors():
-        directory = _node_dir(keystore, work_dir)
+        directory = _node_dir(keystore, work_dir, wallet)
         if not directory.is_dir():
             from protocol.errors import ShardworkError
 
@@ -258,13 +275,13 @@ def node_pause(keystore: NodeKeystoreOpt = None, work_dir: WorkDirOpt = None) ->
 
 
 @node_app.command("resume")
-def node_resume(keystore: NodeKeystoreOpt = None, work_dir: WorkDirOpt = None) -> None:
+def node_resume(keystore: NodeKeystoreOpt = None, wallet: NodeWalletOpt = None, work_dir: WorkDirOpt = None) -> None:
     """Resume a paused node."""
     from cli.common import fail_on_user_errors
     from node.controls import resume
 
     with fail_on_user_errors():
-        directory = _node_dir(keystore, work_dir)
+        directory = _node_dir(keystore, work_dir, wallet)
         typer.echo(
             f"resumed the node at {directory}" if resume(directory) else f"the node at {directory} was not paused"
         )

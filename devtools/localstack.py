@@ -419,7 +419,8 @@ def cli_env(home: Path) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["up", "down", "status", "env"])
-    parser.add_argument("--home", type=Path, default=Path(".shardwork/stack"))
+    # Beside the CLI's own home, so one SHARDWORK_HOME keeps a user's wallets, index and stack together.
+    parser.add_argument("--home", type=Path, default=Path(os.environ.get("SHARDWORK_HOME", ".shardwork")) / "stack")
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     if args.command == "up":
