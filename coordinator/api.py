@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from web3 import Web3
@@ -34,6 +36,7 @@ from protocol.workloads import resolve
 
 MAX_BODY_BYTES = 64 * 1024
 STATIC = Path(__file__).with_name("static")
+SWAGGER_UI = "swagger-ui-5.35.0"  # vendored from npm's swagger-ui-dist (Apache-2.0, its LICENSE beside it)
 
 
 @dataclass(frozen=True)
@@ -321,7 +324,20 @@ def create_app(explorer: Explorer, refresh_s: float = 0.5) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         description="Read API of the Shardwork coordinator: bounties, rounds, tasks, volunteers, verdicts.",
+        docs_url=None,  # served below from local assets: FastAPI's default page loads Swagger UI from a CDN
     )
+    app.mount("/static/vendor", StaticFiles(directory=STATIC / "vendor"), name="vendor")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=str(app.openapi_url),
+            title="Shardwork coordinator: API",
+            swagger_js_url=f"/static/vendor/{SWAGGER_UI}/swagger-ui-bundle.js",
+            swagger_css_url=f"/static/vendor/{SWAGGER_UI}/swagger-ui.css",
+            swagger_favicon_url="data:,",  # no icon rather than one fetched from elsewhere
+        )
+
     registry = CollectorRegistry()
     requests = Counter("shardwork_api_requests", "API requests", ["route", "status"], registry=registry)
     latency = Histogram(

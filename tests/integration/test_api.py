@@ -3,17 +3,23 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import schemathesis
+import uvicorn
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Err
 
 from coordinator.api import Explorer, create_app
-from devtools.anvil import Anvil
+from devtools.anvil import Anvil, free_port
 from ledger.market import Market
 from node.daemon import NodeDaemon, NodeOptions
 from protocol.numerics import environment
@@ -106,3 +112,47 @@ def test_fuzzing_the_openapi_schema_finds_no_server_error(client: TestClient) ->
 
         run()
     assert failures == []
+
+
+def test_docs_are_served_from_local_assets_only(client: TestClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets and all(a.startswith("/static/vendor/") or a.startswith("data:") for a in assets), assets
+    for asset in assets:
+        if asset.startswith("/"):
+            served = client.get(asset)
+            assert served.status_code == 200 and len(served.content) > 10_000, asset
+
+
+def test_docs_render_the_api_in_a_browser_with_no_network_but_the_api(client: TestClient) -> None:
+    """Headless Chromium, every host but loopback unreachable: the page Swagger UI builds names every route."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian chromium is required (scripts/test installs it)"
+    config = uvicorn.Config(client.app, host="127.0.0.1", port=free_port(), log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        dom = subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # a CDN could not be reached
+                "--virtual-time-budget=8000",
+                "--dump-dom",
+                f"http://127.0.0.1:{config.port}/docs",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert "Shardwork coordinator" in dom and 'class="swagger-ui' in dom
+    assert "/api/bounties" in dom and "/api/volunteers" in dom
