@@ -25,7 +25,16 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from web3 import Web3
 
 from content.store import ContentStore
-from coordinator.api_models import BountyOut, BountySummary, Health, OpenTaskOut, TaskOut, VolunteerOut
+from coordinator.api_models import (
+    BountyHistoryOut,
+    BountyOut,
+    BountySummary,
+    Health,
+    OpenTaskOut,
+    TaskOut,
+    VolunteerOut,
+)
+from coordinator.history import bounty_history
 from ledger.index import EventIndex
 from ledger.market import Market, TaskStatus, next_deadline, next_move, task_id_of
 from protocol.errors import ContentError, StoreUnavailable
@@ -47,6 +56,7 @@ class Snapshot:
     tasks: dict[int, dict[str, Any]] = field(default_factory=dict)
     volunteers: dict[str, dict[str, Any]] = field(default_factory=dict)
     open_tasks: list[dict[str, Any]] = field(default_factory=list)
+    histories: dict[int, dict[str, Any]] = field(default_factory=dict)  # coordinator.history, per bounty
 
 
 @dataclass
@@ -129,6 +139,7 @@ class Explorer:
         tasks: dict[int, dict[str, Any]] = {}
         volunteers: dict[str, dict[str, Any]] = {}
         open_tasks: list[dict[str, Any]] = []
+        histories: dict[int, dict[str, Any]] = {}
 
         def who(address: str) -> dict[str, Any]:
             return volunteers.setdefault(
@@ -141,6 +152,7 @@ class Explorer:
                     "earned": 0,
                     "slashed_amount": 0,
                     "tasks": [],
+                    "payments": [],
                 },
             )
 
@@ -259,6 +271,7 @@ class Explorer:
                                 "reward_per_task": str(b.reward_per_task),
                             }
                         )
+            histories[bounty_id] = bounty_history(events)
             bounties[bounty_id] = {
                 "bounty_id": bounty_id,
                 "status": b.status.name.lower(),
@@ -277,9 +290,13 @@ class Explorer:
                 "slashes": slashes,
                 "final_model_cid": final,
             }
+        for bounty_id, history in histories.items():
+            for payment in history["payments"]:
+                if payment["account"].lower() in volunteers:
+                    volunteers[payment["account"].lower()]["payments"].append({**payment, "bounty_id": bounty_id})
         for v in volunteers.values():
             v["earned"], v["slashed_amount"] = str(v["earned"]), str(v["slashed_amount"])
-        return Snapshot(time.time(), self.index.synced_to, bounties, tasks, volunteers, open_tasks)
+        return Snapshot(time.time(), self.index.synced_to, bounties, tasks, volunteers, open_tasks, histories)
 
 
 def _scores(manifest: RoundManifest | None) -> list[dict[str, Any]]:
@@ -326,7 +343,7 @@ def create_app(explorer: Explorer, refresh_s: float = 0.5) -> FastAPI:
         description="Read API of the Shardwork coordinator: bounties, rounds, tasks, volunteers, verdicts.",
         docs_url=None,  # served below from local assets: FastAPI's default page loads Swagger UI from a CDN
     )
-    app.mount("/static/vendor", StaticFiles(directory=STATIC / "vendor"), name="vendor")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
@@ -404,6 +421,21 @@ def create_app(explorer: Explorer, refresh_s: float = 0.5) -> FastAPI:
             raise HTTPException(404, str(exc)) from None
         disposition = f'attachment; filename="bounty-{bounty_id}-model.safetensors"'
         return Response(weights, media_type="application/octet-stream", headers={"Content-Disposition": disposition})
+
+    @app.get("/api/bounties/{bounty_id}/history", response_model=BountyHistoryOut)
+    def bounty_history_route(bounty_id: int) -> dict[str, Any]:
+        found = snap().histories.get(bounty_id)
+        if found is None:
+            raise HTTPException(404, f"bounty {bounty_id} does not exist (or is not indexed yet)")
+        return found
+
+    @app.get("/bounty/{bounty_id}", response_class=HTMLResponse, include_in_schema=False)
+    def bounty_page(bounty_id: int) -> str:
+        return (STATIC / "bounty.html").read_text()
+
+    @app.get("/volunteer/{address}", response_class=HTMLResponse, include_in_schema=False)
+    def volunteer_page(address: str) -> str:
+        return (STATIC / "volunteer.html").read_text()
 
     @app.get("/api/tasks/{task_id}", response_model=TaskOut)
     def task(task_id: str) -> dict[str, Any]:

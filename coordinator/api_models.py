@@ -116,6 +116,48 @@ class BountyOut(BountySummary):
     slashes: list[SlashOut]
 
 
+class VerdictOut(_Out):
+    verifier: str
+    passed: bool
+    block: int
+
+
+class AttemptOut(_Out):
+    """One attempt at a task: claimed by a volunteer, and how it ended (coordinator/history.py)."""
+
+    task_id: str  # decimal: task ids exceed JavaScript's safe integers
+    task_id_hex: str
+    round: int
+    shard: int
+    attempt: int
+    volunteer: str
+    claimed_block: int
+    committed_block: int | None
+    outcome: str  # "training", "pending" (committed, no verdict yet), "accepted", "slashed" or "expired"
+    reward: str
+    slashed: str  # the stake slashed, or the lease penalty of an expired attempt
+    disputed: bool
+    verdicts: list[VerdictOut]
+    trace_cid: str | None
+
+
+class PaymentOut(_Out):
+    block: int
+    account: str
+    amount: str
+    kind: str  # ledger.earnings.KINDS: "task reward", "verifier fee", "referee fee", "challenge", "other"
+    task_id_hex: str
+
+
+class BountyHistoryOut(_Out):
+    attempts: list[AttemptOut]
+    payments: list[PaymentOut]
+
+
+class VolunteerPaymentOut(PaymentOut):
+    bounty_id: int
+
+
 class VolunteerOut(_Out):
     address: str
     claimed: int
@@ -124,3 +166,4 @@ class VolunteerOut(_Out):
     earned: str
     slashed_amount: str
     tasks: list[int]
+    payments: list[VolunteerPaymentOut] = []

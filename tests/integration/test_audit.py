@@ -5,22 +5,29 @@ from __future__ import annotations
 
 import json
 import random
+import re
+import shutil
+import subprocess
+import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from typer.testing import CliRunner
 from web3.types import RPCEndpoint
 
 from cli.main import app
 from content.store import LocalStore
-from coordinator.api import Explorer
+from coordinator.api import Explorer, create_app
 from coordinator.api_models import BountyOut, VolunteerOut
 from coordinator.referee import Referee
 from coordinator.rounds import Coordinator
 from devtools.adversaries import partial_faker
-from devtools.anvil import Anvil
+from devtools.anvil import Anvil, free_port
 from devtools.scenario import Summary, run_scenario
 from judge.context import ChainView
 from ledger.amounts import UNIT
@@ -261,3 +268,74 @@ def test_the_read_api_describes_the_demo_in_its_response_models(demo_run: DemoRu
     assert all(len(s.verdicts) >= 2 and not any(v.passed for v in s.verdicts) for s in demo.slashes if s.verdicts)
     for v in snapshot.volunteers.values():
         VolunteerOut.model_validate(v)
+
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "explorer"
+
+
+def _chromium(*args: str) -> str:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian chromium is required (scripts/test installs it)"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000", "--window-size=1280,1800"]
+    run = subprocess.run([chromium, *flags, *args], capture_output=True, text=True, timeout=120)
+    return run.stdout
+
+
+def test_the_explorers_bounty_and_volunteer_pages_show_the_demos_history_with_charts(
+    demo_run: DemoRun, tmp_path: Path
+) -> None:
+    """Every attempt, verdict, slash and payment of the demo on the bounty's page, charts with axes drawn from
+    them, a volunteer's credits on its page; screenshots of the three pages kept in test-artifacts/explorer."""
+    node, home, summary = demo_run
+    by_role = {role: address for address, role in summary.names.items()}
+    market = Market(connect(node.url), Deployment.load(home / "deployment.json"))
+    explorer = Explorer(market, LocalStore(home / "store"), tmp_path / "index.sqlite")
+    app_ = create_app(explorer, refresh_s=0.2)
+    config = uvicorn.Config(app_, host="127.0.0.1", port=free_port(), log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{config.port}"
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        history = json.loads(urllib.request.urlopen(f"{base}/api/bounties/{summary.bounty_id}/history").read())
+        outcomes = {(a["volunteer"], a["outcome"]) for a in history["attempts"]}
+        assert (by_role["lazy"], "slashed") in outcomes and (by_role["honest-1"], "accepted") in outcomes
+        assert sum(a["outcome"] == "accepted" for a in history["attempts"]) == 12
+        paid: dict[str, int] = {}
+        for p in history["payments"]:
+            paid[p["account"]] = paid.get(p["account"], 0) + int(p["amount"])
+        assert paid == summary.rewards  # every credit of the bounty, to the wei
+
+        pages = {
+            "index": f"{base}/",
+            "bounty": f"{base}/bounty/{summary.bounty_id}",
+            "volunteer": f"{base}/volunteer/{by_role['honest-1']}",
+        }
+        doms = {name: _chromium("--dump-dom", url) for name, url in pages.items()}
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for name, url in pages.items():
+            shot = ARTIFACTS / f"{name}.png"
+            shot.unlink(missing_ok=True)
+            _chromium(f"--screenshot={shot}", url)
+            assert shot.stat().st_size > 10_000, f"no screenshot of the {name} page"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert (
+        f'href="/bounty/{summary.bounty_id}"' in doms["index"]
+        and f'href="/volunteer/{by_role["honest-1"]}"' in doms["index"]
+    )
+    bounty = doms["bounty"]
+    assert 'data-loaded="bounty"' in bounty
+    drawn = re.search(r'id="metric-chart"[^>]*data-points="(\d+)"', bounty)
+    assert drawn and int(drawn.group(1)) >= len(summary.rounds)  # each closed round's model, scored
+    payments = re.search(r'id="payments-chart"[^>]*data-points="(\d+)"', bounty)
+    assert payments and int(payments.group(1)) == len(history["payments"])
+    assert bounty.count('class="slashed">slashed<') >= 2 and "download the weights" in bounty
+    assert f'title="{by_role["faker"]}"' in bounty
+    volunteer = doms["volunteer"]
+    assert 'data-loaded="volunteer"' in volunteer and "task reward" in volunteer
+    earnings = re.search(r'id="earnings-chart"[^>]*data-points="(\d+)"', volunteer)
+    assert earnings and int(earnings.group(1)) > 0

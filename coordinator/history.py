@@ -1,0 +1,69 @@
+"""A bounty's full history for the explorer, from its indexed events: every attempt of every task (who claimed
+it, when it was committed, each verifier's verdict, how it ended) and every payment with its kind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ledger.earnings import kind_of
+from ledger.index import Event
+from ledger.market import split_task_id
+
+
+def bounty_history(events: list[Event]) -> dict[str, Any]:
+    """`events`: the bounty's own, in chain order (EventIndex.events(bounty_id=…))."""
+    attempts: list[dict[str, Any]] = []
+    current: dict[int, dict[str, Any]] = {}  # task id → its attempt under way
+    by_task: dict[int, list[Event]] = {}
+    for e in events:
+        if "taskId" not in e.args:
+            continue
+        task_id = int(e.args["taskId"])
+        by_task.setdefault(task_id, []).append(e)
+        if e.name == "TaskClaimed":
+            _, round_, shard = split_task_id(task_id)
+            current[task_id] = {
+                "task_id": str(task_id),
+                "task_id_hex": hex(task_id),
+                "round": round_,
+                "shard": shard,
+                "attempt": int(e.args["attempt"]),
+                "volunteer": e.args["volunteer"],
+                "claimed_block": e.block,
+                "committed_block": None,
+                "outcome": "training",
+                "reward": "0",
+                "slashed": "0",
+                "disputed": False,
+                "verdicts": [],
+                "trace_cid": None,
+            }
+            attempts.append(current[task_id])
+            continue
+        row = current.get(task_id)
+        if row is None:
+            continue
+        if e.name == "TaskCommitted":
+            row.update(committed_block=e.block, outcome="pending", trace_cid=e.args["traceCid"])
+        elif e.name == "VerdictAttested":
+            row["verdicts"].append({"verifier": e.args["verifier"], "passed": bool(e.args["passed"]), "block": e.block})
+        elif e.name == "TaskDisputed":
+            row["disputed"] = True
+        elif e.name == "TaskAccepted":
+            row.update(outcome="accepted", reward=str(e.args["reward"]))
+        elif e.name == "TaskSlashed":
+            row.update(outcome="slashed", slashed=str(e.args["amount"]))
+        elif e.name == "LeaseExpired":
+            row.update(outcome="expired", slashed=str(e.args["penalty"]))
+    payments = [
+        {
+            "block": e.block,
+            "account": e.args["account"],
+            "amount": str(e.args["amount"]),
+            "kind": kind_of(by_task.get(int(e.args["taskId"]), []), str(e.args["account"])),
+            "task_id_hex": hex(int(e.args["taskId"])),
+        }
+        for e in events
+        if e.name == "RewardCredited"
+    ]
+    return {"attempts": attempts, "payments": payments}

@@ -1,0 +1,38 @@
+// Shared by the explorer's pages: amounts, escaping, links, and charts (Chart.js, vendored; no network needed).
+const TOKEN = 10n ** 18n;
+const tokens = (s) => { const v = BigInt(s); return (v / TOKEN).toString() + (v % TOKEN ? "." + (v % TOKEN).toString().padStart(18, "0").replace(/0+$/, "") : ""); };
+const tokenFloat = (s) => Number(BigInt(s) * 1000000n / TOKEN) / 1e6;
+const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
+const short = (a) => esc(a.slice(0, 8) + "…" + a.slice(-4));
+const volunteerLink = (a) => `<a href="/volunteer/${esc(a)}" title="${esc(a)}"><code>${short(a)}</code></a>`;
+const bountyLink = (id) => `<a href="/bounty/${id}">bounty ${id}</a>`;
+const KIND_COLORS = {"task reward": "#2a7", "verifier fee": "#36c", "referee fee": "#a6c", "challenge": "#c63", "other": "#999"};
+
+// A line chart with titled axes; `series` is [{label, points: [{x, y}], color}]. Static: no animation, so what a
+// screenshot or a test sees is the finished chart. The canvas records how many points it drew.
+function lineChart(canvas, series, xTitle, yTitle, stepped = false, wholeX = false) {
+  canvas.dataset.points = series.reduce((n, s) => n + s.points.length, 0);
+  return new Chart(canvas, {
+    type: "line",
+    data: {datasets: series.map((s) => ({label: s.label, data: s.points, borderColor: s.color, backgroundColor: s.color, stepped, pointRadius: 3}))},
+    options: {
+      animation: false, responsive: false, parsing: false,
+      scales: {
+        x: {type: "linear", title: {display: true, text: xTitle}, ticks: wholeX ? {stepSize: 1, precision: 0} : {}},
+        y: {title: {display: true, text: yTitle}},
+      },
+      plugins: {legend: {display: series.length > 1}},
+    },
+  });
+}
+
+// Cumulative tokens over blocks, one series per payment kind.
+function paymentSeries(payments) {
+  const byKind = {};
+  for (const p of payments) {
+    const s = byKind[p.kind] || (byKind[p.kind] = {label: p.kind, points: [], total: 0, color: KIND_COLORS[p.kind] || "#999"});
+    s.total += tokenFloat(p.amount);
+    s.points.push({x: p.block, y: s.total});
+  }
+  return Object.values(byKind);
+}
