@@ -224,6 +224,7 @@ class Explorer:
                     slashes.append(
                         {
                             "task_id": int(args["taskId"]),
+                            "task_id_hex": hex(int(args["taskId"])),  # JavaScript's numbers cannot hold the id
                             "volunteer": args["volunteer"],
                             "amount": int(args["amount"]),
                             "block": e.block,

@@ -61,6 +61,7 @@ class Verdict(_Out):
 
 class SlashOut(_Out):
     task_id: int
+    task_id_hex: str
     volunteer: str
     amount: int
     block: int

@@ -335,6 +335,8 @@ def test_the_explorers_bounty_and_volunteer_pages_show_the_demos_history_with_ch
     assert payments and int(payments.group(1)) == len(history["payments"])
     assert bounty.count('class="slashed">slashed<') >= 2 and "download the weights" in bounty
     assert f'title="{by_role["faker"]}"' in bounty
+    for slashed in [a for a in history["attempts"] if a["outcome"] == "slashed"]:  # ids past 2**53, exact
+        assert f"<code>{slashed['task_id_hex']}</code>" in bounty
     volunteer = doms["volunteer"]
     assert 'data-loaded="volunteer"' in volunteer and "task reward" in volunteer
     earnings = re.search(r'id="earnings-chart"[^>]*data-points="(\d+)"', volunteer)
