@@ -54,6 +54,19 @@ def node_args(m: Marketplace, keystore: Path, work_dir: Path, *extra: str) -> li
     ]
 
 
+def _url_once_training(proc: subprocess.Popen[str]) -> str:
+    """The node's /health URL, read from its logs, once it logs that it started training."""
+    url = None
+    assert proc.stderr is not None  # piped
+    for line in proc.stderr:
+        entry = json.loads(line)
+        url = entry.get("url", url)
+        if entry["msg"] == "training":
+            break
+    assert url is not None, "the node logged no /health URL before training"
+    return str(url)
+
+
 def assert_trace_verifies(m: Marketplace, spec: TrainingSpec, bounty_id: int, shard: int, segment: int) -> None:
     """The committed trace replays, checked the verifier's way from on-chain data alone."""
     task_id = task_id_of(bounty_id, 0, shard)
@@ -114,13 +127,7 @@ def test_a_stopped_or_killed_node_commits_nothing_partial_and_a_restart_resumes_
     work = tmp_path / "node"
     proc = subprocess.Popen(node_args(m, keystore, work, "--metrics-port", "0"), stderr=subprocess.PIPE, text=True)
     try:
-        url = None
-        assert proc.stderr is not None  # piped
-        for line in proc.stderr:
-            entry = json.loads(line)
-            url = entry.get("url", url)
-            if entry["msg"] == "training":
-                break
+        url = _url_once_training(proc)
         journal = work / "journals" / f"task-{task_id}.journal.json"
         deadline = time.monotonic() + 60
         while len(read_journal(journal)) < 3:
@@ -288,14 +295,7 @@ def test_node_pause_holds_training_between_steps_and_resume_finishes_the_task(
     proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
     control = [SHARDWORK, "node"]
     try:
-        url = None
-        assert proc.stderr is not None  # piped
-        for line in proc.stderr:
-            entry = json.loads(line)
-            url = entry.get("url", url)
-            if entry["msg"] == "training":
-                break
-        assert url is not None
+        url = _url_once_training(proc)
         out = subprocess.run([*control, "pause", "--work-dir", str(work)], capture_output=True, text=True, check=True)
         assert "paused the node" in out.stdout
         deadline = time.monotonic() + 60
