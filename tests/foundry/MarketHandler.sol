@@ -258,7 +258,11 @@ contract MarketHandler is MarketProperties {
         for (uint256 s = 0; s < b.shards; ++s) {
             ids[s] = _taskIdOf(id, b.currentRound, s);
             before[s] = _task(ids[s]);
-            due[s] = _predictSettle(b, ids[s], before[s]) && block.number > uint256(before[s].commitBlock) + 1;
+            // Only a Committed task's settlement reads its draw, whose block must be behind us; a disputed
+            // (Challenged) one is settled on time alone, even in the draw's own block.
+            due[s] = _predictSettle(b, ids[s], before[s])
+                && (before[s].status == IMarketTypes.TaskStatus.Challenged
+                    || block.number > uint256(before[s].commitBlock) + 1);
             if (due[s]) ++expected;
         }
         address who = actorSeed % 2 == 0 ? stranger : _staker(actorSeed);
