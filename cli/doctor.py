@@ -126,7 +126,7 @@ def _deployment(ctx: _Context) -> Check:
 
 def _content_store(ctx: _Context) -> Check:
     from content.ipfs import open_store
-    from protocol.errors import ContentError
+    from protocol.errors import ContentError, StoreUnavailable
 
     location = ctx.settings.store
     probe = b"shardwork doctor probe\n"  # the same bytes every run: one small object, never a pile of them
@@ -135,7 +135,7 @@ def _content_store(ctx: _Context) -> Check:
         cid = store.put(probe)
         if store.get(cid) != probe:
             raise ContentError("read back different bytes")
-    except (ContentError, OSError) as exc:
+    except (ContentError, StoreUnavailable, OSError) as exc:  # StoreUnavailable: a daemon down is no ContentError
         fix = (
             "start the IPFS daemon (./scripts/stack up) or check the URL"
             if location.startswith("ipfs:")

@@ -111,6 +111,9 @@ def test_doctor_names_what_is_missing_and_skips_what_depends_on_it(chain: tuple[
     assert statuses["chain"] == "fail" and "--rpc-url" in report["by_name"]["chain"]["fix"]
     assert statuses["deployment"] == "skip" and statuses["wallet"] == "skip"
     assert statuses["content store"] == "ok"  # the embedded store under SHARDWORK_HOME
+    down = _doctor(home, {"SHARDWORK_RPC_URL": nowhere, "SHARDWORK_STORE": "ipfs:http://127.0.0.1:9"}, code=1)
+    store = down["by_name"]["content store"]
+    assert store["status"] == "fail" and "start the IPFS daemon" in store["fix"]  # a check's line, not a crash
 
     # A manifest for another chain, and a store that is a file, not a directory.
     other = tmp_path / "other.json"
