@@ -17,7 +17,7 @@ import typer
 
 from cli.common import DeploymentOpt, JsonOpt, RpcOpt, StoreOpt, emit_json, user_errors, wallet_path
 
-TORCH_PIN = "2.13.0"  # pyproject.toml pins it: verifiers replay bit for bit only within a torch build
+TORCH_PIN_FALLBACK = "2.13.0"  # a checkout run without being installed has no metadata to read the pin from
 DISK_FAIL_BYTES = 1 << 30
 DISK_WARN_BYTES = 10 << 30
 
@@ -38,18 +38,30 @@ class _Context:
     market: Any = None
 
 
+def torch_pin() -> str:
+    """The torch version pyproject.toml pins (verifiers replay bit for bit only within one torch build)."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        pins = [r.split("==", 1)[1] for r in requires("shardwork") or [] if r.replace(" ", "").startswith("torch==")]
+    except PackageNotFoundError:
+        pins = []
+    return pins[0] if pins else TORCH_PIN_FALLBACK
+
+
 def _python_and_torch(ctx: _Context) -> Check:
+    pin = torch_pin()
     try:
         import torch
     except ImportError as exc:
-        return Check("torch", "fail", f"torch does not import ({exc})", f"pip install torch=={TORCH_PIN}")
+        return Check("torch", "fail", f"torch does not import ({exc})", f"pip install torch=={pin}")
     version = torch.__version__.split("+")[0]
-    if version != TORCH_PIN:
+    if version != pin:
         return Check(
             "torch",
             "fail",
-            f"torch {torch.__version__}, not {TORCH_PIN}: replays would not match other volunteers'",
-            f"pip install torch=={TORCH_PIN}",
+            f"torch {torch.__version__}, not {pin}: replays would not match other volunteers'",
+            f"pip install torch=={pin}",
         )
     return Check("torch", "ok", f"torch {torch.__version__}, {torch.get_num_threads()} threads available")
 
