@@ -133,7 +133,7 @@ def _run(
     if nice:
         os.nice(nice)
 
-    from config.settings import home, load_settings
+    from config.settings import load_settings
     from content.ipfs import open_store
     from ledger.chain import connect
     from ledger.deploy import Deployment
@@ -161,7 +161,7 @@ def _run(
     w3 = connect(settings.rpc_url)
     market = Market(w3, Deployment.load(settings.deployment), Transactor(w3, account))
     options = NodeOptions(
-        work_dir=work_dir or home() / f"node-{address.lower()}",
+        work_dir=work_dir or _default_dir(address),
         families=frozenset(families or REGISTRY),
         max_tasks=max_tasks,
         once=once,
