@@ -65,11 +65,22 @@ def node_run(
     nice: Annotated[
         int, typer.Option(help="Run at this niceness: other programs get the CPU first.", min=0, max=19)
     ] = 0,
+    pause_when_busy: Annotated[
+        float | None,
+        typer.Option(
+            metavar="PCT",
+            help="Hold training and claim nothing while other programs use over PCT% of the machine's CPU (all "
+            "cores); a task in hand trains on when its lease needs the rest of its time.",
+            min=0,
+            max=99,
+        ),
+    ] = None,
 ) -> None:
     """Run until stopped (Ctrl-C or SIGTERM stop between steps; a restart resumes from the last checkpoint).
 
     `shardwork node pause` holds a running node between two steps (and claims nothing new) until
-    `shardwork node resume`; games over earlier commits are still answered while paused.
+    `shardwork node resume`; games over earlier commits are still answered while paused. --pause-when-busy does
+    the same by itself while other programs load the machine.
 
     Logs are JSON lines on stderr. Example:
 
@@ -97,7 +108,7 @@ def node_run(
             max_memory_mb,
             metrics_port,
             quiet,
-            (duty_cycle, hours, nice),
+            (duty_cycle, hours, nice, pause_when_busy),
         )
 
 
@@ -117,7 +128,7 @@ def _run(
     max_memory_mb: int | None,
     metrics_port: int | None,
     quiet: bool,
-    preferences: tuple[float, str | None, int],
+    preferences: tuple[float, str | None, int, float | None],
 ) -> None:
     from node.preflight import check_cpu
 
@@ -125,7 +136,7 @@ def _run(
 
     from node.controls import Hours
 
-    duty_cycle, hours_text, nice = preferences
+    duty_cycle, hours_text, nice, busy_above_pct = preferences
     try:
         hours = Hours.parse(hours_text) if hours_text is not None else None
     except ValueError as exc:
@@ -171,6 +182,7 @@ def _run(
         bounties=frozenset(bounties) if bounties else None,
         duty_cycle=duty_cycle,
         hours=hours,
+        busy_above_pct=busy_above_pct,
     )
     logger = json_logger(f"shardwork.node.{address[:10]}")
     progress, on_progress = _progress_bar(quiet)
@@ -377,14 +389,21 @@ def node_estimate(
         list[int] | None, typer.Option(help="Only these bounty ids (repeatable; default every open one).")
     ] = None,
     steps: Annotated[int, typer.Option(help="Training steps timed per bounty (after one warm-up step).", min=1)] = 3,
+    duty_cycle: Annotated[
+        float,
+        typer.Option(
+            help="The fraction of the time the node would train (`node run --duty-cycle`).", min=0.01, max=1.0
+        ),
+    ] = 1.0,
     store: StoreOpt = None,
     rpc_url: RpcOpt = None,
     deployment: DeploymentOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Before joining: what this machine would earn per hour on each open bounty. A few steps of each bounty's own
-    model are timed here (synthetic data of its shapes, nothing downloaded but the spec); a task's time follows,
-    and a task that would not be committed within the bounty's lease is flagged."""
+    model are timed here (synthetic data of its shapes, nothing downloaded but the spec); a task's time follows
+    (stretched by --duty-cycle), and a task that would not be committed within the bounty's lease is flagged:
+    `node run` claims none of that bounty's tasks."""
     from cli.common import fail_on_user_errors, open_session
 
     with fail_on_user_errors(as_json):
@@ -414,7 +433,8 @@ def node_estimate(
             except ContentError as exc:  # one bounty's spec not served is no reason to estimate none
                 skipped.append({"bounty_id": bounty_id, "reason": f"spec not readable: {exc}"})
                 continue
-            rows.append(estimate(bounty_id, spec, b.reward_per_task, int(b.raw["leaseDuration"]), steps))
+            lease = int(b.raw["leaseDuration"])
+            rows.append(estimate(bounty_id, spec, b.reward_per_task, lease, steps, duty_cycle))
         if as_json:
             emit_json({"estimates": [r.as_dict() for r in rows], "skipped": skipped})
             return
@@ -424,8 +444,9 @@ def node_estimate(
             typer.echo("no open bounty to estimate")
         for r in rows:
             verdict = "fits its lease" if r.fits_lease else f"TOO SLOW: over its {r.lease_seconds} s lease"
+            duty = f" at duty cycle {r.duty_cycle:g}" if r.duty_cycle < 1 else ""
             typer.echo(
                 f"bounty {r.bounty_id:<4} {r.family} ({r.params:,} params): {r.step_seconds:.3f} s/step, a task "
-                f"≈ {r.task_seconds:,.0f} s ({verdict}), {r.memory_mb} MB; {format_amount(r.reward_per_task)} per "
+                f"≈ {r.task_seconds:,.0f} s{duty} ({verdict}), {r.memory_mb} MB; {format_amount(r.reward_per_task)} per "
                 f"task ≈ {r.earned_per_hour / UNIT:,.2f} per hour"
             )

@@ -9,6 +9,9 @@
   of the wall clock. Threads cannot be capped instead: the spec fixes them, because they change the numerics.
 - **Hours**: new tasks are claimed only within the window (local time); a task under way is finished, since
   stopping it would only spend its lease.
+- **Busy** (node.busy): while other programs use more than a threshold of the machine's CPU, the node claims
+  nothing and holds its current training between two steps, as when paused; unlike a pause, the hold ends when
+  the lease needs the rest of its time, so a busy machine never costs the volunteer a lease penalty.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+
+from node.busy import BusyProbe
 
 PAUSE_FILE = "paused"
 
@@ -69,6 +74,7 @@ class Controls:
     work_dir: Path
     duty_cycle: float = 1.0  # the fraction of wall time spent training
     hours: Hours | None = None
+    busy_probe: BusyProbe | None = None  # hold while other programs load the machine (None: never)
 
     def __post_init__(self) -> None:
         if not 0 < self.duty_cycle <= 1:
@@ -76,6 +82,9 @@ class Controls:
 
     def paused(self) -> bool:
         return pause_file(self.work_dir).exists()
+
+    def busy(self) -> bool:
+        return self.busy_probe is not None and self.busy_probe.busy()
 
     def outside_hours(self, now: dt.datetime | None = None) -> bool:
         return self.hours is not None and not self.hours.contains((now or dt.datetime.now()).hour)

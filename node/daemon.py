@@ -18,10 +18,12 @@ from typing import Any
 from content.store import ContentStore
 from judge.context import ChainView, RoundContext
 from ledger.errors import CHAIN_TRANSIENT, ContractRevert, TransactionFailed, error_class
-from ledger.market import Market, OpenedRound, TaskStatus, split_task_id, task_id_of, task_label
+from ledger.market import Bounty, Market, OpenedRound, TaskStatus, split_task_id, task_id_of, task_label
+from node.busy import BusyProbe
 from node.carry import rebuild_carried, shard_order
 from node.controls import Controls, Hours
 from node.defense import Defender
+from node.estimate import COMMIT_MARGIN_S, TRACE_OVERHEAD, fits_lease, task_wall_seconds, time_steps
 from node.observability import NodeMetrics
 from node.trainer import TaskInput, Trainer, TrainingInterrupted, train_task
 from protocol.errors import ContentError, ContentMissing, TransientError
@@ -31,8 +33,8 @@ from protocol.tensors import from_bytes
 from protocol.workloads import REGISTRY
 from telemetry.logs import log
 
-# Committing needs a transaction mined before the lease ends; leave this much room.
-COMMIT_MARGIN_S = 15
+# Steps timed (after a warm-up) to judge whether a bounty's task fits its lease before this node's first claim there.
+PACE_STEPS = 2
 # The chain node or the IPFS daemon is down or restarting: wait and carry on, resuming from the journal.
 TRANSIENT: tuple[type[BaseException], ...] = (TransientError, *CHAIN_TRANSIENT, ConnectionError, TimeoutError)
 MAX_BACKOFF_S = 30.0
@@ -58,6 +60,7 @@ class NodeOptions:
     game_poll_s: float = 2.0
     duty_cycle: float = 1.0  # the fraction of wall time spent training (node.controls)
     hours: Hours | None = None  # claim new tasks only within these hours of local time
+    busy_above_pct: float | None = None  # hold while other programs use more of the machine's CPU (node.busy)
 
 
 @dataclass
@@ -99,8 +102,12 @@ class NodeDaemon:
         self._scan_from = market.deployment.block
         self._warned: set[str] = set()
         self._resumed = False
-        self.controls = Controls(options.work_dir, options.duty_cycle, options.hours)
-        self._held: str | None = None  # why claiming is held ("paused", "outside hours"), as last logged
+        busy = None if options.busy_above_pct is None else BusyProbe(options.busy_above_pct)
+        self.controls = Controls(options.work_dir, options.duty_cycle, options.hours, busy)
+        self._held: str | None = None  # why claiming is held ("paused", "outside hours", "machine busy"), as logged
+        # Per bounty, the seconds one of its tasks takes this node to train, trace included, without rests:
+        # timed on a few steps before the first claim, then measured on each task trained from its start.
+        self._training_s: dict[int, float] = {}
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -158,12 +165,18 @@ class NodeDaemon:
         return len(self.status.committed)
 
     def _claims_held(self) -> str | None:
-        """Why no new task may be claimed now (the volunteer paused the node, or it is outside its hours)."""
-        held = "paused" if self.controls.paused() else "outside hours" if self.controls.outside_hours() else None
+        """Why no new task may be claimed now: the volunteer paused the node, it is outside its hours, or other
+        programs keep the machine busy."""
+        c = self.controls
+        held = (
+            "paused" if c.paused() else "outside hours" if c.outside_hours() else "machine busy" if c.busy() else None
+        )
         if held != self._held:
             self._held = held
             if held is not None:
-                log(self.logger, f"{held}: claiming no new task", hours=str(self.controls.hours or ""))
+                probe = c.busy_probe
+                load = None if probe is None or probe.load_pct is None else round(probe.load_pct, 1)
+                log(self.logger, f"{held}: claiming no new task", hours=str(c.hours or ""), others_load_pct=load)
             else:
                 log(self.logger, "claiming tasks again")
         return held
@@ -185,6 +198,8 @@ class NodeDaemon:
                 )
                 continue
             if self.market.now() + COMMIT_MARGIN_S >= bounty.deadline:
+                continue
+            if not self._fits_lease(rnd, bounty):
                 continue
             # A shard this node trained last round first: what it carries on is rebuilt here, not downloaded.
             for shard in shard_order(self._journals, rnd, bounty.shards):
@@ -225,6 +240,28 @@ class NodeDaemon:
                 )
                 self._train_and_commit(task_id, task=task)
                 return True
+        return False
+
+    def _fits_lease(self, rnd: RoundContext, bounty: Bounty) -> bool:
+        """Whether this node trains one of the bounty's tasks within its lease at its duty cycle. A task it could
+        not commit in time would only cost the lease penalty and keep the shard from a faster volunteer."""
+        bounty_id = bounty.bounty_id
+        training = self._training_s.get(bounty_id)
+        if training is None:
+            training = time_steps(rnd.spec, PACE_STEPS) * rnd.spec.steps_per_task * TRACE_OVERHEAD
+            self._training_s[bounty_id] = training
+        task_s = task_wall_seconds(training, self.controls.duty_cycle)
+        lease_s = int(bounty.raw["leaseDuration"])
+        if fits_lease(task_s, lease_s):
+            return True
+        self._warn_once(
+            f"slow-{bounty_id}",
+            "too slow for this bounty's lease; claiming none of its tasks",
+            bounty_id=bounty_id,
+            task_s=round(task_s, 1),
+            lease_s=lease_s,
+            duty_cycle=self.controls.duty_cycle,
+        )
         return False
 
     # ------------------------------------------------------------- discovery
@@ -340,9 +377,12 @@ class NodeDaemon:
         next_game_check = started + self.options.game_poll_s
 
         step_began = started
+        trained_s = 0.0  # time spent training, without rests, pauses and games
+        busy_holds = True  # until the lease needs the rest of its time
 
         def on_step(step: int, loss: float) -> None:
-            nonlocal next_game_check, step_began
+            nonlocal next_game_check, step_began, trained_s, busy_holds
+            trained_s += time.monotonic() - step_began
             if time.monotonic() >= next_game_check:
                 next_game_check = time.monotonic() + self.options.game_poll_s
                 self._defend_between_steps()
@@ -350,6 +390,9 @@ class NodeDaemon:
                 self.stop_event.wait(self.controls.rest_after(time.monotonic() - step_began))
             if self.controls.paused():
                 self._hold_while_paused(task_id)
+            elif busy_holds and self.controls.busy():
+                remaining_s = task_wall_seconds(trained_s / (step + 1) * (total - step - 1), self.controls.duty_cycle)
+                busy_holds = self._hold_while_busy(task_id, remaining_s)
             step_began = time.monotonic()
             self.metrics.steps.inc()
             self.metrics.loss.set(loss)
@@ -359,6 +402,8 @@ class NodeDaemon:
 
         log(self.logger, "training", task_id=task_id, resumed=resumed, steps=total, family=rnd.spec.model.family)
         result = self.trainer(task, self.store, self._journals, on_step, self.stop_event.is_set)
+        if not resumed:
+            self._training_s[split_task_id(task_id)[0]] = trained_s
         lease = self.market.task(task_id)
         if lease.status != TaskStatus.CLAIMED or lease.volunteer != self.market.address:
             self.metrics.tasks_abandoned.inc()
@@ -412,6 +457,36 @@ class NodeDaemon:
         if not self.stop_event.is_set():
             log(self.logger, "resumed", task_id=task_id)
             self.status.state = "training"
+
+    def _hold_while_busy(self, task_id: int, remaining_s: float) -> bool:
+        """Holds training between two steps while other programs keep the machine busy, answering games, until
+        the lease needs the rest of its time (`remaining_s` of training, with a quarter more for safety). False
+        when the lease ended the hold: the task then trains on to its commit, busy or not."""
+        lease_deadline = self.market.task(task_id).deadline
+        probe = self.controls.busy_probe
+        load = None if probe is None or probe.load_pct is None else round(probe.load_pct, 1)
+        log(self.logger, "machine busy: holding training", task_id=task_id, others_load_pct=load)
+        self.status.state = "busy"
+        held = True
+        while not self.stop_event.is_set() and self.controls.busy():
+            # A quiet chain's last block can be old: the wall clock is the later, safer "now" then.
+            now = max(self.market.now(), int(time.time()))
+            if now + COMMIT_MARGIN_S + remaining_s * 1.25 >= lease_deadline:
+                log(
+                    self.logger,
+                    "training on although the machine is busy: the lease needs the rest of its time",
+                    task_id=task_id,
+                    lease_deadline=lease_deadline,
+                    remaining_s=round(remaining_s, 1),
+                )
+                held = False
+                break
+            self._defend_between_steps()
+            self.stop_event.wait(min(self.options.game_poll_s, 1.0))
+        if held and not self.stop_event.is_set():
+            log(self.logger, "machine no longer busy: training on", task_id=task_id)
+        self.status.state = "training"
+        return held
 
     def _defend_between_steps(self) -> None:
         """Answers due game moves from inside training. Safe between two steps: a replay restores the torch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -15,6 +16,9 @@ import pytest
 
 from judge.context import ChainView
 from ledger.market import TaskStatus, task_id_of
+from node.busy import BusyProbe, CpuReading
+from node.controls import Controls
+from node.daemon import NodeDaemon, NodeOptions
 from node.trainer import read_journal
 from protocol import datasets
 from protocol.manifests import RoundManifest, TraceManifest
@@ -343,7 +347,7 @@ def test_a_paused_node_or_one_outside_its_hours_claims_nothing(marketplace: Mark
     assert bad.returncode != 0 and "is not a window" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_node_estimate_times_each_open_bountys_steps_and_flags_a_lease_too_short(
+def test_node_estimate_times_each_open_bountys_steps_and_flags_a_lease_too_short_and_the_node_claims_none(
     marketplace: Marketplace, tmp_path: Path
 ) -> None:
     m = marketplace
@@ -365,3 +369,116 @@ def test_node_estimate_times_each_open_bountys_steps_and_flags_a_lease_too_short
     assert rows[roomy]["fits_lease"] is True and rows[tight]["fits_lease"] is False
     text = subprocess.run([SHARDWORK, *args], capture_output=True, text=True, env=env, timeout=300).stdout
     assert "TOO SLOW: over its 1 s lease" in text and "fits its lease" in text
+    # A node training a quarter of the time takes four times as long per task.
+    run = subprocess.run([SHARDWORK, *args, "--duty-cycle", "0.25", "--json"], capture_output=True, text=True, env=env)
+    slow = {r["bounty_id"]: r for r in json.loads(run.stdout.strip().splitlines()[-1])["estimates"]}[roomy]
+    assert slow["duty_cycle"] == 0.25
+    assert slow["task_seconds"] == pytest.approx(slow["step_seconds"] * 20 * 1.1 / 0.25)
+    text = subprocess.run([SHARDWORK, *args, "--duty-cycle", "0.25"], capture_output=True, text=True, env=env).stdout
+    assert "at duty cycle 0.25" in text
+
+    # The daemon weighs the same before claiming: the bounty it cannot finish in time keeps its task open for a
+    # faster volunteer, and costs this one no lease penalty.
+    volunteer, keystore = m.volunteer(0)
+    once = node_args(m, keystore, tmp_path / "node", "--once", "--bounty", str(tight))
+    node = subprocess.run(once, capture_output=True, text=True, timeout=300)
+    assert node.returncode == 0 and "too slow for this bounty's lease" in node.stderr, node.stderr
+    assert volunteer.task(task_id_of(tight, 0, 0)).status == TaskStatus.OPEN
+
+
+def _burn_every_core() -> list[subprocess.Popen[bytes]]:
+    """Other programs keeping every core of the machine busy."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for p in processes:
+        p.kill()
+        p.wait()
+
+
+def test_a_node_holds_while_other_programs_keep_the_machine_busy_and_trains_on_when_they_stop(
+    marketplace: Marketplace, tmp_path: Path
+) -> None:
+    m = marketplace
+    spec = small_spec(
+        model={"family": "mnist-cnn", "params": {}}, steps_per_task=120, checkpoint_interval=20, data={"shards": 1}
+    )
+    bounty_id = m.post_and_open(spec)
+    volunteer, keystore = m.volunteer(7)
+    task_id = task_id_of(bounty_id, 0, 0)
+    work = tmp_path / "node"
+    busy = ("--pause-when-busy", "60", "--bounty", str(bounty_id))
+    burners = _burn_every_core()
+    try:  # busy before it starts: it claims nothing
+        run = subprocess.run(node_args(m, keystore, work, "--once", *busy), capture_output=True, text=True, timeout=120)
+    finally:
+        _stop(burners)
+    assert run.returncode == 0 and "machine busy: claiming no new task" in run.stderr, run.stderr
+    assert volunteer.task(task_id).status == TaskStatus.OPEN
+
+    # Busy mid-task: held between two steps, then trained on once the other programs stop.
+    args = node_args(m, keystore, work, "--metrics-port", "0", "--max-tasks", "1", "--duty-cycle", "0.05", *busy)
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    try:
+        url = _url_once_training(proc)
+        burners = _burn_every_core()
+        try:
+            deadline = time.monotonic() + 60
+            while _health_or_log(url, proc)["state"] != "busy":
+                assert time.monotonic() < deadline, "the node never held for the busy machine"
+                time.sleep(0.1)
+            held = _steps(url)
+            time.sleep(1.5)  # several steps' time: a node that kept training would have counted them
+            assert _steps(url) == held and volunteer.task(task_id).status == TaskStatus.CLAIMED
+        finally:
+            _stop(burners)
+        rest = proc.communicate(timeout=300)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, rest
+    messages = [json.loads(line)["msg"] for line in rest.splitlines() if line.startswith("{")]
+    assert "machine busy: holding training" in messages and "machine no longer busy: training on" in messages
+    assert volunteer.task(task_id).status == TaskStatus.COMMITTED
+    assert_trace_verifies(m, spec, bounty_id, shard=0, segment=2)
+
+
+class _Messages(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_a_busy_hold_ends_when_the_lease_needs_the_rest_of_its_time(marketplace: Marketplace, tmp_path: Path) -> None:
+    """A busy machine never costs the volunteer its lease: the node trains on, busy or not, once the time left
+    is what the rest of the task needs (in-process, with a probe that reads the machine idle at the claim and
+    fully busy from then on)."""
+    m = marketplace
+    bounty_id = m.post_and_open(small_spec(data={"shards": 1}), leaseDuration=20)
+    volunteer, _ = m.volunteer(8)
+    work = tmp_path / "node"
+    loads = iter([0.0, *[100.0] * 100_000])
+    machine = {"at": 0.0, "busy": 0.0}
+
+    def read() -> CpuReading:  # one core, each reading a second after the last, at the next load
+        reading = CpuReading(busy_s=machine["busy"], total_s=machine["at"], own_s=0.0, at=machine["at"])
+        machine["at"] += 1
+        machine["busy"] += next(loads) / 100
+        return reading
+
+    logger = logging.getLogger(f"test.busy.{bounty_id}")
+    logger.propagate, handler = False, _Messages()
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    options = NodeOptions(work_dir=work, once=True, bounties=frozenset({bounty_id}), busy_above_pct=50)
+    daemon = NodeDaemon(volunteer, m.store, options, logger)
+    daemon.controls = Controls(work, busy_probe=BusyProbe(50, read=read, sleep=lambda _: None))
+    started = time.monotonic()
+    assert daemon.run() == 1
+    assert "machine busy: holding training" in handler.messages
+    assert "training on although the machine is busy: the lease needs the rest of its time" in handler.messages
+    assert volunteer.task(task_id_of(bounty_id, 0, 0)).status == TaskStatus.COMMITTED
+    assert time.monotonic() - started < 20  # it did not wait the lease out

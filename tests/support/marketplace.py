@@ -12,7 +12,7 @@ from web3 import Web3
 from content.store import ContentStore, LocalStore
 from coordinator.intake import publish_data
 from coordinator.rounds import Coordinator
-from ledger.chain import connect, mnemonic_accounts
+from ledger.chain import connect, fund_gas, mnemonic_accounts
 from ledger.deploy import Deployment, deploy
 from ledger.market import Market
 from ledger.tx import Transactor
@@ -55,6 +55,7 @@ class Marketplace:
         keystore = self.root / f"volunteer{index}.json"
         if not keystore.exists():
             create_keystore(keystore, PASSWORD, bytes(account.key))
+            fund_gas(self.w3, account.address, 10**19)  # the chain's development accounts end at account 9
             market.faucet(account.address, 10_000 * TOKEN)
             market.stake(stake)
         return market, keystore
