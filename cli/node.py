@@ -75,12 +75,31 @@ def node_run(
             max=99,
         ),
     ] = None,
+    max_disk: Annotated[
+        float | None,
+        typer.Option(
+            metavar="GB",
+            help="Keep the node's content under this many GB: claim no task whose trace would not fit, and free "
+            "each trace's checkpoints once its round has closed (nobody can check it any more).",
+            min=0.001,
+        ),
+    ] = None,
+    max_upload: Annotated[
+        float | None,
+        typer.Option(
+            metavar="GB",
+            help="Claim nothing new while the node's IPFS daemon sent over this many GB in the last 24 hours "
+            "(committed traces are always served: withholding one would cost the stake).",
+            min=0.001,
+        ),
+    ] = None,
 ) -> None:
     """Run until stopped (Ctrl-C or SIGTERM stop between steps; a restart resumes from the last checkpoint).
 
     `shardwork node pause` holds a running node between two steps (and claims nothing new) until
     `shardwork node resume`; games over earlier commits are still answered while paused. --pause-when-busy does
-    the same by itself while other programs load the machine.
+    the same by itself while other programs load the machine. --max-disk and --max-upload cap what the node keeps
+    and sends (node/caps.py); a bounty whose task this machine could not finish within its lease is skipped.
 
     Logs are JSON lines on stderr. Example:
 
@@ -109,6 +128,7 @@ def node_run(
             metrics_port,
             quiet,
             (duty_cycle, hours, nice, pause_when_busy),
+            (max_disk, max_upload),
         )
 
 
@@ -129,6 +149,7 @@ def _run(
     metrics_port: int | None,
     quiet: bool,
     preferences: tuple[float, str | None, int, float | None],
+    caps_gb: tuple[float | None, float | None],
 ) -> None:
     from node.preflight import check_cpu
 
@@ -151,6 +172,7 @@ def _run(
     from ledger.market import Market
     from ledger.tx import Transactor
     from ledger.wallet import load_account, read_password
+    from node.caps import GB, Caps
     from node.daemon import NodeDaemon, NodeOptions
     from protocol.errors import ShardworkError
     from protocol.workloads import REGISTRY
@@ -183,6 +205,10 @@ def _run(
         duty_cycle=duty_cycle,
         hours=hours,
         busy_above_pct=busy_above_pct,
+        caps=Caps(
+            max_disk_bytes=None if caps_gb[0] is None else int(caps_gb[0] * GB),
+            max_upload_bytes_per_day=None if caps_gb[1] is None else int(caps_gb[1] * GB),
+        ),
     )
     logger = json_logger(f"shardwork.node.{address[:10]}")
     progress, on_progress = _progress_bar(quiet)

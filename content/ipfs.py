@@ -122,6 +122,33 @@ class IpfsStore:
         if response.status_code != 200:
             raise ContentError(f"cannot pin {cid}: {response.text[:200]}")
 
+    def unpin(self, cid: str) -> None:
+        """Lets the daemon's garbage collection free `cid` (content not pinned is no error)."""
+        check_cid(cid)
+        response = self._post("/pin/rm", params={"arg": cid})
+        if response.status_code != 200 and b"not pinned" not in response.content.lower():
+            raise ContentError(f"cannot unpin {cid}: {response.text[:200]}")
+
+    def collect_garbage(self) -> None:
+        """Frees every block nothing pins (what was unpinned, and content cached from peers)."""
+        response = self._post("/repo/gc", params={})
+        if response.status_code != 200:
+            raise ContentError(f"IPFS garbage collection failed: {response.text[:200]}")
+
+    def repo_bytes(self) -> int:
+        """What the daemon's repository takes on disk."""
+        response = self._post("/repo/stat", params={})
+        if response.status_code != 200:
+            raise ContentError(f"IPFS repo/stat failed: {response.text[:200]}")
+        return int(response.json()["RepoSize"])
+
+    def sent_bytes(self) -> int:
+        """What the daemon has sent its peers since it started (bitswap's DataSent)."""
+        response = self._post("/bitswap/stat", params={})
+        if response.status_code != 200:
+            raise ContentError(f"IPFS bitswap/stat failed: {response.text[:200]}")
+        return int(response.json()["DataSent"])
+
 
 def _prefix(response: httpx.Response, limit: int) -> bytes:
     """The first bytes of a streamed body, for an error message; the rest is never read (it may not end)."""

@@ -107,3 +107,14 @@ class LocalStore:
         # Nothing is ever garbage-collected from the embedded store; pinning only asserts presence.
         if not self.has(cid):
             raise ContentError(f"cannot pin {cid}: not in the store at {self.root}")
+
+    def size(self, cid: str) -> int:
+        """Bytes `cid` takes here (0 when absent)."""
+        try:
+            return self._path(cid).stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def remove(self, cid: str) -> None:
+        """Deletes `cid` from the directory (a node releasing what nobody can ask it for any more)."""
+        self._path(cid).unlink(missing_ok=True)

@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from content.store import ContentStore
+from content.ipfs import IpfsStore
+from content.store import ContentStore, LocalStore
 from judge.context import ChainView, RoundContext
 from ledger.errors import CHAIN_TRANSIENT, ContractRevert, TransactionFailed, error_class
-from ledger.market import Bounty, Market, OpenedRound, TaskStatus, split_task_id, task_id_of, task_label
+from ledger.market import Bounty, BountyStatus, Market, OpenedRound, TaskStatus, split_task_id, task_id_of, task_label
 from node.busy import BusyProbe
+from node.caps import Caps, HeldTraces, UploadMeter, content_bytes, release, trace_bytes_estimate
 from node.carry import rebuild_carried, shard_order
 from node.controls import Controls, Hours
 from node.defense import Defender
@@ -61,6 +63,7 @@ class NodeOptions:
     duty_cycle: float = 1.0  # the fraction of wall time spent training (node.controls)
     hours: Hours | None = None  # claim new tasks only within these hours of local time
     busy_above_pct: float | None = None  # hold while other programs use more of the machine's CPU (node.busy)
+    caps: Caps = field(default_factory=Caps)  # disk and upload (node.caps)
 
 
 @dataclass
@@ -108,6 +111,12 @@ class NodeDaemon:
         # Per bounty, the seconds one of its tasks takes this node to train, trace included, without rests:
         # timed on a few steps before the first claim, then measured on each task trained from its start.
         self._training_s: dict[int, float] = {}
+        options.caps.check_store(store)
+        self.held = HeldTraces(options.work_dir / "held-traces.json")
+        self._trace_bytes: dict[int, int] = {}  # per bounty, what its last trace took here (a store directory)
+        # Caps.check_store let an upload cap through only with an IPFS node, which counts what it sends.
+        capped = options.caps.max_upload_bytes_per_day is not None
+        self.upload = UploadMeter(store.sent_bytes) if capped and isinstance(store, IpfsStore) else None
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -133,6 +142,7 @@ class NodeDaemon:
                     self._resumed = True
                 # Games first: a midpoint is due within the verify window, and training a task takes longer.
                 moved = self.defender.play()
+                self._release_closed_rounds()
                 held = self._claims_held()
                 worked = moved > 0 or (not self.defender.busy and held is None and self._work_once())
                 if self.options.auto_claim_rewards:
@@ -199,7 +209,7 @@ class NodeDaemon:
                 continue
             if self.market.now() + COMMIT_MARGIN_S >= bounty.deadline:
                 continue
-            if not self._fits_lease(rnd, bounty):
+            if not self._fits_lease(rnd, bounty) or not self._within_caps(rnd, bounty):
                 continue
             # A shard this node trained last round first: what it carries on is rebuilt here, not downloaded.
             for shard in shard_order(self._journals, rnd, bounty.shards):
@@ -263,6 +273,49 @@ class NodeDaemon:
             duty_cycle=self.controls.duty_cycle,
         )
         return False
+
+    def _within_caps(self, rnd: RoundContext, bounty: Bounty) -> bool:
+        """Whether one more of the bounty's traces fits the disk cap, and the day's uploads are under theirs."""
+        caps, bounty_id = self.options.caps, bounty.bounty_id
+        if caps.max_disk_bytes is not None:
+            need = self._trace_bytes.get(bounty_id) or trace_bytes_estimate(rnd.spec)
+            used = content_bytes(self.store, self.held)
+            if used + need > caps.max_disk_bytes:
+                self._warn_once(
+                    f"disk-{bounty_id}-{len(self.held.tasks())}",
+                    "disk cap: one more of this bounty's traces would not fit; claiming none of its tasks",
+                    bounty_id=bounty_id,
+                    used_bytes=used,
+                    trace_bytes=need,
+                    cap_bytes=caps.max_disk_bytes,
+                )
+                return False
+        if self.upload is not None and caps.max_upload_bytes_per_day is not None:
+            sent = self.upload.last_day()
+            if sent >= caps.max_upload_bytes_per_day:
+                self._warn_once(
+                    f"upload-{int(time.time() // 3600)}",
+                    "upload cap: the last day's uploads reached it; claiming nothing new (committed traces are served)",
+                    sent_bytes=sent,
+                    cap_bytes=caps.max_upload_bytes_per_day,
+                )
+                return False
+        return True
+
+    def _release_closed_rounds(self) -> None:
+        """With a disk cap, frees the checkpoints of kept traces whose rounds have closed (node.caps)."""
+        if self.options.caps.max_disk_bytes is None:
+            return
+        bounties: dict[int, Bounty] = {}
+        for task_id, cids in self.held.tasks().items():
+            bounty_id, round_, _ = split_task_id(task_id)
+            if bounty_id not in bounties:
+                bounties[bounty_id] = self.market.bounty(bounty_id)
+            b = bounties[bounty_id]
+            if b.current_round > round_ or b.status == BountyStatus.FINALIZED:
+                release(self.store, cids)
+                self.held.remove(task_id)
+                log(self.logger, "released a closed round's checkpoints", task_id=task_id, cids=len(cids))
 
     # ------------------------------------------------------------- discovery
 
@@ -431,6 +484,10 @@ class NodeDaemon:
             log(self.logger, "commit already mined", task_id=task_id)
         self.metrics.tasks_committed.inc()
         self.status.committed.append(task_id)
+        # Checkpoint 0 is never stored and the last stays: an audit recomputes the update and its error from it.
+        self.held.add(task_id, [c.cid for c in result.manifest.checkpoints[1:-1]])
+        if isinstance(self.store, LocalStore):
+            self._trace_bytes[split_task_id(task_id)[0]] = sum(self.store.size(cid) for cid in result.cids)
         self.status.state, self.status.current_task = "idle", None
         log(
             self.logger,

@@ -31,6 +31,7 @@ from ledger.deploy import deploy
 from ledger.market import BountyStatus, Market, Task, TaskStatus, task_id_of
 from ledger.terms import BountyTerms
 from ledger.tx import Transactor
+from node.caps import Caps, HeldTraces
 from node.daemon import NodeDaemon, NodeOptions
 from protocol.errors import StoreUnavailable
 from protocol.manifests import TraceManifest
@@ -391,3 +392,30 @@ def test_short_steps_have_their_own_queue_and_commit_checks_stay_on_the_default_
     # The close's preparation is neither behind the replays nor in front of a ruling.
     assert route({}, "shardwork.prepare_close")["queue"].name == worker.PREPARE_QUEUE
     assert worker.PREPARE_QUEUE not in (worker.MOVES_QUEUE, worker.app.conf.task_default_queue)
+
+
+def test_a_disk_capped_node_frees_a_traces_inner_checkpoints_once_its_round_closed(
+    installed: Installed, tmp_path: Path
+) -> None:
+    svc, clients = installed
+    volunteer = clients[5]
+    _, bounty_id = _two_checked_rounds(svc, clients)
+    options = NodeOptions(work_dir=tmp_path / "node", once=True, caps=Caps(max_disk_bytes=10**12))
+    traces = []
+    for round_ in (0, 1):
+        NodeDaemon(volunteer, svc.store, options, QUIET).run()
+        task_id = task_id_of(bounty_id, round_, 0)
+        event = svc.coordinator.market.commit_event(task_id)
+        assert event is not None
+        traces.append(TraceManifest.parse(svc.store.get(event["traceCid"])))
+        if round_ == 0:
+            held = HeldTraces(tmp_path / "node" / "held-traces.json").tasks()
+            assert held == {task_id: [c.cid for c in traces[0].checkpoints[1:-1]]}  # kept while it may be checked
+            volunteer.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+            assert worker.check_commit(task_id) == [True, True]
+            assert worker.advance(bounty_id)["closed_round"] == 0
+    # Round 1's pass found round 0 closed: its inner checkpoints are gone; its manifest, update and end state stay.
+    assert not any(svc.store.has(c.cid) for c in traces[0].checkpoints[1:-1])
+    assert svc.store.has(traces[0].update_cid) and svc.store.has(traces[0].checkpoints[-1].cid)
+    assert all(svc.store.has(c.cid) for c in traces[1].checkpoints[1:])  # round 1 is still open
+    assert list(HeldTraces(tmp_path / "node" / "held-traces.json").tasks()) == [task_id_of(bounty_id, 1, 0)]

@@ -19,6 +19,7 @@ import pytest
 from content.ipfs import IpfsStore
 from devtools.localstack import ipfs_peer_address, start_ipfs
 from devtools.network import Network
+from node.caps import UploadMeter
 from protocol.errors import ContentMissing
 from tests.support.processes import stop_group
 
@@ -68,3 +69,26 @@ def test_content_nobody_serves_is_missing_not_a_hang(two_nodes: tuple[Network, I
     cid = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"  # a block neither node has
     with pytest.raises(ContentMissing):
         reader.get(cid)
+
+
+def test_what_a_node_sends_counts_toward_its_upload_cap_and_a_released_object_frees_its_disk(
+    two_nodes: tuple[Network, IpfsStore, IpfsStore],
+) -> None:
+    """The counters node.caps keeps a volunteer's caps with: bitswap's DataSent for its uploads, the repository's
+    size for its disk, and unpin plus garbage collection to free a closed round's checkpoints."""
+    _, publisher, reader = two_nodes
+    meter = UploadMeter(publisher.sent_bytes)
+    assert meter.last_day() == 0  # a fresh node has sent nothing
+    data = os.urandom(3_000_000)
+    cid = publisher.put(data)
+    held = publisher.repo_bytes()
+    assert held >= len(data)
+    assert reader.get(cid) == data
+    deadline = time.monotonic() + 10  # js-ipfs folds its bitswap counters in about once a second
+    while meter.last_day() < len(data):
+        assert time.monotonic() < deadline, f"the publisher's node counted {publisher.sent_bytes()} bytes sent"
+        time.sleep(0.5)
+    publisher.unpin(cid)
+    publisher.unpin(cid)  # releasing twice is no error
+    publisher.collect_garbage()
+    assert not publisher.has(cid) and held - publisher.repo_bytes() >= 0.99 * len(data)  # the datastore keeps a few KB

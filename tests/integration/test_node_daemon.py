@@ -347,6 +347,20 @@ def test_a_paused_node_or_one_outside_its_hours_claims_nothing(marketplace: Mark
     assert bad.returncode != 0 and "is not a window" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_a_node_claims_no_task_whose_trace_would_break_its_disk_cap(marketplace: Marketplace, tmp_path: Path) -> None:
+    m = marketplace
+    bounty_id = m.post_and_open(small_spec(data={"shards": 1}))  # a trace of megabytes
+    volunteer, keystore = m.volunteer(0)  # it claims nothing here: any staked volunteer will do
+    work = tmp_path / "node"
+    once = ("--once", "--bounty", str(bounty_id))
+    run = subprocess.run(node_args(m, keystore, work, *once, "--max-disk", "0.001"), capture_output=True, text=True)
+    assert run.returncode == 0 and "disk cap: one more of this bounty's traces would not fit" in run.stderr, run.stderr
+    assert volunteer.task(task_id_of(bounty_id, 0, 0)).status == TaskStatus.OPEN
+    # A store directory uploads nothing: an upload cap on one is a mistake, said in one line before anything runs.
+    bad = subprocess.run(node_args(m, keystore, work, *once, "--max-upload", "1"), capture_output=True, text=True)
+    assert bad.returncode == 1 and "--max-upload needs an IPFS store" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_node_estimate_times_each_open_bountys_steps_and_flags_a_lease_too_short_and_the_node_claims_none(
     marketplace: Marketplace, tmp_path: Path
 ) -> None:
