@@ -76,7 +76,7 @@ class Explorer:
         self.index = EventIndex(index_path, market, check_same_thread=False)
         self._manifests: dict[str, RoundManifest | None] = {}
         self._specs: dict[str, TrainingSpec | None] = {}
-        self._numerics_of: dict[str, dict[str, Any] | None] = {}  # by trace CID: immutable
+        self._traces: dict[str, dict[str, Any] | None] = {}  # by trace CID (immutable): numerics and losses
 
     def _manifest(self, cid: str) -> RoundManifest | None:
         """The round manifest, or None. Content that is wrong or absent is remembered as such; an outage of
@@ -117,20 +117,25 @@ class Explorer:
         spec = self._spec(spec_cid)
         return spec.model.family if spec is not None else "unknown"
 
-    def _numerics(self, trace_cid: str, spec: TrainingSpec | None) -> dict[str, Any] | None:
-        """The numeric environment a commit's trace manifest records (read bounded by the spec), or None."""
+    def _trace(self, trace_cid: str, spec: TrainingSpec | None) -> dict[str, Any] | None:
+        """What the explorer shows of a commit's trace manifest (read bounded by the spec): the numeric environment
+        it records and its training loss per step. None when unreadable."""
         if spec is None:
             return None
-        if trace_cid not in self._numerics_of:
+        if trace_cid not in self._traces:
             limit = trace_manifest_limit(spec.steps_per_task, spec.segments)
             try:
                 trace = TraceManifest.parse(self.store.get(trace_cid, max_bytes=limit), limit)
-                self._numerics_of[trace_cid] = trace.numerics.model_dump()
+                self._traces[trace_cid] = {"numerics": trace.numerics.model_dump(), "losses": trace.losses}
             except ContentError:
-                self._numerics_of[trace_cid] = None
+                self._traces[trace_cid] = None
             except StoreUnavailable:
-                return None
-        return self._numerics_of[trace_cid]
+                return None  # asked again on the next build
+        return self._traces[trace_cid]
+
+    def _numerics(self, trace_cid: str, spec: TrainingSpec | None) -> dict[str, Any] | None:
+        trace = self._trace(trace_cid, spec)
+        return None if trace is None else trace["numerics"]
 
     def build(self) -> Snapshot:
         self.index.sync()
@@ -272,7 +277,10 @@ class Explorer:
                                 "reward_per_task": str(b.reward_per_task),
                             }
                         )
-            histories[bounty_id] = bounty_history(events)
+            histories[bounty_id] = history = bounty_history(events)
+            for attempt in history["attempts"]:  # each commit's training loss, from its trace manifest
+                trace = attempt["trace_cid"] and self._trace(attempt["trace_cid"], spec)
+                attempt["losses"] = trace["losses"] if trace else None
             bounties[bounty_id] = {
                 "bounty_id": bounty_id,
                 "status": b.status.name.lower(),

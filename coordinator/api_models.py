@@ -140,6 +140,7 @@ class AttemptOut(_Out):
     disputed: bool
     verdicts: list[VerdictOut]
     trace_cid: str | None
+    losses: list[float] | None = None  # training loss per step, from the trace manifest (None: not committed/readable)
 
 
 class PaymentOut(_Out):

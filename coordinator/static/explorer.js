@@ -14,7 +14,7 @@ function lineChart(canvas, series, xTitle, yTitle, stepped = false, wholeX = fal
   canvas.dataset.points = series.reduce((n, s) => n + s.points.length, 0);
   return new Chart(canvas, {
     type: "line",
-    data: {datasets: series.map((s) => ({label: s.label, data: s.points, borderColor: s.color, backgroundColor: s.color, stepped, pointRadius: 3}))},
+    data: {datasets: series.map((s) => ({label: s.label, data: s.points, borderColor: s.color, backgroundColor: s.color, stepped, pointRadius: s.points.length > 40 ? 0 : 3, borderWidth: s.points.length > 40 ? 1.5 : 3}))},
     options: {
       animation: false, responsive: false, parsing: false,
       scales: {
@@ -35,4 +35,26 @@ function paymentSeries(payments) {
     s.points.push({x: p.block, y: s.total});
   }
   return Object.values(byKind);
+}
+
+const SHARD_COLORS = ["#36c", "#2a7", "#c63", "#a6c", "#c93", "#399", "#c36", "#693"];
+
+// Training loss per inner step of each accepted or pending commit, from its trace manifest: one series per shard,
+// its rounds one after another on the x axis (round × steps per task + step).
+function lossSeries(attempts) {
+  const kept = attempts.filter((a) => a.losses && a.losses.length && (a.outcome === "accepted" || a.outcome === "pending"));
+  const steps = Math.max(0, ...kept.map((a) => a.losses.length));
+  const byShard = {};
+  for (const a of kept) {
+    const s = byShard[a.shard] || (byShard[a.shard] = {label: `shard ${a.shard}`, points: [], color: SHARD_COLORS[a.shard % SHARD_COLORS.length]});
+    a.losses.forEach((y, i) => s.points.push({x: a.round * steps + i + 1, y}));
+  }
+  return Object.values(byShard).map((s) => ({...s, points: s.points.sort((p, q) => p.x - q.x)}));
+}
+
+// A bounty's held-out score over its rounds (the round each model started; the last is the final model).
+function metricSeries(b) {
+  const scored = b.round_history.filter((r) => r.metric !== null);
+  const name = scored.length ? scored[0].metric_name : "score";
+  return [name, [{label: name, color: "#36c", points: scored.map((r) => ({x: r.final ? b.rounds : r.round, y: r.metric}))}]];
 }

@@ -335,6 +335,11 @@ def test_the_explorers_bounty_and_volunteer_pages_show_the_demos_history_with_ch
     assert drawn and int(drawn.group(1)) >= len(summary.rounds)  # each closed round's model, scored
     payments = re.search(r'id="payments-chart"[^>]*data-points="(\d+)"', bounty)
     assert payments and int(payments.group(1)) == len(history["payments"])
+    losses = re.search(r'id="loss-chart"[^>]*data-points="(\d+)"', bounty)
+    trained = [a["losses"] for a in history["attempts"] if a["outcome"] == "accepted"]
+    assert all(trained) and losses and int(losses.group(1)) == sum(len(x) for x in trained)  # every step's loss
+    index_chart = re.search(rf'id="metric-chart-{summary.bounty_id}"[^>]*data-points="(\d+)"', doms["index"])
+    assert index_chart and int(index_chart.group(1)) == int(drawn.group(1))
     assert bounty.count('class="slashed">slashed<') >= 2 and "download the weights" in bounty
     assert f'title="{by_role["faker"]}"' in bounty
     for slashed in [a for a in history["attempts"] if a["outcome"] == "slashed"]:  # ids past 2**53, exact
