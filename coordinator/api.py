@@ -281,6 +281,7 @@ class Explorer:
             for attempt in history["attempts"]:  # each commit's training loss, from its trace manifest
                 trace = attempt["trace_cid"] and self._trace(attempt["trace_cid"], spec)
                 attempt["losses"] = trace["losses"] if trace else None
+                attempt["numerics"] = trace["numerics"] if trace else None
             bounties[bounty_id] = {
                 "bounty_id": bounty_id,
                 "status": b.status.name.lower(),

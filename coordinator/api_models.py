@@ -141,6 +141,8 @@ class AttemptOut(_Out):
     verdicts: list[VerdictOut]
     trace_cid: str | None
     losses: list[float] | None = None  # training loss per step, from the trace manifest (None: not committed/readable)
+    numerics: Numerics | None = None  # the numeric class its trace manifest records
+    reason: str | None = None  # why it was slashed or expired
 
 
 class PaymentOut(_Out):

@@ -37,6 +37,11 @@ def bounty_history(events: list[Event]) -> dict[str, Any]:
                 "disputed": False,
                 "verdicts": [],
                 "trace_cid": None,
+                "reason": None,  # why it was slashed or expired, in words
+                "_review": False,
+                "_steps": None,  # the stretch a bisection game narrowed to
+                "_ruled_wrong": False,
+                "_forfeited": None,  # whose turn a forfeited game was at
             }
             attempts.append(current[task_id])
             continue
@@ -51,10 +56,21 @@ def bounty_history(events: list[Event]) -> dict[str, Any]:
             row["disputed"] = True
         elif e.name == "TaskAccepted":
             row.update(outcome="accepted", reward=str(e.args["reward"]))
+        elif e.name == "ReviewOpened":
+            row["_review"] = True
+        elif e.name in ("GameOpened", "GameAnswered"):
+            row["_steps"] = (int(e.args["loStep"]), int(e.args["hiStep"]))
+        elif e.name == "GameRuled":
+            row["_ruled_wrong"] = not e.args["stepCorrect"]
+        elif e.name == "GameForfeited":
+            row["_forfeited"] = int(e.args["turn"])
         elif e.name == "TaskSlashed":
-            row.update(outcome="slashed", slashed=str(e.args["amount"]))
+            row.update(outcome="slashed", slashed=str(e.args["amount"]), reason=_slash_reason(row))
         elif e.name == "LeaseExpired":
-            row.update(outcome="expired", slashed=str(e.args["penalty"]))
+            row.update(outcome="expired", slashed=str(e.args["penalty"]), reason="its lease ran out before a commit")
+    for row in attempts:
+        for key in ("_review", "_steps", "_ruled_wrong", "_forfeited"):
+            del row[key]
     payments = [
         {
             "block": e.block,
@@ -67,3 +83,21 @@ def bounty_history(events: list[Event]) -> dict[str, Any]:
         if e.name == "RewardCredited"
     ]
     return {"attempts": attempts, "payments": payments}
+
+
+VOLUNTEER_TURN = 1  # IMarketTypes.GameTurn.Volunteer
+
+
+def _slash_reason(row: dict[str, Any]) -> str:
+    """Why an attempt was slashed, from the events of its attempt (reviews, games, disputes, verdicts)."""
+    if row["_forfeited"] == VOLUNTEER_TURN:
+        return "it forfeited its bisection game: no move in time"
+    if row["_ruled_wrong"] and row["_review"]:
+        return "a FAIL quorum of verifiers, confirmed by the referee's replay"
+    if row["_ruled_wrong"] and row["_steps"] is not None:
+        return f"it lost a bisection game: the referee recomputed step {row['_steps'][1]} and got another state"
+    if row["disputed"]:
+        return "the check a dispute forced failed"
+    if any(not v["passed"] for v in row["verdicts"]):
+        return "a FAIL quorum of verifiers"
+    return "slashed"

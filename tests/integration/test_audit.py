@@ -305,6 +305,10 @@ def test_the_explorers_bounty_and_volunteer_pages_show_the_demos_history_with_ch
         outcomes = {(a["volunteer"], a["outcome"]) for a in history["attempts"]}
         assert (by_role["lazy"], "slashed") in outcomes and (by_role["honest-1"], "accepted") in outcomes
         assert sum(a["outcome"] == "accepted" for a in history["attempts"]) == 12
+        reasons = {a["volunteer"]: a["reason"] for a in history["attempts"] if a["outcome"] == "slashed"}
+        assert reasons[by_role["lazy"]] == "a FAIL quorum of verifiers, confirmed by the referee's replay"
+        assert reasons[by_role["faker"]].startswith("it lost a bisection game: the referee recomputed step")
+        assert all(a["numerics"]["fingerprint"] for a in history["attempts"] if a["outcome"] == "accepted")
         paid: dict[str, int] = {}
         for p in history["payments"]:
             paid[p["account"]] = paid.get(p["account"], 0) + int(p["amount"])
@@ -340,8 +344,9 @@ def test_the_explorers_bounty_and_volunteer_pages_show_the_demos_history_with_ch
     assert all(trained) and losses and int(losses.group(1)) == sum(len(x) for x in trained)  # every step's loss
     index_chart = re.search(rf'id="metric-chart-{summary.bounty_id}"[^>]*data-points="(\d+)"', doms["index"])
     assert index_chart and int(index_chart.group(1)) == int(drawn.group(1))
-    assert bounty.count('class="slashed">slashed<') >= 2 and "download the weights" in bounty
+    assert len(re.findall(r'class="slashed" title="[^"]+">slashed<', bounty)) >= 2 and "download the weights" in bounty
     assert f'title="{by_role["faker"]}"' in bounty
+    assert 'class="reason">it lost a bisection game' in bounty and 'class="reason">a FAIL quorum' in bounty
     for slashed in [a for a in history["attempts"] if a["outcome"] == "slashed"]:  # ids past 2**53, exact
         assert f"<code>{slashed['task_id_hex']}</code>" in bounty
     volunteer = doms["volunteer"]
