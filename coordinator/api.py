@@ -77,6 +77,7 @@ class Explorer:
         self._manifests: dict[str, RoundManifest | None] = {}
         self._specs: dict[str, TrainingSpec | None] = {}
         self._traces: dict[str, dict[str, Any] | None] = {}  # by trace CID (immutable): numerics and losses
+        self._block_times: dict[int, int] = {}
 
     def _manifest(self, cid: str) -> RoundManifest | None:
         """The round manifest, or None. Content that is wrong or absent is remembered as such; an outage of
@@ -112,6 +113,12 @@ class Explorer:
                 f"bounty {bounty['bounty_id']} has no final model to serve (not finalized, or unreadable)"
             )
         return self.store.get(manifest.model_cid, max_bytes=update_limit(spec, resolve(spec.model)))
+
+    def _block_time(self, block: int) -> int:
+        """A block's timestamp (cached: a mined block's time never changes)."""
+        if block not in self._block_times:
+            self._block_times[block] = int(self.market.w3.eth.get_block(block)["timestamp"])
+        return self._block_times[block]
 
     def _family(self, spec_cid: str) -> str:
         spec = self._spec(spec_cid)
@@ -174,6 +181,7 @@ class Explorer:
                             "round": int(e.args["round"]),
                             "manifest_cid": e.args["modelCid"],
                             "opened_block": e.block,
+                            "at": self._block_time(e.block),
                             "metric_name": manifest.metric_name if manifest else None,
                             "metric": manifest.metric if manifest else None,
                             "cross_class_tolerance": manifest.cross_class_tolerance if manifest else None,
@@ -182,13 +190,16 @@ class Explorer:
                         }
                     )
             spec = self._spec(posted.args["specCid"])
-            final = next((e.args["finalModelCid"] for e in events if e.name == "BountyFinalized"), None)
-            if final is not None:
+            finalized = next((e for e in events if e.name == "BountyFinalized"), None)
+            final: str | None = None
+            if finalized is not None:
+                final = str(finalized.args["finalModelCid"])
                 manifest = self._manifest(final)
                 rounds.append(
                     {
                         "round": b.rounds,
                         "manifest_cid": final,
+                        "at": self._block_time(finalized.block),
                         "final": True,
                         "metric_name": manifest.metric_name if manifest else None,
                         "metric": manifest.metric if manifest else None,

@@ -32,6 +32,7 @@ class RoundOut(_Out):
     round: int
     manifest_cid: str
     opened_block: int | None = None  # None for the final model's row
+    at: int | None = None  # the chain time the round opened (the final row: the bounty finalized)
     final: bool = False
     metric_name: str | None  # None while the manifest cannot be read
     metric: float | None

@@ -339,6 +339,8 @@ def test_the_explorers_bounty_and_volunteer_pages_show_the_demos_history_with_ch
     assert drawn and int(drawn.group(1)) >= len(summary.rounds)  # each closed round's model, scored
     payments = re.search(r'id="payments-chart"[^>]*data-points="(\d+)"', bounty)
     assert payments and int(payments.group(1)) == len(history["payments"])
+    over_time = re.search(r'id="metric-time-chart"[^>]*data-points="(\d+)"', bounty)
+    assert over_time and over_time.group(1) == drawn.group(1)  # each scored model, by its time too
     losses = re.search(r'id="loss-chart"[^>]*data-points="(\d+)"', bounty)
     trained = [a["losses"] for a in history["attempts"] if a["outcome"] == "accepted"]
     assert all(trained) and losses and int(losses.group(1)) == sum(len(x) for x in trained)  # every step's loss
