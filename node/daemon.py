@@ -113,7 +113,7 @@ class NodeDaemon:
         self._training_s: dict[int, float] = {}
         options.caps.check_store(store)
         self.held = HeldTraces(options.work_dir / "held-traces.json")
-        self._trace_bytes: dict[int, int] = {}  # per bounty, what its last trace took here (a store directory)
+        self._trace_bytes: dict[int, int] = {}  # per bounty, what one of its traces takes here
         # Caps.check_store let an upload cap through only with an IPFS node, which counts what it sends.
         capped = options.caps.max_upload_bytes_per_day is not None
         self.upload = UploadMeter(store.sent_bytes) if capped and isinstance(store, IpfsStore) else None
@@ -278,7 +278,9 @@ class NodeDaemon:
         """Whether one more of the bounty's traces fits the disk cap, and the day's uploads are under theirs."""
         caps, bounty_id = self.options.caps, bounty.bounty_id
         if caps.max_disk_bytes is not None:
-            need = self._trace_bytes.get(bounty_id) or trace_bytes_estimate(rnd.spec)
+            need = self._trace_bytes.get(bounty_id)
+            if need is None:  # estimated once (it builds the model), measured after each commit to a store directory
+                need = self._trace_bytes[bounty_id] = trace_bytes_estimate(rnd.spec)
             used = content_bytes(self.store, self.held)
             if used + need > caps.max_disk_bytes:
                 self._warn_once(
