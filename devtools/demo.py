@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import time
+from pathlib import Path
 
 import typer
 
@@ -13,7 +15,10 @@ def run_demo(*, workload: str, as_json: bool, seed: int = 0) -> None:
     from devtools.scenario import TOKEN, run_scenario
 
     say = (lambda _: None) if as_json else typer.echo
-    s = run_scenario(workload, say, seed=seed)
+    # The embedded chain ends with this process, and its content store with it: a demo leaves nothing behind
+    # (each run's store holds about 100 MB of checkpoints).
+    with tempfile.TemporaryDirectory(prefix="shardwork-demo-") as home:
+        s = run_scenario(workload, say, seed=seed, home=Path(home))
     seconds = round(time.monotonic() - started, 2)
     summary = {
         "seconds": seconds,
