@@ -34,6 +34,7 @@ from protocol.spec import SpecError
 from protocol.tensors import from_bytes
 from protocol.workloads import REGISTRY
 from telemetry.logs import log
+from telemetry.memory import give_back_free_memory
 
 # Steps timed (after a warm-up) to judge whether a bounty's task fits its lease before this node's first claim there.
 PACE_STEPS = 2
@@ -145,6 +146,8 @@ class NodeDaemon:
                 self._release_closed_rounds()
                 held = self._claims_held()
                 worked = moved > 0 or (not self.defender.busy and held is None and self._work_once())
+                if worked:
+                    give_back_free_memory()  # an idle node holds none of its last task's peak
                 if self.options.auto_claim_rewards:
                     self.claim_rewards()
                 failures = 0

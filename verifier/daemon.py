@@ -21,6 +21,7 @@ from ledger.errors import CHAIN_TRANSIENT, ContractRevert, TransactionFailed
 from ledger.market import Market, TaskStatus, split_task_id
 from protocol.errors import TransientError
 from telemetry.logs import log
+from telemetry.memory import give_back_free_memory
 from verifier.worker import VerifierWorker
 
 # The chain node or the content store is down or restarting, or a vote was mined as a revert without a reason
@@ -157,6 +158,8 @@ class VerifierDaemon:
                 self.pending.discard(task_id)
                 continue
             self.metrics.segments.inc(self.worker.replayed_segments - replayed)
+            if self.worker.replayed_segments > replayed:
+                give_back_free_memory()  # the replay's checkpoints and states: not held while waiting for the next
             if verdict is not None:
                 outcome = "passed" if verdict else "failed"
                 (self.metrics.passed if verdict else self.metrics.failed).inc()
