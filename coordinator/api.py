@@ -35,7 +35,7 @@ from coordinator.api_models import (
     VolunteerOut,
 )
 from coordinator.history import bounty_history
-from ledger.index import EventIndex
+from ledger.index import Event, EventIndex
 from ledger.market import Market, TaskStatus, next_deadline, next_move, task_id_of
 from protocol.errors import ContentError, StoreUnavailable
 from protocol.manifests import RoundManifest, TraceManifest, trace_manifest_limit
@@ -44,6 +44,20 @@ from protocol.verify import update_limit
 from protocol.workloads import resolve
 
 MAX_BODY_BYTES = 64 * 1024
+# What can move a bounty's escrow: funding, rewards and PASS fees paid from it, a slash's remainder and a lease
+# penalty paid into it, a refund.
+ESCROW_EVENTS = frozenset(
+    {
+        "BountyPosted",
+        "TaskAccepted",
+        "TaskSlashed",
+        "LeaseExpired",
+        "EscrowRefunded",
+        "RewardCredited",
+        "GameEnded",
+        "ChallengerSlashed",
+    }
+)
 STATIC = Path(__file__).with_name("static")
 SWAGGER_UI = "swagger-ui-5.35.0"  # vendored from npm's swagger-ui-dist (Apache-2.0, its LICENSE beside it)
 
@@ -78,6 +92,7 @@ class Explorer:
         self._specs: dict[str, TrainingSpec | None] = {}
         self._traces: dict[str, dict[str, Any] | None] = {}  # by trace CID (immutable): numerics and losses
         self._block_times: dict[int, int] = {}
+        self._escrow_at: dict[tuple[int, int], int | None] = {}  # (bounty, block) -> its escrow then
 
     def _manifest(self, cid: str) -> RoundManifest | None:
         """The round manifest, or None. Content that is wrong or absent is remembered as such; an outage of
@@ -113,6 +128,25 @@ class Explorer:
                 f"bounty {bounty['bounty_id']} has no final model to serve (not finalized, or unreadable)"
             )
         return self.store.get(manifest.model_cid, max_bytes=update_limit(spec, resolve(spec.model)))
+
+    def _escrow_steps(self, bounty_id: int, events: list[Event]) -> list[dict[str, Any]]:
+        """The bounty's escrow after each block where it moved, with the events of that block that moved it:
+        read from the chain's state at that block (exact, whatever the contract's arithmetic), cached, as a mined
+        block's state never changes. A node without state that old leaves those blocks out."""
+        steps: list[dict[str, Any]] = []
+        previous = 0
+        for block in sorted({e.block for e in events if e.name in ESCROW_EVENTS}):
+            key = (bounty_id, block)
+            if key not in self._escrow_at:
+                self._escrow_at[key] = self.market.escrow_at(bounty_id, block)
+            escrow = self._escrow_at[key]
+            if escrow is None:
+                continue
+            if escrow != previous:
+                why = sorted({e.name for e in events if e.block == block and e.name in ESCROW_EVENTS})
+                steps.append({"block": block, "escrow": str(escrow), "change": str(escrow - previous), "events": why})
+            previous = escrow
+        return steps
 
     def _block_time(self, block: int) -> int:
         """A block's timestamp (cached: a mined block's time never changes)."""
@@ -289,6 +323,7 @@ class Explorer:
                             }
                         )
             histories[bounty_id] = history = bounty_history(events)
+            history["escrow"] = self._escrow_steps(bounty_id, events)
             for attempt in history["attempts"]:  # each commit's training loss, from its trace manifest
                 trace = attempt["trace_cid"] and self._trace(attempt["trace_cid"], spec)
                 attempt["losses"] = trace["losses"] if trace else None

@@ -154,9 +154,19 @@ class PaymentOut(_Out):
     task_id_hex: str
 
 
+class EscrowStepOut(_Out):
+    """The bounty's escrow after a block that moved it, and that block's events that can move escrow."""
+
+    block: int
+    escrow: str
+    change: str  # since the previous step (signed)
+    events: list[str]
+
+
 class BountyHistoryOut(_Out):
     attempts: list[AttemptOut]
     payments: list[PaymentOut]
+    escrow: list[EscrowStepOut] = []
 
 
 class VolunteerPaymentOut(PaymentOut):

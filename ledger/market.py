@@ -12,6 +12,7 @@ from typing import Any
 from eth_typing import ChecksumAddress
 from eth_utils import filter_abi_by_type
 from web3 import Web3
+from web3.exceptions import Web3Exception
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
@@ -214,6 +215,15 @@ class Market:
         return self.signer.send(fn, min_gas=min_gas)
 
     # ------------------------------------------------------------------ reads
+
+    def escrow_at(self, bounty_id: int, block: int) -> int | None:
+        """The bounty's escrow as block `block` left it; None where the node keeps no state that old (a pruned,
+        non-archive node)."""
+        try:
+            raw = call(self.market.functions.bountyOf(bounty_id), block)
+        except (ValueError, Web3Exception):  # "missing trie node", "header not found": state the node pruned
+            return None
+        return int(dict(zip(self._bounty_fields, raw, strict=True))["escrow"])
 
     def bounty(self, bounty_id: int) -> Bounty:
         raw = dict(zip(self._bounty_fields, call(self.market.functions.bountyOf(bounty_id)), strict=True))

@@ -58,3 +58,15 @@ function metricSeries(b) {
   const name = scored.length ? scored[0].metric_name : "score";
   return [name, [{label: name, color: "#36c", points: scored.map((r) => ({x: r.final ? b.rounds : r.round, y: r.metric}))}]];
 }
+
+// What each event does to a bounty's escrow (contracts/base/MarketState.sol).
+const ESCROW_WHY = {
+  BountyPosted: "the poster funded it",
+  TaskAccepted: "a task's reward paid out of it",
+  RewardCredited: "verifier fees of a passed check paid out of it (a failed check's fees come from the stake)",
+  TaskSlashed: "the slashed stake, less the failed check's fees and the challenger's share, funds the redo",
+  GameEnded: "a bisection game ended: the loser's stake, less the winner's prize",
+  ChallengerSlashed: "a challenger lost its game: its stake",
+  LeaseExpired: "the expired lease's penalty",
+  EscrowRefunded: "the poster took back what was left",
+};

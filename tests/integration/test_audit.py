@@ -309,6 +309,15 @@ def test_the_explorers_bounty_and_volunteer_pages_show_the_demos_history_with_ch
         assert reasons[by_role["lazy"]] == "a FAIL quorum of verifiers, confirmed by the referee's replay"
         assert reasons[by_role["faker"]].startswith("it lost a bisection game: the referee recomputed step")
         assert all(a["numerics"]["fingerprint"] for a in history["attempts"] if a["outcome"] == "accepted")
+        escrow = history["escrow"]
+        assert (
+            escrow[0]["events"] == ["BountyPosted"]
+            and int(escrow[-1]["escrow"]) == market.bounty(summary.bounty_id).escrow
+        )
+        assert all(
+            int(e["change"]) == int(e["escrow"]) - int(p["escrow"]) for p, e in zip(escrow, escrow[1:], strict=False)
+        )
+        assert any("TaskSlashed" in e["events"] and int(e["change"]) > 0 for e in escrow)  # a slash funds the redo
         paid: dict[str, int] = {}
         for p in history["payments"]:
             paid[p["account"]] = paid.get(p["account"], 0) + int(p["amount"])
@@ -339,6 +348,8 @@ def test_the_explorers_bounty_and_volunteer_pages_show_the_demos_history_with_ch
     assert drawn and int(drawn.group(1)) >= len(summary.rounds)  # each closed round's model, scored
     payments = re.search(r'id="payments-chart"[^>]*data-points="(\d+)"', bounty)
     assert payments and int(payments.group(1)) == len(history["payments"])
+    escrow_chart = re.search(r'id="escrow-chart"[^>]*data-points="(\d+)"', bounty)
+    assert escrow_chart and int(escrow_chart.group(1)) == len(history["escrow"])
     over_time = re.search(r'id="metric-time-chart"[^>]*data-points="(\d+)"', bounty)
     assert over_time and over_time.group(1) == drawn.group(1)  # each scored model, by its time too
     losses = re.search(r'id="loss-chart"[^>]*data-points="(\d+)"', bounty)
