@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING
 
 import redis
 from celery import Celery
+from celery.signals import task_postrun
 
 from config.settings import CoordinatorSettings
 from ledger.errors import CHAIN_TRANSIENT, TransactionFailed
 from ledger.market import BountyStatus, TaskStatus
 from protocol.errors import TransientError
 from telemetry.logs import log
+from telemetry.memory import give_back_free_memory
 
 if TYPE_CHECKING:
     from coordinator.service import Service
@@ -76,6 +78,13 @@ def create_celery(settings: CoordinatorSettings | None = None) -> Celery:
 
 
 app = create_celery()
+
+
+@task_postrun.connect
+def _give_back_memory(**_: object) -> None:
+    """A commit check or a close holds checkpoints and updates of hundreds of MB: a worker waiting for its next
+    task gives that memory back to the machine (telemetry.memory)."""
+    give_back_free_memory()
 
 
 def _svc() -> Service:
