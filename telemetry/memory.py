@@ -1,10 +1,10 @@
 """What a long-running process holds of the machine's memory, and giving back what it no longer uses.
 
 glibc's allocator keeps the memory a large computation freed (a task's checkpoints, a replay's states) for the
-process's next allocation instead of returning it: measured, a volunteer node holds the peak of its last task
-while it sits idle (after one task of the example GPT: 4M parameters, 721 MB, 385 MB after `malloc_trim`; 26M
-parameters, 1,579 MB, 389 MB after). A node or verifier daemon
-gives it back after each task or check, so an idle volunteer's machine is its owner's again.
+process's next allocation instead of returning it. Measured after one task of the example GPT, a volunteer node
+held 721 MB at 4M parameters (385 MB after `malloc_trim`) and 1,579 MB at 26M (389 MB after) while it sat idle.
+Node, verifier and coordinator workers give it back after each task or check, so an idle volunteer's machine is
+its owner's again.
 """
 
 from __future__ import annotations
