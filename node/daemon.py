@@ -285,6 +285,9 @@ class NodeDaemon:
             if need is None:  # estimated once (it builds the model), measured after each commit to a store directory
                 need = self._trace_bytes[bounty_id] = trace_bytes_estimate(rnd.spec)
             used = content_bytes(self.store, self.held)
+            if used + need > caps.max_disk_bytes and isinstance(self.store, IpfsStore):
+                self.store.collect_garbage()  # what its node cached and nobody pinned (earlier rounds' models) first
+                used = content_bytes(self.store, self.held)
             if used + need > caps.max_disk_bytes:
                 self._warn_once(
                     f"disk-{bounty_id}-{len(self.held.tasks())}",
