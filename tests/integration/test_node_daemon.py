@@ -281,14 +281,31 @@ def _health_or_log(url: str, proc: subprocess.Popen[str]) -> dict[str, object]:
         raise AssertionError(proc.communicate()[1]) from None
 
 
+def _long_task(m: Marketplace) -> tuple[TrainingSpec, int]:
+    """A one-shard bounty of 120 mnist-cnn steps: at a 5% duty cycle (19 step-times of rest after each step) its
+    task lasts long enough to be held mid-way."""
+    spec = small_spec(
+        model={"family": "mnist-cnn", "params": {}}, steps_per_task=120, checkpoint_interval=20, data={"shards": 1}
+    )
+    return spec, m.post_and_open(spec)
+
+
+def _assert_held(url: str, proc: subprocess.Popen[str], state: str) -> None:
+    """The node reaches `state` within a minute and, held there, counts no step."""
+    deadline = time.monotonic() + 60
+    while _health_or_log(url, proc)["state"] != state:
+        assert time.monotonic() < deadline, f"the node never reached {state!r}"
+        time.sleep(0.1)
+    held = _steps(url)
+    time.sleep(1.5)  # several steps' time: a node that kept training would have counted them
+    assert _steps(url) == held
+
+
 def test_node_pause_holds_training_between_steps_and_resume_finishes_the_task(
     marketplace: Marketplace, tmp_path: Path
 ) -> None:
     m = marketplace
-    spec = small_spec(
-        model={"family": "mnist-cnn", "params": {}}, steps_per_task=120, checkpoint_interval=20, data={"shards": 1}
-    )
-    bounty_id = m.post_and_open(spec)
+    spec, bounty_id = _long_task(m)
     volunteer, keystore = m.volunteer(6)
     task_id = task_id_of(bounty_id, 0, 0)
     work = tmp_path / "node"
@@ -302,14 +319,8 @@ def test_node_pause_holds_training_between_steps_and_resume_finishes_the_task(
         url = _url_once_training(proc)
         out = subprocess.run([*control, "pause", "--work-dir", str(work)], capture_output=True, text=True, check=True)
         assert "paused the node" in out.stdout
-        deadline = time.monotonic() + 60
-        while _health_or_log(url, proc)["state"] != "paused":
-            assert time.monotonic() < deadline, "the node never paused"
-            time.sleep(0.1)
-        held = _steps(url)
-        time.sleep(1.5)  # several steps' time: a node that kept training would have counted them
-        assert _steps(url) == held and _health(url)["current_task"] == task_id
-        assert volunteer.task(task_id).status == TaskStatus.CLAIMED
+        _assert_held(url, proc, "paused")
+        assert _health(url)["current_task"] == task_id and volunteer.task(task_id).status == TaskStatus.CLAIMED
         out = subprocess.run([*control, "resume", "--work-dir", str(work)], capture_output=True, text=True, check=True)
         assert "resumed the node" in out.stdout
         rest = proc.communicate(timeout=300)[1]
@@ -415,10 +426,7 @@ def test_a_node_holds_while_other_programs_keep_the_machine_busy_and_trains_on_w
     marketplace: Marketplace, tmp_path: Path
 ) -> None:
     m = marketplace
-    spec = small_spec(
-        model={"family": "mnist-cnn", "params": {}}, steps_per_task=120, checkpoint_interval=20, data={"shards": 1}
-    )
-    bounty_id = m.post_and_open(spec)
+    spec, bounty_id = _long_task(m)
     volunteer, keystore = m.volunteer(7)
     task_id = task_id_of(bounty_id, 0, 0)
     work = tmp_path / "node"
@@ -438,13 +446,8 @@ def test_a_node_holds_while_other_programs_keep_the_machine_busy_and_trains_on_w
         url = _url_once_training(proc)
         burners = _burn_every_core()
         try:
-            deadline = time.monotonic() + 60
-            while _health_or_log(url, proc)["state"] != "busy":
-                assert time.monotonic() < deadline, "the node never held for the busy machine"
-                time.sleep(0.1)
-            held = _steps(url)
-            time.sleep(1.5)  # several steps' time: a node that kept training would have counted them
-            assert _steps(url) == held and volunteer.task(task_id).status == TaskStatus.CLAIMED
+            _assert_held(url, proc, "busy")
+            assert volunteer.task(task_id).status == TaskStatus.CLAIMED
         finally:
             _stop(burners)
         rest = proc.communicate(timeout=300)[1]
