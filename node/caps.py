@@ -121,8 +121,6 @@ class UploadMeter:
         while len(self._samples) > 1 and self._samples[1][0] <= now - DAY_S:
             self._samples.popleft()
         oldest_at, oldest_sent = self._samples[0]
-        if len(self._samples) == 1 and oldest_at > now - DAY_S:
-            return sent
         # No sample a day old yet: the counter's whole count, which may cover more than a day (the daemon ran
         # before the node did); a count too high only claims less, never more than the cap.
         return sent - oldest_sent if oldest_at <= now - DAY_S else sent

@@ -38,6 +38,9 @@ from telemetry.memory import give_back_free_memory
 
 # Steps timed (after a warm-up) to judge whether a bounty's task fits its lease before this node's first claim there.
 PACE_STEPS = 2
+# A hold for a busy machine ends this many times the remaining training before the lease does: training on a machine
+# other programs still load runs slower than the pace measured on a quiet one, and an overrun costs the lease penalty.
+BUSY_PACE_FACTOR = 2.0
 # The chain node or the IPFS daemon is down or restarting: wait and carry on, resuming from the journal.
 TRANSIENT: tuple[type[BaseException], ...] = (TransientError, *CHAIN_TRANSIENT, ConnectionError, TimeoutError)
 MAX_BACKOFF_S = 30.0
@@ -525,7 +528,7 @@ class NodeDaemon:
 
     def _hold_while_busy(self, task_id: int, remaining_s: float) -> bool:
         """Holds training between two steps while other programs keep the machine busy, answering games, until
-        the lease needs the rest of its time (`remaining_s` of training, with a quarter more for safety). False
+        the lease needs the rest of its time (`remaining_s` of training at the measured pace, doubled). False
         when the lease ended the hold: the task then trains on to its commit, busy or not."""
         lease_deadline = self.market.task(task_id).deadline
         probe = self.controls.busy_probe
@@ -536,7 +539,7 @@ class NodeDaemon:
         while not self.stop_event.is_set() and self.controls.busy():
             # A quiet chain's last block can be old: the wall clock is the later, safer "now" then.
             now = max(self.market.now(), int(time.time()))
-            if now + COMMIT_MARGIN_S + remaining_s * 1.25 >= lease_deadline:
+            if now + COMMIT_MARGIN_S + remaining_s * BUSY_PACE_FACTOR >= lease_deadline:
                 log(
                     self.logger,
                     "training on although the machine is busy: the lease needs the rest of its time",
