@@ -1,8 +1,9 @@
 """A GPT of over 25M parameters trained end to end on the volunteer network (tests/support/testnet.py).
 
 examples/gpt-bounty.toml (26.4M parameters, byte-pair tokens of the built-in Shakespeare text), by default cut
-to 3 shards × 2 rounds with a 120 s challenge and a 900 s verify window (a 26M model's checked segments take
-minutes to fetch and replay on a busy 2-core machine). Every party on its own host with its own keys and IPFS
+to 3 shards × 2 rounds of 20-step tasks with a 120 s challenge and a 900 s verify window (a 26M model's checked
+segments take minutes to fetch and replay on a busy 2-core machine), and 2 of a task's 4 segments replayed per check
+instead of the detection target's one: the faker fakes half its segments, and a run this short must catch it. Every party on its own host with its own keys and IPFS
 node: the poster, two honest volunteers and a partial faker, three independent verifier daemons, and the
 coordinator's host (stack, Celery verifiers, the referee). Daemons are up before the poster posts.
 
@@ -48,11 +49,14 @@ def bounty_file(rounds: int, shards: int) -> str:
     for key, value in {
         "rounds": rounds,
         "shards": shards,
+        "steps_per_task": 20,
         "challenge_window_s": CHALLENGE_WINDOW_S,
         "verify_window_s": VERIFY_WINDOW_S,
     }.items():
         text, found = re.subn(rf"(?m)^{key} = \d+", f"{key} = {value}", text)
         assert found == 1, key
+    text, found = re.subn(r"(?m)^detection = .*$", "min_check_probability = 0.5\nsegments_per_check = 2", text)
+    assert found == 1, "detection"
     return text
 
 

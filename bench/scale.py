@@ -3,7 +3,7 @@
 Per GPT size up to examples/gpt-bounty.toml's 26M parameters, a one-task bounty on that example's terms is posted
 on a real EVM (anvil) and trained by the volunteer's node daemon; the coordinator's audit and a check by a quorum
 of two verifiers run the real code (coordinator.rounds, verifier.worker), each party reading the content store
-through a log of what it read. Training is one task of the example (20 steps, 4 segments, batch 8, context 128).
+through a log of what it read. Training is one task of the example (40 steps, 8 segments, batch 8, context 128).
 
   params                           the model's parameters
   upload_bytes_per_param           what the volunteer's node sends others per task, expected at the terms: what

@@ -67,7 +67,7 @@ def bounty_post(
         tasks = spec.data.shards * spec.rounds
         escrow = terms.escrow(tasks)
         sound = terms.sound
-        p_full, p_one = terms.detection(spec.segments, spec.segments), terms.detection(spec.segments, 1)
+        p_full, p_one = terms.caught_chance(spec.segments, spec.segments), terms.caught_chance(spec.segments, 1)
         lines = [
             f"post bounty '{spec.name}': {spec.model.family}, {spec.data.shards} shards × {spec.rounds} rounds = {tasks} tasks",
             f"  escrow {format_amount(escrow)} tokens = {tasks} × (reward {format_amount(terms.base('reward'))} + "
@@ -78,6 +78,14 @@ def bounty_post(
             f"with p = {p_one:.0%}",
             f"  data: {_data_line(spec, inputs)}",
         ]
+        if terms.detection is not None:
+            target = terms.detection
+            lines.insert(
+                3,
+                f"  spot checks: at least {terms.min_check_probability:.2%} of tasks, {terms.segments_per_check} "
+                f"segment(s) each: a volunteer faking {target.cheat_fraction:.0%} of its segments is caught with "
+                f"{target.probability:.0%} within {target.within_tasks} of its tasks",
+            )
         if not coordinator_seen:
             lines.append(f"  coordinator {coordinator} has never sent a transaction on this chain (posted on --yes)")
         if calibration is not None:
@@ -89,7 +97,7 @@ def bounty_post(
                 f"a step skipped lands at {calibration.skipped_step:.2g} and is caught as surely as a faked one"
             )
         if not sound:
-            raise ShardworkError(lines[2].strip() + "; raise stake or min_check_probability")
+            raise ShardworkError(lines[2].strip() + "; raise stake or the check probability (or detection target)")
         balance = m.balance(address)
         if balance < escrow:
             raise ShardworkError(f"balance {format_amount(balance)} is less than the escrow {format_amount(escrow)}")

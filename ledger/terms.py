@@ -19,6 +19,34 @@ from protocol.spec import SpecError, TrainingSpec, read_spec_file
 BPS = 10_000
 
 
+class DetectionTarget(BaseModel):
+    """What spot checks must achieve, from which the bounty's floor check rate and sample size are derived: a
+    volunteer faking `cheat_fraction` of its segments is caught with `probability` within `within_tasks` of its
+    tasks at the floor rate (newcomers are checked more often, so sooner)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cheat_fraction: float = Field(0.1, gt=0, le=1, description="share of its segments a partial faker fakes")
+    probability: float = Field(0.99, gt=0, lt=1, description="chance such a faker is caught ...")
+    within_tasks: int = Field(100, ge=1, le=1_000_000, description="... within this many of its tasks")
+
+    def per_task(self) -> float:
+        """The detection each task must have: 1 − (1 − d)^within_tasks = probability."""
+        return 1 - (1 - self.probability) ** (1 / self.within_tasks)
+
+    def spot_checks(self) -> tuple[float, int]:
+        """(floor check probability, segments per check) of least verification for this target.
+
+        A check replays k sampled segments, so a task costs p·k segment replays on average and catches a faker of
+        fraction f with p·(1 − (1 − f)^k) (at least that: sampling without replacement does better). The catch per
+        replay, (1 − (1 − f)^k)/k, falls as k grows, so one segment per check is cheapest, at p = d/f; more than one
+        is sampled only when even checking every task (p = 1) with one segment falls short."""
+        needed, f = self.per_task(), self.cheat_fraction
+        if needed <= f:
+            return math.ceil(needed / f * BPS) / BPS, 1
+        return 1.0, math.ceil(math.log(1 - needed) / math.log(1 - f))
+
+
 class BountyTerms(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -31,6 +59,9 @@ class BountyTerms(BaseModel):
     min_check_probability: float = Field(0.5, gt=0, le=1, description="floor it decays to with reputation")
     reputation_half_life: int = Field(4, ge=1, le=65535, description="accepted tasks per halving of the probability")
     segments_per_check: int = Field(3, ge=1, le=256, description="segments replayed when a task is checked")
+    detection: DetectionTarget | None = Field(
+        None, description="derives min_check_probability and segments_per_check (DetectionTarget.spot_checks)"
+    )
     quorum: int = Field(
         2, ge=1, le=15, description="matching verifier attestations that settle a check (the contract's MAX_QUORUM)"
     )
@@ -44,6 +75,28 @@ class BountyTerms(BaseModel):
     )
     deadline_days: float = Field(30, gt=0, le=3650)
     coordinator: str = Field(description="address that opens and closes rounds and referees bisection games")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_spot_checks(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("detection") is None:
+            return data
+        try:
+            target = DetectionTarget.model_validate(data["detection"])
+        except ValidationError:
+            return data  # field validation reports it, located under detection
+        floor, per_check = target.spot_checks()
+        derived = {"min_check_probability": floor, "segments_per_check": per_check}
+        # Equal values pass, so that a dump of these terms validates again.
+        given = [name for name, value in derived.items() if name in data and data[name] != value]
+        if given:
+            raise ValueError(f"{' and '.join(given)} follow from detection: set one or the other, not both")
+        if floor > data.get("check_probability", 1.0):
+            raise ValueError(
+                f"detection needs a floor check probability of {floor}, above check_probability "
+                f"{data['check_probability']}: raise check_probability or lower the target"
+            )
+        return {**data, "detection": target, **derived}
 
     @model_validator(mode="after")
     def _amounts_parse(self) -> BountyTerms:
@@ -59,7 +112,7 @@ class BountyTerms(BaseModel):
     def escrow(self, tasks: int) -> int:
         return tasks * (self.base("reward") + self.quorum * self.base("verifier_fee"))
 
-    def detection(self, segments: int, faked: int) -> float:
+    def caught_chance(self, segments: int, faked: int) -> float:
         """Probability that a task with `faked` of `segments` segments faked is caught, at the floor rate."""
         picks = min(self.segments_per_check, segments)
         missed = math.comb(segments - faked, picks) / math.comb(segments, picks)
@@ -76,6 +129,11 @@ class BountyTerms(BaseModel):
         from protocol.footprint import check_footprint
 
         check_footprint(spec)
+        if self.detection is not None and self.segments_per_check > spec.segments:
+            raise SpecError(
+                f"bounty.detection needs {self.segments_per_check} segments replayed per check and a task has "
+                f"{spec.segments}: lower the target, or give tasks more segments (checkpoint_interval)"
+            )
         if not self.sound:
             raise SpecError(
                 f"stake {format_amount(self.base('stake'))} × min_check_probability {self.min_check_probability} "
@@ -119,11 +177,17 @@ def load_bounty_file(path: Path) -> tuple[TrainingSpec, BountyTerms]:
     terms_raw = raw.pop("bounty")
     try:
         spec = TrainingSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(f"spec {path}: {_first_error(exc)}") from None
+    try:
         terms = BountyTerms.model_validate(terms_raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        section = "bounty." if "coordinator" in str(err["loc"]) or where in BountyTerms.model_fields else ""
-        raise SpecError(f"spec {path}: {section}{where}: {err['msg']}") from None
+        raise SpecError(f"spec {path}: bounty.{_first_error(exc)}".replace("bounty.: ", "bounty: ")) from None
     check_footprint(spec)  # resolves the model too: unknown families and bad params are SpecErrors
     return spec, terms
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    message = err["msg"].removeprefix("Value error, ")
+    return f"{'.'.join(str(p) for p in err['loc'])}: {message}"
