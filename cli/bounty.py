@@ -113,6 +113,12 @@ def bounty_post(
             "escrow": escrow,
             "tasks": tasks,
             "coordinator_seen": coordinator_seen,
+            "spot_checks": {
+                "check_probability": terms.check_probability,
+                "min_check_probability": terms.min_check_probability,
+                "segments_per_check": params["segmentsPerCheck"],
+                "detection": None if terms.detection is None else terms.detection.model_dump(),
+            },
         }
         if calibration is not None:
             result["cross_class"] = {
@@ -235,6 +241,11 @@ def bounty_show(
             "escrow": b.escrow,
             "reward_per_task": b.reward_per_task,
             "stake_per_task": b.stake_per_task,
+            # A newcomer's tasks are checked at check_bps, decaying with reputation to min_check_bps.
+            "check_bps": int(b.raw["checkBps"]),
+            "min_check_bps": int(b.raw["minCheckBps"]),
+            "segments_per_check": int(b.raw["segmentsPerCheck"]),
+            "segments_per_task": b.segments_per_task,
             "rounds": rounds,
             "tasks": tasks,
             "spec_cid": m.spec_cid(bounty_id),
@@ -245,6 +256,10 @@ def bounty_show(
             return
         typer.echo(f"bounty {bounty_id} ({info['status']}), spec {info['spec_cid']}, escrow {format_amount(b.escrow)}")
         typer.echo(f"  poster {b.poster}  coordinator {b.coordinator}")
+        typer.echo(
+            f"  checks: {info['check_bps'] / 100:g}% of a newcomer's tasks, down to {info['min_check_bps'] / 100:g}% "
+            f"with reputation; {info['segments_per_check']} of {b.segments_per_task} segments replayed per check"
+        )
         for r in rounds:
             typer.echo(f"  round {r['round']}: {r['event']} {r['cid']}")
         if final is not None:

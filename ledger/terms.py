@@ -123,17 +123,21 @@ class BountyTerms(BaseModel):
         """The contract's economics rule: the stake lost at the floor check rate outweighs the reward."""
         return self.base("stake") * round(self.min_check_probability * BPS) >= self.base("reward") * BPS
 
+    def check_detection(self, spec: TrainingSpec) -> None:
+        """SpecError when the detection target samples more segments per check than a task of `spec` has."""
+        if self.detection is not None and self.segments_per_check > spec.segments:
+            raise SpecError(
+                f"bounty.detection needs {self.segments_per_check} segments replayed per check and a task has "
+                f"{spec.segments}: lower the target, or give tasks more segments (checkpoint_interval)"
+            )
+
     def posting(self, spec: TrainingSpec, spec_cid: str, now: int) -> dict[str, Any]:
         """The BountyParams that post `spec` (published as `spec_cid`) on these terms; SpecError for a spec or
         terms that would be refused later, by the contract or by every node."""
         from protocol.footprint import check_footprint
 
         check_footprint(spec)
-        if self.detection is not None and self.segments_per_check > spec.segments:
-            raise SpecError(
-                f"bounty.detection needs {self.segments_per_check} segments replayed per check and a task has "
-                f"{spec.segments}: lower the target, or give tasks more segments (checkpoint_interval)"
-            )
+        self.check_detection(spec)
         if not self.sound:
             raise SpecError(
                 f"stake {format_amount(self.base('stake'))} × min_check_probability {self.min_check_probability} "
@@ -184,6 +188,7 @@ def load_bounty_file(path: Path) -> tuple[TrainingSpec, BountyTerms]:
     except ValidationError as exc:
         raise SpecError(f"spec {path}: bounty.{_first_error(exc)}".replace("bounty.: ", "bounty: ")) from None
     check_footprint(spec)  # resolves the model too: unknown families and bad params are SpecErrors
+    terms.check_detection(spec)
     return spec, terms
 
 

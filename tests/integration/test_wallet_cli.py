@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,28 @@ def test_bounty_post_list_show_and_audit(cli: Cli) -> None:
     assert cli.json("audit", "index")["problems"] == []
 
 
+def detecting_spec(within_tasks: int) -> str:
+    """cli_spec with a detection target in place of its floor check rate and segments per check."""
+    text = cli_spec(mnemonic_accounts(3)[2].address, stake="100")
+    text = re.sub(r"(?m)^(min_check_probability|segments_per_check) = .*\n", "", text)
+    return text.replace("[bounty]", f"[bounty]\ndetection = {{ within_tasks = {within_tasks} }}")
+
+
+def test_bounty_post_derives_spot_checks_from_a_detection_target(cli: Cli) -> None:
+    spec = cli.home / "detect.toml"
+    spec.write_text(detecting_spec(within_tasks=400))
+    posted = cli.json("bounty", "post", str(spec), "--wallet", "alice", "--yes")
+    target = {"cheat_fraction": 0.1, "probability": 0.99, "within_tasks": 400}
+    assert posted["spot_checks"] == {
+        "check_probability": 1.0,
+        "min_check_probability": 0.1145,
+        "segments_per_check": 1,
+        "detection": target,
+    }
+    bounty = cli.json("bounty", "show", str(posted["bounty_id"]))
+    assert (bounty["min_check_bps"], bounty["segments_per_check"]) == (1145, 1)
+
+
 def test_bounty_post_shows_and_refuses_unsound_economics_before_sending(cli: Cli) -> None:
     spec = cli.home / "unsound.toml"
     spec.write_text(cli_spec(mnemonic_accounts(3)[2].address, stake="15"))
@@ -274,6 +297,7 @@ BAD_INPUT = [
     post_case("dataset that is not a dataset", "notdata.toml", "malformed DatasetManifest"),
     post_case("dataset not in the store", "nodata.toml", "(publish it there with `shardwork dataset add`)"),
     post_case("base model of another shape", "wrongbase.toml", "is not a mnist-mlp model of these params"),
+    post_case("detection target a task cannot meet", "detect.toml", "needs 44 segments replayed per check"),
     ("bad task id", ["audit", "task", "twelve"], {}, "is not a task id"),
     (  # a typo'd coordinator: 12 tokens would wait 30 days for a round nobody opens
         "never-seen coordinator",
@@ -312,6 +336,7 @@ def test_bad_input_is_one_line_nonzero_and_sends_nothing(
         files[name] = cli_spec(mnemonic_accounts(3)[2].address).replace("shards = 2", f"shards = 2\n{line}")
     files["wrongbase.toml"] = f'base_model = "{wider}"\n' + cli_spec(mnemonic_accounts(3)[2].address)
     files["stranger.toml"] = cli_spec("0x5a5A5a5a5A5a5a5a5a5A5a5A5A5a5a5A5A5A5A5A")
+    files["detect.toml"] = detecting_spec(within_tasks=1)
     for name, text in files.items():
         (cli.home / name).write_text(text)
     args = [str(cli.home / a[5:]) if a.startswith("SPEC:") else a for a in args]
