@@ -89,7 +89,7 @@ def measure(net: TestNet, market: Market, bounty_id: int, wall_s: float) -> dict
     finalized = market.logs("BountyFinalized", 0, filters={"bountyId": bounty_id})[0]
     store = open_store(f"ipfs:{net.stack.ipfs_api}")
     manifests = [e["args"]["modelCid"] for e in market.logs("RoundOpened", 0, filters={"bountyId": bounty_id})]
-    manifests.append(finalized["args"]["modelCid"])
+    manifests.append(finalized["args"]["finalModelCid"])
     losses = [float("nan") if (m := RoundManifest.parse(store.get(cid)).metric) is None else m for cid in manifests]
     first = RoundManifest.parse(store.get(manifests[0]))
     spec = TrainingSpec.from_bytes(store.get(first.spec_cid))
