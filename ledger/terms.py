@@ -91,7 +91,8 @@ class BountyTerms(BaseModel):
         given = [name for name, value in derived.items() if name in data and data[name] != value]
         if given:
             raise ValueError(f"{' and '.join(given)} follow from detection: set one or the other, not both")
-        if floor > data.get("check_probability", 1.0):
+        newcomer = data.get("check_probability", 1.0)
+        if isinstance(newcomer, int | float) and floor > newcomer:  # anything else: field validation refuses it
             raise ValueError(
                 f"detection needs a floor check probability of {floor}, above check_probability "
                 f"{data['check_probability']}: raise check_probability or lower the target"
