@@ -187,13 +187,13 @@ def load_bounty_file(path: Path) -> tuple[TrainingSpec, BountyTerms]:
     try:
         terms = BountyTerms.model_validate(terms_raw)
     except ValidationError as exc:
-        raise SpecError(f"spec {path}: bounty.{_first_error(exc)}".replace("bounty.: ", "bounty: ")) from None
+        raise SpecError(f"spec {path}: {_first_error(exc, 'bounty')}") from None
     check_footprint(spec)  # resolves the model too: unknown families and bad params are SpecErrors
     terms.check_detection(spec)
     return spec, terms
 
 
-def _first_error(exc: ValidationError) -> str:
+def _first_error(exc: ValidationError, *section: str) -> str:
+    """`where: what` of a validation's first error, located under `section` (a model validator's has no loc)."""
     err = exc.errors()[0]
-    message = err["msg"].removeprefix("Value error, ")
-    return f"{'.'.join(str(p) for p in err['loc'])}: {message}"
+    return f"{'.'.join([*section, *(str(p) for p in err['loc'])])}: {err['msg'].removeprefix('Value error, ')}"
