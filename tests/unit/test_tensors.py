@@ -8,10 +8,21 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocol.errors import ContentError
 from protocol.spec import TrainingSpec
-from protocol.tensors import Tensors, canonical_hash, canonical_size, from_bytes, hash_as_read, layout_of, to_bytes
+from protocol.tensors import (
+    Tensors,
+    all_finite,
+    canonical_hash,
+    canonical_size,
+    from_bytes,
+    hash_as_read,
+    layout_of,
+    to_bytes,
+)
 from protocol.verify import HEADER_SLACK_BYTES, checkpoint_layout, checkpoint_limit, update_limit
 from protocol.workloads import REGISTRY, resolve
 
@@ -138,3 +149,25 @@ def test_an_owned_buffer_is_parsed_in_place_without_a_second_copy() -> None:
     assert not inside(copied["e.weights"])
     buffer[-4:] = struct.pack("<f", 1.5)  # the views see the buffer they were parsed from
     assert float(owned["e.weights"][-1, -1]) == 1.5
+
+
+SPECIAL = [float("nan"), float("inf"), float("-inf")]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    dtype=st.sampled_from([torch.float32, torch.float64, torch.float16, torch.bfloat16]),
+    shape=st.lists(st.integers(0, 7), max_size=3),
+    specials=st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(SPECIAL)), max_size=3),
+    extreme=st.booleans(),
+)
+def test_all_finite_agrees_with_an_elementwise_check(
+    dtype: torch.dtype, shape: list[int], specials: list[tuple[int, float]], extreme: bool
+) -> None:
+    t = torch.randn(shape).to(dtype)
+    if extreme and t.numel():  # the largest finite value is still finite
+        t.view(-1)[0] = torch.finfo(dtype).max
+    for position, value in specials:
+        if t.numel():
+            t.view(-1)[position % t.numel()] = value
+    assert all_finite(t) == bool(torch.isfinite(t).all())
