@@ -21,8 +21,9 @@ through a log of what it read. Training is one task of the example (40 steps, 8 
   trace_cpu_overhead               the trainer's process CPU (checkpoint writer included) ÷ a plain PyTorch loop's
   peak_rss_over_estimate           peak RSS of a fresh process training the task from its shard (read from a file,
                                    as a volunteer reads it) ÷ protocol.footprint's estimate
-  aggregate_working_bytes_per_param  memory aggregation needs above its inputs (bench.aggregate_memory, mean, the
-                                   example's four updates); the inputs hold 4 bytes per parameter per update more
+  aggregate_peak_bytes_per_param   memory a close's aggregation holds beyond the round's model and velocity: the
+                                   example's four int8 updates held as sent and the working set (bench.aggregate_memory,
+                                   mean, mode held)
 
   ./scripts/bench scale [--json] [--sizes 0.7M,4M,14M,26M]
 """
@@ -207,14 +208,14 @@ def child(size: str, directory: str) -> None:
     print(json.dumps({"max_rss_mb": hwm_kb / 1024}))
 
 
-def aggregate_working(spec: TrainingSpec, updates: int) -> float:
+def aggregate_peak(spec: TrainingSpec, updates: int) -> float:
     knobs = spec.model.params
-    command = [sys.executable, "-m", "bench.aggregate_memory", "--child", "mean", "sliced", "--updates", str(updates)]
+    command = [sys.executable, "-m", "bench.aggregate_memory", "--child", "mean", "held", "--updates", str(updates)]
     command += ["--vocab", str(knobs["vocab"]), "--width", str(knobs["dim"]), "--blocks", str(knobs["layers"])]
     out = json.loads(
         subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
     )
-    return float(out["working_bytes"]) / int(out["params"])
+    return float(out["peak_bytes"]) / int(out["params"])
 
 
 def measure(arena: Arena, size: str, log: bool) -> dict[str, Any]:
@@ -236,7 +237,7 @@ def measure(arena: Arena, size: str, log: bool) -> dict[str, Any]:
     shard = datasets.split(resolve(spec.model).dataset, spec.data)[0][0]
     row["trace_cpu_overhead"] = round(trace_overhead(spec, shard), 4)
     row["peak_rss_over_estimate"] = round(peak_rss_mb(size, shard) / step_memory_mb(spec), 3)
-    row["aggregate_working_bytes_per_param"] = round(aggregate_working(spec, 4), 3)
+    row["aggregate_peak_bytes_per_param"] = round(aggregate_peak(spec, 4), 3)
     row["measured"] = {k: [round(x, 3) for x in v] if isinstance(v, list) else round(v, 3) for k, v in costs.items()}
     if log:
         print(f"{size}: {json.dumps(row)}", file=sys.stderr, flush=True)

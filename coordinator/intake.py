@@ -51,14 +51,15 @@ def publish_round(
     metric: tuple[str, float] | None = None,
     velocity: Tensors | None = None,
     scores: list[UpdateScore] | None = None,
-    carried: list[tuple[Tensors, int] | None] | None = None,
-    errors: list[Tensors | None] | None = None,
+    carried: list[tuple[str, int] | None] | None = None,
+    errors: list[str | None] | None = None,
 ) -> tuple[str, RoundManifest]:
-    """Publishes the round's model (and the outer optimizer's velocity that came with it), each shard's
-    `carried` optimizer state with the inner steps it has counted, each shard's compression `errors`, and the
-    manifest; the manifest's CID is what `openRound` records."""
-    states = [None if c is None else InnerState(cid=store.put(to_bytes(c[0])), steps=c[1]) for c in carried or []]
-    update_errors = [None if e is None else store.put(to_bytes(e)) for e in errors or []]
+    """Publishes the round's model (and the outer optimizer's velocity that came with it) and the manifest, which
+    names each shard's `carried` optimizer state with the inner steps it has counted and each shard's compression
+    `errors` (CIDs already in `store`: judge.improvement.round_updates put them there as it read them); the
+    manifest's CID is what `openRound` records."""
+    states = [None if c is None else InnerState(cid=c[0], steps=c[1]) for c in carried or []]
+    update_errors = list(errors or [])
     manifest = RoundManifest(
         bounty_id=bounty_id,
         round=round_,

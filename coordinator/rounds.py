@@ -279,7 +279,7 @@ class Coordinator:
             return None
         round_ = bounty.current_round
         ctx = self.view.round(bounty_id, round_)
-        selected = round_updates(self.view, ctx)
+        selected = round_updates(self.view, ctx, publish_to=self.store)
         for task_id, reasons in selected.unusable.items():  # accepted unchecked, yet its content is unusable
             log(self.logger, "update excluded from aggregation", task_id=task_id, reasons=reasons)
         for score in selected.scores:

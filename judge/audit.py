@@ -363,7 +363,7 @@ def carried_problems(ctx: RoundContext, selected: RoundUpdates, manifest: RoundM
     last round: no task starts from them)."""
     last = manifest.round == ctx.spec.rounds
     carried = None if last else selected.carried(ctx, manifest.update_scores or None)
-    expected = [None if c is None else (cid_of(to_bytes(c[0])), c[1]) for c in carried or []]
+    expected = list(carried or [])
     published = [None if s is None else (s.cid, s.steps) for s in manifest.inner_states]
     problems = []
     if expected != published:
@@ -373,7 +373,7 @@ def carried_problems(ctx: RoundContext, selected: RoundUpdates, manifest: RoundM
             f"{sum(e is not None for e in expected)} expected)"
         )
     errors = None if last else selected.errors_carried(ctx, manifest.update_scores or None)
-    if [None if e is None else cid_of(to_bytes(e)) for e in errors or []] != manifest.update_errors:
+    if list(errors or []) != manifest.update_errors:
         problems.append(
             f"round {manifest.round}'s manifest names compression errors its shards' used updates of round "
             f"{ctx.opened.round} did not leave"

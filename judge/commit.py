@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from judge.context import ChainView, Commit
 from ledger.market import Market, Task
-from protocol.compression import send
+from protocol.compression import CompressedUpdate, send
 from protocol.errors import ContentError, ContentMissing
 from protocol.manifests import TraceManifest, trace_manifest_limit
 from protocol.tensors import Tensors, canonical_hash, hash_as_read, to_bytes
@@ -29,7 +29,7 @@ class CommitAudit:
     problems: list[str] = field(default_factory=list)
     trace: TraceManifest | None = None
     commit: Commit | None = None  # the attempt this audit is about (replays check against its root)
-    update: Tensors | None = None
+    update: CompressedUpdate | None = None  # what the update stands for, each tensor decompressed when read
     # The optimizer state the last checkpoint ends with, kept when the spec carries it into the next round.
     end_state: Tensors | None = None
     # With compression: what the update did not send, carried into the shard's next update (error feedback).
@@ -144,7 +144,8 @@ def check_derivation(view: ChainView, audit: CommitAudit, last: Tensors) -> None
     task_id = audit.task_id
     ctx = view.round_of_task(task_id)
     compression = ctx.spec.compression
-    delta = {n: last[MODEL_PREFIX + n] - w for n, w in view.round_weights(ctx).items()}
+    weights = view.round_weights(ctx)
+    delta = {n: last[MODEL_PREFIX + n] - w for n, w in weights.items()}
     sent = send(delta, view.update_error(task_id), compression)
     if canonical_hash(sent.content) != audit.commit.update_hash:
         audit.problems.append(
@@ -152,7 +153,8 @@ def check_derivation(view: ChainView, audit: CommitAudit, last: Tensors) -> None
             + (", compressed with its shard's carried error" if compression.method != "none" else "")
         )
         return
-    audit.update, audit.error = sent.update, sent.error
+    # Kept as sent: a round's close holds every shard's update at once (CompressedUpdate says why).
+    audit.update, audit.error = CompressedUpdate(sent.content, weights, compression), sent.error
     if ctx.spec.optimizer.carry_state:
         audit.end_state = inner_state(last) or None
 

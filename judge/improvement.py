@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from content.store import ContentStore
 from judge.commit import audit_commit
 from judge.context import ChainView, RoundContext
 from ledger.market import split_task_id, task_id_of
+from protocol.cid import cid_of
+from protocol.compression import CompressedUpdate
 from protocol.manifests import UpdateScore
 from protocol.spec import AggregationSpec
-from protocol.tensors import Tensors
+from protocol.tensors import Tensors, to_bytes
 from protocol.training import held_out_score, load_state
 
 # Scores published by another machine may differ from ours in the last bits (another numeric class): an
@@ -28,33 +31,38 @@ SCORE_AGREEMENT = 1e-4
 
 @dataclass(frozen=True)
 class RoundUpdates:
+    """A round's accepted updates, held in bounded memory: each update as it was sent (CompressedUpdate), and what
+    a shard carries into its next task (its end optimizer state, its compression error) by CID only, put into the
+    store as it is read when the caller publishes them. Decompressed and with those tensors, a close held 16 bytes
+    per parameter per shard; now about one with int8 updates."""
+
     base: float  # the round model's own held-out score
-    updates: dict[int, Tensors]  # task id -> its usable accepted update
+    updates: dict[int, CompressedUpdate]  # task id -> its usable accepted update
     scores: list[UpdateScore]  # every usable update's evidence, in shard order, used or not
     unusable: dict[int, list[str]]  # task id -> why its accepted content cannot be used
-    end_states: dict[int, Tensors]  # task id -> the optimizer state its trace ends with (optimizer.carry_state)
-    errors: dict[int, Tensors]  # task id -> what its compressed update did not send (error feedback)
+    end_states: dict[int, str]  # task id -> the CID of the optimizer state its trace ends with (carry_state)
+    errors: dict[int, str]  # task id -> the CID of what its compressed update did not send (error feedback)
 
     @property
-    def used(self) -> list[Tensors]:
+    def used(self) -> list[CompressedUpdate]:
         """What the aggregate is made of, in shard order."""
         return [self.updates[s.task_id] for s in self.scores if s.used]
 
-    def chosen_by(self, published: list[UpdateScore]) -> list[Tensors]:
+    def chosen_by(self, published: list[UpdateScore]) -> list[CompressedUpdate]:
         """The updates a manifest says were used (its scores, which may come from another numeric class)."""
         return [self.updates[s.task_id] for s in published if s.used and s.task_id in self.updates]
 
     def carried(
         self, ctx: RoundContext, published: list[UpdateScore] | None = None
-    ) -> list[tuple[Tensors, int] | None] | None:
-        """Per shard, the optimizer state its task of the next round starts from and the inner steps it has
-        counted: the end state of the shard's update if the aggregate used it (per `published` scores, when
+    ) -> list[tuple[str, int] | None] | None:
+        """Per shard, the CID of the optimizer state its task of the next round starts from and the inner steps it
+        has counted: the end state of the shard's update if the aggregate used it (per `published` scores, when
         given), else None (a fresh optimizer). None when the spec does not carry optimizer state."""
         spec = ctx.spec
         if not spec.optimizer.carry_state:
             return None
         used = {split_task_id(s.task_id)[2]: s.task_id for s in (published or self.scores) if s.used}
-        carried: list[tuple[Tensors, int] | None] = []
+        carried: list[tuple[str, int] | None] = []
         for shard in range(spec.data.shards):
             state = self.end_states.get(used[shard]) if shard in used else None
             start = ctx.manifest.inner_state(shard)
@@ -62,11 +70,9 @@ class RoundUpdates:
             carried.append(None if state is None else (state, counted))
         return carried
 
-    def errors_carried(
-        self, ctx: RoundContext, published: list[UpdateScore] | None = None
-    ) -> list[Tensors | None] | None:
-        """Per shard, the error its task of the next round adds to its update: what the shard's update left
-        unsent if the aggregate used it (per `published` scores, when given), else None (a left-out update's
+    def errors_carried(self, ctx: RoundContext, published: list[UpdateScore] | None = None) -> list[str | None] | None:
+        """Per shard, the CID of the error its task of the next round adds to its update: what the shard's update
+        left unsent if the aggregate used it (per `published` scores, when given), else None (a left-out update's
         error is dropped with it, as its optimizer state is). None when the spec does not compress."""
         if ctx.spec.compression.method == "none":
             return None
@@ -82,8 +88,10 @@ def worse(score: float, base: float, higher_is_better: bool, spec: AggregationSp
     return score < base - allowed if higher_is_better else score > base + allowed
 
 
-def round_updates(view: ChainView, ctx: RoundContext) -> RoundUpdates:
-    """The round's accepted updates (each task's current attempt), scored and selected."""
+def round_updates(view: ChainView, ctx: RoundContext, publish_to: ContentStore | None = None) -> RoundUpdates:
+    """The round's accepted updates (each task's current attempt), scored and selected. With `publish_to`, what
+    each shard carries on (end state, error) is put there as it is read (the coordinator's close publishes it);
+    without, only its CID is computed (the auditor compares CIDs, the early preparation needs neither)."""
     spec, workload = ctx.spec, ctx.workload
     weights = view.round_weights(ctx)
     holdout = view.tensors(ctx.manifest.holdout_cid)
@@ -108,7 +116,12 @@ def round_updates(view: ChainView, ctx: RoundContext) -> RoundUpdates:
         )
         updates[task_id] = update
         if audit.end_state is not None:
-            end_states[task_id] = audit.end_state
+            end_states[task_id] = _kept(audit.end_state, publish_to)
         if audit.error is not None:
-            errors[task_id] = audit.error
+            errors[task_id] = _kept(audit.error, publish_to)
     return RoundUpdates(base, updates, scores, unusable, end_states, errors)
+
+
+def _kept(tensors: Tensors, publish_to: ContentStore | None) -> str:
+    data = to_bytes(tensors)
+    return publish_to.put(data) if publish_to is not None else cid_of(data)

@@ -19,15 +19,20 @@ Memory: mean and trimmed mean are per coordinate, so each tensor is combined a s
 tensor times the number of updates (a language model's embedding, stacked, sorted, in float64, weighed several
 times its updates). The result is bit for bit the same whatever the slice (tests/unit/test_aggregation.py).
 Centered clip's clipping radius is a norm over the whole tensor, so it still works a tensor at a time.
+The updates may be held as sent (protocol.compression's CompressedUpdate): each slice of coordinates is then
+decoded from them as it is combined, so the round's inputs hold about a byte per parameter per int8 update
+instead of four, and no update is ever decompressed whole.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
+from protocol.compression import CompressedUpdate
 from protocol.spec import AggregationSpec
 from protocol.tensors import Tensors
 
@@ -44,7 +49,7 @@ CHUNK_BYTES = 32 * 2**20
 
 def aggregate(
     round_weights: Tensors,
-    updates: list[Tensors],
+    updates: Sequence[Mapping[str, torch.Tensor]],
     spec: AggregationSpec,
     velocity: Tensors | None = None,
     *,
@@ -66,7 +71,7 @@ def aggregate(
         for start in range(0, numel, per_slice):
             stop = min(start + per_slice, numel)
             if updates:
-                stacked = torch.stack([_slice(u[name], start, stop, current.shape, per_slice) for u in updates])
+                stacked = torch.stack([_slice(u, name, start, stop, current.shape, per_slice) for u in updates])
                 delta = _combine(stacked, spec).reshape(-1)
             else:
                 delta = torch.zeros(stop - start, dtype=torch.float64)
@@ -86,12 +91,17 @@ def aggregate(
     return Aggregate(weights, velocities if momentum else None)
 
 
-def _slice(update: torch.Tensor, start: int, stop: int, shape: torch.Size, per_slice: int) -> torch.Tensor:
-    """Coordinates start..stop of one update in float64: the whole tensor in its shape when it is not sliced
-    (centered clip's norms are per tensor), else a flat slice (the per-coordinate methods ignore the shape)."""
-    if per_slice >= update.numel():
-        return update.to(torch.float64).reshape(shape)
-    return update.reshape(-1)[start:stop].to(torch.float64)
+def _slice(
+    update: Mapping[str, torch.Tensor], name: str, start: int, stop: int, shape: torch.Size, per_slice: int
+) -> torch.Tensor:
+    """Coordinates start..stop of one update's tensor `name` in float64: the whole tensor in its shape when it is
+    not sliced (centered clip's norms are per tensor), else a flat slice (the per-coordinate methods ignore the
+    shape). An update held as sent decodes only that slice."""
+    if per_slice >= shape.numel():
+        return update[name].to(torch.float64).reshape(shape)
+    if isinstance(update, CompressedUpdate):
+        return update.flat(name, start, stop).to(torch.float64)
+    return update[name].reshape(-1)[start:stop].to(torch.float64)
 
 
 def _combine(stacked: torch.Tensor, spec: AggregationSpec) -> torch.Tensor:

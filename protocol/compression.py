@@ -18,6 +18,7 @@ multiplied back elementwise (IEEE-exact), positions come from a stable sort. Pur
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +28,7 @@ from protocol.tensors import Tensors
 
 __all__ = [
     "LEVELS",
+    "CompressedUpdate",
     "CompressionSpec",
     "SentUpdate",
     "compress",
@@ -89,18 +91,59 @@ def compress(update: Tensors, spec: CompressionSpec) -> Tensors:
 
 def decompress(encoded: Tensors, like: Tensors, spec: CompressionSpec) -> Tensors:
     """The update `encoded` stands for, shaped as the tensors of `like` (float32)."""
+    return {name: _decompress_tensor(encoded, name, reference.shape, spec) for name, reference in like.items()}
+
+
+def _decompress_tensor(encoded: Tensors, name: str, shape: torch.Size, spec: CompressionSpec) -> torch.Tensor:
+    numel = shape.numel()
+    return _decoded_range(encoded, name, numel, 0, numel, spec).reshape(shape)
+
+
+def _decoded_range(
+    encoded: Tensors, name: str, numel: int, start: int, stop: int, spec: CompressionSpec
+) -> torch.Tensor:
+    """Coordinates start..stop of the flattened tensor `name` (of `numel` values): only the chunks holding them
+    are decoded. Each value is its int8 times its chunk's scale, one float32 product, wherever the range falls."""
     if spec.method == "none":
-        return {n: encoded[n] for n in like}
-    out: Tensors = {}
-    for name, reference in like.items():
-        chunk, scales = _chunk(reference.numel(), spec), encoded[f"{name}.scale"]
-        if spec.method == "topk":
-            rows = torch.zeros(len(scales), chunk)
-            rows.scatter_(1, encoded[f"{name}.idx"].long(), encoded[f"{name}.q"].float() * scales[:, None])
-        else:
-            rows = _chunks(encoded[f"{name}.q"], chunk) * scales[:, None]
-        out[name] = rows.reshape(-1)[: reference.numel()].reshape(reference.shape).clone()
-    return out
+        return encoded[name].reshape(-1)[start:stop]
+    chunk = _chunk(numel, spec)
+    first, last = start // chunk, -(-stop // chunk)
+    scales = encoded[f"{name}.scale"][first:last]
+    offset = first * chunk
+    if spec.method == "int8":  # q is flat and unpadded: each value's chunk is its position // chunk
+        values = encoded[f"{name}.q"][start:stop].float()  # a new tensor (int8 → float32): scaled in place
+        return values.mul_(scales.repeat_interleave(chunk)[start - offset : stop - offset])
+    rows = torch.zeros(last - first, chunk)
+    q = encoded[f"{name}.q"][first:last]
+    rows.scatter_(1, encoded[f"{name}.idx"][first:last].long(), q.float() * scales[:, None])
+    return rows.reshape(-1)[start - offset : stop - offset]
+
+
+class CompressedUpdate(Mapping[str, torch.Tensor]):
+    """An update held as it was sent, decompressed a tensor, or a range of a tensor's coordinates, at a time (the
+    same values as `decompress`).
+
+    Why: a round's close holds every accepted update at once. Decompressed, that is 4 bytes per parameter per
+    shard; held as sent, int8 is about 1 and topk about 3 × fraction, and aggregation decompresses only the slice
+    of coordinates it combines (protocol.aggregate)."""
+
+    def __init__(self, encoded: Tensors, like: Mapping[str, torch.Tensor], spec: CompressionSpec) -> None:
+        self.encoded = encoded
+        self._shapes = {name: t.shape for name, t in like.items()}
+        self._spec = spec
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return _decompress_tensor(self.encoded, name, self._shapes[name], self._spec)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._shapes)
+
+    def __len__(self) -> int:
+        return len(self._shapes)
+
+    def flat(self, name: str, start: int, stop: int) -> torch.Tensor:
+        """Coordinates start..stop of the flattened tensor `name`: only the chunks that hold them are decoded."""
+        return _decoded_range(self.encoded, name, self._shapes[name].numel(), start, stop, self._spec)
 
 
 def with_feedback(update: Tensors, error: Tensors | None, spec: CompressionSpec) -> tuple[Tensors, Tensors]:

@@ -8,7 +8,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.compression import LEVELS, CompressionSpec, compress, decompress, encoded_bytes, with_feedback
+from protocol.aggregate import aggregate
+from protocol.compression import (
+    LEVELS,
+    CompressedUpdate,
+    CompressionSpec,
+    compress,
+    decompress,
+    encoded_bytes,
+    with_feedback,
+)
+from protocol.spec import AggregationSpec
 
 INT8 = CompressionSpec(method="int8", chunk=64)
 TOPK = CompressionSpec(method="topk", fraction=1 / 16, chunk=64)
@@ -95,3 +105,48 @@ def test_decompress_restores_names_and_shapes(method: str) -> None:
     u = update(3)
     back = decompress(compress(u, spec), u, spec)
     assert {n: t.shape for n, t in back.items()} == {n: t.shape for n, t in u.items()}
+
+
+@pytest.mark.parametrize("method", ["none", "int8", "topk"])
+def test_a_compressed_update_reads_each_tensor_as_decompress_gives_it(method: str) -> None:
+    spec = CompressionSpec(method=method, fraction=1 / 16, chunk=64)
+    u = update(4)
+    encoded = compress(u, spec)
+    held = CompressedUpdate(encoded, u, spec)
+    whole = decompress(encoded, u, spec)
+    assert list(held) == list(u) and len(held) == len(u)
+    for name in reversed(list(u)):
+        assert torch.equal(held[name], whole[name])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    method=st.sampled_from(["none", "int8", "topk"]),
+    seed=st.integers(0, 2**16),
+    bounds=st.tuples(st.integers(0, 510), st.integers(0, 510)),
+)
+def test_a_range_of_a_compressed_update_is_that_range_of_its_decompressed_tensor(
+    method: str, seed: int, bounds: tuple[int, int]
+) -> None:
+    spec = CompressionSpec(method=method, fraction=1 / 16, chunk=64)
+    u = update(seed)
+    held = CompressedUpdate(compress(u, spec), u, spec)
+    start, stop = min(bounds), max(bounds)
+    assert torch.equal(held.flat("w", start, stop), held["w"].reshape(-1)[start:stop])
+
+
+@pytest.mark.parametrize("compression", [INT8, TOPK], ids=["int8", "topk"])
+@pytest.mark.parametrize("method", ["mean", "trimmed_mean", "centered_clip"])
+def test_aggregating_updates_held_as_sent_gives_the_model_decompressed_ones_give(
+    method: str, compression: CompressionSpec
+) -> None:
+    weights = {n: torch.randn(t.shape, generator=torch.Generator().manual_seed(9)) for n, t in update().items()}
+    sent = [compress(update(seed), compression) for seed in range(5)]
+    spec = AggregationSpec(method=method, outer_momentum=0.9, outer_lr=0.7)
+    # 256 bytes of float64 for five updates: slices of six coordinates, so every large tensor is cut up.
+    held = aggregate(weights, [CompressedUpdate(e, weights, compression) for e in sent], spec, chunk_bytes=256)
+    whole = aggregate(weights, [decompress(e, weights, compression) for e in sent], spec, chunk_bytes=256)
+    assert held.velocity is not None and whole.velocity is not None
+    for name in weights:
+        assert torch.equal(held.weights[name], whole.weights[name])
+        assert torch.equal(held.velocity[name], whole.velocity[name])
