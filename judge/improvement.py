@@ -17,11 +17,10 @@ from content.store import ContentStore
 from judge.commit import audit_commit
 from judge.context import ChainView, RoundContext
 from ledger.market import split_task_id, task_id_of
-from protocol.cid import cid_of
 from protocol.compression import CompressedUpdate
 from protocol.manifests import UpdateScore
 from protocol.spec import AggregationSpec
-from protocol.tensors import Tensors, to_bytes
+from protocol.tensors import Tensors, tensors_cid, to_bytes
 from protocol.training import held_out_score, load_state
 
 # Scores published by another machine may differ from ours in the last bits (another numeric class): an
@@ -123,5 +122,6 @@ def round_updates(view: ChainView, ctx: RoundContext, publish_to: ContentStore |
 
 
 def _kept(tensors: Tensors, publish_to: ContentStore | None) -> str:
-    data = to_bytes(tensors)
-    return publish_to.put(data) if publish_to is not None else cid_of(data)
+    """The CID of carried content, put into `publish_to` if given, else only hashed from the tensors' memory
+    (no serialized copy: the early preparation and the auditor need the name alone)."""
+    return publish_to.put(to_bytes(tensors)) if publish_to is not None else tensors_cid(tensors)
