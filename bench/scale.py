@@ -7,11 +7,16 @@ through a log of what it read. Training is one task of the example (40 steps, 8 
 
   params                           the model's parameters
   upload_bytes_per_param           what the volunteer's node sends others per task, expected at the terms: what
-                                   the coordinator reads of its content, plus the check probability × quorum ×
-                                   what one committee member reads (each sampled segment's start: the expected
-                                   sizes over the draw of segments_per_check of the segments)
+                                   the coordinator reads of its content (the manifest and the update), plus the
+                                   check probability × quorum × what one committee member reads (each sampled
+                                   segment's start, segment 0's being the carried optimizer state and the last
+                                   segment's derivation adding the carried error as in any round after the first:
+                                   the expected sizes over the draw of segments_per_check of the segments)
   upload_bytes_per_param_newcomer  the same at a newcomer's check probability (every task checked)
   download_bytes_per_param         what the volunteer's node fetched for its task (spec, round, model, shard)
+  handoff_bytes_per_param          what a shard's carried optimizer state and error weigh: sent once by its
+                                   previous volunteer's node when the shard changes hands (a returning volunteer
+                                   has them), not per task
   verify_over_train_total          CPU of the coordinator's audit + check probability × every committee member's
                                    check, over the training's CPU (process time, all threads)
   detection_per_task               computed from the terms, not measured: the probability that one task of a
@@ -150,16 +155,24 @@ def task_costs(arena: Arena, spec: TrainingSpec, terms: BountyTerms) -> dict[str
             verifier.view.store = arena.m.store
     commit = arena.coordinator.view.commit(task_id)
     trace = TraceManifest.parse(arena.m.store.get(commit.trace_cid))
-    own = {commit.trace_cid, trace.update_cid, *(c.cid for c in trace.checkpoints)}
-    # Checkpoint 0 is built by whoever replays segment 0 (node.trainer.start_ref): nobody fetches it.
+    carried = [cid for cid in (trace.carry_cid, trace.error_cid) if cid is not None]
+    own = {commit.trace_cid, trace.update_cid, *(c.cid for c in trace.checkpoints), *carried}
+    # Checkpoint 0 is built by whoever replays segment 0 (node.trainer.start_ref): nobody fetches it as such.
     sizes = [0, *(len(arena.m.store.get(c.cid)) for c in trace.checkpoints[1:])]
     committee = [logs[f"v{i}"].bytes_of(own) for i in range(2)]
     starts = sum(sizes[s] for s in segments)
+    # What a task of a later round adds (this one is round 0, which carries nothing in): building segment 0's start
+    # fetches the shard's carried optimizer state, and the last segment's derivation check its carried error, both
+    # the size of this task's own (carry_cid, error_cid), from whoever holds them.
+    carry_size = len(arena.m.store.get(trace.carry_cid)) if trace.carry_cid else 0
+    error_size = len(arena.m.store.get(trace.error_cid)) if trace.error_cid else 0
     # Each member read its manifest and its sample's starts; over the draw each segment is sampled k/S of checks.
-    expected_member = committee[0] - starts + sum(sizes[:-1]) * len(segments) / spec.segments
+    share = len(segments) / spec.segments
+    expected_member = committee[0] - starts + (sum(sizes[:-1]) + carry_size + error_size) * share
     return {
         "train_cpu_s": train_cpu,
         "coordinator_bytes": logs["coordinator"].bytes_of(own),
+        "handoff_bytes": carry_size + error_size,
         "committee_bytes": committee,
         "expected_member_bytes": expected_member,
         "segments_drawn": segments,
@@ -228,6 +241,7 @@ def measure(arena: Arena, size: str, log: bool) -> dict[str, Any]:
         expected = costs["coordinator_bytes"] + p * terms.quorum * costs["expected_member_bytes"]
         row[f"upload_bytes_per_param{label}"] = round(expected / params, 3)
     row["download_bytes_per_param"] = round(costs["download_bytes"] / params, 3)
+    row["handoff_bytes_per_param"] = round(costs["handoff_bytes"] / params, 3)
     row["verify_over_train_total"] = round(
         (costs["coordinator_cpu_s"] + terms.min_check_probability * committee_cpu) / costs["train_cpu_s"], 4
     )

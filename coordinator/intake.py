@@ -56,7 +56,7 @@ def publish_round(
 ) -> tuple[str, RoundManifest]:
     """Publishes the round's model (and the outer optimizer's velocity that came with it) and the manifest, which
     names each shard's `carried` optimizer state with the inner steps it has counted and each shard's compression
-    `errors` (CIDs already in `store`: judge.improvement.round_updates put them there as it read them); the
+    `errors` (CIDs the shards' traces name: that content is on the volunteers' nodes, never read here); the
     manifest's CID is what `openRound` records."""
     states = [None if c is None else InnerState(cid=c[0], steps=c[1]) for c in carried or []]
     update_errors = list(errors or [])

@@ -12,7 +12,7 @@ from content.store import ContentStore
 from coordinator.intake import PublishedData, publish_data, publish_round
 from coordinator.referee import Referee
 from judge.calibration import CalibrationFailed, calibrate, check_replay
-from judge.commit import audit_commit, same_attempt, trace_overdue
+from judge.commit import audit_update, same_attempt, trace_overdue
 from judge.context import MAX_MANIFEST_READ, ChainView, RoundContext
 from judge.draw import record_draws
 from judge.improvement import round_updates
@@ -181,10 +181,10 @@ class Coordinator:
         return len(drawn)
 
     def audit_and_dispute(self, task_id: int) -> bool:
-        """Audits a fresh commit (reading its last checkpoint: the next round is made of it). One that fails where
-        its committee will not look is disputed, so verifiers must rule on it with the same full audit: an
-        unchecked one, or a checked one whose last checkpoint or update is wrong (the committee reads only the
-        trace, and the end only if it samples the last segment). Returns True when a dispute was raised."""
+        """Audits a fresh commit as its round's close will read it (audit_update: the trace manifest and the update
+        as sent, never the last checkpoint). One that fails where its committee will not look is disputed, so
+        verifiers must rule on it with the full audit: an unchecked one, or a checked one whose update is
+        malformed or not served (the committee reads only the trace). Returns True when a dispute was raised."""
         task = self.market.task(task_id)
         key = (task_id, task.attempt)
         if task.status != TaskStatus.COMMITTED or key in self.disputed:
@@ -195,7 +195,7 @@ class Coordinator:
         except error_class("MarketChallengeNotDrawnYet"):
             return False
         # An outage of our own store raises out of here before the commit is marked: the retry audits it again.
-        audit = audit_commit(self.view, task_id, task)
+        audit = audit_update(self.view, task_id, task)
         if audit.missing and not trace_overdue(self.market, task, self.trace_timeout_s):
             return False  # look again later
         self.disputed.add(key)  # decided: this attempt is never audited twice by this process
@@ -279,7 +279,7 @@ class Coordinator:
             return None
         round_ = bounty.current_round
         ctx = self.view.round(bounty_id, round_)
-        selected = round_updates(self.view, ctx, publish_to=self.store)
+        selected = round_updates(self.view, ctx)
         for task_id, reasons in selected.unusable.items():  # accepted unchecked, yet its content is unusable
             log(self.logger, "update excluded from aggregation", task_id=task_id, reasons=reasons)
         for score in selected.scores:

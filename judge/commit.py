@@ -7,18 +7,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from judge.context import ChainView, Commit
+from judge.context import ChainView, Commit, RoundContext
 from ledger.market import Market, Task
+from protocol.cid import b58decode
 from protocol.compression import CompressedUpdate, send
 from protocol.errors import ContentError, ContentMissing
 from protocol.manifests import TraceManifest, trace_manifest_limit
-from protocol.tensors import Tensors, canonical_hash, hash_as_read, to_bytes
+from protocol.tensors import Tensors, canonical_hash, hash_as_read, tensors_cid, to_bytes
 from protocol.training import MODEL_PREFIX, inner_state
 from protocol.verify import (
     SegmentVerdict,
     checkpoint_limit,
     needs_end,
     parse_checkpoint,
+    parse_update,
+    update_limit,
     verify_segment,
 )
 
@@ -30,18 +33,19 @@ class CommitAudit:
     trace: TraceManifest | None = None
     commit: Commit | None = None  # the attempt this audit is about (replays check against its root)
     update: CompressedUpdate | None = None  # what the update stands for, each tensor decompressed when read
-    # The optimizer state the last checkpoint ends with, kept when the spec carries it into the next round.
-    end_state: Tensors | None = None
-    # With compression: what the update did not send, carried into the shard's next update (error feedback).
-    error: Tensors | None = None
     missing: bool = False  # some content was not (yet) retrievable, as opposed to wrong
-    # The trace held and the last checkpoint was asked for (audit_commit): problems from here on are about the end
-    # and the update made of it, which the committee's audit (audit_trace) does not read.
+    # The trace held and the update (audit_update) or the last checkpoint (audit_commit) was asked for: problems
+    # from here on are about content the committee's audit (audit_trace) does not read.
     past_trace: bool = False
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def fresh(self) -> bool:
+        """The trace says its task started without what its round carries for the shard (TraceManifest.fresh_start)."""
+        return self.trace is not None and self.trace.fresh_start
 
 
 def trace_overdue(market: Market, task: Task, timeout_s: int) -> bool:
@@ -62,18 +66,41 @@ def same_attempt(current: Task, judged: Task) -> bool:
 
 
 def audit_commit(view: ChainView, task_id: int, task: Task | None = None) -> CommitAudit:
-    """The full cheap audit of a commit, for whoever makes the next round of it (the coordinator) or rules on it
-    (the referee): audit_trace, then the last checkpoint read from the volunteer and the update checked to be made
-    of it (check_derivation). Costs a download of the last checkpoint and hashing, no training."""
+    """The full audit of a commit, for whoever rules on a dispute of it (the referee, a disputed committee):
+    audit_trace, then the last checkpoint read from the volunteer and the update and what the shard carries on
+    checked to be made of it (check_derivation). Costs a download of the last checkpoint and hashing, no
+    training."""
     return audit_recorded(view, view.commit(task_id, task))
+
+
+def audit_update(view: ChainView, task_id: int, task: Task | None = None) -> CommitAudit:
+    """The coordinator's audit of a commit it makes the next round of: audit_trace, then the update as sent (about
+    one byte per parameter with int8), never the last checkpoint. Whether the update and what the shard carries
+    on (named by the trace) are made of the trace's end is checked with the last segment's replay, sampled like
+    every other step of the work (replay_segments)."""
+    audit = _audit_trace(view, view.commit(task_id, task))
+    if not audit.ok:
+        return audit
+    assert audit.commit is not None
+    audit.past_trace = True
+    ctx = view.round_of_task(task_id)
+    try:
+        data = view.store.get_buffer(audit.commit.update_cid, update_limit(ctx.spec, ctx.workload))
+        audit.update = parse_update(data, ctx.spec, ctx.workload, view.round_weights(ctx))
+    except ContentMissing as exc:
+        audit.missing = True
+        audit.problems.append(f"update unavailable: {exc}")
+    except ContentError as exc:
+        audit.problems.append(f"update malformed: {exc}")
+    return audit
 
 
 def audit_trace(view: ChainView, task_id: int, task: Task | None = None) -> CommitAudit:
     """The committee's cheap audit: the trace manifest alone, bound to the commitment and starting where the
     round starts the shard. No checkpoint is downloaded: whether the update is made of the trace's end is checked
     with the last segment, whose replay yields that end (replay_segments), like any other sampled step of the
-    work; the coordinator, which reads the end anyway to carry the shard on, disputes the commit when it is not
-    (coordinator.rounds), and a disputed commit is audited in full (verifier.worker)."""
+    work; the coordinator reads the update it aggregates (audit_update) and disputes one it cannot use, and a
+    disputed commit is audited in full (verifier.worker)."""
     return _audit_trace(view, view.commit(task_id, task))
 
 
@@ -89,11 +116,14 @@ def audit_recorded(view: ChainView, commit: Commit) -> CommitAudit:
     try:
         # Larger content is refused unread; the limit follows from the spec's model, never a fixed cap.
         last_data = view.store.get_buffer(last_ref.cid, checkpoint_limit(ctx.spec, ctx.workload))
-        last = parse_checkpoint(last_data, ctx.spec, ctx.workload, last_ref.step, view.carried_steps(commit.task_id))
+        carried = view.carried_steps(commit.task_id, audit.fresh)
+        last = parse_checkpoint(last_data, ctx.spec, ctx.workload, last_ref.step, carried)
         if "0x" + hash_as_read(last_data, last, last_ref.cid).hex() != last_ref.hash:
             audit.problems.append("the last checkpoint does not match its committed hash")
         else:
             check_derivation(view, audit, last)
+        if audit.ok:  # made of the end, and served: the round is made of the volunteer's copy (audit_update)
+            view.store.get_buffer(commit.update_cid, update_limit(ctx.spec, ctx.workload))
     except ContentMissing as exc:
         audit.missing = True
         audit.problems.append(f"trace unavailable: {exc}")
@@ -117,11 +147,18 @@ def _audit_trace(view: ChainView, commit: Commit) -> CommitAudit:
             audit.problems.append("trace manifest does not hash to the committed trace root")
         if [c.step for c in trace.checkpoints] != [i * spec.checkpoint_interval for i in range(spec.segments + 1)]:
             audit.problems.append("checkpoint steps do not follow the spec")
+        if trace.update_cid != commit.update_cid or b58decode(commit.update_cid)[2:] != commit.update_hash:
+            audit.problems.append("the update's CID is not the committed update's")
+        audit.problems += _carried_named(trace, ctx)
         if audit.problems:
             return audit
-        # Checkpoint 0 is known to everyone who holds the round: the round's model and the shard's carried
-        # optimizer state. Its committed hash is compared with theirs; the checkpoint is never downloaded.
-        if trace.checkpoints[0].hash != "0x" + view.start_hash(task_id).hex():
+        # Checkpoint 0 with nothing carried is the round's model, known to everyone who holds the round: its
+        # committed hash is compared with theirs and the checkpoint is never downloaded. With a carried optimizer
+        # state (8 bytes per parameter, held by whoever trained the shard before) the start is checked by segment
+        # 0's replay instead, which builds it from the round (a planted start is one faked segment).
+        if view.carried(task_id, trace.fresh_start) is not None:
+            return audit
+        if trace.checkpoints[0].hash != "0x" + view.start_hash(task_id, trace.fresh_start).hex():
             # A planted optimizer state would steer the whole task while every segment's replay from it agrees.
             audit.problems.append(
                 "checkpoint 0 is not the round's model with its shard's carried optimizer state "
@@ -135,28 +172,53 @@ def _audit_trace(view: ChainView, commit: Commit) -> CommitAudit:
     return audit
 
 
+def _carried_named(trace: TraceManifest, ctx: RoundContext) -> list[str]:
+    """Whether the trace names what its shard carries on exactly where the spec carries something."""
+    spec = ctx.spec
+    problems = []
+    carries_state = spec.optimizer.carry_state  # only with an optimizer that has state (TrainingSpec checks)
+    if (trace.carry_cid is not None) != carries_state:
+        problems.append(
+            "trace manifest names no end optimizer state, which the spec carries"
+            if carries_state
+            else "trace manifest names an end optimizer state the spec does not carry"
+        )
+    compressed = spec.compression.method != "none"
+    if (trace.error_cid is not None) != compressed:
+        problems.append(
+            "trace manifest names no compression error, which the spec carries"
+            if compressed
+            else "trace manifest names a compression error the spec does not carry"
+        )
+    return problems
+
+
 def check_derivation(view: ChainView, audit: CommitAudit, last: Tensors) -> None:
-    """Whether the committed update is made of the trace's end `last` (tensors already checked to be the committed
-    last checkpoint): its weights − the round's model, sent under the spec's compression with the shard's carried
-    error. The update is a pure function of those, so it is recomputed here and only its hash compared: the
-    volunteer's copy is never downloaded. On success the audit keeps what the next round is made of."""
-    assert audit.commit is not None
-    task_id = audit.task_id
+    """Whether the committed update and what the shard carries on are made of the trace's end `last` (tensors
+    already checked to be the committed last checkpoint): the update is its weights − the round's model, sent
+    under the spec's compression with the shard's carried error; the trace's carry_cid names its optimizer part
+    and error_cid what the update left unsent. All are pure functions of those, so they are recomputed here and
+    only their hashes compared: the volunteer's copies are never downloaded. On success the audit keeps the update."""
+    assert audit.commit is not None and audit.trace is not None
+    task_id, trace = audit.task_id, audit.trace
     ctx = view.round_of_task(task_id)
     compression = ctx.spec.compression
     weights = view.round_weights(ctx)
     delta = {n: last[MODEL_PREFIX + n] - w for n, w in weights.items()}
-    sent = send(delta, view.update_error(task_id), compression)
+    sent = send(delta, view.update_error(task_id, trace.fresh_start), compression)
     if canonical_hash(sent.content) != audit.commit.update_hash:
         audit.problems.append(
             "update is not the last checkpoint − the round's model"
             + (", compressed with its shard's carried error" if compression.method != "none" else "")
         )
         return
-    # Kept as sent: a round's close holds every shard's update at once (CompressedUpdate says why).
-    audit.update, audit.error = CompressedUpdate(sent.content, weights, compression), sent.error
-    if ctx.spec.optimizer.carry_state:
-        audit.end_state = inner_state(last) or None
+    state = inner_state(last) if ctx.spec.optimizer.carry_state else {}
+    if (tensors_cid(state) if state else None) != trace.carry_cid:
+        audit.problems.append("the trace's carried optimizer state is not the last checkpoint's")
+    if (None if sent.error is None else tensors_cid(sent.error)) != trace.error_cid:
+        audit.problems.append("the trace's compression error is not what the update left unsent")
+    if not audit.problems:  # kept as sent: a round's close holds every shard's update at once (CompressedUpdate)
+        audit.update = CompressedUpdate(sent.content, weights, compression)
 
 
 def replay_segments(view: ChainView, audit: CommitAudit, segments: list[int] | tuple[int, ...]) -> list[SegmentVerdict]:
@@ -170,13 +232,14 @@ def replay_segments(view: ChainView, audit: CommitAudit, segments: list[int] | t
     verdicts = []
     # Exact mode in the volunteer's own numeric class compares the replay's hash with the committed one.
     end_needed = needs_end(ctx.spec, trace)
+    fresh = trace.fresh_start
     limit = checkpoint_limit(ctx.spec, ctx.workload)
     for segment in segments:
         refs = trace.checkpoints
         try:
             # Checkpoint 0 is the round's start, built here (its committed hash was audited against it); every
             # other start is the volunteer's to serve.
-            start = bytearray(to_bytes(view.start_state(task_id))) if segment == 0 else None
+            start = bytearray(to_bytes(view.start_state(task_id, fresh))) if segment == 0 else None
             start = start or view.store.get_buffer(refs[segment].cid, limit)
             end = view.store.get_buffer(refs[segment + 1].cid, limit) if end_needed else None
         except (ContentError, IndexError) as exc:
@@ -195,12 +258,12 @@ def replay_segments(view: ChainView, audit: CommitAudit, segments: list[int] | t
             start,
             end,
             cross_class_tolerance=ctx.manifest.cross_class_tolerance,
-            carried=view.carried_steps(task_id),
+            carried=view.carried_steps(task_id, fresh),
             read_by_cid=segment > 0,  # a built start is hashed, not taken for its CID
         )
         if verdict.passed and segment == len(refs) - 2 and verdict.end is not None:
             # The last segment's check includes what the work was for: the update made of the end it reached.
-            derived = CommitAudit(task_id, commit=commit)
+            derived = CommitAudit(task_id, commit=commit, trace=trace)
             check_derivation(view, derived, verdict.end)
             if derived.problems:
                 verdict = SegmentVerdict(segment, False, "; ".join(derived.problems))

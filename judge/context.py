@@ -75,7 +75,7 @@ class ChainView:
         self._rounds: dict[tuple[int, int], RoundContext] = {}
         self._commits: dict[tuple[int, int, int], Commit] = {}
         self._content: dict[tuple[str, str], Tensors] = {}
-        self._start_hashes: dict[tuple[int, int, int], bytes] = {}  # by (bounty, round, shard)
+        self._start_hashes: dict[tuple[int, int, int, bool], bytes] = {}  # by (bounty, round, shard, fresh)
 
     def load(self, opened: OpenedRound) -> RoundContext:
         key = (opened.bounty_id, opened.round)
@@ -141,18 +141,22 @@ class ChainView:
             self._content[key] = read()
         return self._content[key]
 
-    def carried(self, task_id: int) -> InnerState | None:
-        """The optimizer state the task starts from, as its round's manifest names it (None: a fresh optimizer)."""
+    def carried(self, task_id: int, fresh: bool = False) -> InnerState | None:
+        """The optimizer state the task starts from, as its round's manifest names it (None: a fresh optimizer).
+        `fresh`: the task's trace says it started without what its round carries (TraceManifest.fresh_start); every
+        method here that takes it answers for such a start."""
+        if fresh:
+            return None
         return self.round_of_task(task_id).manifest.inner_state(split_task_id(task_id)[2])
 
-    def carried_steps(self, task_id: int) -> int | None:
+    def carried_steps(self, task_id: int, fresh: bool = False) -> int | None:
         """parse_checkpoint's `carried` for this task's checkpoints."""
-        state = self.carried(task_id)
+        state = self.carried(task_id, fresh)
         return None if state is None else state.steps
 
-    def carried_state(self, task_id: int) -> Tensors | None:
+    def carried_state(self, task_id: int, fresh: bool = False) -> Tensors | None:
         """The tensors of `carried`, bounded and checked as a checkpoint's optimizer part."""
-        state = self.carried(task_id)
+        state = self.carried(task_id, fresh)
         if state is None:
             return None
         ctx = self.round_of_task(task_id)
@@ -164,25 +168,28 @@ class ChainView:
         # Keyed by the counted steps too: the same bytes under another count are refused, not reused.
         return self._cached(("inner state", f"{state.cid}:{state.steps}"), read)
 
-    def update_error(self, task_id: int) -> Tensors | None:
+    def update_error(self, task_id: int, fresh: bool = False) -> Tensors | None:
         """What compression has not sent yet of the task's shard's earlier updates (RoundManifest.update_errors),
         added to the task's own update: float32 tensors named and shaped as the weights. None: nothing."""
+        if fresh:
+            return None
         ctx = self.round_of_task(task_id)
         cid = ctx.manifest.update_error(split_task_id(task_id)[2])
         if cid is None:
             return None
         return self._cached(("update error", cid), lambda: self._shaped_as_weights(ctx, cid))
 
-    def start_state(self, task_id: int) -> Tensors:
+    def start_state(self, task_id: int, fresh: bool = False) -> Tensors:
         """The state the task must start from (protocol.training.task_start: the round's model and its shard's
-        carried optimizer state): checkpoint 0 of an honest trace, built here rather than fetched from anyone."""
-        return task_start(self.round_weights(self.round_of_task(task_id)), self.carried_state(task_id))
+        carried optimizer state): checkpoint 0 of an honest trace, built here rather than fetched as a checkpoint
+        (the carried state is read by its CID from whoever holds it: the shard's previous volunteer, or this one)."""
+        return task_start(self.round_weights(self.round_of_task(task_id)), self.carried_state(task_id, fresh))
 
-    def start_hash(self, task_id: int) -> bytes:
+    def start_hash(self, task_id: int, fresh: bool = False) -> bytes:
         """H of start_state: an honest trace's checkpoint 0 is judged by its committed hash alone."""
-        key = split_task_id(task_id)
+        key = (*split_task_id(task_id), fresh)
         if key not in self._start_hashes:
-            self._start_hashes[key] = canonical_hash(self.start_state(task_id))
+            self._start_hashes[key] = canonical_hash(self.start_state(task_id, fresh))
         return self._start_hashes[key]
 
     def shard(self, task_id: int) -> Tensors:

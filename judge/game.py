@@ -73,17 +73,20 @@ def state_cids(view: ChainView, task: Task, trace: TraceManifest) -> dict[str, s
     return cids
 
 
-def load_state(view: ChainView, task_id: int, cids: dict[str, str], state_hash: bytes, step: int) -> Tensors:
+def load_state(
+    view: ChainView, task_id: int, cids: dict[str, str], state_hash: bytes, step: int, fresh: bool = False
+) -> Tensors:
     """The task's state with `state_hash` at `step`, checked against its hash (ContentError when unavailable or
-    wrong). The start of the task (step 0) is built, as everyone can (ChainView.start_state), never fetched."""
+    wrong). The start of the task (step 0) is built, as everyone can (ChainView.start_state), never fetched as a
+    checkpoint. `fresh`: the trace's fresh_start."""
     ctx = view.round_of_task(task_id)
-    if step == 0 and state_hash == view.start_hash(task_id):
-        return view.start_state(task_id)
+    if step == 0 and state_hash == view.start_hash(task_id, fresh):
+        return view.start_state(task_id, fresh)
     cid = cids.get(hex_hash(state_hash))
     if cid is None:
         raise ContentError(f"no published state has hash {hex_hash(state_hash)[:18]}…")
     data = view.store.get_buffer(cid, checkpoint_limit(ctx.spec, ctx.workload))
-    tensors = parse_checkpoint(data, ctx.spec, ctx.workload, step, view.carried_steps(task_id))
+    tensors = parse_checkpoint(data, ctx.spec, ctx.workload, step, view.carried_steps(task_id, fresh))
     if hash_as_read(data, tensors, cid) != state_hash:
         raise ContentError(f"{cid} does not hash to the state it was posted as")
     return tensors
@@ -106,7 +109,7 @@ def judge_stretch(
     exact = ctx.spec.replay.mode == "exact"
     in_class = same_class(trace.numerics, environment(ctx.spec))
     try:
-        start = load_state(view, task.task_id, cids, lo[1], lo[0])
+        start = load_state(view, task.task_id, cids, lo[1], lo[0], trace.fresh_start)
     except ContentError as exc:
         missing = isinstance(exc, ContentMissing)
         return StretchVerdict(False, f"the agreed state at step {lo[0]} is unusable: {exc}", unavailable=missing)
@@ -121,7 +124,7 @@ def judge_stretch(
     if exact and in_class:
         return StretchVerdict(False, f"steps {lo[0]}→{hi[0]} diverged within the volunteer's numeric class")
     try:
-        claimed = load_state(view, task.task_id, cids, hi[1], hi[0])
+        claimed = load_state(view, task.task_id, cids, hi[1], hi[0], trace.fresh_start)
     except ContentError as exc:
         missing = isinstance(exc, ContentMissing)
         return StretchVerdict(False, f"the claimed state at step {hi[0]} is unusable: {exc}", unavailable=missing)

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from content.store import ContentStore
-from judge.commit import audit_commit
+from judge.commit import audit_update
 from judge.context import ChainView, RoundContext
 from ledger.market import split_task_id, task_id_of
 from protocol.compression import CompressedUpdate
 from protocol.manifests import UpdateScore
 from protocol.spec import AggregationSpec
-from protocol.tensors import Tensors, tensors_cid, to_bytes
 from protocol.training import held_out_score, load_state
 
 # Scores published by another machine may differ from ours in the last bits (another numeric class): an
@@ -31,9 +29,10 @@ SCORE_AGREEMENT = 1e-4
 @dataclass(frozen=True)
 class RoundUpdates:
     """A round's accepted updates, held in bounded memory: each update as it was sent (CompressedUpdate), and what
-    a shard carries into its next task (its end optimizer state, its compression error) by CID only, put into the
-    store as it is read when the caller publishes them. Decompressed and with those tensors, a close held 16 bytes
-    per parameter per shard; now about one with int8 updates."""
+    a shard carries into its next task (its end optimizer state, its compression error) by the CIDs its trace
+    names, never read: that content stays on the volunteer's node until the shard's next volunteer fetches it.
+    Decompressed and with those tensors, a close held 16 bytes per parameter per shard; now about one with int8
+    updates."""
 
     base: float  # the round model's own held-out score
     updates: dict[int, CompressedUpdate]  # task id -> its usable accepted update
@@ -41,6 +40,7 @@ class RoundUpdates:
     unusable: dict[int, list[str]]  # task id -> why its accepted content cannot be used
     end_states: dict[int, str]  # task id -> the CID of the optimizer state its trace ends with (carry_state)
     errors: dict[int, str]  # task id -> the CID of what its compressed update did not send (error feedback)
+    fresh: frozenset[int] = frozenset()  # task ids whose trace started without what its round carried
 
     @property
     def used(self) -> list[CompressedUpdate]:
@@ -64,7 +64,7 @@ class RoundUpdates:
         carried: list[tuple[str, int] | None] = []
         for shard in range(spec.data.shards):
             state = self.end_states.get(used[shard]) if shard in used else None
-            start = ctx.manifest.inner_state(shard)
+            start = None if used.get(shard) in self.fresh else ctx.manifest.inner_state(shard)
             counted = (0 if start is None else start.steps) + spec.steps_per_task
             carried.append(None if state is None else (state, counted))
         return carried
@@ -87,20 +87,19 @@ def worse(score: float, base: float, higher_is_better: bool, spec: AggregationSp
     return score < base - allowed if higher_is_better else score > base + allowed
 
 
-def round_updates(view: ChainView, ctx: RoundContext, publish_to: ContentStore | None = None) -> RoundUpdates:
-    """The round's accepted updates (each task's current attempt), scored and selected. With `publish_to`, what
-    each shard carries on (end state, error) is put there as it is read (the coordinator's close publishes it);
-    without, only its CID is computed (the auditor compares CIDs, the early preparation needs neither)."""
+def round_updates(view: ChainView, ctx: RoundContext) -> RoundUpdates:
+    """The round's accepted updates (each task's current attempt), read as sent (audit_update), scored and
+    selected; what each shard carries on is named by its trace."""
     spec, workload = ctx.spec, ctx.workload
     weights = view.round_weights(ctx)
     holdout = view.tensors(ctx.manifest.holdout_cid)
     base = ctx.manifest.metric
     if base is None:  # a manifest from before scores were published
         base = held_out_score(spec, workload, load_state(spec, weights, workload).model, holdout)
-    updates, scores, unusable, end_states, errors = {}, [], {}, {}, {}
+    updates, scores, unusable, end_states, errors, fresh = {}, [], {}, {}, {}, set()
     for shard in range(spec.data.shards):
         task_id = task_id_of(ctx.opened.bounty_id, ctx.opened.round, shard)
-        audit = audit_commit(view, task_id)
+        audit = audit_update(view, task_id)
         if audit.update is None:
             unusable[task_id] = audit.problems
             continue
@@ -108,20 +107,16 @@ def round_updates(view: ChainView, ctx: RoundContext, publish_to: ContentStore |
         candidate = {name: w + update[name] for name, w in weights.items()}
         score = held_out_score(spec, workload, load_state(spec, candidate, workload).model, holdout)
         keep = not worse(score, base, workload.higher_is_better, spec.aggregation)
-        commit = audit.commit
-        assert commit is not None  # audit_commit always names the attempt it audited
+        commit, trace = audit.commit, audit.trace
+        assert commit is not None and trace is not None  # a usable update's audit read both
         scores.append(
             UpdateScore(task_id=task_id, attempt=commit.attempt, volunteer=commit.volunteer, score=score, used=keep)
         )
         updates[task_id] = update
-        if audit.end_state is not None:
-            end_states[task_id] = _kept(audit.end_state, publish_to)
-        if audit.error is not None:
-            errors[task_id] = _kept(audit.error, publish_to)
-    return RoundUpdates(base, updates, scores, unusable, end_states, errors)
-
-
-def _kept(tensors: Tensors, publish_to: ContentStore | None) -> str:
-    """The CID of carried content, put into `publish_to` if given, else only hashed from the tensors' memory
-    (no serialized copy: the early preparation and the auditor need the name alone)."""
-    return publish_to.put(to_bytes(tensors)) if publish_to is not None else tensors_cid(tensors)
+        if trace.carry_cid is not None:
+            end_states[task_id] = trace.carry_cid
+        if trace.error_cid is not None:
+            errors[task_id] = trace.error_cid
+        if trace.fresh_start:
+            fresh.add(task_id)
+    return RoundUpdates(base, updates, scores, unusable, end_states, errors, frozenset(fresh))

@@ -52,9 +52,13 @@ class Caps:
 
 
 def trace_bytes_estimate(spec: TrainingSpec) -> int:
-    """What one task's trace takes before its first is measured: a checkpoint per segment, and the update."""
+    """What one task's trace takes before its first is measured: a checkpoint per segment, the update, and what
+    its shard carries on (the end optimizer state and the compression error, kept for the next round's task)."""
     params = sum(p.numel() for p in resolve(spec.model).build_model().parameters())
-    return params * (CHECKPOINT_BYTES_PER_PARAM * spec.segments + 4)
+    carried = (CHECKPOINT_BYTES_PER_PARAM - 4 if spec.optimizer.carry_state else 0) + (
+        4 if spec.compression.method != "none" else 0
+    )
+    return params * (CHECKPOINT_BYTES_PER_PARAM * spec.segments + 4 + carried)
 
 
 class HeldTraces:

@@ -22,7 +22,7 @@ from ledger.errors import CHAIN_TRANSIENT, ContractRevert, TransactionFailed, er
 from ledger.market import Bounty, BountyStatus, Market, OpenedRound, TaskStatus, split_task_id, task_id_of, task_label
 from node.busy import BusyProbe
 from node.caps import Caps, HeldTraces, UploadMeter, content_bytes, release, trace_bytes_estimate
-from node.carry import rebuild_carried, shard_order
+from node.carry import CarryWaits, carried_in, rebuild_carried, shard_order
 from node.controls import Controls, Hours
 from node.defense import Defender
 from node.estimate import COMMIT_MARGIN_S, TRACE_OVERHEAD, fits_lease, task_wall_seconds, time_steps
@@ -68,6 +68,9 @@ class NodeOptions:
     hours: Hours | None = None  # claim new tasks only within these hours of local time
     busy_above_pct: float | None = None  # hold while other programs use more of the machine's CPU (node.busy)
     caps: Caps = field(default_factory=Caps)  # disk and upload (node.caps)
+    # How long a task's carried optimizer state and error may go unserved before the node trains it without them
+    # (node.carry.may_start_fresh): they are held by the shard's previous volunteer, which may have left.
+    carry_patience_s: float = 600.0
 
 
 @dataclass
@@ -118,6 +121,7 @@ class NodeDaemon:
         options.caps.check_store(store)
         self.held = HeldTraces(options.work_dir / "held-traces.json")
         self._trace_bytes: dict[int, int] = {}  # per bounty, what one of its traces takes here
+        self.carry_waits = CarryWaits(self._journals, options.carry_patience_s, logger)
         # Caps.check_store let an upload cap through only with an IPFS node, which counts what it sends.
         capped = options.caps.max_upload_bytes_per_day is not None
         self.upload = UploadMeter(store.sent_bytes) if capped and isinstance(store, IpfsStore) else None
@@ -410,6 +414,7 @@ class NodeDaemon:
         weights = self.view.round_weights(rnd)
         shard_tensors = from_bytes(self.store.get_buffer(rnd.manifest.shard_cids[shard]))
         seed = rnd.seed(shard)
+        fresh = self.carry_waits.starts_fresh(self.view, task_id)
         return TaskInput(
             rnd.spec,
             rnd.workload,
@@ -419,9 +424,10 @@ class NodeDaemon:
             rnd.opened.model_cid,
             weights,
             shard_tensors,
-            carried=self.view.carried_state(task_id),
-            carried_steps=self.view.carried_steps(task_id),
-            error=self.view.update_error(task_id),
+            carried=self.view.carried_state(task_id, fresh),
+            carried_steps=self.view.carried_steps(task_id, fresh),
+            error=self.view.update_error(task_id, fresh),
+            fresh_start=fresh,
         )
 
     def _train_and_commit(self, task_id: int, resumed: bool = False, task: TaskInput | None = None) -> None:
@@ -477,7 +483,7 @@ class NodeDaemon:
             self.metrics.tasks_abandoned.inc()
             log(self.logger, "lease too close to expiry to commit", task_id=task_id, lease_deadline=lease.deadline)
             return
-        for cid in result.cids:
+        for cid in [*result.cids, *carried_in(self.view, task_id, result.manifest.fresh_start)]:
             self.store.pin(cid)  # the trace must stay retrievable until the challenge window closes
         try:
             self.market.commit(

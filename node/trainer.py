@@ -25,7 +25,15 @@ from protocol.manifests import CheckpointRef, TraceManifest
 from protocol.numerics import environment
 from protocol.spec import TrainingSpec
 from protocol.tensors import Tensors, tensors_cid, to_bytes
-from protocol.training import MODEL_PREFIX, TrainState, deterministic, load_state, run_steps, task_start
+from protocol.training import (
+    MODEL_PREFIX,
+    TrainState,
+    deterministic,
+    inner_state,
+    load_state,
+    run_steps,
+    task_start,
+)
 from protocol.workloads import Workload
 
 
@@ -49,6 +57,9 @@ class TaskInput:
     carried_steps: int | None = None
     # What compression has not sent of the shard's earlier updates (RoundManifest.update_errors); None: nothing.
     error: Tensors | None = None
+    # Started without what the round carries for the shard (it could not be fetched): carried and error are None
+    # and the trace says so (TraceManifest.fresh_start).
+    fresh_start: bool = False
 
     def start(self) -> Tensors:
         """The task's state at step 0: checkpoint 0 of its trace."""
@@ -65,8 +76,11 @@ class TraceResult:
     @property
     def cids(self) -> list[str]:
         """Everything a verifier may fetch: kept (pinned) until the challenge window closes. Not checkpoint 0:
-        nobody fetches it (train_task.start_ref)."""
-        return [self.manifest_cid, self.manifest.update_cid, *(c.cid for c in self.manifest.checkpoints[1:])]
+        nobody fetches it (train_task.start_ref). What the shard carries on (carry_cid, error_cid) is listed too:
+        the next round's task starts from it."""
+        m = self.manifest
+        carried = [cid for cid in (m.carry_cid, m.error_cid) if cid is not None]
+        return [self.manifest_cid, m.update_cid, *(c.cid for c in m.checkpoints[1:]), *carried]
 
 
 class CheckpointWriter:
@@ -209,11 +223,17 @@ def start_ref(task: TaskInput) -> CheckpointRef:
 def publish_trace(
     task: TaskInput, store: ContentStore, refs: list[CheckpointRef], final: Tensors, losses: list[float]
 ) -> TraceResult:
-    """Stores the update (final weights − the round's, sent as the spec compresses it) and the trace manifest
-    over the stored checkpoints."""
+    """Stores the update (final weights − the round's, sent as the spec compresses it), what the shard carries into
+    its next task (the end optimizer state, the update's error), and the trace manifest over the stored checkpoints.
+    The carried content stays on this node: the next round names it by CID, and whoever trains the shard next
+    fetches it (this node, returning, already has it)."""
     delta = {name: final[MODEL_PREFIX + name] - task.round_weights[name] for name in task.round_weights}
-    update_cid = store.put(to_bytes(send(delta, task.error, task.spec.compression).content))
+    sent = send(delta, task.error, task.spec.compression)
+    update_cid = store.put(to_bytes(sent.content))
     update_hash = b58decode(update_cid)[2:]  # the CID's digest is the canonical hash: the update is hashed once
+    carried = inner_state(final) if task.spec.optimizer.carry_state else {}  # empty: an optimizer without state
+    carry_cid = store.put(to_bytes(carried)) if carried else None
+    error_cid = store.put(to_bytes(sent.error)) if sent.error is not None else None
     manifest = TraceManifest(
         task_id=task.task_id,
         volunteer=task.volunteer,
@@ -223,6 +243,9 @@ def publish_trace(
         update_hash="0x" + update_hash.hex(),
         numerics=environment(task.spec),
         losses=losses,
+        carry_cid=carry_cid,
+        error_cid=error_cid,
+        fresh_start=task.fresh_start,
     )
     manifest_cid = store.put(manifest.canonical_bytes())
     return TraceResult(manifest, manifest_cid, manifest.trace_root(), update_hash)

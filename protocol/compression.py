@@ -18,6 +18,7 @@ multiplied back elementwise (IEEE-exact), positions come from a stable sort. Pur
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -31,9 +32,11 @@ __all__ = [
     "CompressedUpdate",
     "CompressionSpec",
     "SentUpdate",
+    "check_encoded",
     "compress",
     "decompress",
     "encoded_bytes",
+    "encoded_layout",
     "send",
     "with_feedback",
 ]
@@ -144,6 +147,48 @@ class CompressedUpdate(Mapping[str, torch.Tensor]):
     def flat(self, name: str, start: int, stop: int) -> torch.Tensor:
         """Coordinates start..stop of the flattened tensor `name`: only the chunks that hold them are decoded."""
         return _decoded_range(self.encoded, name, self._shapes[name].numel(), start, stop, self._spec)
+
+
+def encoded_layout(
+    like: Mapping[str, tuple[torch.dtype, tuple[int, ...]]], spec: CompressionSpec
+) -> dict[str, tuple[torch.dtype, tuple[int, ...]]]:
+    """Names, dtypes and shapes `compress` gives for tensors of the layout `like`: what a sent update must be."""
+    layout: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {}
+    for name, (_, shape) in like.items():
+        numel = math.prod(shape)
+        if spec.method == "none":
+            layout[name] = (torch.float32, shape)
+            continue
+        chunk = _chunk(numel, spec)
+        rows = -(-numel // chunk)
+        if spec.method == "topk":
+            kept = _kept(chunk, spec)
+            layout[f"{name}.idx"] = (torch.int16, (rows, kept))
+            layout[f"{name}.q"] = (torch.int8, (rows, kept))
+        else:
+            layout[f"{name}.q"] = (torch.int8, (numel,))
+        layout[f"{name}.scale"] = (torch.float32, (rows,))
+    return layout
+
+
+def check_encoded(
+    encoded: Tensors, like: Mapping[str, tuple[torch.dtype, tuple[int, ...]]], spec: CompressionSpec
+) -> None:
+    """Raises ValueError where an update laid out as `encoded_layout` says could not have come from `compress`
+    in a way that decoding would not survive: a position outside its chunk, or a scale so large that a decoded
+    value overflows float32 (decoded, such an update would put infinities into the model)."""
+    if spec.method == "none":
+        return
+    limit = torch.finfo(torch.float32).max / (LEVELS + 1)
+    for name, (_, shape) in like.items():
+        scales = encoded[f"{name}.scale"]
+        if scales.numel() and float(scales.abs().max()) >= limit:
+            raise ValueError(f"{name}.scale holds a scale a decoded value would overflow")
+        if spec.method == "topk":
+            idx = encoded[f"{name}.idx"]
+            chunk = _chunk(math.prod(shape), spec)
+            if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= chunk):
+                raise ValueError(f"{name}.idx holds a position outside its {chunk}-value chunk")
 
 
 def with_feedback(update: Tensors, error: Tensors | None, spec: CompressionSpec) -> tuple[Tensors, Tensors]:

@@ -178,9 +178,30 @@ class TraceManifest(_Doc):
     losses: list[float] = Field(
         default_factory=list, max_length=100_000, description="training loss per step (≤ steps_per_task), for explorers"
     )
+    # What the shard carries into its next task, kept on the volunteer's own node and named here so that nobody
+    # reads the last checkpoint to make the next round (the coordinator reads this manifest and the update only):
+    # the optimizer state the trace ends with (optimizer.carry_state) and what the compressed update left unsent
+    # (error feedback). Both are pure functions of the last checkpoint, checked with the last segment's replay
+    # (judge.commit.check_derivation). None where the spec carries neither.
+    carry_cid: str | None = None
+    error_cid: str | None = None
+    # The task started from a fresh optimizer and no carried error although its round names some for its shard:
+    # the volunteer could not fetch them (whoever trained the shard before went offline). Honest, only slower to
+    # converge; checkers then build its start without them.
+    fresh_start: bool = False
 
     def cids(self) -> list[str]:
-        return [self.round_cid, self.update_cid, *(c.cid for c in self.checkpoints)]
+        carried = [cid for cid in (self.carry_cid, self.error_cid) if cid is not None]
+        return [self.round_cid, self.update_cid, *(c.cid for c in self.checkpoints), *carried]
+
+    def canonical_bytes(self) -> bytes:
+        """As every document's, without the carried-content fields where they are unset: a trace of a spec that
+        carries nothing keeps the form it had before they existed."""
+        doc = self.model_dump(mode="json")
+        for key, unset in (("carry_cid", None), ("error_cid", None), ("fresh_start", False)):
+            if doc[key] == unset:
+                del doc[key]
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
     def leaves(self) -> list[bytes]:
         return [trace_leaf(self.task_id, self.volunteer, c.step, bytes.fromhex(c.hash[2:])) for c in self.checkpoints]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from protocol.compression import CompressedUpdate, check_encoded, encoded_layout
 from protocol.errors import ContentError, ContentInvalid
 from protocol.manifests import CheckpointRef, TraceManifest
 from protocol.numerics import environment, same_class
@@ -116,6 +117,18 @@ def parse_checkpoint(
         if name.endswith(".step") and float(t) != counted:
             raise ContentInvalid(f"{name} is {float(t):.6g}, but the checkpoint has counted {counted} steps")
     return tensors
+
+
+def parse_update(data: bytes | bytearray, spec: TrainingSpec, workload: Workload, weights: Tensors) -> CompressedUpdate:
+    """A sent update (what a commit's update CID names), checked against the layout the spec's compression gives
+    its model's weights and held as sent (CompressedUpdate), decoded a tensor or slice at a time."""
+    like = weights_layout(spec, workload)
+    encoded = from_bytes(data, encoded_layout(like, spec.compression))
+    try:
+        check_encoded(encoded, like, spec.compression)
+    except ValueError as exc:
+        raise ContentInvalid(str(exc)) from None
+    return CompressedUpdate(encoded, weights, spec.compression)
 
 
 def inner_state_layout(spec: TrainingSpec, workload: Workload) -> Layout:

@@ -166,9 +166,9 @@ class _LastSegment(random.Random):
 
 
 def test_audit_agrees_with_a_slash_for_a_malformed_trace_whatever_segment_was_drawn(demo_run: DemoRun) -> None:
-    """The faker fakes only its last segment, which leaves its last checkpoint's optimizer step count wrong: the
-    coordinator's audit of the end disputes it and the committee's full audit of a disputed commit fails it,
-    whatever segment the chain drew. The auditor runs that audit too (it used to replay only the drawn segment,
+    """The faker fakes only its last segment, which leaves its last checkpoint's optimizer step count wrong: a
+    challenger disputes it and the committee's full audit of a disputed commit fails it, whatever segment the
+    chain drew. The auditor runs that audit too (it used to replay only the drawn segment,
     find it honest, and report the slash as a disagreement)."""
     node, home, _ = demo_run
     m = on_demo_chain(demo_run)
@@ -190,10 +190,12 @@ def test_audit_agrees_with_a_slash_for_a_malformed_trace_whatever_segment_was_dr
     task_id = task_id_of(bounty_id, 0, 0)
     for _ in range(2):  # the draw block, and one after it for a view at the head
         w3.provider.make_request(RPCEndpoint("evm_mine"), [])
-    # The committee reads the trace and its sampled segments; the coordinator, reading the last checkpoint to make
-    # the next round of it, finds it malformed and disputes, so the committee audits the commit in full.
+    # The committee reads the trace and its sampled segments, the coordinator the trace and the update (well-formed:
+    # it has nothing to dispute); a challenger who suspects the end disputes it, so the committee audits in full.
     coordinator_market = Market(m.w3, m.deployment, Transactor(m.w3, dev_accounts(m.w3, 10)[2]))
-    assert Coordinator(coordinator_market, m.store, json_logger("test")).audit_and_dispute(task_id)
+    assert not Coordinator(coordinator_market, m.store, json_logger("test")).audit_and_dispute(task_id)
+    coordinator_market.ensure_allowance(coordinator_market.bounty(bounty_id).raw["challengeBond"])
+    coordinator_market.dispute(task_id, 7)
     for verifier_key in (keys[3], keys[4]):
         VerifierWorker(Market(w3, deployment, Transactor(w3, verifier_key)), m.store, json_logger("test")).verify(
             task_id

@@ -11,6 +11,8 @@ import torch
 
 from content.store import LocalStore
 from node.trainer import TaskInput, TraceResult, checkpoint_data, train_task
+from protocol.cid import cid_of
+from protocol.compression import send
 from protocol.errors import ContentInvalid
 from protocol.manifests import InnerState, RoundManifest
 from protocol.spec import TrainingSpec
@@ -86,6 +88,35 @@ def test_a_fresh_start_where_a_state_was_carried_cannot_pass_as_the_carried_task
         parse_checkpoint(
             checkpoint_data(fresh_task, store, fresh.manifest.checkpoints[0]), task.spec, task.workload, 0, 20
         )
+
+
+def test_the_trace_names_what_its_shard_carries_on_and_the_node_keeps_it(carried: Carried) -> None:
+    """The next round names the volunteer's own copy (nobody reads the last checkpoint to make it): its CID is the
+    last checkpoint's optimizer part's, it is in the volunteer's store, and it is kept with the trace."""
+    task, store, result = carried
+    m = result.manifest
+    assert m.carry_cid == cid_of(to_bytes(end_state(task, store, result)))
+    assert store.has(m.carry_cid) and m.carry_cid in result.cids and m.carry_cid in m.cids()
+    assert m.error_cid is None and not m.fresh_start  # mnist_task does not compress
+    assert b"error_cid" not in m.canonical_bytes() and b"fresh_start" not in m.canonical_bytes()
+
+
+def test_a_compressed_tasks_trace_names_the_error_its_update_left_unsent(tmp_path: Path) -> None:
+    task = mnist_task(compression={"method": "int8"})
+    store = LocalStore(tmp_path / "store")
+    result = train_task(task, store, tmp_path / "work")
+    m = result.manifest
+    last = parse_checkpoint(store.get(m.checkpoints[-1].cid), task.spec, task.workload, m.checkpoints[-1].step)
+    delta = {n: last[MODEL_PREFIX + n] - w for n, w in task.round_weights.items()}
+    error = send(delta, None, task.spec.compression).error
+    assert error is not None and m.error_cid == cid_of(to_bytes(error)) and store.has(m.error_cid)
+    assert m.carry_cid is None and m.error_cid in result.cids
+
+
+def test_a_task_started_fresh_says_so_in_its_trace(carried: Carried, tmp_path: Path) -> None:
+    task, store, _ = carried
+    fresh = train_task(replace(task, carried=None, carried_steps=None, fresh_start=True), store, tmp_path)
+    assert fresh.manifest.fresh_start and b'"fresh_start":true' in fresh.manifest.canonical_bytes()
 
 
 def test_a_carried_state_must_have_counted_the_steps_the_manifest_says(carried: Carried) -> None:

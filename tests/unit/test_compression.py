@@ -13,9 +13,11 @@ from protocol.compression import (
     LEVELS,
     CompressedUpdate,
     CompressionSpec,
+    check_encoded,
     compress,
     decompress,
     encoded_bytes,
+    encoded_layout,
     with_feedback,
 )
 from protocol.spec import AggregationSpec
@@ -150,3 +152,39 @@ def test_aggregating_updates_held_as_sent_gives_the_model_decompressed_ones_give
     for name in weights:
         assert torch.equal(held.weights[name], whole.weights[name])
         assert torch.equal(held.velocity[name], whole.velocity[name])
+
+
+def _layout_of(tensors: dict[str, torch.Tensor]) -> dict[str, tuple[torch.dtype, tuple[int, ...]]]:
+    return {name: (t.dtype, tuple(t.shape)) for name, t in tensors.items()}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    method=st.sampled_from(["none", "int8", "topk"]), seed=st.integers(0, 2**16), chunk=st.sampled_from([64, 100, 4096])
+)
+def test_the_layout_a_sent_update_must_have_is_the_one_compress_gives(method: str, seed: int, chunk: int) -> None:
+    """The coordinator refuses an update unparsed unless it has exactly this layout (protocol.verify.parse_update):
+    every honest update must have it, for every shape (scalars, empty tensors, one chunk, many)."""
+    spec = CompressionSpec(method=method, fraction=1 / 4, chunk=chunk)
+    u = update(seed)
+    encoded = compress(u, spec)
+    assert encoded_layout(_layout_of(u), spec) == _layout_of(encoded)
+    check_encoded(encoded, _layout_of(u), spec)  # an honest update passes
+
+
+def test_an_update_whose_positions_leave_their_chunk_or_whose_scale_would_overflow_is_refused() -> None:
+    """Either would fail or poison decoding at the close (an index error in scatter, infinities in the model)."""
+    u = update(5)
+    like = _layout_of(u)
+    encoded = compress(u, TOPK)
+    encoded["w.idx"] = encoded["w.idx"].clone()
+    encoded["w.idx"][0, 0] = 64
+    with pytest.raises(ValueError, match="outside"):
+        check_encoded(encoded, like, TOPK)
+    encoded["w.idx"][0, 0] = -1
+    with pytest.raises(ValueError, match="outside"):
+        check_encoded(encoded, like, TOPK)
+    encoded = compress(u, INT8)
+    encoded["b.scale"] = torch.full_like(encoded["b.scale"], torch.finfo(torch.float32).max / 100)
+    with pytest.raises(ValueError, match="overflow"):
+        check_encoded(encoded, like, INT8)
