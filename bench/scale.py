@@ -23,14 +23,15 @@ through a log of what it read. Training is one task of the example (40 steps, 8 
                                    volunteer faking each segment with probability 0.1 is caught, at the floor check
                                    rate (min_check_probability × (1 − 0.9^segments_per_check))
   tasks_to_99pct_detection         how many such tasks make its detection ≥ 99%
-  trace_cpu_overhead               the trainer's process CPU (checkpoint writer included) ÷ a plain PyTorch loop's
+  trace_cpu_overhead               the trainer's process CPU (checkpoint writer included) ÷ a plain PyTorch loop's:
+                                   the median of --repeats side-by-side pairs (trace_cpu_overhead_range: min, max)
   peak_rss_over_estimate           peak RSS of a fresh process training the task from its shard (read from a file,
                                    as a volunteer reads it) ÷ protocol.footprint's estimate
   aggregate_peak_bytes_per_param   memory a close's aggregation holds beyond the round's model and velocity: the
                                    example's four int8 updates held as sent and the working set (bench.aggregate_memory,
                                    mean, mode held)
 
-  ./scripts/bench scale [--json] [--sizes 0.7M,4M,14M,26M]
+  ./scripts/bench scale [--json] [--sizes 0.7M,4M,14M,26M] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -187,17 +189,23 @@ def _task(spec: TrainingSpec, shard: Tensors) -> TaskInput:
     return TaskInput(spec, resolve(spec.model), 0, "0x" + "11" * 20, seed, "", initial_weights(spec), shard)
 
 
-def trace_overhead(spec: TrainingSpec, shard: Tensors) -> float:
-    """The trainer's process CPU over a plain loop's, same model, data and steps (best of two each)."""
+def trace_overhead(spec: TrainingSpec, shard: Tensors, repeats: int) -> dict[str, float]:
+    """The trainer's process CPU over a plain loop's, same model, data and steps: `repeats` side-by-side pairs after
+    a warm-up pair, interleaved so this VM's drift hits both sides alike; the median pair's ratio, and the spread."""
     task = _task(spec, shard)
-    plain, traced = [], []
-    for _ in range(2):
-        plain.append(_plain_loop(task)[1])
+
+    def traced() -> float:
         with tempfile.TemporaryDirectory() as tmp:
             began = time.process_time()
             train_task(task, LocalStore(Path(tmp) / "store"), Path(tmp) / "work")
-            traced.append(time.process_time() - began)
-    return min(traced) / min(plain)
+            return time.process_time() - began
+
+    _plain_loop(task), traced()  # warm caches and the allocator
+    ratios = []
+    for _ in range(repeats):
+        plain = _plain_loop(task)[1]
+        ratios.append(traced() / plain)
+    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
 
 
 def peak_rss_mb(size: str, shard: Tensors) -> float:
@@ -231,7 +239,7 @@ def aggregate_peak(spec: TrainingSpec, updates: int) -> float:
     return float(out["peak_bytes"]) / int(out["params"])
 
 
-def measure(arena: Arena, size: str, log: bool) -> dict[str, Any]:
+def measure(arena: Arena, size: str, log: bool, repeats: int) -> dict[str, Any]:
     spec, terms = example(size)
     params = sum(p.numel() for p in resolve(spec.model).build_model().parameters())
     costs = task_costs(arena, spec, terms)
@@ -249,7 +257,9 @@ def measure(arena: Arena, size: str, log: bool) -> dict[str, Any]:
     row["detection_per_task"] = round(caught, 4)
     row["tasks_to_99pct_detection"] = math.ceil(math.log(0.01) / math.log(1 - caught))
     shard = datasets.split(resolve(spec.model).dataset, spec.data)[0][0]
-    row["trace_cpu_overhead"] = round(trace_overhead(spec, shard), 4)
+    overhead = trace_overhead(spec, shard, repeats)
+    row["trace_cpu_overhead"] = round(overhead["median"], 4)
+    row["trace_cpu_overhead_range"] = [round(overhead["min"], 4), round(overhead["max"], 4)]
     row["peak_rss_over_estimate"] = round(peak_rss_mb(size, shard) / step_memory_mb(spec), 3)
     row["aggregate_peak_bytes_per_param"] = round(aggregate_peak(spec, 4), 3)
     row["measured"] = {k: [round(x, 3) for x in v] if isinstance(v, list) else round(v, 3) for k, v in costs.items()}
@@ -262,6 +272,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="one JSON object on the last line")
     parser.add_argument("--sizes", default=",".join(SIZES), help=f"comma-separated, of {', '.join(SIZES)}")
+    parser.add_argument("--repeats", type=int, default=5, help="side-by-side pairs for trace_cpu_overhead")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -275,7 +286,7 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             arena = Arena(start(node.url, Path(tmp)), Path(tmp) / "work")
-            rows = {size: measure(arena, size, log=args.json) for size in sizes}
+            rows = {size: measure(arena, size, log=args.json, repeats=args.repeats) for size in sizes}
     finally:
         node.stop()
     result = {"sizes": rows, "terms": "examples/gpt-bounty.toml"}

@@ -113,7 +113,8 @@ class CarryWaits:
             view.update_error(task_id)
             return False
         except ContentMissing:
-            missing_for_s = time.monotonic() - self._missing_since.setdefault(task_id, time.monotonic())
+            now = time.monotonic()
+            missing_for_s = now - self._missing_since.setdefault(task_id, now)
             if not may_start_fresh(self.journals, task_id, missing_for_s, self.patience_s):
                 raise
         marker.parent.mkdir(parents=True, exist_ok=True)

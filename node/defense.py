@@ -46,7 +46,7 @@ class Defender:
             return 0
         trace = trace_of(self.view, task)
         cids = state_cids(self.view, task, trace)
-        start = load_state(self.view, task_id, cids, game.lo_hash, game.lo_step)
+        start = load_state(self.view, task_id, cids, game.lo_hash, game.lo_step, trace.fresh_start)
         mid = state_at(self.view, task, start, game.lo_step, game.mid_step)
         cid = self.view.store.put(to_bytes(mid))
         self.market.bisect(task_id, canonical_hash(mid), cid)
