@@ -5,6 +5,8 @@ Untrusted volunteer content never raises out of here: every problem becomes a re
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from judge.context import ChainView, Commit, RoundContext
@@ -84,15 +86,22 @@ def audit_update(view: ChainView, task_id: int, task: Task | None = None) -> Com
     assert audit.commit is not None
     audit.past_trace = True
     ctx = view.round_of_task(task_id)
-    try:
+    with _content_problems(audit, "update"):
         data = view.store.get_buffer(audit.commit.update_cid, update_limit(ctx.spec, ctx.workload))
         audit.update = parse_update(data, ctx.spec, ctx.workload, view.round_weights(ctx))
+    return audit
+
+
+@contextlib.contextmanager
+def _content_problems(audit: CommitAudit, what: str) -> Iterator[None]:
+    """Untrusted content never raises out of an audit: what is not (yet) served, or is wrong, becomes a problem."""
+    try:
+        yield
     except ContentMissing as exc:
         audit.missing = True
-        audit.problems.append(f"update unavailable: {exc}")
+        audit.problems.append(f"{what} unavailable: {exc}")
     except ContentError as exc:
-        audit.problems.append(f"update malformed: {exc}")
-    return audit
+        audit.problems.append(f"{what} malformed: {exc}")
 
 
 def audit_trace(view: ChainView, task_id: int, task: Task | None = None) -> CommitAudit:
@@ -113,7 +122,7 @@ def audit_recorded(view: ChainView, commit: Commit) -> CommitAudit:
     audit.past_trace = True
     ctx = view.round_of_task(commit.task_id)
     last_ref = audit.trace.checkpoints[-1]
-    try:
+    with _content_problems(audit, "trace"):
         # Larger content is refused unread; the limit follows from the spec's model, never a fixed cap.
         last_data = view.store.get_buffer(last_ref.cid, checkpoint_limit(ctx.spec, ctx.workload))
         carried = view.carried_steps(commit.task_id, audit.fresh)
@@ -124,18 +133,13 @@ def audit_recorded(view: ChainView, commit: Commit) -> CommitAudit:
             check_derivation(view, audit, last)
         if audit.ok:  # made of the end, and served: the round is made of the volunteer's copy (audit_update)
             view.store.get_buffer(commit.update_cid, update_limit(ctx.spec, ctx.workload))
-    except ContentMissing as exc:
-        audit.missing = True
-        audit.problems.append(f"trace unavailable: {exc}")
-    except ContentError as exc:
-        audit.problems.append(f"trace malformed: {exc}")
     return audit
 
 
 def _audit_trace(view: ChainView, commit: Commit) -> CommitAudit:
     task_id = commit.task_id
     audit = CommitAudit(task_id, commit=commit)
-    try:
+    with _content_problems(audit, "trace"):
         ctx = view.round_of_task(task_id)
         trace_max = trace_manifest_limit(ctx.spec.steps_per_task, ctx.spec.segments)
         trace = TraceManifest.parse(view.store.get(commit.trace_cid, max_bytes=trace_max), trace_max)
@@ -160,15 +164,7 @@ def _audit_trace(view: ChainView, commit: Commit) -> CommitAudit:
             return audit
         if trace.checkpoints[0].hash != "0x" + view.start_hash(task_id, trace.fresh_start).hex():
             # A planted optimizer state would steer the whole task while every segment's replay from it agrees.
-            audit.problems.append(
-                "checkpoint 0 is not the round's model with its shard's carried optimizer state "
-                "(a stale, foreign or planted start)"
-            )
-    except ContentMissing as exc:
-        audit.missing = True
-        audit.problems.append(f"trace unavailable: {exc}")
-    except ContentError as exc:
-        audit.problems.append(f"trace malformed: {exc}")
+            audit.problems.append("checkpoint 0 is not the round's model (a stale, foreign or planted start)")
     return audit
 
 

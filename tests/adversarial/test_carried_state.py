@@ -14,7 +14,6 @@ from judge.audit import carried_problems
 from judge.context import ChainView
 from judge.improvement import round_updates
 from node.trainer import TaskInput, TraceResult, train_task
-from protocol.manifests import RoundManifest
 from tests.support.arena import Arena, post, spec
 
 
@@ -35,13 +34,7 @@ def planted_state(task: TaskInput, *rest: Any) -> TraceResult:
 def test_only_the_carried_optimizer_state_starts_a_paid_task(arena: Arena, cheat: Any, tmp_path: Path) -> None:
     s = spec(rounds=2, optimizer={"carry_state": True})
     bounty_id = post(arena, s)
-    for _ in range(2):
-        task_id = arena.work_once(arena.account())
-        assert task_id is not None and arena.verify(task_id) == [True, True]
-    arena.settle(bounty_id)
-    assert arena.coordinator.try_close_round(bounty_id) is not None
-    opened = arena.m.poster.opened_rounds(bounty_id=bounty_id)[-1]
-    manifest = RoundManifest.parse(arena.m.store.get(opened.model_cid))
+    manifest = arena.newcomers_close(bounty_id, shards=2)
     assert [None if st is None else st.steps for st in manifest.inner_states] == [20, 20]
 
     cheater = arena.account()

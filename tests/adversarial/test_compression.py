@@ -15,7 +15,6 @@ from judge.audit import carried_problems
 from judge.context import ChainView
 from judge.improvement import round_updates
 from node.trainer import TaskInput, TraceResult, train_task
-from protocol.manifests import RoundManifest
 from protocol.tensors import from_bytes
 from tests.support.arena import Arena, post, spec
 
@@ -38,13 +37,7 @@ def uncompressed(task: TaskInput, *rest: Any) -> TraceResult:
 def test_only_the_update_compressed_with_its_shards_error_is_paid(arena: Arena, cheat: Any, tmp_path: Path) -> None:
     s = spec(rounds=2, compression=COMPRESSION)
     bounty_id = post(arena, s)
-    for _ in range(2):
-        task_id = arena.work_once(arena.account())
-        assert task_id is not None and arena.verify(task_id) == [True, True]
-    arena.settle(bounty_id)
-    assert arena.coordinator.try_close_round(bounty_id) is not None
-    opened = arena.m.poster.opened_rounds(bounty_id=bounty_id)[-1]
-    manifest = RoundManifest.parse(arena.m.store.get(opened.model_cid))
+    manifest = arena.newcomers_close(bounty_id, shards=2)
     errors = [cid for cid in manifest.update_errors if cid is not None]
     assert len(errors) == 2
     error = from_bytes(arena.m.store.get(errors[0]))

@@ -91,13 +91,7 @@ def test_a_newcomer_whose_shards_carried_state_is_not_served_starts_fresh_after_
 ) -> None:
     s = spec(rounds=2, optimizer={"carry_state": True}, compression={"method": "int8"})
     bounty_id = post(arena, s, minCheckBps=10_000)
-    for _ in range(s.data.shards):
-        task_id = arena.work_once(arena.account())
-        assert task_id is not None and arena.verify(task_id) == [True, True]
-    arena.settle(bounty_id)
-    assert arena.coordinator.try_close_round(bounty_id) is not None
-    opened = arena.m.poster.opened_rounds(bounty_id=bounty_id)[-1]
-    manifest = RoundManifest.parse(arena.m.store.get(opened.model_cid))
+    manifest = arena.newcomers_close(bounty_id, s.data.shards)
     gone = {state.cid for state in manifest.inner_states if state} | {e for e in manifest.update_errors if e}
     assert len(gone) == 2 * s.data.shards
 

@@ -134,6 +134,17 @@ class Arena:
     def status(self, task_id: int) -> TaskStatus:
         return self.m.poster.task(task_id).status
 
+    def newcomers_close(self, bounty_id: int, shards: int) -> RoundManifest:
+        """Fresh volunteers (always checked) train every open task of the bounty's current round, which is not its
+        last, and pass; the round closes. Returns the next round's manifest."""
+        for _ in range(shards):
+            task_id = self.work_once(self.account())
+            assert task_id is not None and self.verify(task_id) == [True, True]
+        self.settle(bounty_id)
+        closed = self.coordinator.try_close_round(bounty_id)
+        assert closed is not None and not closed.finalized
+        return RoundManifest.parse(self.m.store.get(closed.manifest_cid))
+
     def newcomers_finish(self, bounty_id: int, round_: int, shards: int) -> RoundManifest:
         """Fresh volunteers (always checked) train every open task of the bounty's last round and pass; the round
         closes and the bounty is finalized. Returns the final manifest."""
