@@ -93,6 +93,15 @@ def node_run(
             min=0.001,
         ),
     ] = None,
+    carry_patience: Annotated[
+        float,
+        typer.Option(
+            metavar="SECONDS",
+            help="How long to wait for a shard's carried optimizer state (held by the shard's previous volunteer) "
+            "before training the task from a fresh optimizer instead; the trace says so, and it is judged as such.",
+            min=0,
+        ),
+    ] = 600.0,
 ) -> None:
     """Run until stopped (Ctrl-C or SIGTERM stop between steps; a restart resumes from the last checkpoint).
 
@@ -129,6 +138,7 @@ def node_run(
             quiet,
             (duty_cycle, hours, nice, pause_when_busy),
             (max_disk, max_upload),
+            carry_patience,
         )
 
 
@@ -150,6 +160,7 @@ def _run(
     quiet: bool,
     preferences: tuple[float, str | None, int, float | None],
     caps_gb: tuple[float | None, float | None],
+    carry_patience_s: float,
 ) -> None:
     from node.preflight import check_cpu
 
@@ -209,6 +220,7 @@ def _run(
             max_disk_bytes=None if caps_gb[0] is None else int(caps_gb[0] * GB),
             max_upload_bytes_per_day=None if caps_gb[1] is None else int(caps_gb[1] * GB),
         ),
+        carry_patience_s=carry_patience_s,
     )
     logger = json_logger(f"shardwork.node.{address[:10]}")
     progress, on_progress = _progress_bar(quiet)

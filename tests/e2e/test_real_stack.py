@@ -75,8 +75,11 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_and_the_liar_slashed(
     for name, index in WALLETS.items():
         net.wallet(name, index, stake=None if name == "poster" else 1000, verifier=name.startswith("verifier"))
     # Quorum 5: the coordinator's two verifiers and the three independent ones must all attest every verdict.
+    # Every task is checked (no decay with reputation), so each of honest2's commits but the one the liar
+    # contests gets a quorum verdict: the emulated verifier's judgement of this machine's class is not left
+    # to the draw.
     spec = net.home / "spec.toml"
-    spec.write_text(bounty_toml(keys[2].address, quorum=5, verify_window_s=120))
+    spec.write_text(bounty_toml(keys[2].address, quorum=5, verify_window_s=120, min_check_probability=1.0))
     posted = json.loads(net.cli("poster", "bounty", "post", str(spec), "--wallet", "poster", "--yes", "--json"))
     bounty_id = posted["bounty_id"]
 
@@ -86,9 +89,15 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_and_the_liar_slashed(
     net.verifier("verifier2")
     net.verifier("verifier3")
     time.sleep(3)  # the faker gets a head start, so it surely takes tasks
+    # honest2 starts paused (`node pause`, a file in its work directory) beside the emulated volunteer and is
+    # resumed once that one has committed: the emulated volunteer surely works, and honest2, started by then,
+    # competes from the first open task on (CI once saw it start too late for round 0 and commit only once).
+    (net.home / "honest2").mkdir()
+    net.cli("honest2", "node", "pause", "--work-dir", str(net.home / "honest2"))
     net.node("honest1", emulated=True)
-    _wait_for_commit(net, keys[5].address, deadline_s=300)  # the emulated volunteer commits before ours competes
     net.node("honest2")
+    _wait_for_commit(net, keys[5].address, deadline_s=300)
+    net.cli("honest2", "node", "resume", "--work-dir", str(net.home / "honest2"))
     secrets = [PASSWORD, *(k.key.hex() for k in keys), *(k.key.hex().removeprefix("0x") for k in keys)]
     deadline = time.monotonic() + 600
     while True:
@@ -115,13 +124,13 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_and_the_liar_slashed(
     assert (trace.numerics.profile, trace.numerics.kernels) == (NATIVE, "AVX2")  # another class than ours
     # The emulated verifier judged both classes: its own volunteer's commits and this machine's. This machine's
     # class is honest2's and the faker's (a PASS on a faker's commit judged the half of its segments it
-    # trained); the liar may have contested every checked commit of honest2's, and a contested task is ruled
-    # by the referee, not by a quorum.
+    # trained); the liar contests honest2's first commit, which the referee rules, not a quorum.
     committed_by = {int(e["args"]["taskId"]): e["args"]["volunteer"] for e in market.logs("TaskCommitted", 0)}
     verdicts = market.logs("VerdictAttested", 0, filters={"verifier": keys[8].address})
     judged = {committed_by[int(v["args"]["taskId"])] for v in verdicts if v["args"]["passed"]}
     assert keys[5].address in judged
-    assert judged & {keys[6].address, keys[FAKER].address}, judged
+    by_honest2 = [t for t, v in committed_by.items() if v == keys[6].address]
+    assert judged & {keys[6].address, keys[FAKER].address}, f"honest2 committed {len(by_honest2)} tasks; {judged}"
     for independent in (keys[10], keys[11]):  # the other independent verifiers attested too
         assert market.logs("VerdictAttested", 0, filters={"verifier": independent.address})
 

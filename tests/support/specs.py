@@ -24,7 +24,7 @@ coordinator = "{coordinator}"
 FAST_TERMS = """\
 segments_per_check = 2
 check_probability = 1.0
-min_check_probability = 0.5
+min_check_probability = {min_check_probability}
 challenge_window_s = 5
 verify_window_s = {verify_window_s}
 quorum = {quorum}
@@ -43,6 +43,7 @@ def bounty_toml(
     fast: bool = True,
     verify_window_s: int = 30,
     quorum: int = 2,
+    min_check_probability: float = 0.5,
     batch_size: int | None = 32,
     base_model: str | None = None,
     dataset: str | None = None,
@@ -62,7 +63,11 @@ def bounty_toml(
         stake=stake,
         coordinator=coordinator,
     )
-    return text + (FAST_TERMS.format(verify_window_s=verify_window_s, quorum=quorum) if fast else "")
+    return text + (
+        FAST_TERMS.format(verify_window_s=verify_window_s, quorum=quorum, min_check_probability=min_check_probability)
+        if fast
+        else ""
+    )
 
 
 def small_spec(**overrides: object) -> TrainingSpec:
