@@ -150,7 +150,7 @@ class PaymentOut(_Out):
     block: int
     account: str
     amount: str
-    kind: str  # ledger.earnings.KINDS: "task reward", "verifier fee", "referee fee", "challenge", "other"
+    kind: str  # one of ledger.earnings.KINDS ("task reward", "verifier fee", "challenge", "compensation", …)
     task_id_hex: str
 
 

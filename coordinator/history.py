@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.earnings import kind_of
+from ledger.earnings import credit_kinds
 from ledger.index import Event
 from ledger.market import split_task_id
 
@@ -71,12 +71,13 @@ def bounty_history(events: list[Event]) -> dict[str, Any]:
     for row in attempts:
         for key in ("_review", "_steps", "_ruled_wrong", "_forfeited"):
             del row[key]
+    kinds = {key: kind for task_events in by_task.values() for key, kind in credit_kinds(task_events).items()}
     payments = [
         {
             "block": e.block,
             "account": e.args["account"],
             "amount": str(e.args["amount"]),
-            "kind": kind_of(by_task.get(int(e.args["taskId"]), []), str(e.args["account"])),
+            "kind": kinds[(e.tx, e.log_index)],
             "task_id_hex": hex(int(e.args["taskId"])),
         }
         for e in events

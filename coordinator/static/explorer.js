@@ -6,7 +6,7 @@ const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt
 const short = (a) => esc(a.slice(0, 8) + "…" + a.slice(-4));
 const volunteerLink = (a) => `<a href="/volunteer/${esc(a)}" title="${esc(a)}"><code>${short(a)}</code></a>`;
 const bountyLink = (id) => `<a href="/bounty/${id}">bounty ${id}</a>`;
-const KIND_COLORS = {"task reward": "#2a7", "verifier fee": "#36c", "referee fee": "#a6c", "challenge": "#c63", "other": "#999"};
+const KIND_COLORS = {"task reward": "#2a7", "verifier fee": "#36c", "referee fee": "#a6c", "challenge": "#c63", "compensation": "#c9a227", "other": "#999"};
 
 // A line chart with titled axes; `series` is [{label, points: [{x, y}], color}]. Static: no animation, so what a
 // screenshot or a test sees is the finished chart. The canvas records how many points it drew.

@@ -18,6 +18,8 @@ from devtools.anvil import Anvil
 from judge.commit import audit_commit
 from judge.context import ChainView
 from judge.game import segment_claim
+from ledger.earnings import earnings
+from ledger.index import EventIndex
 from ledger.market import GameTurn, TaskStatus, task_id_of
 from node.daemon import NodeDaemon, NodeOptions
 from node.trainer import Trainer, train_task
@@ -81,6 +83,14 @@ def test_a_verifier_who_contests_honest_work_loses_its_stake_to_the_volunteer(
     assert m.coordinator.task(task_id).status == TaskStatus.COMMITTED  # the honest work goes on to be accepted
     assert m.coordinator.claimable(daemon.market.address) == STAKE // 2
     assert liar.stake_of(liar.address).bonded == 1_000 * TOKEN - STAKE
+    assert _kinds(m, tmp_path, daemon.market.address) == {"compensation": STAKE // 2}  # not a task reward
+
+
+def _kinds(m: Marketplace, tmp_path: Path, account: str) -> dict[str, int]:
+    """`account`'s earnings by kind, as `shardwork rewards` reads them from the event index."""
+    index = EventIndex(tmp_path / "index.sqlite", m.coordinator)
+    index.sync()
+    return {row.kind: row.amount for row in earnings(index, account).rows}
 
 
 def test_a_faker_is_proven_wrong_at_one_step_and_its_challenger_is_paid(
@@ -100,6 +110,7 @@ def test_a_faker_is_proven_wrong_at_one_step_and_its_challenger_is_paid(
     assert m.coordinator.task(task_id).status == TaskStatus.OPEN
     assert verifier_market.stake_of(verifier_market.address).locked == 0
     assert m.coordinator.claimable(verifier_market.address) == STAKE // 2
+    assert _kinds(m, tmp_path, verifier_market.address) == {"challenge": STAKE // 2}
     ruled = m.coordinator.market.events.GameRuled().get_logs(from_block=0)
     assert [e["args"]["stepCorrect"] for e in ruled] == [False]
 
