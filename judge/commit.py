@@ -16,7 +16,7 @@ from protocol.compression import CompressedUpdate, send
 from protocol.errors import ContentError, ContentMissing
 from protocol.manifests import TraceManifest, trace_manifest_limit
 from protocol.tensors import Tensors, canonical_hash, hash_as_read, tensors_cid, to_bytes
-from protocol.training import MODEL_PREFIX, inner_state
+from protocol.training import MODEL_PREFIX, deterministic, inner_state
 from protocol.verify import (
     SegmentVerdict,
     checkpoint_limit,
@@ -199,9 +199,10 @@ def check_derivation(view: ChainView, audit: CommitAudit, last: Tensors) -> None
     task_id, trace = audit.task_id, audit.trace
     ctx = view.round_of_task(task_id)
     compression = ctx.spec.compression
-    weights = view.round_weights(ctx)
-    delta = {n: last[MODEL_PREFIX + n] - w for n, w in weights.items()}
-    sent = send(delta, view.update_error(task_id, trace.fresh_start), compression)
+    weights, error = view.round_weights(ctx), view.update_error(task_id, trace.fresh_start)
+    with deterministic(ctx.spec.replay):  # on the spec's threads, as the trainer sends it (node.trainer.train_task)
+        delta = {n: last[MODEL_PREFIX + n] - w for n, w in weights.items()}
+        sent = send(delta, error, compression)
     if canonical_hash(sent.content) != audit.commit.update_hash:
         audit.problems.append(
             "update is not the last checkpoint − the round's model"
