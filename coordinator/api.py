@@ -160,14 +160,19 @@ class Explorer:
 
     def _trace(self, trace_cid: str, spec: TrainingSpec | None) -> dict[str, Any] | None:
         """What the explorer shows of a commit's trace manifest (read bounded by the spec): the numeric environment
-        it records and its training loss per step. None when unreadable."""
+        it records, its training loss per step, and whether it started without its shard's carried state. None
+        when unreadable."""
         if spec is None:
             return None
         if trace_cid not in self._traces:
             limit = trace_manifest_limit(spec.steps_per_task, spec.segments)
             try:
                 trace = TraceManifest.parse(self.store.get(trace_cid, max_bytes=limit), limit)
-                self._traces[trace_cid] = {"numerics": trace.numerics.model_dump(), "losses": trace.losses}
+                self._traces[trace_cid] = {
+                    "numerics": trace.numerics.model_dump(),
+                    "losses": trace.losses,
+                    "fresh_start": trace.fresh_start,
+                }
             except ContentError:
                 self._traces[trace_cid] = None
             except StoreUnavailable:
@@ -328,6 +333,7 @@ class Explorer:
                 trace = attempt["trace_cid"] and self._trace(attempt["trace_cid"], spec)
                 attempt["losses"] = trace["losses"] if trace else None
                 attempt["numerics"] = trace["numerics"] if trace else None
+                attempt["fresh_start"] = trace["fresh_start"] if trace else None
             bounties[bounty_id] = {
                 "bounty_id": bounty_id,
                 "status": b.status.name.lower(),

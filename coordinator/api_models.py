@@ -143,6 +143,8 @@ class AttemptOut(_Out):
     trace_cid: str | None
     losses: list[float] | None = None  # training loss per step, from the trace manifest (None: not committed/readable)
     numerics: Numerics | None = None  # the numeric class its trace manifest records
+    # Trained from a fresh optimizer: its shard's carried state was not served (TraceManifest.fresh_start).
+    fresh_start: bool | None = None
     reason: str | None = None  # why it was slashed or expired
 
 

@@ -311,6 +311,8 @@ def test_the_explorers_bounty_and_volunteer_pages_show_the_demos_history_with_ch
         assert reasons[by_role["lazy"]] == "a FAIL quorum of verifiers, confirmed by the referee's replay"
         assert reasons[by_role["faker"]].startswith("it lost a bisection game: the referee recomputed step")
         assert all(a["numerics"]["fingerprint"] for a in history["attempts"] if a["outcome"] == "accepted")
+        # Every shard's carried optimizer state was served (the demo's parties share one store): none started fresh.
+        assert all(a["fresh_start"] is False for a in history["attempts"] if a["outcome"] == "accepted")
         escrow = history["escrow"]
         assert (
             escrow[0]["events"] == ["BountyPosted"]
