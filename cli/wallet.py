@@ -379,7 +379,8 @@ def register_money_commands(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Rewards credited to an account and not yet claimed, and everything it earned, per bounty and kind:
-        task rewards, verifier fees, referee fees, challenges won."""
+        task rewards, verifier fees, referee fees, challenges won, compensation from a challenger who lost its game
+        over your work."""
         with _errors(as_json):
             from ledger.amounts import format_amount
             from ledger.earnings import earnings
