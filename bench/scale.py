@@ -24,7 +24,9 @@ through a log of what it read. Training is one task of the example (40 steps, 8 
                                    rate (min_check_probability × (1 − 0.9^segments_per_check))
   tasks_to_99pct_detection         how many such tasks make its detection ≥ 99%
   trace_cpu_overhead               the trainer's process CPU (checkpoint writer included) ÷ a plain PyTorch loop's:
-                                   the median of --repeats side-by-side pairs (trace_cpu_overhead_range: min, max)
+                                   the median of --repeats side-by-side pairs (trace_cpu_overhead_range: min, max);
+                                   trace_cpu_overhead_accounted: the traced runs' process CPU ÷ their training steps'
+                                   thread CPU, an upper bound (setup counts) without a plain loop's noise
   peak_rss_over_estimate           peak RSS of a fresh process training the task from its shard (read from a file,
                                    as a volunteer reads it) ÷ protocol.footprint's estimate
   aggregate_peak_bytes_per_param   memory a close's aggregation holds beyond the round's model and velocity: the
@@ -50,6 +52,7 @@ from typing import Any
 
 from web3.types import RPCEndpoint
 
+import node.trainer as trainer_module
 from bench.pol import _plain_loop
 from content.store import ContentStore, LocalStore
 from devtools.anvil import Anvil
@@ -191,21 +194,47 @@ def _task(spec: TrainingSpec, shard: Tensors) -> TaskInput:
 
 def trace_overhead(spec: TrainingSpec, shard: Tensors, repeats: int) -> dict[str, float]:
     """The trainer's process CPU over a plain loop's, same model, data and steps: `repeats` side-by-side pairs after
-    a warm-up pair, interleaved so this VM's drift hits both sides alike; the median pair's ratio, and the spread."""
+    a warm-up pair, interleaved so this VM's drift hits both sides alike; the median pair's ratio, and the spread.
+    Also, from the traced runs alone, the median of their process CPU over the CPU their training thread spent in
+    the training steps (`accounted`): everything else counts, the trace's own work (serializing, hashing, writing,
+    the update) and the setup a plain loop pays too (model and optimizer), so it is an upper bound without the
+    plain loop's run-to-run noise, though blind to any slowdown the trace causes inside the steps."""
     task = _task(spec, shard)
+    run_steps, in_steps = trainer_module.run_steps, 0.0
 
-    def traced() -> float:
-        with tempfile.TemporaryDirectory() as tmp:
-            began = time.process_time()
-            train_task(task, LocalStore(Path(tmp) / "store"), Path(tmp) / "work")
-            return time.process_time() - began
+    def timed_steps(*args: Any, **kwargs: Any) -> list[float]:
+        nonlocal in_steps
+        began = time.thread_time()  # the training thread (the spec pins torch to it); the writer's work is apart
+        try:
+            return run_steps(*args, **kwargs)
+        finally:
+            in_steps += time.thread_time() - began
+
+    def traced() -> tuple[float, float]:
+        nonlocal in_steps
+        in_steps = 0.0
+        trainer_module.run_steps = timed_steps
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                began = time.process_time()
+                train_task(task, LocalStore(Path(tmp) / "store"), Path(tmp) / "work")
+                return time.process_time() - began, in_steps
+        finally:
+            trainer_module.run_steps = run_steps
 
     _plain_loop(task), traced()  # warm caches and the allocator
-    ratios = []
+    ratios, accounted = [], []
     for _ in range(repeats):
         plain = _plain_loop(task)[1]
-        ratios.append(traced() / plain)
-    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+        total, steps = traced()
+        ratios.append(total / plain)
+        accounted.append(total / steps)
+    return {
+        "median": statistics.median(ratios),
+        "min": min(ratios),
+        "max": max(ratios),
+        "accounted": statistics.median(accounted),
+    }
 
 
 def peak_rss_mb(size: str, shard: Tensors) -> float:
@@ -260,6 +289,7 @@ def measure(arena: Arena, size: str, log: bool, repeats: int) -> dict[str, Any]:
     overhead = trace_overhead(spec, shard, repeats)
     row["trace_cpu_overhead"] = round(overhead["median"], 4)
     row["trace_cpu_overhead_range"] = [round(overhead["min"], 4), round(overhead["max"], 4)]
+    row["trace_cpu_overhead_accounted"] = round(overhead["accounted"], 4)
     row["peak_rss_over_estimate"] = round(peak_rss_mb(size, shard) / step_memory_mb(spec), 3)
     row["aggregate_peak_bytes_per_param"] = round(aggregate_peak(spec, 4), 3)
     row["measured"] = {k: [round(x, 3) for x in v] if isinstance(v, list) else round(v, 3) for k, v in costs.items()}
