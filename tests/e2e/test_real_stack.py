@@ -91,8 +91,8 @@ def test_bounty_completes_on_the_real_stack_with_the_faker_and_the_liar_slashed(
     time.sleep(3)  # the faker gets a head start, so it surely takes tasks
     # honest2 starts paused (`node pause`, a file in its work directory) beside the emulated volunteer and is
     # resumed once that one has committed: the emulated volunteer surely works, and honest2, started by then,
-    # competes from the first open task on (started after that commit, it came too late for round 0, committed
-    # once in round 1, and that commit was the one the liar contested: how CI failed).
+    # competes from the first open task on (in a rerun of the code CI failed on, honest2 started after that
+    # commit came too late for round 0 and committed once in round 1: the commit the liar contested).
     (net.home / "honest2").mkdir()
     net.cli("honest2", "node", "pause", "--work-dir", str(net.home / "honest2"))
     net.node("honest1", emulated=True)
