@@ -26,7 +26,10 @@ through a log of what it read. Training is one task of the example (40 steps, 8 
   trace_cpu_overhead               the trainer's process CPU (checkpoint writer included) ÷ a plain PyTorch loop's:
                                    the median of --repeats side-by-side pairs (trace_cpu_overhead_range: min, max);
                                    trace_cpu_overhead_accounted: the traced runs' process CPU ÷ their training steps'
-                                   thread CPU, an upper bound (setup counts) without a plain loop's noise
+                                   thread CPU, an upper bound (setup counts) without a plain loop's noise;
+                                   trace_work_over_steps: the trace's own work timed on the threads it runs on
+                                   (the snapshot's serialization, checkpoint 0's hash, the update, the writer
+                                   thread's hashing and writing) ÷ the training steps' thread CPU
   peak_rss_over_estimate           peak RSS of a fresh process training the task from its shard (read from a file,
                                    as a volunteer reads it) ÷ protocol.footprint's estimate
   aggregate_peak_bytes_per_param   memory a close's aggregation holds beyond the round's model and velocity: the
@@ -47,6 +50,7 @@ import sys
 import tempfile
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -198,42 +202,60 @@ def trace_overhead(spec: TrainingSpec, shard: Tensors, repeats: int) -> dict[str
     Also, from the traced runs alone, the median of their process CPU over the CPU their training thread spent in
     the training steps (`accounted`): everything else counts, the trace's own work (serializing, hashing, writing,
     the update) and the setup a plain loop pays too (model and optimizer), so it is an upper bound without the
-    plain loop's run-to-run noise, though blind to any slowdown the trace causes inside the steps."""
+    plain loop's run-to-run noise, though blind to any slowdown the trace causes inside the steps. And the trace's
+    own work timed where it runs (`work`, over the steps' CPU): the training thread's in `submit` (the snapshot's
+    serialization), `start_ref` and `publish_trace`, and the checkpoint writer thread's whole life."""
     task = _task(spec, shard)
-    run_steps, in_steps = trainer_module.run_steps, 0.0
+    originals: dict[str, Callable[..., Any]] = {
+        "run_steps": trainer_module.run_steps,
+        "start_ref": trainer_module.start_ref,
+        "publish_trace": trainer_module.publish_trace,
+    }
+    submit, writer_run = trainer_module.CheckpointWriter.submit, trainer_module.CheckpointWriter._run
+    spent = {"steps": 0.0, "trace": 0.0}
 
-    def timed_steps(*args: Any, **kwargs: Any) -> list[float]:
-        nonlocal in_steps
-        began = time.thread_time()  # the training thread (the spec pins torch to it); the writer's work is apart
-        try:
-            return run_steps(*args, **kwargs)
-        finally:
-            in_steps += time.thread_time() - began
+    def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            began = time.thread_time()  # this thread only: the writer's work is counted in its own thread
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] += time.thread_time() - began
 
-    def traced() -> tuple[float, float]:
-        nonlocal in_steps
-        in_steps = 0.0
-        trainer_module.run_steps = timed_steps
+        return wrapper
+
+    def traced() -> tuple[float, float, float]:
+        spent.update(steps=0.0, trace=0.0)
+        trainer_module.run_steps = timed("steps", originals["run_steps"])
+        trainer_module.start_ref = timed("trace", originals["start_ref"])
+        trainer_module.publish_trace = timed("trace", originals["publish_trace"])
+        trainer_module.CheckpointWriter.submit = timed("trace", submit)  # type: ignore[method-assign]
+        trainer_module.CheckpointWriter._run = timed("trace", writer_run)  # type: ignore[method-assign]
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 began = time.process_time()
                 train_task(task, LocalStore(Path(tmp) / "store"), Path(tmp) / "work")
-                return time.process_time() - began, in_steps
+                return time.process_time() - began, spent["steps"], spent["trace"]
         finally:
-            trainer_module.run_steps = run_steps
+            for name, fn in originals.items():
+                setattr(trainer_module, name, fn)
+            trainer_module.CheckpointWriter.submit = submit  # type: ignore[method-assign]
+            trainer_module.CheckpointWriter._run = writer_run  # type: ignore[method-assign]
 
     _plain_loop(task), traced()  # warm caches and the allocator
-    ratios, accounted = [], []
+    ratios, accounted, work = [], [], []
     for _ in range(repeats):
         plain = _plain_loop(task)[1]
-        total, steps = traced()
+        total, steps, trace = traced()
         ratios.append(total / plain)
         accounted.append(total / steps)
+        work.append(trace / steps)
     return {
         "median": statistics.median(ratios),
         "min": min(ratios),
         "max": max(ratios),
         "accounted": statistics.median(accounted),
+        "work": statistics.median(work),
     }
 
 
@@ -290,6 +312,7 @@ def measure(arena: Arena, size: str, log: bool, repeats: int) -> dict[str, Any]:
     row["trace_cpu_overhead"] = round(overhead["median"], 4)
     row["trace_cpu_overhead_range"] = [round(overhead["min"], 4), round(overhead["max"], 4)]
     row["trace_cpu_overhead_accounted"] = round(overhead["accounted"], 4)
+    row["trace_work_over_steps"] = round(overhead["work"], 4)
     row["peak_rss_over_estimate"] = round(peak_rss_mb(size, shard) / step_memory_mb(spec), 3)
     row["aggregate_peak_bytes_per_param"] = round(aggregate_peak(spec, 4), 3)
     row["measured"] = {k: [round(x, 3) for x in v] if isinstance(v, list) else round(v, 3) for k, v in costs.items()}
